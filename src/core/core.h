@@ -1,0 +1,173 @@
+/* Core mechanics shared by every op, mixer and model: tensors, the per-step
+ * arena, the autodiff tape, the flat parameter buffer, RNG, threads, errors.
+ *
+ * Memory model: parameters own flat storage (sl_params); every activation and
+ * every activation gradient comes from the context's arena, which is reset
+ * after each optimizer step. After the first step the arena has grown to its
+ * peak, so the training loop does no malloc. */
+#ifndef SL_CORE_H
+#define SL_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "seqlab.h"
+
+#define SL_MAX_DIMS 4
+
+/* ---------------------------------------------------------------- errors */
+/* Sets the thread's error message (printf-style) and returns code, so a
+ * failing function ends with `return sl_fail(SL_ERR_X, "file %s: ...", ...)`. */
+sl_status sl_fail(sl_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- tensor */
+typedef struct sl_tensor {
+    float *data;
+    float *grad; /* NULL until a backward pass needs it (see sl_grad) */
+    int64_t shape[SL_MAX_DIMS];
+    int ndim;
+    int64_t n; /* number of elements */
+    bool requires_grad;
+} sl_tensor;
+
+/* Product of shape[from..ndim). */
+int64_t sl_numel_from(const sl_tensor *t, int from);
+/* Last dimension, and the product of all the others ("rows"). */
+static inline int64_t sl_last(const sl_tensor *t) { return t->shape[t->ndim - 1]; }
+static inline int64_t sl_rows(const sl_tensor *t) { return t->n / sl_last(t); }
+bool sl_same_shape(const sl_tensor *a, const sl_tensor *b);
+
+/* ----------------------------------------------------------------- arena */
+/* A bump allocator. When a step needs more than the block holds, it takes
+ * overflow chunks from malloc; the next reset replaces the block with one
+ * sized to the peak, so steady-state steps never call malloc. */
+typedef struct sl_arena_chunk sl_arena_chunk;
+typedef struct sl_arena {
+    char *base;
+    size_t cap, used, peak;
+    size_t overflow_bytes;
+    sl_arena_chunk *overflow;
+} sl_arena;
+
+void sl_arena_init(sl_arena *a, size_t cap);
+void *sl_arena_alloc(sl_arena *a, size_t bytes); /* 64-byte aligned, never NULL (aborts on OOM) */
+void sl_arena_reset(sl_arena *a);
+void sl_arena_free(sl_arena *a);
+
+/* -------------------------------------------------------------------- rng */
+/* xoshiro256** seeded by splitmix64: fast, and its whole state (4 words)
+ * goes into checkpoints so a resumed run draws the same numbers. */
+typedef struct sl_rng { uint64_t s[4]; } sl_rng;
+void sl_rng_seed(sl_rng *r, uint64_t seed);
+uint64_t sl_rng_u64(sl_rng *r);
+float sl_rng_uniform(sl_rng *r);          /* [0, 1) */
+float sl_rng_normal(sl_rng *r);           /* N(0, 1) */
+uint64_t sl_rng_below(sl_rng *r, uint64_t n); /* uniform integer in [0, n) */
+
+/* ---------------------------------------------------------------- threads */
+/* One knob for OpenMP and OpenBLAS (OpenBLAS's OpenMP build uses the same
+ * pool, so the two never oversubscribe the cores). n <= 0: all cores. */
+void sl_set_threads(int n);
+int sl_get_threads(void);
+
+/* ------------------------------------------------------------------- tape */
+struct sl_ctx;
+struct sl_node;
+typedef void (*sl_backward_fn)(struct sl_ctx *ctx, const struct sl_node *node);
+
+/* One recorded op. Inputs are tensors; anything else the backward needs
+ * (integer ids, saved statistics, scalars) goes in aux/saved/iarg/farg. */
+typedef struct sl_node {
+    sl_backward_fn backward;
+    sl_tensor *out;
+    sl_tensor *in[4];
+    const void *aux;  /* caller-owned data that outlives the step (e.g. token ids) */
+    void *saved;      /* arena-owned data written by the forward */
+    int64_t iarg[6];
+    float farg[4];
+} sl_node;
+
+typedef struct sl_ctx {
+    sl_arena arena;
+    sl_node *tape;
+    size_t tape_len, tape_cap;
+    bool grad_enabled; /* record the tape */
+    bool training;     /* dropout active */
+    sl_rng rng;        /* dropout masks */
+} sl_ctx;
+
+void sl_ctx_init(sl_ctx *ctx, size_t arena_bytes);
+void sl_ctx_free(sl_ctx *ctx);
+/* Drop the tape and every activation; parameters are untouched. */
+void sl_ctx_reset(sl_ctx *ctx);
+
+/* New activation from the arena; data uninitialised, grad NULL. */
+sl_tensor *sl_tensor_new(sl_ctx *ctx, int ndim, const int64_t *shape);
+#define SL_NEW(ctx, ...) \
+    sl_tensor_new((ctx), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+/* Same shape as t, data uninitialised. */
+sl_tensor *sl_tensor_like(sl_ctx *ctx, const sl_tensor *t);
+/* A view with another shape over the same data (and grad); numel must match. */
+sl_tensor *sl_view(sl_ctx *ctx, sl_tensor *t, int ndim, const int64_t *shape);
+#define SL_VIEW(ctx, t, ...) \
+    sl_view((ctx), (t), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+float *sl_arena_floats(sl_ctx *ctx, int64_t n);
+
+/* Records an op if gradients are on and any input needs one; sets
+ * out->requires_grad accordingly. Returns the node to fill in, or NULL when
+ * nothing is recorded (the forward then skips saving anything). */
+sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_tensor *const *in);
+#define SL_RECORD(ctx, fn, out, ...) \
+    sl_record((ctx), (fn), (out), (int)(sizeof((sl_tensor *[]){__VA_ARGS__}) / sizeof(sl_tensor *)), \
+              (sl_tensor *[]){__VA_ARGS__})
+
+/* The gradient buffer of t, allocated from the arena and zeroed on first use
+ * (parameters already own theirs). Backward functions accumulate into it. */
+float *sl_grad(sl_ctx *ctx, sl_tensor *t);
+/* Seeds d(loss)/d(loss) = 1 and runs the tape backwards. loss: [1]. */
+void sl_backward(sl_ctx *ctx, sl_tensor *loss);
+/* Runs the tape backwards from out with d(out) = dout (out->n floats). */
+void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
+
+/* ---------------------------------------------------------------- params */
+typedef enum { SL_INIT_ZEROS, SL_INIT_ONES, SL_INIT_NORMAL, SL_INIT_UNIFORM } sl_init_kind;
+
+typedef struct sl_param {
+    char name[96];
+    sl_tensor t;     /* data/grad point into the flat buffers */
+    size_t offset;   /* in floats, into each flat buffer */
+    sl_init_kind init;
+    float scale;     /* std for NORMAL, half-width for UNIFORM */
+    bool decay;      /* AdamW weight decay applies (not for norms and biases) */
+} sl_param;
+
+/* All parameters of a model in one flat buffer, and one each for gradients
+ * and the two AdamW moments, so optimizer, zero-grad, grad-norm and
+ * checkpoint I/O are flat loops. */
+typedef struct sl_params {
+    sl_param **list;
+    size_t count, cap;
+    char prefix[64]; /* prepended to names while declaring ("blocks.3.mixer.") */
+    float *data, *grad, *m, *v;
+    size_t total; /* floats in each flat buffer, including alignment padding */
+} sl_params;
+
+void sl_params_init(sl_params *p);
+void sl_params_free(sl_params *p);
+/* Declares a parameter; the returned tensor's storage exists after
+ * sl_params_finalize. Names are prefix + name and must be unique. */
+sl_tensor *sl_param_add(sl_params *p, const char *name, int ndim, const int64_t *shape,
+                        sl_init_kind init, float scale, bool decay);
+#define SL_PARAM(p, name, init, scale, decay, ...)                                         \
+    sl_param_add((p), (name), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
+                 (int64_t[]){__VA_ARGS__}, (init), (scale), (decay))
+sl_status sl_params_finalize(sl_params *p);
+/* Draws every parameter from its init rule, in declaration order. */
+void sl_params_randomize(sl_params *p, sl_rng *rng);
+sl_param *sl_params_find(const sl_params *p, const char *name);
+size_t sl_params_numel(const sl_params *p); /* without padding */
+void sl_params_zero_grad(sl_params *p);
+
+#endif

@@ -1,0 +1,18 @@
+/* Error messages: one per thread, set by sl_fail, read by sl_errmsg. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/core.h"
+
+static _Thread_local char errbuf[1024];
+
+sl_status sl_fail(sl_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *sl_errmsg(void) { return errbuf[0] ? errbuf : "no error"; }

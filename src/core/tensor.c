@@ -1,0 +1,163 @@
+/* Tensors, the execution context and the autodiff tape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+int64_t sl_numel_from(const sl_tensor *t, int from)
+{
+    int64_t n = 1;
+    for (int i = from; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+bool sl_same_shape(const sl_tensor *a, const sl_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+void sl_ctx_init(sl_ctx *ctx, size_t arena_bytes)
+{
+    memset(ctx, 0, sizeof *ctx);
+    sl_arena_init(&ctx->arena, arena_bytes);
+    ctx->grad_enabled = true;
+    sl_rng_seed(&ctx->rng, 0);
+}
+
+void sl_ctx_free(sl_ctx *ctx)
+{
+    sl_arena_free(&ctx->arena);
+    free(ctx->tape);
+    memset(ctx, 0, sizeof *ctx);
+}
+
+void sl_ctx_reset(sl_ctx *ctx)
+{
+    sl_arena_reset(&ctx->arena);
+    ctx->tape_len = 0;
+}
+
+float *sl_arena_floats(sl_ctx *ctx, int64_t n)
+{
+    return sl_arena_alloc(&ctx->arena, (size_t)n * sizeof(float));
+}
+
+static sl_tensor *header(sl_ctx *ctx, int ndim, const int64_t *shape)
+{
+    if (ndim < 1 || ndim > SL_MAX_DIMS) {
+        fprintf(stderr, "seqlab: internal error: tensor with %d dims\n", ndim);
+        abort();
+    }
+    sl_tensor *t = sl_arena_alloc(&ctx->arena, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    t->n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->n *= shape[i];
+    }
+    return t;
+}
+
+sl_tensor *sl_tensor_new(sl_ctx *ctx, int ndim, const int64_t *shape)
+{
+    sl_tensor *t = header(ctx, ndim, shape);
+    t->data = sl_arena_floats(ctx, t->n);
+    return t;
+}
+
+sl_tensor *sl_tensor_like(sl_ctx *ctx, const sl_tensor *t)
+{
+    return sl_tensor_new(ctx, t->ndim, t->shape);
+}
+
+/* A view shares data and, through sl_grad, the gradient buffer; recording a
+ * node keeps the two gradients in sync in the backward pass. */
+static void view_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    float *dst = sl_grad(ctx, nd->in[0]);
+    const float *src = nd->out->grad;
+    if (dst == src) return;
+    for (int64_t i = 0; i < nd->out->n; i++) dst[i] += src[i];
+}
+
+sl_tensor *sl_view(sl_ctx *ctx, sl_tensor *t, int ndim, const int64_t *shape)
+{
+    sl_tensor *v = header(ctx, ndim, shape);
+    if (v->n != t->n) {
+        fprintf(stderr, "seqlab: internal error: view of %lld elements as %lld\n",
+                (long long)t->n, (long long)v->n);
+        abort();
+    }
+    v->data = t->data;
+    /* Share the gradient buffer when it exists so no copy is needed. */
+    if (t->requires_grad) sl_grad(ctx, t);
+    v->grad = t->grad;
+    SL_RECORD(ctx, view_backward, v, t);
+    return v;
+}
+
+sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_tensor *const *in)
+{
+    bool need = false;
+    if (ctx->grad_enabled)
+        for (int i = 0; i < nin; i++)
+            if (in[i] && in[i]->requires_grad) need = true;
+    out->requires_grad = need;
+    if (!need) return NULL;
+    if (ctx->tape_len == ctx->tape_cap) {
+        size_t cap = ctx->tape_cap ? 2 * ctx->tape_cap : 256;
+        sl_node *tape = realloc(ctx->tape, cap * sizeof *tape);
+        if (!tape) {
+            fprintf(stderr, "seqlab: out of memory growing the tape\n");
+            abort();
+        }
+        ctx->tape = tape;
+        ctx->tape_cap = cap;
+    }
+    sl_node *nd = &ctx->tape[ctx->tape_len++];
+    memset(nd, 0, sizeof *nd);
+    nd->backward = fn;
+    nd->out = out;
+    for (int i = 0; i < nin && i < 4; i++) nd->in[i] = in[i];
+    return nd;
+}
+
+float *sl_grad(sl_ctx *ctx, sl_tensor *t)
+{
+    if (!t->grad) {
+        t->grad = sl_arena_floats(ctx, t->n);
+        memset(t->grad, 0, (size_t)t->n * sizeof(float));
+    }
+    return t->grad;
+}
+
+static void run_tape(sl_ctx *ctx)
+{
+    for (size_t i = ctx->tape_len; i-- > 0;) {
+        const sl_node *nd = &ctx->tape[i];
+        /* An output nothing downstream used has no gradient to pass on. */
+        if (!nd->out->grad) continue;
+        nd->backward(ctx, nd);
+    }
+}
+
+void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout)
+{
+    if (!out->requires_grad) return;
+    float *g = sl_grad(ctx, out);
+    for (int64_t i = 0; i < out->n; i++) g[i] += dout[i];
+    run_tape(ctx);
+}
+
+void sl_backward(sl_ctx *ctx, sl_tensor *loss)
+{
+    if (!loss->requires_grad) return;
+    float *g = sl_grad(ctx, loss);
+    for (int64_t i = 0; i < loss->n; i++) g[i] = 1.0f;
+    run_tape(ctx);
+}

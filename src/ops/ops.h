@@ -1,0 +1,93 @@
+/* Differentiable primitives. Each op allocates its output from the context's
+ * arena, records itself on the tape when gradients are on, and has its
+ * hand-written backward beside its forward in the same file. Fast paths keep
+ * their naive reference (suffix _ref) next to them; tests compare the two and
+ * check every backward by finite differences.
+ *
+ * Shapes: B batch, T time, D model width, H heads, V vocabulary. "[..., D]"
+ * means any leading dims, flattened to rows. */
+#ifndef SL_OPS_H
+#define SL_OPS_H
+
+#include "core/core.h"
+
+/* ---- matmul.c ---------------------------------------------------------- */
+/* y = x W^T + b. x: [..., K], w: [N, K] (PyTorch's Linear layout), b: [N] or
+ * NULL; y: [..., N]. One sgemm forward, two backward (dx, dW), row sums (db). */
+sl_tensor *sl_linear(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b);
+/* Batched matmul C[i] = op(A[i]) op(B[i]), op = transpose when ta/tb.
+ * a: [Bt, M, K] (or [K, M] when ta), b: [Bt, K, N] (or [N, K] when tb),
+ * 2-D inputs are a batch of one; c: [Bt, M, N]. */
+sl_tensor *sl_matmul(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, bool ta, bool tb);
+/* Naive triple-loop reference of C = op(A) op(B) for row-major float
+ * matrices; beta = 0 overwrites C, 1 accumulates. */
+void sl_gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                 const float *B, float beta, float *C);
+/* The fast path behind every op here: OpenBLAS sgemm (sgemv when M == 1). */
+void sl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+             const float *B, float beta, float *C);
+
+/* ---- elementwise.c ----------------------------------------------------- */
+sl_tensor *sl_add(sl_ctx *ctx, sl_tensor *a, sl_tensor *b); /* same shape */
+sl_tensor *sl_mul(sl_ctx *ctx, sl_tensor *a, sl_tensor *b); /* same shape */
+sl_tensor *sl_scale(sl_ctx *ctx, sl_tensor *a, float s);
+
+/* ---- norm.c -------------------------------------------------------------- */
+/* LayerNorm over the last dim. x: [..., D], w: [D], b: [D] or NULL. */
+sl_tensor *sl_layernorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b, float eps);
+/* RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * w. x: [..., D], w: [D]. */
+sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps);
+
+/* ---- activation.c -------------------------------------------------------- */
+/* GELU, tanh approximation (PyTorch's approximate='tanh'). */
+sl_tensor *sl_gelu(sl_ctx *ctx, sl_tensor *x);
+sl_tensor *sl_silu(sl_ctx *ctx, sl_tensor *x);
+/* x: [..., 2F] -> silu(x[..., :F]) * x[..., F:]: [..., F]. */
+sl_tensor *sl_swiglu(sl_ctx *ctx, sl_tensor *x);
+
+/* ---- softmax.c ----------------------------------------------------------- */
+/* Softmax over the last dim. */
+sl_tensor *sl_softmax(sl_ctx *ctx, sl_tensor *x);
+
+/* ---- embedding.c --------------------------------------------------------- */
+/* w: [V, D], ids: [B*T] -> [B, T, D]. Ids must lie in [0, V) (callers check). */
+sl_tensor *sl_embedding(sl_ctx *ctx, sl_tensor *w, const int32_t *ids, int64_t B, int64_t T);
+
+/* ---- loss.c -------------------------------------------------------------- */
+/* Mean cross-entropy over positions whose target != ignore_index.
+ * logits: [..., V], targets: one per row. Returns [1]; 0 if every target is
+ * ignored. */
+sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targets,
+                            int32_t ignore_index);
+
+/* ---- dropout.c ----------------------------------------------------------- */
+/* Inverted dropout with ctx->rng; the identity when !ctx->training or p == 0. */
+sl_tensor *sl_dropout(sl_ctx *ctx, sl_tensor *x, float p);
+
+/* ---- position.c ---------------------------------------------------------- */
+/* x + pos[pos0 .. pos0+T). x: [B, T, D], pos: [Tmax, D]. */
+sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0);
+/* Rotary embedding on the q and k thirds of a packed projection.
+ * qkv: [B, T, 3*H*dh] laid out (q | k | v), each [H, dh]; pairs (i, i + dh/2)
+ * of each head rotate by angle (pos0 + t) * theta^(-2i/dh); v passes through. */
+sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta);
+/* The same rotation on one vector of H heads, in place (for step()). x: [H*dh]. */
+void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta);
+
+/* ---- attention.c --------------------------------------------------------- */
+/* Fused multi-head scaled dot-product attention with an online softmax, tiled
+ * so memory is O(T) per head (no T x T buffer), forward and backward.
+ * qkv: [B, T, 3*H*dh] packed (q | k | v); out: [B, T, H*dh].
+ * causal: key j visible to query i iff j <= i; window > 0 also requires
+ * i - j < window. Scale 1/sqrt(dh). Work is split over B x H. */
+sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window);
+/* The obvious O(T^2)-memory reference (forward only) on the same layout. */
+void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh,
+                      bool causal, int64_t window, float *out);
+/* One query against a KV cache: q: [H*dh], kc, vc: [Tk, H*dh] (rows are the
+ * positions 0..Tk-1; the query sits at position Tk-1), out: [H*dh].
+ * scratch: at least Tk floats. */
+void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk,
+                         int64_t H, int64_t dh, int64_t window, float *scratch, float *out);
+
+#endif

@@ -1,0 +1,98 @@
+/* Finite-difference gradient check for any op or composition of ops.
+ *
+ * The scalar probed is L = sum_i r_i out_i with fixed random weights r,
+ * accumulated in double. Each input element (up to max_probe of them, spread
+ * evenly) is moved by +-h and dL/dx = (L+ - L-) / 2h, computed in double, is
+ * compared with the tape's gradient. Ops run in float32, so h must be large
+ * enough for the float rounding of out to stay small against h. */
+#ifndef SL_GRADCHECK_H
+#define SL_GRADCHECK_H
+
+#include <string.h>
+
+#include "check.h"
+#include "core/core.h"
+
+typedef sl_tensor *(*gc_fn)(sl_ctx *ctx, sl_tensor **in, void *arg);
+
+/* A leaf tensor with malloc'd data and grad, filled with N(0, scale). */
+static inline sl_tensor *gc_leaf(sl_rng *rng, float scale, int ndim, const int64_t *shape)
+{
+    sl_tensor *t = calloc(1, sizeof *t);
+    t->ndim = ndim;
+    t->n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->n *= shape[i];
+    }
+    t->data = malloc((size_t)t->n * sizeof(float));
+    t->grad = calloc((size_t)t->n, sizeof(float));
+    for (int64_t i = 0; i < t->n; i++) t->data[i] = scale * sl_rng_normal(rng);
+    t->requires_grad = true;
+    return t;
+}
+#define GC_LEAF(rng, scale, ...) \
+    gc_leaf((rng), (scale), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+
+static inline void gc_free(sl_tensor *t)
+{
+    free(t->data);
+    free(t->grad);
+    free(t);
+}
+
+static inline double gc_loss(gc_fn f, sl_tensor **in, void *arg, const float *r, int64_t *nout)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    ctx.grad_enabled = false;
+    sl_tensor *out = f(&ctx, in, arg);
+    double L = 0;
+    for (int64_t i = 0; i < out->n; i++) L += (double)r[i] * out->data[i];
+    if (nout) *nout = out->n;
+    sl_ctx_free(&ctx);
+    return L;
+}
+
+/* Checks d/d(in[k]) for every k with requires_grad. Returns true when all
+ * probed elements satisfy |analytic - numeric| <= atol + rtol |numeric|. */
+static inline bool gradcheck(const char *name, gc_fn f, sl_tensor **in, int nin, void *arg,
+                             float h, double atol, double rtol, int64_t max_probe)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 1234);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    for (int k = 0; k < nin; k++)
+        if (in[k]->requires_grad) memset(in[k]->grad, 0, (size_t)in[k]->n * sizeof(float));
+    sl_tensor *out = f(&ctx, in, arg);
+    float *r = malloc((size_t)out->n * sizeof(float));
+    for (int64_t i = 0; i < out->n; i++) r[i] = sl_rng_normal(&rng);
+    sl_backward_with(&ctx, out, r);
+    bool ok = true;
+    for (int k = 0; k < nin; k++) {
+        sl_tensor *t = in[k];
+        if (!t->requires_grad) continue;
+        int64_t stride = t->n > max_probe ? t->n / max_probe : 1;
+        for (int64_t i = 0; i < t->n; i += stride) {
+            float x0 = t->data[i];
+            t->data[i] = x0 + h;
+            double Lp = gc_loss(f, in, arg, r, NULL);
+            t->data[i] = x0 - h;
+            double Lm = gc_loss(f, in, arg, r, NULL);
+            t->data[i] = x0;
+            double num = (Lp - Lm) / (2.0 * h), ana = t->grad[i];
+            if (!(fabs(ana - num) <= atol + rtol * fabs(num))) {
+                if (ok)
+                    fprintf(stderr, "  %s: d input %d [%lld]: analytic %.7g numeric %.7g\n", name,
+                            k, (long long)i, ana, num);
+                ok = false;
+            }
+        }
+    }
+    free(r);
+    sl_ctx_free(&ctx);
+    return ok;
+}
+
+#endif
