@@ -1,0 +1,38 @@
+/* Branch-free float exp and tanh that GCC vectorises inside `omp simd` loops.
+ * libm's expf/tanhf are scalar calls: in GELU, softmax and attention they
+ * alone would cost more than the GEMMs around them.
+ *
+ * sl_expf: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial
+ * for e^r, and 2^n built in the exponent bits. Relative error < 2e-7 over
+ * [-87, 88]; inputs are clamped to [-87.3, 88.7] (results ~1e-38 and ~3e38). */
+#ifndef SL_FASTMATH_H
+#define SL_FASTMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+static inline float sl_expf(float x)
+{
+    x = x < -87.33654f ? -87.33654f : x;
+    x = x > 88.72283f ? 88.72283f : x;
+    float n = __builtin_roundf(x * 1.44269504088896341f);
+    float r = x - n * 0.693145751953125f; /* ln2 split hi/lo: exact product */
+    r = r - n * 1.428606765330187e-06f;
+    float p = 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return p * s; /* the clamp keeps n >= -126, so s stays a normal float */
+}
+
+/* tanh(x) = 1 - 2 / (e^{2x} + 1), exact at the saturated ends. */
+static inline float sl_tanhf(float x) { return 1.0f - 2.0f / (sl_expf(2.0f * x) + 1.0f); }
+
+static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + sl_expf(-x)); }
+
+#endif
