@@ -1,0 +1,73 @@
+/* Option parsing and error reporting shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_error(const char *cmd)
+{
+    fprintf(stderr, "seqlab %s: error: %s\n", cmd, sl_errmsg());
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "seqlab %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see `seqlab %s --help`)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+bool cli_flag(const char *arg, const char *name)
+{
+    return strncmp(arg, "--", 2) == 0 && strcmp(arg + 2, name) == 0;
+}
+
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, n) != 0) return false;
+    if (a[2 + n] == '=') {
+        *value = a + 3 + n;
+        return true;
+    }
+    if (a[2 + n] != '\0') return false;
+    *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return true;
+}
+
+bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || end == v || *end || errno || x < lo) {
+        cli_usage_error(cmd, "--%s: expected an integer >= %lld, got \"%s\"", opt, (long long)lo,
+                        v ? v : "");
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+bool cli_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || errno || !(x >= lo && x <= hi)) {
+        cli_usage_error(cmd, "--%s: expected a number in [%g, %g], got \"%s\"", opt, lo, hi,
+                        v ? v : "");
+        return false;
+    }
+    *out = x;
+    return true;
+}

@@ -1,0 +1,29 @@
+/* Shared pieces of the `seqlab` subcommands. */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "seqlab.h"
+
+/* Prints "seqlab CMD: error: <sl_errmsg()>" and returns 1 (the exit code). */
+int cli_error(const char *cmd);
+/* Prints "seqlab CMD: error: <fmt...>" and returns 2 (usage errors). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option scanning: "--name=value" or "--name value". On a match of name,
+ * *value is set (advancing *i past a separate value) and true returned. */
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+bool cli_flag(const char *arg, const char *name);
+/* Parses an integer / number option value, naming the option on failure. */
+bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out);
+bool cli_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_mixers(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,182 @@
+/* seqlab bench: training-step speed at the nanoGPT character shape, with
+ * the GEMM floor of the same step and, with --compare, PyTorch's step from
+ * tools/bench_torch.py on the same thread count. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "model/model.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int64_t n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void bench_config(sl_config *c)
+{
+    sl_config_defaults(c);
+    c->vocab_size = 65;
+    c->n_layers = 6;
+    c->d_model = 384;
+    c->n_heads = 6;
+    c->max_seq_len = 256;
+    c->seq_len = 256;
+    c->batch_size = 16;
+    c->steps = 1000;
+    c->warmup_steps = 10;
+}
+
+/* Every GEMM of one training step, as separate sgemm calls: per linear
+ * layer y = x W^T, dx = dy W, dW = dy^T x; attention as PyTorch does it,
+ * full T x T score matrices (QK^T, PV forward; dP, dV, dQ, dK backward). */
+static double gemm_floor(const sl_config *c, int reps)
+{
+    int64_t BT = c->batch_size * c->seq_len, D = c->d_model, F = 4 * D, V = c->vocab_size;
+    int64_t T = c->seq_len, dh = D / c->n_heads, BH = c->batch_size * c->n_heads;
+    struct { int64_t in, out, times; } lin[] = {
+        {D, 3 * D, c->n_layers}, {D, D, c->n_layers}, {D, F, c->n_layers}, {F, D, c->n_layers},
+        {D, V, 1},
+    };
+    size_t big = (size_t)(BT * F > BT * 3 * D ? BT * F : BT * 3 * D);
+    float *x = calloc(big, 4), *y = calloc(big, 4), *w = calloc((size_t)(F * D), 4);
+    float *s = calloc((size_t)(T * T), 4), *q = calloc((size_t)(T * dh), 4), *o = calloc((size_t)(T * dh), 4);
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (size_t k = 0; k < sizeof lin / sizeof lin[0]; k++)
+            for (int64_t l = 0; l < lin[k].times; l++) {
+                int64_t in = lin[k].in, out = lin[k].out;
+                sl_gemm(false, true, BT, out, in, x, w, 0, y);
+                sl_gemm(false, false, BT, in, out, y, w, 0, x);
+                sl_gemm(true, false, out, in, BT, y, x, 0, w);
+            }
+#pragma omp parallel for
+        for (int64_t i = 0; i < c->n_layers * BH; i++) {
+            float *ss = malloc((size_t)(T * T) * 4), *oo = malloc((size_t)(T * dh) * 4);
+            sl_gemm(false, true, T, T, dh, q, q, 0, ss);  /* S = Q K^T */
+            sl_gemm(false, false, T, dh, T, ss, q, 0, oo); /* O = P V */
+            sl_gemm(false, true, T, T, dh, q, q, 0, ss);  /* dP = dO V^T */
+            sl_gemm(true, false, T, dh, T, ss, q, 0, oo);  /* dV = P^T dO */
+            sl_gemm(false, false, T, dh, T, ss, q, 0, oo); /* dQ = dS K */
+            sl_gemm(true, false, T, dh, T, ss, q, 0, oo);  /* dK = dS^T Q */
+            free(ss);
+            free(oo);
+        }
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    free(x), free(y), free(w), free(s), free(q), free(o);
+    return best;
+}
+
+static void help(void)
+{
+    printf("usage: seqlab bench [--threads N] [--steps N] [--compare]\n\n"
+           "Times full training steps (forward, loss, backward, clip, AdamW) of the nanoGPT\n"
+           "character shape: 6 layers, d_model 384, 6 heads, context 256, vocab 65,\n"
+           "batch 16, fp32. Prints the median ms/step, tokens/s and achieved GFLOP/s with\n"
+           "FLOPs = 6 * params * tokens + 6 * layers * batch * T^2 * d_model (attention,\n"
+           "no causal discount), and the GEMM floor: the step's GEMMs alone as OpenBLAS\n"
+           "sgemm calls. --compare also runs tools/bench_torch.py (PyTorch, same threads).\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int64_t threads = 0, steps = 10;
+    bool compare = false;
+    const char *v;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "help")) {
+            help();
+            return 0;
+        } else if (cli_opt(argc, argv, &i, "threads", &v)) {
+            if (!cli_int("bench", "threads", v, 0, &threads)) return 2;
+        } else if (cli_opt(argc, argv, &i, "steps", &v)) {
+            if (!cli_int("bench", "steps", v, 1, &steps)) return 2;
+        } else if (cli_flag(argv[i], "compare")) {
+            compare = true;
+        } else {
+            return cli_usage_error("bench", "unknown option %s", argv[i]);
+        }
+    }
+    sl_set_threads((int)threads);
+    sl_config c;
+    bench_config(&c);
+    sl_model m;
+    if (sl_model_create(&m, &c)) return cli_error("bench");
+    sl_model_init_weights(&m, 1);
+    int64_t B = c.batch_size, T = c.seq_len, n = B * T;
+    int32_t *tok = malloc((size_t)n * 2 * sizeof *tok), *tgt = tok + n;
+    sl_rng rng;
+    sl_rng_seed(&rng, 7);
+    for (int64_t i = 0; i < 2 * n; i++) tok[i] = (int32_t)sl_rng_below(&rng, (uint64_t)c.vocab_size);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 64u << 20);
+    double *ms = malloc((size_t)steps * sizeof *ms), loss = 0;
+    for (int64_t s = -2; s < steps; s++) {
+        double t0 = now();
+        sl_params_zero_grad(&m.params);
+        sl_ctx_reset(&ctx);
+        sl_tensor *l = sl_model_loss(&m, &ctx, tok, tgt, B, T);
+        sl_backward(&ctx, l);
+        sl_clip_grad(&m.params, c.grad_clip);
+        sl_adamw_step(&m.params, &c, s + 2, sl_lr_at(&c, s + 2));
+        loss = l->data[0];
+        if (s >= 0) ms[s] = 1000 * (now() - t0);
+    }
+    double med = median(ms, steps), params = (double)sl_params_numel(&m.params);
+    double flops = 6 * params * (double)n + 6.0 * (double)(c.n_layers * B * T * T * c.d_model);
+    double floor_ms = 1000 * gemm_floor(&c, 3);
+    int nt = sl_get_threads();
+    printf("seqlab bench: nanoGPT char shape, %.2fM params, %d threads, %lld steps (loss %.3f)\n",
+           params / 1e6, nt, (long long)steps, loss);
+    printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s\n", med, (double)n / (med / 1000),
+           flops / (med / 1000) / 1e9);
+    printf("  GEMM floor %.1f ms (the step's GEMMs alone); step / floor = %.2f\n", floor_ms,
+           med / floor_ms);
+    double torch_ms = 0;
+    if (compare) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_torch.py --threads %d --steps %lld",
+                 nt, (long long)steps);
+        FILE *p = popen(cmd, "r");
+        char line[4096];
+        while (p && fgets(line, sizeof line, p)) {
+            const char *k = strstr(line, "\"ms_per_step\":");
+            if (line[0] == '{' && k) torch_ms = strtod(k + 14, NULL);
+        }
+        int rc = p ? pclose(p) : -1;
+        if (rc != 0 || torch_ms <= 0)
+            fprintf(stderr, "seqlab bench: PyTorch comparison failed (is python3-torch installed?)\n");
+        else
+            printf("  PyTorch %.1f ms/step at %d threads; seqlab is %.2fx faster\n", torch_ms, nt,
+                   torch_ms / med);
+    }
+    printf("{\"threads\":%d,\"ms_per_step\":%.2f,\"tokens_per_s\":%.1f,\"gflops\":%.2f,"
+           "\"gemm_floor_ms\":%.2f,\"torch_ms_per_step\":%.2f}\n",
+           nt, med, (double)n / (med / 1000), flops / (med / 1000) / 1e9, floor_ms, torch_ms);
+    free(ms);
+    free(tok);
+    sl_ctx_free(&ctx);
+    sl_model_free(&m);
+    return 0;
+}

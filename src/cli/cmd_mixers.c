@@ -1,0 +1,20 @@
+/* seqlab mixers: the registry, with papers and state sizes. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "mixers/mixer.h"
+
+int cmd_mixers(int argc, char **argv)
+{
+    if (argc > 1 && cli_flag(argv[1], "help")) {
+        printf("usage: seqlab mixers\n\nLists every registered sequence mixer, its paper and "
+               "the size of its inference state.\n");
+        return 0;
+    }
+    printf("%-18s %-55s %s\n", "name", "paper", "inference state");
+    for (size_t i = 0; i < sl_mixer_count(); i++) {
+        const sl_mixer_vtable *v = sl_mixer_at(i);
+        printf("%-18s %-55s %s\n", v->name, v->paper, v->state_desc);
+    }
+    return 0;
+}

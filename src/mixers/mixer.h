@@ -1,0 +1,53 @@
+/* The sequence-mixer interface: the one pluggable part of a block.
+ *
+ * A mixer has two forms that must agree: `forward`, the parallel form over a
+ * whole sequence (training and prompt prefill), and `step`, the incremental
+ * form that consumes one token and a fixed-layout state (the KV cache for
+ * attention, a matrix or vector state for recurrent mixers). Adding a paper's
+ * mixer = one file here with a vtable, plus one line in registry.c. */
+#ifndef SL_MIXER_H
+#define SL_MIXER_H
+
+#include "core/core.h"
+#include "model/config.h"
+
+typedef struct sl_mixer sl_mixer;
+
+typedef struct sl_mixer_vtable {
+    const char *name;
+    const char *paper; /* citation shown by `seqlab mixers` */
+    /* Declares parameters; p->prefix is already "blocks.{i}.mixer.". */
+    sl_status (*init)(sl_mixer *m, sl_params *p);
+    /* x: [B, T, D] -> [B, T, D]. state == NULL: training, no state. Else
+     * state: [B, state_floats] holding `pos` tokens already seen; the
+     * forward continues from it and leaves it holding pos + T tokens. */
+    sl_tensor *(*forward)(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos);
+    /* Per-sequence state size for sequences up to max_len tokens. */
+    int64_t (*state_floats)(const sl_mixer *m, int64_t max_len);
+    /* Scratch floats step() needs. */
+    int64_t (*scratch_floats)(const sl_mixer *m, int64_t max_len);
+    /* One token of one sequence: x_t: [D] -> y_t: [D], at position pos. */
+    void (*step)(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
+                 float *scratch);
+    /* Human-readable state size per token or per sequence, for `seqlab mixers`. */
+    const char *state_desc;
+} sl_mixer_vtable;
+
+struct sl_mixer {
+    const sl_mixer_vtable *vt;
+    const sl_config *cfg;
+    int64_t layer;
+    void *impl; /* the mixer's own parameters and settings (malloc'd) */
+};
+
+/* registry.c */
+const sl_mixer_vtable *sl_mixer_lookup(const char *name);
+size_t sl_mixer_count(void);
+const sl_mixer_vtable *sl_mixer_at(size_t i);
+
+/* Creates layer `layer`'s mixer of the given name and declares its params. */
+sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, int64_t layer,
+                          sl_params *p);
+void sl_mixer_destroy(sl_mixer *m);
+
+#endif

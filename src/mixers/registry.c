@@ -1,0 +1,41 @@
+/* Mixer names -> vtables. One line per mixer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+
+extern const sl_mixer_vtable sl_mixer_attention;
+
+static const sl_mixer_vtable *const REGISTRY[] = {
+    &sl_mixer_attention,
+};
+
+size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }
+
+const sl_mixer_vtable *sl_mixer_at(size_t i) { return i < sl_mixer_count() ? REGISTRY[i] : NULL; }
+
+const sl_mixer_vtable *sl_mixer_lookup(const char *name)
+{
+    for (size_t i = 0; i < sl_mixer_count(); i++)
+        if (strcmp(REGISTRY[i]->name, name) == 0) return REGISTRY[i];
+    return NULL;
+}
+
+sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, int64_t layer,
+                          sl_params *p)
+{
+    memset(m, 0, sizeof *m);
+    m->vt = sl_mixer_lookup(name);
+    if (!m->vt)
+        return sl_fail(SL_ERR_CONFIG, "config: layer %lld: unknown mixer \"%s\" (see `seqlab mixers`)",
+                       (long long)layer, name);
+    m->cfg = cfg;
+    m->layer = layer;
+    return m->vt->init(m, p);
+}
+
+void sl_mixer_destroy(sl_mixer *m)
+{
+    free(m->impl);
+    m->impl = NULL;
+}

@@ -1,0 +1,55 @@
+/* The model: embed -> blocks -> norm -> head.
+ *
+ * A block is pre-norm: x = x + drop(mixer(norm1(x))); x = x + drop(mlp(norm2(x))).
+ * Tensor names follow docs/formats.md so any tool can map a checkpoint onto
+ * its own model by name. */
+#ifndef SL_MODEL_H
+#define SL_MODEL_H
+
+#include "mixers/mixer.h"
+#include "model/config.h"
+
+typedef struct sl_block {
+    sl_tensor *norm1_w, *norm1_b, *norm2_w, *norm2_b;
+    sl_mixer mixer;
+    sl_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b; /* absent when mlp = none */
+} sl_block;
+
+/* Mixers point at cfg inside the struct: never copy an sl_model by value. */
+typedef struct sl_model {
+    sl_config cfg;
+    sl_params params;
+    sl_tensor *embed, *pos, *norm_w, *norm_b, *head; /* head NULL when tied */
+    sl_block blocks[SL_MAX_LAYERS];
+} sl_model;
+
+/* Builds the model for a validated config (vocab_size must be set) and
+ * allocates its parameters (zeros; see sl_model_init_weights). */
+sl_status sl_model_create(sl_model *m, const sl_config *cfg);
+void sl_model_init_weights(sl_model *m, uint64_t seed);
+void sl_model_free(sl_model *m);
+
+/* tokens: [B*T] ids in [0, V) -> logits [B, T, V]. */
+sl_tensor *sl_model_forward(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T);
+/* Mean next-token cross-entropy; targets: [B*T], -1 = ignored. Returns [1]. */
+sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
+                         int64_t B, int64_t T);
+
+/* Incremental decoding of one sequence: every mixer's state plus scratch. */
+typedef struct sl_decoder {
+    sl_model *m;
+    float *state[SL_MAX_LAYERS];
+    float *scratch, *logits;
+    sl_ctx ctx;  /* arena for one prefill or step, reset before each */
+    int64_t pos; /* tokens consumed so far */
+} sl_decoder;
+
+sl_status sl_decoder_init(sl_decoder *d, sl_model *m);
+void sl_decoder_free(sl_decoder *d);
+/* Consumes a prompt in one batched forward (prefill); logits of its last
+ * token end up in d->logits [V]. */
+sl_status sl_decoder_prefill(sl_decoder *d, const int32_t *tokens, int64_t T);
+/* Consumes one token with each mixer's step(); logits in d->logits [V]. */
+sl_status sl_decoder_step(sl_decoder *d, int32_t token);
+
+#endif

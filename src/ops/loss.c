@@ -1,0 +1,75 @@
+/* Mean cross-entropy of logits against integer targets, with an ignored
+ * target value (padding). The forward saves one log-sum-exp per row, not the
+ * softmax (a [rows, V] tensor); the backward recomputes the softmax from it
+ * with one exp per element. */
+#include <math.h>
+
+#include "ops/fastmath.h"
+#include "ops/internal.h"
+#include "ops/ops.h"
+
+/* dloss: [1] -> dlogits[r] += dloss / count (softmax(logits[r]) - onehot(t_r))
+ * for each counted row. saved: lse [R]; iarg[0]: ignore_index, iarg[1]: count. */
+static void cross_entropy_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *logits = nd->in[0];
+    const int32_t *targets = nd->aux;
+    const float *lse = nd->saved, *x = logits->data;
+    float *dx = sl_grad(ctx, logits);
+    int64_t R = sl_rows(logits), V = sl_last(logits), ignore = nd->iarg[0], count = nd->iarg[1];
+    if (count == 0) return;
+    float scale = nd->out->grad[0] / (float)count;
+#pragma omp parallel for schedule(static) if (R * V >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        if (targets[r] == ignore) continue;
+        const float *xr = x + r * V;
+        float *dxr = dx + r * V, l = lse[r];
+#pragma omp simd
+        for (int64_t j = 0; j < V; j++) dxr[j] += scale * sl_expf(xr[j] - l);
+        dxr[targets[r]] -= scale;
+    }
+}
+
+/* logits: [..., V], targets: [R] (one per row, in [0, V) or ignore_index)
+ * -> [1], the mean over counted rows of lse(logits[r]) - logits[r, t_r]. */
+sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targets,
+                            int32_t ignore_index)
+{
+    int64_t R = sl_rows(logits), V = sl_last(logits);
+    const float *x = logits->data;
+    float *lse = sl_arena_floats(ctx, R), *row_loss = sl_arena_floats(ctx, R);
+#pragma omp parallel for schedule(static) if (R * V >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        if (targets[r] == ignore_index) {
+            row_loss[r] = 0;
+            continue;
+        }
+        const float *xr = x + r * V;
+        float m = xr[0], s = 0;
+#pragma omp simd reduction(max : m)
+        for (int64_t j = 0; j < V; j++) m = xr[j] > m ? xr[j] : m;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < V; j++) s += sl_expf(xr[j] - m);
+        lse[r] = m + logf(s);
+        row_loss[r] = lse[r] - xr[targets[r]];
+    }
+    /* Summed in row order on one thread: the loss is bit-identical for any
+     * thread count. */
+    double total = 0;
+    int64_t count = 0;
+    for (int64_t r = 0; r < R; r++) {
+        if (targets[r] == ignore_index) continue;
+        total += row_loss[r];
+        count++;
+    }
+    sl_tensor *loss = SL_NEW(ctx, 1);
+    loss->data[0] = count ? (float)(total / (double)count) : 0.0f;
+    sl_node *nd = SL_RECORD(ctx, cross_entropy_backward, loss, logits);
+    if (nd) {
+        nd->aux = targets;
+        nd->saved = lse;
+        nd->iarg[0] = ignore_index;
+        nd->iarg[1] = count;
+    }
+    return loss;
+}

@@ -1,0 +1,135 @@
+/* LayerNorm and RMSNorm over the last dim. RMSNorm is LayerNorm without
+ * centring and without bias, so both share one forward and one backward
+ * kernel. The forward saves only the per-row statistics (mean, 1/std); the
+ * backward recomputes the normalised row from x, which stays cheap because a
+ * row fits in L1. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "ops/internal.h"
+#include "ops/ops.h"
+
+/* x: [R, D] -> y: [R, D] = (x - mean) rstd w + b; mean is 0 when !center.
+ * b may be NULL. mean, rstd: [R] or NULL when nothing is saved. */
+static void norm_forward(const float *x, const float *w, const float *b, int64_t R, int64_t D,
+                         float eps, bool center, float *y, float *mean, float *rstd)
+{
+#pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * D;
+        float *yr = y + r * D;
+        float mu = 0, ss = 0;
+        if (center) {
+            float s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t j = 0; j < D; j++) s += xr[j];
+            mu = s / (float)D;
+        }
+        /* Two passes (mean, then squared deviations) avoid the cancellation
+         * of E[x^2] - E[x]^2 when |mean| >> std. */
+#pragma omp simd reduction(+ : ss)
+        for (int64_t j = 0; j < D; j++) ss += (xr[j] - mu) * (xr[j] - mu);
+        float rs = 1.0f / sqrtf(ss / (float)D + eps);
+        if (b) {
+#pragma omp simd
+            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j];
+        }
+        if (mean) mean[r] = mu;
+        if (rstd) rstd[r] = rs;
+    }
+}
+
+/* With xh = (x - mean) rstd and g = dy w:
+ *   dx += rstd (g - mean(g) - xh mean(g xh))   (mean(g) term only when centred)
+ *   dw += sum_r dy xh,  db += sum_r dy.
+ * Each thread sums dw, db over its own rows into a private slice, and the
+ * slices are added in thread order: deterministic for a given thread count. */
+static void norm_backward(sl_ctx *ctx, const sl_node *nd, bool center)
+{
+    sl_tensor *x = nd->in[0], *w = nd->in[1], *b = center ? nd->in[2] : NULL;
+    int64_t R = sl_rows(x), D = sl_last(x);
+    const float *dy = nd->out->grad, *xd = x->data, *wd = w->data;
+    const float *mean = center ? nd->saved : NULL;
+    const float *rstd = (const float *)nd->saved + (center ? R : 0);
+    float *dx = x->requires_grad ? sl_grad(ctx, x) : NULL;
+    bool need_dw = w->requires_grad, need_db = b && b->requires_grad;
+    int nt = R * D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
+    float *part = NULL;
+    if (need_dw || need_db) {
+        part = sl_arena_floats(ctx, 2 * (int64_t)nt * D);
+        memset(part, 0, (size_t)(2 * nt * D) * sizeof(float));
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        float *dwp = part ? part + 2 * (int64_t)omp_get_thread_num() * D : NULL;
+        float *dbp = dwp ? dwp + D : NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr = xd + r * D, *dyr = dy + r * D;
+            float mu = mean ? mean[r] : 0, rs = rstd[r], sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int64_t j = 0; j < D; j++) {
+                float g = dyr[j] * wd[j];
+                sg += g;
+                sgx += g * (xr[j] - mu) * rs;
+            }
+            if (dx) {
+                float *dxr = dx + r * D;
+                float mg = center ? sg / (float)D : 0, mgx = sgx / (float)D;
+#pragma omp simd
+                for (int64_t j = 0; j < D; j++)
+                    dxr[j] += rs * (dyr[j] * wd[j] - mg - (xr[j] - mu) * rs * mgx);
+            }
+            if (need_dw) {
+#pragma omp simd
+                for (int64_t j = 0; j < D; j++) dwp[j] += dyr[j] * (xr[j] - mu) * rs;
+            }
+            if (need_db) {
+#pragma omp simd
+                for (int64_t j = 0; j < D; j++) dbp[j] += dyr[j];
+            }
+        }
+    }
+    float *dw = need_dw ? sl_grad(ctx, w) : NULL, *db = need_db ? sl_grad(ctx, b) : NULL;
+    for (int t = 0; t < nt; t++) {
+        const float *dwp = part ? part + 2 * (int64_t)t * D : NULL;
+        if (dw)
+            for (int64_t j = 0; j < D; j++) dw[j] += dwp[j];
+        if (db)
+            for (int64_t j = 0; j < D; j++) db[j] += dwp[D + j];
+    }
+}
+
+static void layernorm_backward(sl_ctx *ctx, const sl_node *nd) { norm_backward(ctx, nd, true); }
+static void rmsnorm_backward(sl_ctx *ctx, const sl_node *nd) { norm_backward(ctx, nd, false); }
+
+/* x: [..., D], w: [D], b: [D] or NULL -> [..., D]. Saves mean, rstd: [R]. */
+sl_tensor *sl_layernorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b, float eps)
+{
+    int64_t R = sl_rows(x), D = sl_last(x);
+    sl_require(w->n == D && (!b || b->n == D), "sl_layernorm", "x [..., D], w [D], b [D]");
+    sl_tensor *y = sl_tensor_like(ctx, x);
+    sl_node *nd = SL_RECORD(ctx, layernorm_backward, y, x, w, b);
+    float *stats = nd ? sl_arena_floats(ctx, 2 * R) : NULL;
+    if (nd) nd->saved = stats;
+    norm_forward(x->data, w->data, b ? b->data : NULL, R, D, eps, true, y->data, stats,
+                 stats ? stats + R : NULL);
+    return y;
+}
+
+/* x: [..., D], w: [D] -> [..., D]. Saves rstd: [R]. */
+sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps)
+{
+    int64_t R = sl_rows(x), D = sl_last(x);
+    sl_require(w->n == D, "sl_rmsnorm", "x [..., D], w [D]");
+    sl_tensor *y = sl_tensor_like(ctx, x);
+    sl_node *nd = SL_RECORD(ctx, rmsnorm_backward, y, x, w);
+    float *rstd = nd ? sl_arena_floats(ctx, R) : NULL;
+    if (nd) nd->saved = rstd;
+    norm_forward(x->data, w->data, NULL, R, D, eps, false, y->data, NULL, rstd);
+    return y;
+}

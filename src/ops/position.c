@@ -1,0 +1,173 @@
+/* Positional information: learned absolute positions added to the input,
+ * and rotary embedding (RoPE) on packed q|k|v projections. RoPE rotates the
+ * pairs (i, i + dh/2) of each head (the GPT-NeoX / LLaMA "rotate_half"
+ * layout). The batched op and the one-vector step form share the angle
+ * function and the rotation, so incremental decoding matches training
+ * bit for bit. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/internal.h"
+#include "ops/ops.h"
+
+/* -------------------------------------------------------- learned positions */
+
+/* dy: [B, T, D] -> dx += dy, dpos[pos0 + t] += sum_b dy[b, t]. iarg: B, T, pos0. */
+static void add_positions_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *x = nd->in[0], *pos = nd->in[1];
+    const float *dy = nd->out->grad;
+    int64_t B = nd->iarg[0], T = nd->iarg[1], pos0 = nd->iarg[2], D = sl_last(x), n = x->n;
+    if (x->requires_grad) {
+        float *dx = sl_grad(ctx, x);
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+    }
+    if (pos->requires_grad) {
+        float *dpos = sl_grad(ctx, pos);
+        /* One thread per position row: race-free, batch summed in order. */
+#pragma omp parallel for schedule(static) if (n >= SL_PAR_MIN)
+        for (int64_t t = 0; t < T; t++) {
+            float *dp = dpos + (pos0 + t) * D;
+            for (int64_t b = 0; b < B; b++) {
+                const float *dyr = dy + (b * T + t) * D;
+#pragma omp simd
+                for (int64_t j = 0; j < D; j++) dp[j] += dyr[j];
+            }
+        }
+    }
+}
+
+/* x: [B, T, D], pos: [Tmax, D], pos0 + T <= Tmax -> x + pos[pos0 + t]. */
+sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0)
+{
+    sl_require(x->ndim == 3 && pos->ndim == 2 && pos->shape[1] == x->shape[2] && pos0 >= 0 &&
+                   pos0 + x->shape[1] <= pos->shape[0],
+               "sl_add_positions", "x [B, T, D], pos [Tmax, D], pos0 + T <= Tmax");
+    int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2];
+    sl_tensor *y = sl_tensor_like(ctx, x);
+#pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
+    for (int64_t r = 0; r < B * T; r++) {
+        const float *xr = x->data + r * D, *pr = pos->data + (pos0 + r % T) * D;
+        float *yr = y->data + r * D;
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) yr[j] = xr[j] + pr[j];
+    }
+    sl_node *nd = SL_RECORD(ctx, add_positions_backward, y, x, pos);
+    if (nd) {
+        nd->iarg[0] = B;
+        nd->iarg[1] = T;
+        nd->iarg[2] = pos0;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------------- rope */
+
+/* Largest dh / 2 supported; bounds the stack tables below. */
+enum { MAX_HALF = 512 };
+
+/* Pair i's angular frequency theta^(-2i/dh), in double so that large
+ * positions keep their precision. */
+static double rope_freq(int64_t i, int64_t dh, float theta)
+{
+    return pow((double)theta, -2.0 * (double)i / (double)dh);
+}
+
+/* cos and sin of the angle pos * freq, rounded once to float. */
+static void rope_cos_sin(int64_t pos, double freq, float *c, float *s)
+{
+    double a = (double)pos * freq;
+    *c = (float)cos(a);
+    *s = (float)sin(a);
+}
+
+/* One head x: [dh] -> y: [dh], pairs (i, i + half) rotated by (c[i], s[i]).
+ * x may equal y. */
+static inline void rotate_head(const float *x, float *y, const float *c, const float *s,
+                               int64_t half)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < half; i++) {
+        float x1 = x[i], x2 = x[i + half];
+        y[i] = x1 * c[i] - x2 * s[i];
+        y[i + half] = x2 * c[i] + x1 * s[i];
+    }
+}
+
+/* The transposed rotation, accumulated: dy: [dh] -> dx: [dh]. */
+static inline void unrotate_head_add(const float *dy, float *dx, const float *c, const float *s,
+                                     int64_t half)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < half; i++) {
+        float d1 = dy[i], d2 = dy[i + half];
+        dx[i] += d1 * c[i] + d2 * s[i];
+        dx[i + half] += d2 * c[i] - d1 * s[i];
+    }
+}
+
+/* x: [H*dh] in place, at position pos. */
+void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta)
+{
+    int64_t half = dh / 2;
+    sl_require(dh % 2 == 0 && half <= MAX_HALF, "sl_rope_apply", "an even head size <= 1024");
+    float c[MAX_HALF], s[MAX_HALF];
+    for (int64_t i = 0; i < half; i++) rope_cos_sin(pos, rope_freq(i, dh, theta), &c[i], &s[i]);
+    for (int64_t h = 0; h < H; h++) rotate_head(x + h * dh, x + h * dh, c, s, half);
+}
+
+/* dy: [B, T, 3*H*dh] -> dqkv: q, k thirds += the inverse rotation of dy, v
+ * third += dy. iarg[0]: H; saved: cos [T, half] then sin [T, half]. */
+static void rope_qk_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *qkv = nd->in[0];
+    int64_t H = nd->iarg[0], B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
+    int64_t dh = E / H, half = dh / 2, R = B * T;
+    const float *dy = nd->out->grad, *cos_t = nd->saved, *sin_t = cos_t + T * half;
+    float *dx = sl_grad(ctx, qkv);
+#pragma omp parallel for schedule(static) if (qkv->n >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *c = cos_t + (r % T) * half, *s = sin_t + (r % T) * half;
+        const float *dyr = dy + r * 3 * E;
+        float *dxr = dx + r * 3 * E;
+        for (int64_t h = 0; h < 2 * H; h++) unrotate_head_add(dyr + h * dh, dxr + h * dh, c, s, half);
+#pragma omp simd
+        for (int64_t j = 2 * E; j < 3 * E; j++) dxr[j] += dyr[j];
+    }
+}
+
+/* qkv: [B, T, 3*H*dh] = (q | k | v), each [H, dh] -> the same with q and k
+ * rotated at positions pos0 .. pos0 + T - 1. */
+sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta)
+{
+    sl_require(qkv->ndim == 3 && H > 0 && qkv->shape[2] % (6 * H) == 0 &&
+                   qkv->shape[2] / (6 * H) <= MAX_HALF,
+               "sl_rope_qk", "qkv [B, T, 3*H*dh] with dh even and <= 1024");
+    int64_t B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
+    int64_t dh = E / H, half = dh / 2, R = B * T;
+    double freq[MAX_HALF];
+    for (int64_t i = 0; i < half; i++) freq[i] = rope_freq(i, dh, theta);
+    /* The table depends on t only, so the batch shares it (and the backward
+     * reuses it): T * half trig pairs instead of B * T * H * half. */
+    float *cos_t = sl_arena_floats(ctx, 2 * T * half), *sin_t = cos_t + T * half;
+#pragma omp parallel for schedule(static) if (T * half >= 4096)
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < half; i++)
+            rope_cos_sin(pos0 + t, freq[i], &cos_t[t * half + i], &sin_t[t * half + i]);
+    sl_tensor *y = sl_tensor_like(ctx, qkv);
+#pragma omp parallel for schedule(static) if (qkv->n >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        const float *c = cos_t + (r % T) * half, *s = sin_t + (r % T) * half;
+        const float *xr = qkv->data + r * 3 * E;
+        float *yr = y->data + r * 3 * E;
+        for (int64_t h = 0; h < 2 * H; h++) rotate_head(xr + h * dh, yr + h * dh, c, s, half);
+        memcpy(yr + 2 * E, xr + 2 * E, (size_t)E * sizeof(float));
+    }
+    sl_node *nd = SL_RECORD(ctx, rope_qk_backward, y, qkv);
+    if (nd) {
+        nd->saved = cos_t;
+        nd->iarg[0] = H;
+    }
+    return y;
+}

@@ -1,0 +1,165 @@
+/* text: character-level language modelling on a plain text file (the demo
+ * uses the King James Bible). One token per byte; the vocabulary is the
+ * sorted set of bytes in the file.
+ *
+ * Splits are by line (a verse of the Bible): a fixed hash of the line number
+ * sends 5% of lines to validation, 5% to test, 90% to training, so every
+ * split samples the whole book and the split never depends on the seed.
+ * A batch row is a random window of T+1 consecutive bytes of its split;
+ * the target of byte t is byte t+1. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tasks/task.h"
+
+typedef struct text {
+    uint8_t *ids[3]; /* token ids of each split */
+    int64_t len[3];
+} text;
+
+static uint64_t line_hash(uint64_t i)
+{
+    i += 0x9E3779B97F4A7C15ull;
+    i = (i ^ (i >> 30)) * 0xBF58476D1CE4E5B9ull;
+    i = (i ^ (i >> 27)) * 0x94D049BB133111EBull;
+    return i ^ (i >> 31);
+}
+
+static sl_split split_of_line(uint64_t line)
+{
+    uint64_t h = line_hash(line) % 20;
+    return h == 0 ? SL_SPLIT_VAL : h == 1 ? SL_SPLIT_TEST : SL_SPLIT_TRAIN;
+}
+
+static sl_status read_file(const char *path, char **out, int64_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return sl_fail(SL_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0 || ftell(f) < 0) {
+        fclose(f);
+        return sl_fail(SL_ERR_IO, "%s: cannot read data file", path);
+    }
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return sl_fail(SL_ERR_IO, "%s: cannot read data file", path);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return SL_OK;
+}
+
+sl_status sl_vocab_encode(const char *vocab, const char *s, int64_t n, int32_t *ids)
+{
+    int16_t index[256];
+    memset(index, -1, sizeof index);
+    for (int i = 0; vocab[i]; i++) index[(uint8_t)vocab[i]] = (int16_t)i;
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (index[c] < 0)
+            return sl_fail(SL_ERR_ARG,
+                           "character %s%c%s (byte 0x%02x) at offset %lld is not in the vocabulary",
+                           c >= 32 && c < 127 ? "'" : "", c >= 32 && c < 127 ? c : ' ',
+                           c >= 32 && c < 127 ? "'" : "", c, (long long)i);
+        ids[i] = index[c];
+    }
+    return SL_OK;
+}
+
+static sl_status text_open(sl_task *t, const sl_config *cfg, const char *vocab)
+{
+    if (!cfg->data[0])
+        return sl_fail(SL_ERR_CONFIG, "config key 'data': the text task needs a data file");
+    char *buf = NULL;
+    int64_t n = 0;
+    sl_status st = read_file(cfg->data, &buf, &n);
+    if (st) return st;
+    if (n == 0) {
+        free(buf);
+        return sl_fail(SL_ERR_FORMAT, "%s: data file is empty", cfg->data);
+    }
+    if (memchr(buf, 0, (size_t)n)) {
+        free(buf);
+        return sl_fail(SL_ERR_FORMAT, "%s: expected text, found a NUL byte", cfg->data);
+    }
+    if (vocab[0]) {
+        snprintf(t->vocab, sizeof t->vocab, "%s", vocab);
+    } else {
+        bool seen[256] = {false};
+        for (int64_t i = 0; i < n; i++) seen[(uint8_t)buf[i]] = true;
+        int k = 0;
+        for (int c = 1; c < 256; c++)
+            if (seen[c]) t->vocab[k++] = (char)c;
+        t->vocab[k] = '\0';
+    }
+    t->vocab_size = (int64_t)strlen(t->vocab);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    text *x = calloc(1, sizeof *x);
+    if (!ids || !x) {
+        free(ids);
+        free(x);
+        free(buf);
+        return sl_fail(SL_ERR_IO, "%s: out of memory", cfg->data);
+    }
+    st = sl_vocab_encode(t->vocab, buf, n, ids);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sl_errmsg());
+        st = sl_fail(st, "%s: %s of the checkpoint", cfg->data, msg);
+    }
+    for (int s = 0; s < 3 && !st; s++)
+        if (!(x->ids[s] = malloc((size_t)n))) st = sl_fail(SL_ERR_IO, "%s: out of memory", cfg->data);
+    int64_t line = 0;
+    for (int64_t i = 0; i < n && !st; i++) {
+        sl_split s = split_of_line((uint64_t)line);
+        x->ids[s][x->len[s]++] = (uint8_t)ids[i];
+        if (buf[i] == '\n') line++;
+    }
+    free(ids);
+    free(buf);
+    t->impl = x;
+    for (int s = 0; s < 3 && !st; s++)
+        if (x->len[s] < cfg->seq_len + 1)
+            st = sl_fail(SL_ERR_FORMAT,
+                         "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
+                         cfg->data, s == 0 ? "train" : s == 1 ? "validation" : "test",
+                         (long long)x->len[s], (long long)cfg->seq_len + 1);
+    return st;
+}
+
+static void text_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T,
+                       int32_t *tokens, int32_t *targets)
+{
+    const text *x = t->impl;
+    const uint8_t *ids = x->ids[split];
+    for (int64_t b = 0; b < B; b++) {
+        int64_t start = (int64_t)sl_rng_below(rng, (uint64_t)(x->len[split] - T));
+        for (int64_t i = 0; i < T; i++) {
+            tokens[b * T + i] = ids[start + i];
+            targets[b * T + i] = ids[start + i + 1];
+        }
+    }
+}
+
+static void text_close(sl_task *t)
+{
+    text *x = t->impl;
+    for (int s = 0; s < 3; s++) free(x->ids[s]);
+    free(x);
+    t->impl = NULL;
+}
+
+const sl_task_vtable sl_task_text = {
+    .name = "text",
+    .desc = "character-level language modelling on a text file, split 90/5/5 by line",
+    .open = text_open,
+    .batch = text_batch,
+    .close = text_close,
+};

@@ -1,0 +1,208 @@
+/* Checkpoint save and load on top of the safetensors reader and writer. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+
+#define FORMAT "seqlab/1"
+
+static void hex_encode(const uint8_t *b, size_t n, char *out)
+{
+    static const char H[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = H[b[i] >> 4];
+        out[2 * i + 1] = H[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_val(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes exactly n bytes; false when s is not 2n hex digits. */
+static bool hex_decode(const char *s, uint8_t *b, size_t n)
+{
+    if (strlen(s) != 2 * n) return false;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static void rng_hex(const sl_rng *r, char out[65])
+{
+    uint8_t b[32];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++) b[8 * i + j] = (uint8_t)(r->s[i] >> (8 * j));
+    hex_encode(b, 32, out);
+}
+
+static bool rng_unhex(const char *s, sl_rng *r)
+{
+    uint8_t b[32];
+    if (!s || !hex_decode(s, b, 32)) return false;
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = 0;
+        for (int j = 0; j < 8; j++) r->s[i] |= (uint64_t)b[8 * i + j] << (8 * j);
+    }
+    return true;
+}
+
+static sl_st_tensor entry(const char *name, const sl_tensor *t, const float *data)
+{
+    sl_st_tensor e = {.name = name, .dtype = SL_DT_F32, .ndim = t->ndim, .data = data,
+                      .nbytes = (size_t)t->n * sizeof(float)};
+    for (int i = 0; i < t->ndim; i++) e.shape[i] = t->shape[i];
+    return e;
+}
+
+sl_status sl_checkpoint_save(const char *path, const sl_model *m, const char *vocab,
+                             const sl_train_state *ts)
+{
+    const sl_params *p = &m->params;
+    size_t n = p->count * (ts ? 3 : 1);
+    sl_st_tensor *t = calloc(n, sizeof *t);
+    char(*names)[128] = calloc(2 * p->count, sizeof *names);
+    char *config = sl_config_to_json(&m->cfg);
+    char *vhex = malloc(2 * strlen(vocab) + 1);
+    if (!t || !names || !config || !vhex) {
+        free(t);
+        free(names);
+        free(config);
+        free(vhex);
+        return sl_fail(SL_ERR_IO, "%s: out of memory", path);
+    }
+    hex_encode((const uint8_t *)vocab, strlen(vocab), vhex);
+    for (size_t i = 0; i < p->count; i++) {
+        const sl_param *q = p->list[i];
+        t[i] = entry(q->name, &q->t, q->t.data);
+        if (!ts) continue;
+        snprintf(names[2 * i], 128, "adam.m.%s", q->name);
+        snprintf(names[2 * i + 1], 128, "adam.v.%s", q->name);
+        t[p->count + 2 * i] = entry(names[2 * i], &q->t, p->m + q->offset);
+        t[p->count + 2 * i + 1] = entry(names[2 * i + 1], &q->t, p->v + q->offset);
+    }
+    char step[32], rd[65], rp[65];
+    sl_st_meta meta[8];
+    size_t nm = 0;
+    meta[nm++] = (sl_st_meta){"format", FORMAT};
+    meta[nm++] = (sl_st_meta){"seqlab_version", SEQLAB_VERSION};
+    meta[nm++] = (sl_st_meta){"config", config};
+    meta[nm++] = (sl_st_meta){"vocab_hex", vhex};
+    if (ts) {
+        snprintf(step, sizeof step, "%" PRId64, ts->step);
+        rng_hex(&ts->data_rng, rd);
+        rng_hex(&ts->drop_rng, rp);
+        meta[nm++] = (sl_st_meta){"step", step};
+        meta[nm++] = (sl_st_meta){"rng_data", rd};
+        meta[nm++] = (sl_st_meta){"rng_dropout", rp};
+    }
+    sl_status st = sl_st_write(path, t, n, meta, nm);
+    free(t);
+    free(names);
+    free(config);
+    free(vhex);
+    return st;
+}
+
+static sl_status load_tensor(const sl_st_file *f, const char *name, const sl_tensor *t, float *dst)
+{
+    const void *data;
+    sl_status st = sl_st_expect(f, name, SL_DT_F32, t->ndim, t->shape, &data);
+    if (st == SL_OK) memcpy(dst, data, (size_t)t->n * sizeof(float));
+    return st;
+}
+
+static sl_status load_state(const char *path, const sl_st_file *f, sl_train_state *ts)
+{
+    const char *step = sl_st_meta_find(f, "step");
+    char *end = NULL;
+    long long s = step ? strtoll(step, &end, 10) : -1;
+    if (!step || *end || s < 0)
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'step': expected a non-negative integer", path);
+    ts->step = s;
+    if (!rng_unhex(sl_st_meta_find(f, "rng_data"), &ts->data_rng))
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'rng_data': expected 64 hex digits", path);
+    if (!rng_unhex(sl_st_meta_find(f, "rng_dropout"), &ts->drop_rng))
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'rng_dropout': expected 64 hex digits", path);
+    return SL_OK;
+}
+
+static sl_status load_body(const char *path, const sl_st_file *f, sl_model *m, char *vocab,
+                           sl_train_state *ts)
+{
+    const char *fmt = sl_st_meta_find(f, "format");
+    if (!fmt || strcmp(fmt, FORMAT) != 0)
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'format': expected \"%s\" (not a seqlab checkpoint?)",
+                       path, FORMAT);
+    const char *config = sl_st_meta_find(f, "config");
+    if (!config) return sl_fail(SL_ERR_FORMAT, "%s: metadata 'config' is missing", path);
+    sl_config cfg;
+    sl_config_defaults(&cfg);
+    char where[600];
+    snprintf(where, sizeof where, "%s: metadata 'config'", path);
+    sl_status st = sl_config_parse(&cfg, config, where);
+    if (st) return st;
+    const char *vhex = sl_st_meta_find(f, "vocab_hex");
+    size_t vn = vhex ? strlen(vhex) / 2 : 0;
+    if (!vhex || vn > 256 || !hex_decode(vhex, (uint8_t *)vocab, vn) ||
+        memchr(vocab, 0, vn))
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'vocab_hex': expected up to 256 hex-coded bytes",
+                       path);
+    vocab[vn] = '\0';
+    if (vn && (int64_t)vn != cfg.vocab_size)
+        return sl_fail(SL_ERR_FORMAT, "%s: vocabulary of %zu characters but vocab_size = %lld", path,
+                       vn, (long long)cfg.vocab_size);
+    st = sl_model_create(m, &cfg);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sl_errmsg());
+        return sl_fail(st, "%s: %s", path, msg);
+    }
+    const sl_params *p = &m->params;
+    for (size_t i = 0; i < p->count && !st; i++) {
+        const sl_param *q = p->list[i];
+        st = load_tensor(f, q->name, &q->t, q->t.data);
+        if (st || !ts) continue;
+        char name[128];
+        snprintf(name, sizeof name, "adam.m.%s", q->name);
+        if (!sl_st_find(f, name)) {
+            st = sl_fail(SL_ERR_FORMAT, "%s: holds no optimizer state ('%s'); cannot resume from it",
+                         path, name);
+            break;
+        }
+        st = load_tensor(f, name, &q->t, p->m + q->offset);
+        snprintf(name, sizeof name, "adam.v.%s", q->name);
+        if (!st) st = load_tensor(f, name, &q->t, p->v + q->offset);
+    }
+    if (!st && ts) st = load_state(path, f, ts);
+    /* A tensor the model does not have means the file and config disagree. */
+    for (size_t i = 0; i < f->ntensors && !st; i++) {
+        const char *name = f->tensors[i].name;
+        if (strncmp(name, "adam.", 5) == 0) continue;
+        if (!sl_params_find(p, name))
+            st = sl_fail(SL_ERR_FORMAT, "%s: tensor '%s' does not belong to the model its config describes",
+                         path, name);
+    }
+    if (st) sl_model_free(m);
+    return st;
+}
+
+sl_status sl_checkpoint_load(const char *path, sl_model *m, char *vocab, sl_train_state *ts)
+{
+    sl_st_file f;
+    memset(m, 0, sizeof *m);
+    sl_status st = sl_st_read(path, &f);
+    if (st) return st;
+    st = load_body(path, &f, m, vocab, ts);
+    sl_st_close(&f);
+    return st;
+}

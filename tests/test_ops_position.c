@@ -1,0 +1,134 @@
+/* position.c: learned positions (values, threaded backward, finite
+ * differences) and RoPE: the rotate-half convention on a hand-computed
+ * case, bit-exact agreement of the batched op with the one-vector step
+ * form, and finite differences. */
+#include <string.h>
+
+#include "check.h"
+#include "gradcheck.h"
+#include "ops/ops.h"
+
+static void test_add_positions_threaded(void)
+{
+    const int64_t B = 4, T = 64, D = 160, Tmax = 100, pos0 = 30; /* 40960: threaded */
+    sl_rng rng;
+    sl_rng_seed(&rng, 1);
+    sl_tensor *x = GC_LEAF(&rng, 1, B, T, D), *pos = GC_LEAF(&rng, 1, Tmax, D);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *y = sl_add_positions(&ctx, x, pos, pos0);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < x->n; i++) {
+        int64_t t = i / D % T, j = i % D;
+        bad += y->data[i] != x->data[i] + pos->data[(pos0 + t) * D + j];
+    }
+    CHECK(bad == 0, "forward: %lld wrong", (long long)bad);
+    float *dy = malloc(x->n * sizeof(float)), *ref = calloc(pos->n, sizeof(float));
+    for (int64_t i = 0; i < x->n; i++) dy[i] = sl_rng_normal(&rng);
+    sl_backward_with(&ctx, y, dy);
+    for (int64_t b = 0; b < B; b++) /* batch order, as the op sums */
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < D; j++) ref[(pos0 + t) * D + j] += dy[(b * T + t) * D + j];
+    bad = 0;
+    for (int64_t i = 0; i < pos->n; i++) bad += pos->grad[i] != ref[i];
+    for (int64_t i = 0; i < x->n; i++) bad += x->grad[i] != dy[i];
+    CHECK(bad == 0, "backward: %lld wrong", (long long)bad);
+    free(dy);
+    free(ref);
+    sl_ctx_free(&ctx);
+    gc_free(x);
+    gc_free(pos);
+}
+
+static sl_tensor *add_positions_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_add_positions(ctx, in[0], in[1], 2);
+}
+
+/* Linear: exact up to float rounding of L over 2h (~1e-5, h = 1e-2). */
+static void test_add_positions_gradients(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 2);
+    sl_tensor *in[2] = {GC_LEAF(&rng, 1, 2, 3, 4), GC_LEAF(&rng, 1, 6, 4)};
+    CHECK(gradcheck("add_positions", add_positions_fn, in, 2, NULL, 1e-2f, 1e-3, 1e-3, 64), "grads");
+    for (int j = 0; j < 4; j++)
+        CHECK(in[1]->grad[j] == 0 && in[1]->grad[5 * 4 + j] == 0, "rows outside pos0..pos0+T");
+    gc_free(in[0]);
+    gc_free(in[1]);
+}
+
+/* H = 1, dh = 4 at position 1, theta = 10000: pair 0 (elements 0, 2)
+ * turns by 1 rad, pair 1 (elements 1, 3) by 10000^(-1/2) = 0.01 rad. */
+static void test_rope_convention(void)
+{
+    float x[4] = {1, 1, 0, 0};
+    sl_rope_apply(x, 1, 4, 1, 10000);
+    CHECK_CLOSE(x[0], cos(1.0), 1e-7, 0, "x0");
+    CHECK_CLOSE(x[2], sin(1.0), 1e-7, 0, "x2");
+    CHECK_CLOSE(x[1], cos(0.01), 1e-7, 0, "x1");
+    CHECK_CLOSE(x[3], sin(0.01), 1e-7, 0, "x3");
+    float z[4] = {0.5f, -2, 3, 4};
+    sl_rope_apply(z, 1, 4, 0, 10000);
+    CHECK(z[0] == 0.5f && z[1] == -2 && z[2] == 3 && z[3] == 4, "position 0 is the identity");
+}
+
+/* Every row of the batched op equals the step form at its position, bit for
+ * bit, for q and k; v passes through. 3 * 4 * 32 * 128 = 49152: threaded. */
+static void test_rope_qk_matches_step(void)
+{
+    const int64_t B = 3, T = 32, H = 4, dh = 32, E = H * dh, pos0 = 1000;
+    sl_rng rng;
+    sl_rng_seed(&rng, 3);
+    sl_tensor *qkv = GC_LEAF(&rng, 1, B, T, 3 * E);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000);
+    int64_t bad = 0;
+    double qk_norm = 0, y_norm = 0;
+    for (int64_t r = 0; r < B * T; r++) {
+        float q[128], k[128];
+        const float *xr = qkv->data + r * 3 * E, *yr = y->data + r * 3 * E;
+        memcpy(q, xr, sizeof q);
+        memcpy(k, xr + E, sizeof k);
+        sl_rope_apply(q, H, dh, pos0 + r % T, 10000);
+        sl_rope_apply(k, H, dh, pos0 + r % T, 10000);
+        bad += memcmp(q, yr, sizeof q) != 0;
+        bad += memcmp(k, yr + E, sizeof k) != 0;
+        bad += memcmp(xr + 2 * E, yr + 2 * E, E * sizeof(float)) != 0;
+        for (int64_t j = 0; j < 2 * E; j++) {
+            qk_norm += (double)xr[j] * xr[j];
+            y_norm += (double)yr[j] * yr[j];
+        }
+    }
+    CHECK(bad == 0, "%lld rows differ from sl_rope_apply", (long long)bad);
+    CHECK(fabs(y_norm / qk_norm - 1) < 1e-6, "a rotation keeps norms");
+    sl_ctx_free(&ctx);
+    gc_free(qkv);
+}
+
+static sl_tensor *rope_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_rope_qk(ctx, in[0], 2, 3, 100);
+}
+
+/* Linear in qkv: exact up to float rounding of L over 2h (~1e-5). */
+static void test_rope_gradients(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 4);
+    sl_tensor *qkv = GC_LEAF(&rng, 1, 2, 3, 3 * 2 * 4);
+    CHECK(gradcheck("rope_qk", rope_fn, &qkv, 1, NULL, 1e-2f, 1e-3, 1e-3, 200), "rope_qk");
+    gc_free(qkv);
+}
+
+int main(void)
+{
+    sl_set_threads(2);
+    RUN(test_add_positions_threaded);
+    RUN(test_add_positions_gradients);
+    RUN(test_rope_convention);
+    RUN(test_rope_qk_matches_step);
+    RUN(test_rope_gradients);
+    return TEST_SUMMARY();
+}

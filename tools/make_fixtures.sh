@@ -1,0 +1,43 @@
+#!/bin/sh
+# Makes the PyTorch-oracle parity fixtures from checkpoints the C engine writes.
+#   usage: tools/make_fixtures.sh BUILD OUTDIR
+# For each configs/parity/NAME.json:
+#   BUILD/seqlab train CFG --steps=0 --out_dir=OUTDIR/NAME   (initial checkpoint)
+#   copy the checkpoint to OUTDIR/parity_NAME.ckpt.safetensors
+#   tools/oracle.py --ckpt OUTDIR/parity_NAME.ckpt.safetensors --out OUTDIR/parity_NAME.safetensors
+# so a fixture and the weights it was computed from travel together, and the
+# fixture's "ckpt" metadata names the copy beside it.
+# The oracle needs Debian's /usr/bin/python3 with python3-torch (tools/install_deps.sh torch).
+set -eu
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 BUILD OUTDIR" >&2
+    exit 2
+fi
+if [ ! -x "$1/seqlab" ]; then
+    echo "$0: $1/seqlab: not found or not executable (build it first)" >&2
+    exit 1
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+seqlab="$(cd "$1" && pwd)/seqlab"
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+python=/usr/bin/python3
+
+cd "$root"
+n=0
+for cfg in configs/parity/*.json; do
+    name=$(basename "$cfg" .json)
+    ckpt="$out/$name/checkpoint.safetensors"
+    rm -f "$ckpt"
+    "$seqlab" train "$cfg" --steps=0 --out_dir="$out/$name"
+    if [ ! -f "$ckpt" ]; then
+        echo "$0: $seqlab train $cfg --steps=0 wrote no $ckpt" >&2
+        exit 1
+    fi
+    cp "$ckpt" "$out/parity_$name.ckpt.safetensors"
+    "$python" tools/oracle.py --ckpt "$out/parity_$name.ckpt.safetensors" \
+        --out "$out/parity_$name.safetensors"
+    n=$((n + 1))
+done
+echo "$0: $n fixtures in $out"
