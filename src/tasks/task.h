@@ -20,6 +20,8 @@ typedef struct sl_task_vtable {
     /* tokens, targets: [B*T]; targets are -1 where no loss applies. */
     void (*batch)(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T, int32_t *tokens,
                   int32_t *targets);
+    /* Tokens (or examples) available in a split. */
+    int64_t (*split_size)(const sl_task *t, sl_split split);
     void (*close)(sl_task *t);
 } sl_task_vtable;
 

@@ -148,6 +148,11 @@ static void text_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64
     }
 }
 
+static int64_t text_split_size(const sl_task *t, sl_split split)
+{
+    return ((const text *)t->impl)->len[split];
+}
+
 static void text_close(sl_task *t)
 {
     text *x = t->impl;
@@ -161,5 +166,6 @@ const sl_task_vtable sl_task_text = {
     .desc = "character-level language modelling on a text file, split 90/5/5 by line",
     .open = text_open,
     .batch = text_batch,
+    .split_size = text_split_size,
     .close = text_close,
 };

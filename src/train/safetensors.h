@@ -105,7 +105,8 @@ const char *sl_st_meta_find(const sl_st_file *f, const char *key);
 /* For readers that need one exact tensor: checks that name exists with dtype
  * dt and shape[0..ndim) (shape may be NULL when ndim is 0) and sets *data.
  * SL_ERR_FORMAT otherwise, naming the file, the tensor and the expected
- * versus found dtype or shape, or saying it is missing; *data is then NULL. */
+ * versus found dtype or shape, or saying it is missing; *data is then NULL.
+ * SL_ERR_ARG for a NULL f, name or data, or ndim outside [0, SL_ST_MAX_DIMS]. */
 sl_status sl_st_expect(const sl_st_file *f, const char *name, sl_dtype dt, int ndim,
                        const int64_t *shape, const void **data);
 

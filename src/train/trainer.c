@@ -96,12 +96,12 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume)
     if (resume) {
         st = sl_checkpoint_load(resume, &r->model, vocab, &r->ts);
         if (st) return st;
-        const char *key = sl_config_model_diff(&r->model.cfg, cfg);
-        if (key && !(strcmp(key, "vocab_size") == 0 && cfg->vocab_size == 0))
+        if (r->cfg.vocab_size == 0) r->cfg.vocab_size = r->model.cfg.vocab_size;
+        const char *key = sl_config_model_diff(&r->model.cfg, &r->cfg);
+        if (key)
             return sl_fail(SL_ERR_CONFIG,
                            "--resume %s: key '%s' differs from the checkpoint's model; a resumed "
                            "run may change training keys only", resume, key);
-        r->cfg.vocab_size = r->model.cfg.vocab_size;
         r->model.cfg = r->cfg;
     }
     st = sl_task_open(&r->task, &r->cfg, vocab);

@@ -1,0 +1,170 @@
+/* The seqlab binary on bad input: each case must exit with status 1 or 2
+ * (never a signal), print one message naming the file or field, and leave
+ * no partial file behind. Also the happy path: train, eval, generate. */
+#include <dirent.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "train/checkpoint.h"
+
+static char bin[512], dir[64], err[4096];
+
+/* Runs `seqlab ARGS`, stderr captured in err; returns the exit status or
+ * -1 when the process died from a signal. */
+static int run(const char *args)
+{
+    char cmd[2048], ef[128];
+    snprintf(ef, sizeof ef, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s/stdout.txt 2>%s", bin, args, dir, ef);
+    int st = system(cmd);
+    FILE *f = fopen(ef, "r");
+    size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
+    err[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *name, const void *data, size_t n)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static bool no_temp_files(const char *sub)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, sub);
+    DIR *d = opendir(p);
+    if (!d) return true;
+    bool ok = true;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp")) ok = false;
+    closedir(d);
+    return ok;
+}
+
+#define EXPECT_FAIL(args, ...)                                                        \
+    do {                                                                              \
+        int rc_ = run(args);                                                          \
+        CHECK(rc_ == 1 || rc_ == 2, "%s: exit %d", args, rc_);                        \
+        const char *want_[] = {__VA_ARGS__};                                          \
+        for (size_t k_ = 0; k_ < sizeof want_ / sizeof want_[0]; k_++)                \
+            CHECK(strstr(err, want_[k_]) != NULL, "%s: '%s' not in: %s", args, want_[k_], err); \
+    } while (0)
+
+static char args[1024];
+#define A(...) (snprintf(args, sizeof args, __VA_ARGS__), args)
+
+static void test_train_eval_generate(void)
+{
+    char text[8192];
+    size_t n = 0;
+    for (int i = 0; i < 200; i++) n += (size_t)sprintf(text + n, "verse %d: light.\n", i % 37);
+    write_file("text.txt", text, n);
+    CHECK(run(A("train --data=%s/text.txt --d_model=16 --n_heads=2 --n_layers=1 --seq_len=16 "
+                "--max_seq_len=32 --batch_size=2 --steps=3 --eval_batches=1 --out_dir=%s/run",
+                dir, dir)) == 0,
+          "train: %s", err);
+    CHECK(run(A("eval %s/run/checkpoint.safetensors --batches 2", dir)) == 0, "eval: %s", err);
+    CHECK(run(A("generate %s/run/checkpoint.safetensors --prompt verse --max-new 40 --top-k 3", dir)) == 0,
+          "generate: %s", err);
+    char out[256], p[128];
+    snprintf(p, sizeof p, "%s/stdout.txt", dir);
+    FILE *f = fopen(p, "r");
+    size_t got = fread(out, 1, sizeof out - 1, f);
+    fclose(f);
+    out[got] = '\0';
+    /* the prompt, 27 steps to fill max_seq_len = 32, one more sample from the
+     * full context, a newline */
+    CHECK(strncmp(out, "verse", 5) == 0 && strlen(out) == 5 + 28 + 1, "output '%s'", out);
+    CHECK(run("--help") == 0 && run("train --help") == 0 && run("mixers") == 0, "help");
+    CHECK(run("frobnicate") == 2, "unknown command");
+}
+
+static void test_bad_checkpoints(void)
+{
+    EXPECT_FAIL(A("generate %s/none.safetensors --prompt a", dir), "none.safetensors");
+    write_file("empty.safetensors", "", 0);
+    EXPECT_FAIL(A("eval %s/empty.safetensors", dir), "empty.safetensors");
+    /* A truncated copy of a real checkpoint. */
+    char p[256];
+    snprintf(p, sizeof p, "%s/run/checkpoint.safetensors", dir);
+    FILE *f = fopen(p, "rb");
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    write_file("trunc.safetensors", buf, n / 2);
+    EXPECT_FAIL(A("generate %s/trunc.safetensors --prompt a", dir), "trunc.safetensors");
+    /* Header length far past the end of the file. */
+    unsigned char hdr[16] = {0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}'};
+    write_file("long.safetensors", hdr, 10);
+    EXPECT_FAIL(A("eval %s/long.safetensors", dir), "long.safetensors", "header");
+    /* A valid safetensors file that is not a seqlab checkpoint. */
+    unsigned char other[16] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
+    write_file("other.safetensors", other, 16);
+    EXPECT_FAIL(A("eval %s/other.safetensors", dir), "other.safetensors", "format");
+    /* Corrupt header JSON of the right length. */
+    memcpy(buf + 8, "[garbage", 8);
+    write_file("corrupt.safetensors", buf, n);
+    EXPECT_FAIL(A("eval %s/corrupt.safetensors", dir), "corrupt.safetensors");
+}
+
+static void test_bad_configs_and_data(void)
+{
+    const char *unknown = "{\"d_model\": 16, \"heads\": 2}";
+    write_file("unknown.json", unknown, strlen(unknown));
+    EXPECT_FAIL(A("train %s/unknown.json", dir), "unknown.json", "'heads'");
+    const char *types = "{\"d_model\": \"sixteen\"}";
+    write_file("types.json", types, strlen(types));
+    EXPECT_FAIL(A("train %s/types.json", dir), "types.json", "'d_model'", "integer");
+    EXPECT_FAIL(A("train --data=%s/text.txt --d_model=30 --n_heads=4", dir), "n_heads", "d_model");
+    EXPECT_FAIL(A("train --data=%s/text.txt --n_layers=x", dir), "--n_layers");
+    write_file("empty.txt", "", 0);
+    EXPECT_FAIL(A("train --data=%s/empty.txt --out_dir=%s/e", dir, dir), "empty.txt", "empty");
+    EXPECT_FAIL(A("train --data=%s/nope.txt --out_dir=%s/e", dir, dir), "nope.txt");
+    EXPECT_FAIL(A("generate %s/run/checkpoint.safetensors --prompt 'Zebra'", dir), "'Z'",
+                "vocabulary", "checkpoint.safetensors");
+    EXPECT_FAIL(A("generate %s/run/checkpoint.safetensors --prompt a --top-p 2", dir), "--top-p");
+}
+
+static void test_nan_loss_exits_nonzero(void)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/run/checkpoint.safetensors", dir);
+    sl_model m;
+    char vocab[257];
+    sl_train_state ts;
+    CHECK(sl_checkpoint_load(p, &m, vocab, &ts) == SL_OK, "load");
+    for (int64_t i = 0; i < m.embed->n; i++) m.embed->data[i] = INFINITY;
+    snprintf(p, sizeof p, "%s/nan/checkpoint.safetensors", dir);
+    char d[128];
+    snprintf(d, sizeof d, "mkdir -p %s/nan", dir);
+    CHECK(system(d) == 0, "mkdir");
+    CHECK(sl_checkpoint_save(p, &m, vocab, &ts) == SL_OK, "save");
+    sl_model_free(&m);
+    EXPECT_FAIL(A("train --resume %s --steps=10 --out_dir=%s/nan", p, dir), "NaN", "step");
+    CHECK(no_temp_files("nan") && no_temp_files("run") && no_temp_files("e"), "no partial files");
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[512];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(bin, sizeof bin, "%s/../seqlab", dirname(self));
+    strcpy(dir, "/tmp/seqlab-cli-XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    RUN(test_train_eval_generate);
+    RUN(test_bad_checkpoints);
+    RUN(test_bad_configs_and_data);
+    RUN(test_nan_loss_exits_nonzero);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) return 1;
+    return TEST_SUMMARY();
+}
