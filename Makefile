@@ -42,9 +42,14 @@ $(BUILD)/tests/%: tests/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB) $(LDLIBS) -o $@
 
-# The main job: a character Transformer on the King James Bible, ~2 minutes.
-demo: deps
+# The King James Bible from Debian's bible-kjv, one verse per line.
+data/kjv.txt:
 	@tools/install_deps.sh data
+	@mkdir -p data
+	bible -m 8192 -l100000 gen1:1-rev22:21 > $@.tmp && mv $@.tmp $@
+
+# The main job: a character Transformer on the King James Bible, ~2 minutes.
+demo: deps data/kjv.txt
 	@$(MAKE) --no-print-directory $(BIN)
 	$(BIN) train configs/demo.json
 	$(BIN) eval runs/demo/checkpoint.safetensors --split test
@@ -79,7 +84,9 @@ install: $(BIN)
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/seqlab
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libseqlab.a
 	install -m 644 include/seqlab.h $(DESTDIR)$(PREFIX)/include/seqlab.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*SEQLAB_VERSION "\(.*\)"/\1/p' include/seqlab.h)|' \
+	cd src && for h in */*.h; do \
+	    install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/seqlab/$$h; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*SEQLAB_VERSION "\(.*\)"/\1/p' src/core/status.h)|' \
 	    -e 's|@BLASDIR@|$(BLASDIR)|' tools/seqlab.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/seqlab.pc
 
 clean:

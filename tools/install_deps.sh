@@ -5,7 +5,7 @@
 #   torch: the PyTorch oracle (Debian's python3-torch)
 set -e
 case "$1" in
-build) pkgs="gcc make libc6-dev libopenblas-openmp-dev libfftw3-dev libcjson-dev" ;;
+build) pkgs="gcc make libc6-dev pkg-config libopenblas-openmp-dev libfftw3-dev libcjson-dev" ;;
 data) pkgs="bible-kjv bible-kjv-text" ;;
 torch) pkgs="python3-torch python3-numpy" ;;
 *) echo "usage: $0 build|data|torch" >&2; exit 2 ;;

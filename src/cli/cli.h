@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "seqlab.h"
+#include "core/status.h"
 
 /* Prints "seqlab CMD: error: <sl_errmsg()>" and returns 1 (the exit code). */
 int cli_error(const char *cmd);

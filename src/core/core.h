@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "seqlab.h"
+#include "core/status.h"
 
 #define SL_MAX_DIMS 4
 

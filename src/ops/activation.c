@@ -11,8 +11,13 @@
 
 /* ------------------------------------------------------------------- gelu */
 
-/* dy -> dx += dy gelu'(x), with t = tanh(c (x + a x^3)):
- * gelu'(x) = (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2. */
+/* PyTorch's tanh form x (1 + tanh(u)) / 2, u = c (x + a x^3), computed as
+ * x sigmoid(2u): the same function with one exp and one division, and no
+ * cancellation in 1 + tanh(u) for negative x nor in 1 - tanh(u)^2 below. */
+static inline float gelu_sigmoid(float x) { return sl_sigmoidf(2.0f * GELU_C * (x + GELU_A * x * x * x)); }
+
+/* dy -> dx += dy gelu'(x), gelu'(x) = s + 2 x s (1 - s) c (1 + 3 a x^2),
+ * s = sigmoid(2u). */
 static void gelu_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const float *x = nd->in[0]->data, *dy = nd->out->grad;
@@ -20,13 +25,12 @@ static void gelu_backward(sl_ctx *ctx, const sl_node *nd)
     int64_t n = nd->out->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i], t = sl_tanhf(GELU_C * (v + GELU_A * v * v * v));
-        float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v * v);
-        dx[i] += dy[i] * d;
+        float v = x[i], s = gelu_sigmoid(v);
+        dx[i] += dy[i] * (s + 2.0f * v * s * (1.0f - s) * GELU_C * (1.0f + 3.0f * GELU_A * v * v));
     }
 }
 
-/* x: [...] -> x (1 + tanh(c (x + a x^3))) / 2, PyTorch's approximate='tanh'. */
+/* x: [...] -> gelu(x), PyTorch's approximate='tanh'. */
 sl_tensor *sl_gelu(sl_ctx *ctx, sl_tensor *x)
 {
     sl_tensor *y = sl_tensor_like(ctx, x);
@@ -34,10 +38,7 @@ sl_tensor *sl_gelu(sl_ctx *ctx, sl_tensor *x)
     float *py = y->data;
     int64_t n = x->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float v = px[i];
-        py[i] = 0.5f * v * (1.0f + sl_tanhf(GELU_C * (v + GELU_A * v * v * v)));
-    }
+    for (int64_t i = 0; i < n; i++) py[i] = px[i] * gelu_sigmoid(px[i]);
     SL_RECORD(ctx, gelu_backward, y, x);
     return y;
 }

@@ -112,7 +112,9 @@ static bool tile_ranges(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t 
 /* One register tile: C[mr x 8nv] (+)= sum_{k0 <= k < k1} A(m, k) B[k][0 .. 8nv)
  * with A(m, k) = a[m ras + k cas] (any strides, so A^T costs nothing) and B, C
  * row-major. Called with constant mr, nv, acc so each use is a straight-line
- * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. */
+ * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. The sums
+ * start from zero and C is added at the end: C is often a gradient row not
+ * yet in cache, and loading it first would stall the whole FMA chain on it. */
 static inline __attribute__((always_inline)) void tile(const int mr, const int nv, int64_t k0,
                                                        int64_t k1, const float *a, int64_t ras,
                                                        int64_t cas, const float *b, int64_t ldb,
@@ -120,7 +122,7 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
 {
     v8 r[MR][2];
     for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) r[m][v] = acc ? VLOAD(c + m * ldc + 8 * v) : (v8){0};
+        for (int v = 0; v < nv; v++) r[m][v] = (v8){0};
     for (int64_t k = k0; k < k1; k++) {
         const float *bk = b + k * ldb;
         v8 b0 = VLOAD(bk), b1 = nv > 1 ? VLOAD(bk + 8) : b0;
@@ -131,7 +133,8 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
         }
     }
     for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) VSTORE(c + m * ldc + 8 * v, r[m][v]);
+        for (int v = 0; v < nv; v++)
+            VSTORE(c + m * ldc + 8 * v, acc ? VLOAD(c + m * ldc + 8 * v) + r[m][v] : r[m][v]);
 }
 
 #define TILE_ROWS(R)                                                                      \

@@ -32,8 +32,8 @@ sl_tensor *sl_dropout(sl_ctx *ctx, sl_tensor *x, float p)
     uint8_t *keep = sl_arena_alloc(&ctx->arena, (size_t)n);
     for (int64_t i = 0; i < n; i += 4) {
         uint64_t bits = sl_rng_u64(&ctx->rng);
-        for (int64_t k = 0; k < 4 && i + k < n; k++)
-            keep[i + k] = ((bits >> (16 * k)) & 0xffff) >= drop_below;
+        int64_t lanes = n - i < 4 ? n - i : 4;
+        for (int64_t k = 0; k < lanes; k++) keep[i + k] = ((bits >> (16 * k)) & 0xffff) >= drop_below;
     }
     /* The exact keep probability at this resolution, so E[y] = x exactly. */
     float scale = 65536.0f / (float)(65536 - drop_below);

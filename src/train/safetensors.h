@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "seqlab.h"
+#include "core/status.h"
 
 /* The reader rejects larger headers before parsing them (the reference Rust
  * implementation's limit), so a hostile length cannot make it allocate. */
