@@ -52,7 +52,8 @@ static void test_silu_matches_reference(void) { check_pointwise(sl_silu, silu_re
 static void test_gelu_known_values(void)
 {
     /* PyTorch: F.gelu(torch.tensor([1., -1., 3.]), approximate='tanh'). */
-    const float x[3] = {1, -1, 3}, want[3] = {0.8411920070648193f, -0.15880800783634186f, 2.9963626861572266f};
+    const float x[3] = {1, -1, 3};
+    const float want[3] = {0.8411920070648193f, -0.15880800783634186f, 2.9963626861572266f};
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 12);
     sl_tensor *t = SL_NEW(&ctx, 3);

@@ -11,10 +11,22 @@
 #define H 1e-2f
 #define TOL 1e-3
 
-static sl_tensor *add_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_add(ctx, in[0], in[1]); }
-static sl_tensor *mul_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_mul(ctx, in[0], in[1]); }
-static sl_tensor *square_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_mul(ctx, in[0], in[0]); }
-static sl_tensor *scale_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_scale(ctx, in[0], -2.5f); }
+static sl_tensor *add_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_add(ctx, in[0], in[1]);
+}
+static sl_tensor *mul_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_mul(ctx, in[0], in[1]);
+}
+static sl_tensor *square_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_mul(ctx, in[0], in[0]);
+}
+static sl_tensor *scale_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_scale(ctx, in[0], -2.5f);
+}
 
 static void test_values(void)
 {

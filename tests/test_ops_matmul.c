@@ -22,7 +22,8 @@ static void fill(sl_rng *rng, float *p, int64_t n)
 static void test_gemm_matches_reference(void)
 {
     /* (M, N, K): odd sizes, the sgemv cases M == 1 and N == 1, a dot product. */
-    const int64_t sizes[][3] = {{7, 5, 3}, {13, 17, 11}, {1, 9, 7}, {9, 1, 7}, {1, 1, 5}, {33, 65, 31}, {64, 1, 129}};
+    const int64_t sizes[][3] = {{7, 5, 3}, {13, 17, 11}, {1, 9, 7},    {9, 1, 7},
+                                {1, 1, 5}, {33, 65, 31}, {64, 1, 129}};
     sl_rng rng;
     sl_rng_seed(&rng, 1);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -85,7 +86,8 @@ static void test_linear_forward_and_gradients(void)
     /* An input without requires_grad must be left alone. */
     in[0]->requires_grad = false;
     memset(in[0]->grad, 0, in[0]->n * sizeof(float));
-    CHECK(gradcheck("linear, frozen x", linear_fn, in, 3, (void *)1, LIN_H, LIN_ATOL, LIN_RTOL, 64), "grads");
+    CHECK(gradcheck("linear, frozen x", linear_fn, in, 3, (void *)1, LIN_H, LIN_ATOL, LIN_RTOL, 64),
+          "grads");
     for (int64_t i = 0; i < in[0]->n; i++) CHECK(in[0]->grad[i] == 0, "frozen x untouched");
     for (int k = 0; k < 3; k++) gc_free(in[k]);
 }

@@ -109,7 +109,8 @@ static void test_gradients(void)
     CHECK(gradcheck("rmsnorm", rmsnorm_fn, in, 2, NULL, 1e-2f, 1e-3, 1e-2, 64), "rmsnorm");
     in[1]->requires_grad = false;
     memset(in[1]->grad, 0, in[1]->n * sizeof(float));
-    CHECK(gradcheck("layernorm, frozen w", layernorm_fn, in, 3, (void *)1, 1e-2f, 1e-3, 1e-2, 64), "frozen");
+    CHECK(gradcheck("layernorm, frozen w", layernorm_fn, in, 3, (void *)1, 1e-2f, 1e-3, 1e-2, 64),
+          "frozen");
     for (int64_t i = 0; i < in[1]->n; i++) CHECK(in[1]->grad[i] == 0, "frozen w untouched");
     for (int k = 0; k < 3; k++) gc_free(in[k]);
 }

@@ -14,7 +14,10 @@
 /* PyTorch's tanh form x (1 + tanh(u)) / 2, u = c (x + a x^3), computed as
  * x sigmoid(2u): the same function with one exp and one division, and no
  * cancellation in 1 + tanh(u) for negative x nor in 1 - tanh(u)^2 below. */
-static inline float gelu_sigmoid(float x) { return sl_sigmoidf(2.0f * GELU_C * (x + GELU_A * x * x * x)); }
+static inline float gelu_sigmoid(float x)
+{
+    return sl_sigmoidf(2.0f * GELU_C * (x + GELU_A * x * x * x));
+}
 
 /* dy -> dx += dy gelu'(x), gelu'(x) = s + 2 x s (1 - s) c (1 + 3 a x^2),
  * s = sigmoid(2u). */

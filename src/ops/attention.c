@@ -58,6 +58,7 @@
 #define MR 6
 
 typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 /* Unaligned, aliasing view of 8 floats: operands are rows of strided tensors. */
 typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define VLOAD(p) ((v8) * (const v8u *)(p))
@@ -111,14 +112,16 @@ static bool tile_ranges(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t 
 
 /* One register tile: C[mr x 8nv] (+)= sum_{k0 <= k < k1} A(m, k) B[k][0 .. 8nv)
  * with A(m, k) = a[m ras + k cas] (any strides, so A^T costs nothing) and B, C
- * row-major. Called with constant mr, nv, acc so each use is a straight-line
+ * row-major; when accumulating, row m of C is first scaled by rs[m] (rs may be
+ * NULL). Called with constant mr, nv, acc so each use is a straight-line
  * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. The sums
  * start from zero and C is added at the end: C is often a gradient row not
  * yet in cache, and loading it first would stall the whole FMA chain on it. */
 static inline __attribute__((always_inline)) void tile(const int mr, const int nv, int64_t k0,
                                                        int64_t k1, const float *a, int64_t ras,
                                                        int64_t cas, const float *b, int64_t ldb,
-                                                       float *c, int64_t ldc, const bool acc)
+                                                       float *c, int64_t ldc, const bool acc,
+                                                       const float *rs)
 {
     v8 r[MR][2];
     for (int m = 0; m < mr; m++)
@@ -133,16 +136,19 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
         }
     }
     for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++)
-            VSTORE(c + m * ldc + 8 * v, acc ? VLOAD(c + m * ldc + 8 * v) + r[m][v] : r[m][v]);
+        for (int v = 0; v < nv; v++) {
+            float *cv = c + m * ldc + 8 * v;
+            if (acc) r[m][v] += rs ? rs[m] * VLOAD(cv) : VLOAD(cv);
+            VSTORE(cv, r[m][v]);
+        }
 }
 
 #define TILE_ROWS(R)                                                                      \
     case R:                                                                               \
         if (nv == 2)                                                                      \
-            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);                         \
+            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                     \
         else                                                                              \
-            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);                         \
+            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                     \
         break
 
 /* tile() with run-time mr (row tails) and nv, dispatched to constant ones. */
@@ -150,7 +156,8 @@ static inline __attribute__((always_inline)) void tile_any(int mr, int nv, int64
                                                            int64_t k1, const float *a,
                                                            int64_t ras, int64_t cas,
                                                            const float *b, int64_t ldb, float *c,
-                                                           int64_t ldc, const bool acc)
+                                                           int64_t ldc, const bool acc,
+                                                           const float *rs)
 {
     switch (mr) {
         TILE_ROWS(6);
@@ -162,15 +169,17 @@ static inline __attribute__((always_inline)) void tile_any(int mr, int nv, int64
     }
 }
 
-/* Columns [n0, n1) of C that are not a whole vector (N % 8 != 0), scalar. */
+/* Columns [n0, n1) of C that are not a whole vector (N % 8 != 0), scalar;
+ * same contract as tile(). */
 static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const float *a,
                       int64_t ras, int64_t cas, const float *b, int64_t ldb, float *c,
-                      int64_t ldc, bool acc)
+                      int64_t ldc, bool acc, const float *rs)
 {
     for (int m = 0; m < mr; m++)
         for (int64_t n = n0; n < n1; n++) {
-            float s = acc ? c[m * ldc + n] : 0.0f;
+            float s = 0.0f;
             for (int64_t k = k0; k < k1; k++) s += a[m * ras + k * cas] * b[k * ldb + n];
+            if (acc) s += rs ? rs[m] * c[m * ldc + n] : c[m * ldc + n];
             c[m * ldc + n] = s;
         }
 }
@@ -178,7 +187,7 @@ static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, co
 /* C = A B for a masked product whose rows see only columns [lo[m], hi[m]):
  * A: [M, K] (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc). Each group
  * of MR rows computes its union of columns, widened to whole vectors; other
- * entries of C are left unset (the caller reads only visible ones). */
+ * entries of C keep what they held. */
 static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
                            int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
                            const int32_t *lo, const int32_t *hi)
@@ -191,75 +200,115 @@ static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int6
         const float *am = a + m0 * ras;
         float *cm = c + m0 * ldc;
         int64_t n = l & ~(int64_t)7, nend = min64((h + 7) & ~(int64_t)7, nvec);
-        for (; n + 16 <= nend; n += 16) tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false);
+        for (; n + 16 <= nend; n += 16)
+            tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
         if (n < nend) {
-            tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false);
+            tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
             n += 8;
         }
-        if (h > n) tail_cols(mr, n, h, 0, K, am, ras, cas, b, ldb, cm, ldc, false);
+        if (h > n) tail_cols(mr, n, h, 0, K, am, ras, cas, b, ldb, cm, ldc, false, NULL);
     }
 }
 
-/* C += A B where row m of A is zero outside [lo[m], hi[m]): the contraction of
- * each group of MR rows runs over its union only. A: [M, K] (strides ras,
- * cas), B: [K, N] (ldb), C: [M, N] (ldc). */
+/* C = diag(rs) C + A B where row m of A is zero outside [lo[m], hi[m]): the
+ * contraction of each group of MR rows runs over its union only. A: [M, K]
+ * (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc), rs: [M] or NULL for
+ * plain accumulation. A group with an empty union is left as it is, so rows
+ * that see nothing must have rs = 1. */
 static void mm_masked_acc(int64_t M, int64_t N, const float *a, int64_t ras, int64_t cas,
                           const float *b, int64_t ldb, float *c, int64_t ldc, const int32_t *lo,
-                          const int32_t *hi)
+                          const int32_t *hi, const float *rs)
 {
     int64_t nvec = N & ~(int64_t)7;
     for (int64_t m0 = 0; m0 < M; m0 += MR) {
         int mr = (int)min64(MR, M - m0);
         int64_t k0 = lo[m0], k1 = hi[m0 + mr - 1];
         if (k0 >= k1) continue;
-        const float *am = a + m0 * ras;
+        const float *am = a + m0 * ras, *rm = rs ? rs + m0 : NULL;
         float *cm = c + m0 * ldc;
         int64_t n = 0;
-        for (; n + 16 <= nvec; n += 16) tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true);
+        for (; n + 16 <= nvec; n += 16)
+            tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
         if (n < nvec) {
-            tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true);
+            tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
             n += 8;
         }
-        if (N > n) tail_cols(mr, n, N, k0, k1, am, ras, cas, b, ldb, cm, ldc, true);
+        if (N > n) tail_cols(mr, n, N, k0, k1, am, ras, cas, b, ldb, cm, ldc, true, rm);
     }
 }
 
-/* max_j x[j]; x: [n], n >= 1. */
-static inline float row_max(const float *x, int64_t n)
+/* dst[d][j] = src[j][d]: src: [n, dh] rows ld apart, dst: [dh, BK]. Whole
+ * 8 x 8 blocks go through registers (unpack, shuffle, lane swap): a scalar
+ * transpose costs as much as a tenth of the tile products. */
+static void transpose_block(const float *src, int64_t ld, int64_t n, int64_t dh, float *dst)
 {
-    float mx = x[0];
+    int64_t n8 = n & ~(int64_t)7, dh8 = dh & ~(int64_t)7;
+    for (int64_t j = 0; j < n8; j += 8)
+        for (int64_t d = 0; d < dh8; d += 8) {
+            v8 x[8], t[8];
+            for (int i = 0; i < 8; i++) x[i] = VLOAD(src + (j + i) * ld + d);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = __builtin_shuffle(x[i], x[i + 1], (v8i){0, 8, 1, 9, 4, 12, 5, 13});
+                t[i + 1] = __builtin_shuffle(x[i], x[i + 1], (v8i){2, 10, 3, 11, 6, 14, 7, 15});
+            }
+            for (int i = 0; i < 8; i += 4) {
+                x[i] = __builtin_shuffle(t[i], t[i + 2], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
+                x[i + 1] = __builtin_shuffle(t[i], t[i + 2], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
+                x[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
+                x[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
+            }
+            for (int i = 0; i < 4; i++) {
+                VSTORE(dst + (d + i) * BK + j,
+                       __builtin_shuffle(x[i], x[i + 4], (v8i){0, 1, 2, 3, 8, 9, 10, 11}));
+                VSTORE(dst + (d + i + 4) * BK + j,
+                       __builtin_shuffle(x[i], x[i + 4], (v8i){4, 5, 6, 7, 12, 13, 14, 15}));
+            }
+        }
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t d = j < n8 ? dh8 : 0; d < dh; d++) dst[d * BK + j] = src[j * ld + d];
+}
+
+/* --------------------------------------------------------------- softmax */
+
+/* Row maximum of x over the visible columns [a, b), -inf when there are
+ * none. The loops below run over the whole row width n with a mask instead
+ * of over [a, b): fixed-width vector loops with no scalar remainder, and the
+ * columns outside a row's range come out as exact zeros in the same pass.
+ * Indices are int (n <= BK) so the masks compare 8 lanes at a time. x: [n]. */
+static inline float masked_max(const float *x, int n, int a, int b)
+{
+    float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-    for (int64_t j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    for (int j = 0; j < n; j++) {
+        float v = j >= a && j < b ? x[j] : -INFINITY;
+        mx = v > mx ? v : mx;
+    }
     return mx;
 }
 
-/* x[j] = exp(scale x[j] - shift) in place; returns the sum. x: [n]. */
-static inline float exp_row(float *x, int64_t n, float scale, float shift)
+/* x[j] = exp(scale x[j] - shift) on [a, b), 0 elsewhere; returns the sum.
+ * x: [n]. */
+static inline float masked_exp(float *x, int n, int a, int b, float scale, float shift)
 {
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) {
-        x[j] = sl_expf(x[j] * scale - shift);
+    for (int j = 0; j < n; j++) {
+        float e = sl_expf(x[j] * scale - shift);
+        x[j] = j >= a && j < b ? e : 0.0f;
         sum += x[j];
     }
     return sum;
 }
 
-/* dst[d][j] = src[j][d]: src: [n, dh] rows ld apart, dst: [dh, BK]. */
-static void transpose_block(const float *src, int64_t ld, int64_t n, int64_t dh, float *dst)
-{
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t d = 0; d < dh; d++) dst[d * BK + j] = src[j * ld + d];
-}
-
 /* ------------------------------------------------------------ the op */
 
-/* Per-thread scratch in floats, each part rounded to 64 bytes: two [T] row
- * statistics, two BQ x BK tiles, two dh x BK transposed blocks. */
+/* Per-thread scratch in floats, each part rounded to 64 bytes: [T] row
+ * statistics (two of them), two BQ x BK tiles, two dh x BK transposed blocks
+ * and three [BQ] row vectors. */
 static int64_t scratch_floats(int64_t T, int64_t dh)
 {
     int64_t r16 = ~(int64_t)15;
-    return 2 * ((T + 15) & r16) + 2 * BQ * BK + 2 * ((dh * BK + 15) & r16);
+    return 2 * ((T + 15) & r16) + 2 * BQ * BK + 2 * ((dh * BK + 15) & r16) + 3 * BQ;
 }
 
 /* Waking the thread pool costs microseconds, and far more when the cores are
@@ -276,6 +325,26 @@ typedef struct {
     int64_t window;
 } attn_shape;
 
+/* The per-thread scratch of one (b, h), carved from scratch_floats(T, dh).
+ * The tiles start zeroed so that columns a tile product leaves unset hold
+ * finite numbers: the masked loops read them and discard the result. */
+typedef struct {
+    float *rows0, *rows1; /* [T] */
+    float *t0, *t1;       /* [BQ, BK] */
+    float *kt, *vt;       /* [dh, BK] */
+    float *r0;            /* [BQ] */
+} head_scratch;
+
+static head_scratch carve(float *p, int64_t T, int64_t dh)
+{
+    int64_t tpad = (T + 15) & ~(int64_t)15, bpad = (dh * BK + 15) & ~(int64_t)15;
+    head_scratch hs = {p, p + tpad, p + 2 * tpad, p + 2 * tpad + BQ * BK,
+                       p + 2 * tpad + 2 * BQ * BK, p + 2 * tpad + 2 * BQ * BK + bpad,
+                       p + 2 * tpad + 2 * BQ * BK + 2 * bpad};
+    memset(hs.t0, 0, 2 * BQ * BK * sizeof(float));
+    return hs;
+}
+
 /* One (b, h) of the forward. q, k, v: [T, dh] rows ld = 3D apart (views into
  * qkv); o: [T, dh] rows D apart (into out); lse: [T] or NULL. */
 static void forward_head(const attn_shape *sh, const float *q, const float *k, const float *v,
@@ -283,8 +352,8 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    int64_t tpad = (T + 15) & ~(int64_t)15;
-    float *m = scratch, *l = m + tpad, *s = l + tpad, *kt = s + 2 * BQ * BK;
+    head_scratch hs = carve(scratch, T, dh);
+    float *m = hs.rows0, *l = hs.rows1, *s = hs.t0, *alpha = hs.r0;
     int32_t lo[BQ], hi[BQ];
 
     for (int64_t i = 0; i < T; i++) {
@@ -296,36 +365,29 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
         int64_t nk = min64(BK, T - j0), ilo, ihi, unused;
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, kt);
+        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
+            float *mi = m + i0, *li = l + i0;
             if (!tile_ranges(i0, nq, j0, nk, T, sh->causal, sh->window, true, lo, hi)) continue;
-            mm_masked_cols(nq, nk, dh, q + i0 * ld, ld, 1, kt, BK, s, BK, lo, hi);
+            mm_masked_cols(nq, nk, dh, q + i0 * ld, ld, 1, hs.kt, BK, s, BK, lo, hi);
+            /* New running maxima first (alpha holds them for a moment), then
+             * all the rescale factors in one vector loop. */
             for (int64_t r = 0; r < nq; r++) {
-                float *sr = s + r * BK, *mi = m + i0 + r, *li = l + i0 + r;
-                int64_t a = lo[r], b = hi[r];
-                if (a >= b) {
-                    memset(sr, 0, (size_t)nk * sizeof(float));
-                    continue;
-                }
-                float mx = row_max(sr + a, b - a) * scale;
-                float mnew = mx > *mi ? mx : *mi;
-                float sum = exp_row(sr + a, b - a, scale, mnew);
-                memset(sr, 0, (size_t)a * sizeof(float));
-                memset(sr + b, 0, (size_t)(nk - b) * sizeof(float));
-                if (mnew > *mi) {
-                    /* The first block a row sees has *mi = -inf: alpha
-                     * underflows to ~0 against l = 0 and O = 0. */
-                    float alpha = sl_expf(*mi - mnew);
-                    float *oi = o + (i0 + r) * ldo;
-#pragma omp simd
-                    for (int64_t d = 0; d < dh; d++) oi[d] *= alpha;
-                    *li *= alpha;
-                    *mi = mnew;
-                }
-                *li += sum;
+                float mx = masked_max(s + r * BK, (int)nk, lo[r], hi[r]) * scale;
+                alpha[r] = mx > mi[r] ? mx : mi[r];
             }
-            mm_masked_acc(nq, dh, s, BK, 1, v + j0 * ld, ld, o + i0 * ldo, ldo, lo, hi);
+#pragma omp simd
+            for (int64_t r = 0; r < nq; r++) {
+                /* A row that has seen no key yet keeps m = -inf; its O and
+                 * l are zero, so any finite factor would do. */
+                float mnew = alpha[r];
+                alpha[r] = mnew == -INFINITY ? 1.0f : sl_expf(mi[r] - mnew);
+                mi[r] = mnew;
+            }
+            for (int64_t r = 0; r < nq; r++)
+                li[r] = alpha[r] * li[r] + masked_exp(s + r * BK, (int)nk, lo[r], hi[r], scale, mi[r]);
+            mm_masked_acc(nq, dh, s, BK, 1, v + j0 * ld, ld, o + i0 * ldo, ldo, lo, hi, alpha);
         }
     }
     for (int64_t i = 0; i < T; i++) {
@@ -344,9 +406,8 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    int64_t tpad = (T + 15) & ~(int64_t)15;
-    float *rowdot = scratch, *p = rowdot + 2 * tpad, *ds = p + BQ * BK,
-          *kt = ds + BQ * BK, *vt = kt + ((dh * BK + 15) & ~(int64_t)15);
+    head_scratch hs = carve(scratch, T, dh);
+    float *rowdot = hs.rows0, *p = hs.t0, *ds = hs.t1;
     int32_t qlo[BQ], qhi[BQ], klo[BK], khi[BK];
 
     /* rowdot = D_i = dO_i . O_i, the softmax Jacobian's row term. */
@@ -361,42 +422,28 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
         int64_t nk = min64(BK, T - j0), ilo, ihi, unused;
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, kt);
-        transpose_block(v + j0 * ld, ld, nk, dh, vt);
+        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
+        transpose_block(v + j0 * ld, ld, nk, dh, hs.vt);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
             if (!tile_ranges(i0, nq, j0, nk, T, sh->causal, sh->window, true, qlo, qhi)) continue;
             tile_ranges(j0, nk, i0, nq, T, sh->causal, sh->window, false, klo, khi);
-            mm_masked_cols(nq, nk, dh, q + i0 * ld, ld, 1, kt, BK, p, BK, qlo, qhi);
-            for (int64_t r = 0; r < nq; r++) {
-                float *pr = p + r * BK, li = lse[i0 + r];
-                int64_t a = qlo[r], b = qhi[r];
-                if (a >= b) {
-                    memset(pr, 0, (size_t)nk * sizeof(float));
-                    continue;
-                }
-                exp_row(pr + a, b - a, scale, li);
-                memset(pr, 0, (size_t)a * sizeof(float));
-                memset(pr + b, 0, (size_t)(nk - b) * sizeof(float));
-            }
+            mm_masked_cols(nq, nk, dh, q + i0 * ld, ld, 1, hs.kt, BK, p, BK, qlo, qhi);
+            for (int64_t r = 0; r < nq; r++)
+                masked_exp(p + r * BK, (int)nk, qlo[r], qhi[r], scale, lse[i0 + r]);
             /* dV_j += P^T dO_i: rows are keys, P read transposed. */
-            mm_masked_acc(nk, dh, p, 1, BK, dout + i0 * ldo, ldo, dv + j0 * ld, ld, klo, khi);
-            mm_masked_cols(nq, nk, dh, dout + i0 * ldo, ldo, 1, vt, BK, ds, BK, qlo, qhi);
+            mm_masked_acc(nk, dh, p, 1, BK, dout + i0 * ldo, ldo, dv + j0 * ld, ld, klo, khi, NULL);
+            mm_masked_cols(nq, nk, dh, dout + i0 * ldo, ldo, 1, hs.vt, BK, ds, BK, qlo, qhi);
             for (int64_t r = 0; r < nq; r++) {
                 float *pr = p + r * BK, *dr = ds + r * BK, di = rowdot[i0 + r];
-                int64_t a = qlo[r], b = qhi[r];
-                if (a >= b) {
-                    memset(dr, 0, (size_t)nk * sizeof(float));
-                    continue;
-                }
+                int a = qlo[r], b = qhi[r];
                 /* scale folded in here so dQ and dK need no extra pass. */
 #pragma omp simd
-                for (int64_t j = a; j < b; j++) dr[j] = scale * pr[j] * (dr[j] - di);
-                memset(dr, 0, (size_t)a * sizeof(float));
-                memset(dr + b, 0, (size_t)(nk - b) * sizeof(float));
+                for (int j = 0; j < (int)nk; j++)
+                    dr[j] = j >= a && j < b ? scale * pr[j] * (dr[j] - di) : 0.0f;
             }
-            mm_masked_acc(nq, dh, ds, BK, 1, k + j0 * ld, ld, dq + i0 * ld, ld, qlo, qhi);
-            mm_masked_acc(nk, dh, ds, 1, BK, q + i0 * ld, ld, dk + j0 * ld, ld, klo, khi);
+            mm_masked_acc(nq, dh, ds, BK, 1, k + j0 * ld, ld, dq + i0 * ld, ld, qlo, qhi, NULL);
+            mm_masked_acc(nk, dh, ds, 1, BK, q + i0 * ld, ld, dk + j0 * ld, ld, klo, khi, NULL);
         }
     }
 }

@@ -119,7 +119,11 @@ typedef struct {
     int64_t nb, M, N, K, sa, sb;
 } mm_geom;
 
-static int64_t leading(const sl_tensor *t) { return t->n / (t->shape[t->ndim - 2] * t->shape[t->ndim - 1]); }
+/* The number of matrices in t: the product of all but its last two dims. */
+static int64_t leading(const sl_tensor *t)
+{
+    return t->n / (t->shape[t->ndim - 2] * t->shape[t->ndim - 1]);
+}
 
 /* a: [..., M, K] ([..., K, M] when ta), b: [..., K, N] ([..., N, K] when tb). */
 static mm_geom mm_geometry(const sl_tensor *a, const sl_tensor *b, bool ta, bool tb)
