@@ -75,6 +75,7 @@ bench: deps
 parity: deps
 	@tools/install_deps.sh torch
 	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 tools/oracle.py --selftest
 	tools/make_fixtures.sh $(BUILD) $(BUILD)/parity
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_parity
 

@@ -1,5 +1,6 @@
-/* dropout.c: the identity cases, the keep rate and scaling, determinism for a
- * seed across thread counts, and the gradient through the saved mask. */
+/* dropout.c: the identity cases, the keep rate and scaling, independence of
+ * neighbouring elements and of successive calls, determinism for a seed
+ * across thread counts, and the gradient through the recomputed mask. */
 #include <string.h>
 
 #include "check.h"
@@ -21,9 +22,9 @@ static void test_identity_in_eval_and_at_zero(void)
     gc_free(x);
 }
 
-/* n = 2^17 + 3 (not a multiple of the 4 lanes per draw). The kept fraction
- * has standard deviation sqrt(p (1 - p) / n) ~ 1.2e-3: 5 sigma is 6e-3. */
-static float *dropout_run(int threads, uint64_t seed, float p, int64_t n, double *kept)
+/* Two successive dropouts of a vector of ones, on the given thread count. */
+static void dropout_twice(int threads, uint64_t seed, float p, int64_t n, float *first,
+                          float *second)
 {
     sl_set_threads(threads);
     sl_ctx ctx;
@@ -32,38 +33,47 @@ static float *dropout_run(int threads, uint64_t seed, float p, int64_t n, double
     sl_rng_seed(&ctx.rng, seed);
     sl_tensor *x = SL_NEW(&ctx, n);
     for (int64_t i = 0; i < n; i++) x->data[i] = 1;
-    sl_tensor *y = sl_dropout(&ctx, x, p);
-    float *out = malloc(n * sizeof(float));
-    memcpy(out, y->data, n * sizeof(float));
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i++) k += out[i] != 0;
-    *kept = (double)k / n;
+    memcpy(first, sl_dropout(&ctx, x, p)->data, n * sizeof(float));
+    memcpy(second, sl_dropout(&ctx, x, p)->data, n * sizeof(float));
     sl_ctx_free(&ctx);
     sl_set_threads(2);
-    return out;
 }
 
+/* n = 2^17 + 3. A kept fraction has standard deviation
+ * sqrt(q (1 - q) / n) <= 1.4e-3 for q = 1 - p or (1 - p)^2: checks allow
+ * 5 sigma. */
 static void test_rate_scale_and_determinism(void)
 {
     const int64_t n = (1 << 17) + 3;
-    const float p = 0.25f;
-    double kept, kept1, kept_other;
-    float *a = dropout_run(2, 7, p, n, &kept);
-    float *b = dropout_run(1, 7, p, n, &kept1);
-    float *c = dropout_run(2, 8, p, n, &kept_other);
-    CHECK(fabs(kept - (1 - p)) < 6e-3, "kept fraction %g", kept);
-    double mean = 0;
+    const float p = 0.25f, q = 1 - p;
+    float *a = malloc(n * sizeof(float)), *a2 = malloc(n * sizeof(float));
+    float *b = malloc(n * sizeof(float)), *b2 = malloc(n * sizeof(float));
+    float *c = malloc(n * sizeof(float)), *c2 = malloc(n * sizeof(float));
+    dropout_twice(2, 7, p, n, a, a2);
+    dropout_twice(1, 7, p, n, b, b2);
+    dropout_twice(2, 8, p, n, c, c2);
+    int64_t kept = 0, pairs = 0, both = 0, bad = 0;
     for (int64_t i = 0; i < n; i++) {
-        CHECK(a[i] == 0 || a[i] == 1 / (1 - p), "kept values scaled by 1/(1-p): %g", a[i]);
-        if (check_failures) break;
-        mean += a[i];
+        bad += a[i] != 0 && a[i] != 1 / q;
+        kept += a[i] != 0;
+        pairs += a[i] != 0 && a2[i] != 0;
+        if (i > 0) both += a[i] != 0 && a[i - 1] != 0;
     }
-    CHECK(fabs(mean / n - 1) < 0.01, "E[y] = x: %g", mean / n);
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "same seed, 1 or 2 threads: same mask");
+    CHECK(bad == 0, "kept values scaled by 1/(1-p): %lld others", (long long)bad);
+    CHECK(fabs((double)kept / n - q) < 7e-3, "kept fraction %g", (double)kept / n);
+    CHECK(fabs((double)both / (n - 1) - q * q) < 7e-3, "neighbours independent: %g",
+          (double)both / (n - 1));
+    CHECK(fabs((double)pairs / n - q * q) < 7e-3, "successive calls independent: %g",
+          (double)pairs / n);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0 && memcmp(a2, b2, n * sizeof(float)) == 0,
+          "same seed, 1 or 2 threads: same masks");
     CHECK(memcmp(a, c, n * sizeof(float)) != 0, "another seed, another mask");
     free(a);
+    free(a2);
     free(b);
+    free(b2);
     free(c);
+    free(c2);
 }
 
 static sl_tensor *dropout_fn(sl_ctx *ctx, sl_tensor **in, void *arg)

@@ -7,7 +7,8 @@ dropout 0). A step is forward + loss + backward + clip(1.0) + AdamW, using
 the oracle's model (tools/oracle.py), so the C engine is timed against the
 same computation it is checked against.
 
-FLOPs per step = 6 * n_params * B*T + 6 * L * B * T^2 * D
+FLOPs per step = 6 * n_params * B*T + 12 * L * B * T^2 * D  (attention: QK^T and PV, 2*T^2*D each
+per sequence and layer forward, times 3 for forward + backward, no causal discount)
 (n_params: every parameter, the tied head once). The last line printed is
 one JSON object for the C bench to parse.
 
@@ -149,7 +150,7 @@ def gemm_floor_fn(torch, cfg):
 def step_flops(cfg, n_params):
     """The benchmark's FLOP convention: 6 N tokens + 6 L B T^2 D (no causal discount)."""
     tokens = cfg["batch_size"] * cfg["seq_len"]
-    return 6 * n_params * tokens + 6 * cfg["n_layers"] * tokens * cfg["seq_len"] * cfg["d_model"]
+    return 6 * n_params * tokens + 12 * cfg["n_layers"] * tokens * cfg["seq_len"] * cfg["d_model"]
 
 
 def main(argv=None):

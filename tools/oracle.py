@@ -320,7 +320,8 @@ def make_fixture(args):
     out["losses"] = np.array(losses, np.float32)
     meta = {"seed": str(seed), "torch_version": torch.__version__, "dtype": args.dtype,
             "ckpt": os.path.basename(args.ckpt), "generator": "tools/oracle.py",
-            "batch": str(batch), "seq": str(seq), "train_steps": str(TRAIN_STEPS), **TOLERANCES}
+            "batch": str(batch), "seq": str(seq), "train_steps": str(TRAIN_STEPS),
+            "schedule_steps": str(cfg["steps"]), **TOLERANCES}
     safetensors_io.write(args.out, out, meta)
     print(f"{args.out}: loss {loss.item():.6f}, losses[-1] {losses[-1]:.6f}, "
           f"{len(params)} grads, dtype {args.dtype}")

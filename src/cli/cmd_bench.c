@@ -94,8 +94,8 @@ static void help(void)
            "Times full training steps (forward, loss, backward, clip, AdamW) of the nanoGPT\n"
            "character shape: 6 layers, d_model 384, 6 heads, context 256, vocab 65,\n"
            "batch 16, fp32. Prints the median ms/step, tokens/s and achieved GFLOP/s with\n"
-           "FLOPs = 6 * params * tokens + 6 * layers * batch * T^2 * d_model (attention,\n"
-           "no causal discount), and the GEMM floor: the step's GEMMs alone as OpenBLAS\n"
+           "FLOPs = 6 * params * tokens + 12 * layers * batch * T^2 * d_model (attention:\n"
+           "QK^T and PV, x3 for forward + backward, no causal discount), and the GEMM floor: the step's GEMMs alone as OpenBLAS\n"
            "sgemm calls. --compare also runs tools/bench_torch.py (PyTorch, same threads).\n");
 }
 
@@ -144,7 +144,7 @@ int cmd_bench(int argc, char **argv)
         if (s >= 0) ms[s] = 1000 * (now() - t0);
     }
     double med = median(ms, steps), params = (double)sl_params_numel(&m.params);
-    double flops = 6 * params * (double)n + 6.0 * (double)(c.n_layers * B * T * T * c.d_model);
+    double flops = 6 * params * (double)n + 12.0 * (double)(c.n_layers * B * T * T * c.d_model);
     double floor_ms = 1000 * gemm_floor(&c, 3);
     int nt = sl_get_threads();
     printf("seqlab bench: nanoGPT char shape, %.2fM params, %d threads, %lld steps (loss %.3f)\n",

@@ -59,7 +59,7 @@ static const field FIELDS[] = {
     F(ckpt_every, T_INT, "steps between checkpoints; 0 = only at the end"),
     F(threads, T_INT, "threads for OpenMP and OpenBLAS; 0 = all cores"),
     F(time_limit, T_FLOAT, "stop after this many seconds (0 = off), saving a checkpoint"),
-    F(stop_step, T_INT, "stop after this many updates (0 = off), keeping the schedule of steps"),
+    F(stop_step, T_INT, "stop after this many updates (-1 = off), keeping the schedule of steps"),
     F(out_dir, T_STR, "directory for checkpoint.safetensors and metrics.jsonl"),
     F(task, T_STR, "task: text"),
     F(data, T_STR, "data file of the task"),
@@ -107,6 +107,7 @@ void sl_config_defaults(sl_config *c)
     c->ckpt_every = 0;
     c->threads = 0;
     c->time_limit = 0;
+    c->stop_step = -1;
     strcpy(c->out_dir, "runs/default");
     strcpy(c->task, "text");
     c->data[0] = '\0';
@@ -313,7 +314,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"window", c->window, 0},       {"warmup_steps", c->warmup_steps, 0},
         {"eval_every", c->eval_every, 0}, {"eval_batches", c->eval_batches, 1},
         {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
-        {"threads", c->threads, 0},     {"stop_step", c->stop_step, 0},
+        {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].lo)

@@ -33,7 +33,7 @@ typedef struct sl_config {
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
     int64_t warmup_steps, eval_every, eval_batches, log_every, ckpt_every, threads;
     double time_limit; /* seconds; 0 = none. Stops early and still saves. */
-    int64_t stop_step; /* stop after this many updates, keeping the schedule of `steps` */
+    int64_t stop_step; /* stop after this many updates (-1: off), keeping the schedule of `steps` */
     char out_dir[SL_PATH_LEN];
     /* data */
     char task[SL_NAME_LEN]; /* text */

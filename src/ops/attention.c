@@ -270,46 +270,56 @@ static void transpose_block(const float *src, int64_t ld, int64_t n, int64_t dh,
 
 /* --------------------------------------------------------------- softmax */
 
-/* Row maximum of x over the visible columns [a, b), -inf when there are
- * none. The loops below run over the whole row width n with a mask instead
- * of over [a, b): fixed-width vector loops with no scalar remainder, and the
- * columns outside a row's range come out as exact zeros in the same pass.
- * Indices are int (n <= BK) so the masks compare 8 lanes at a time. x: [n]. */
-static inline float masked_max(const float *x, int n, int a, int b)
+/* The row loops below run over the whole tile width rounded up to a vector,
+ * n8 <= BK, with a mask instead of over each row's [a, b): fixed-width vector
+ * loops with no scalar remainder, and the columns outside a row's range come
+ * out as exact zeros in the same pass. Row reductions are written with vector
+ * types: an `omp simd reduction` pays about as much per 64-float row to set
+ * up and fold its lanes as the row's arithmetic. */
+
+static inline v8 vselect(v8i mask, v8 x, v8 y) { return (v8)((mask & (v8i)x) | (~mask & (v8i)y)); }
+static inline v8 vmax(v8 x, v8 y) { return vselect(x > y, x, y); }
+
+/* Lanes j .. j+7 that lie in [a, b). */
+static inline v8i lanes_in(int j, int a, int b)
 {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < n; j++) {
-        float v = j >= a && j < b ? x[j] : -INFINITY;
-        mx = v > mx ? v : mx;
-    }
-    return mx;
+    v8i idx = (v8i){0, 1, 2, 3, 4, 5, 6, 7} + j;
+    return (idx >= a) & (idx < b);
 }
 
-/* x[j] = exp(scale x[j] - shift) on [a, b), 0 elsewhere; returns the sum.
- * x: [n]. */
-static inline float masked_exp(float *x, int n, int a, int b, float scale, float shift)
+/* max over x[a .. b) (-inf when empty). x: [n8]. */
+static inline float masked_max(const float *x, int n8, int a, int b)
 {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) {
+    v8 mx = (v8){0} - INFINITY;
+    for (int j = 0; j < n8; j += 8) mx = vselect(lanes_in(j, a, b), vmax(mx, VLOAD(x + j)), mx);
+    mx = vmax(mx, __builtin_shuffle(mx, (v8i){4, 5, 6, 7, 0, 1, 2, 3}));
+    mx = vmax(mx, __builtin_shuffle(mx, (v8i){2, 3, 0, 1, 6, 7, 4, 5}));
+    mx = vmax(mx, __builtin_shuffle(mx, (v8i){1, 0, 3, 2, 5, 4, 7, 6}));
+    return mx[0];
+}
+
+/* sum of x. x: [n8]. */
+static inline float row_sum(const float *x, int n8)
+{
+    v8 s = {0};
+    for (int j = 0; j < n8; j += 8) s += VLOAD(x + j);
+    s += __builtin_shuffle(s, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
+    s += __builtin_shuffle(s, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
+    s += __builtin_shuffle(s, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+    return s[0];
+}
+
+/* x[j] = exp(scale x[j] - shift) on [a, b), 0 elsewhere. x: [n8]. */
+static inline void masked_exp(float *x, int n8, int a, int b, float scale, float shift)
+{
+#pragma omp simd
+    for (int j = 0; j < n8; j++) {
         float e = sl_expf(x[j] * scale - shift);
         x[j] = j >= a && j < b ? e : 0.0f;
-        sum += x[j];
     }
-    return sum;
 }
 
 /* ------------------------------------------------------------ the op */
-
-/* Per-thread scratch in floats, each part rounded to 64 bytes: [T] row
- * statistics (two of them), two BQ x BK tiles, two dh x BK transposed blocks
- * and three [BQ] row vectors. */
-static int64_t scratch_floats(int64_t T, int64_t dh)
-{
-    int64_t r16 = ~(int64_t)15;
-    return 2 * ((T + 15) & r16) + 2 * BQ * BK + 2 * ((dh * BK + 15) & r16) + 3 * BQ;
-}
 
 /* Waking the thread pool costs microseconds, and far more when the cores are
  * shared; below ~1e6 multiply-adds (a few hundred microseconds of work) one
@@ -325,24 +335,53 @@ typedef struct {
     int64_t window;
 } attn_shape;
 
-/* The per-thread scratch of one (b, h), carved from scratch_floats(T, dh).
- * The tiles start zeroed so that columns a tile product leaves unset hold
- * finite numbers: the masked loops read them and discard the result. */
+/* The per-thread scratch of one (b, h). The right-hand operands of the tile
+ * products are packed into contiguous rows: rows of qkv lie 3D floats apart,
+ * all fall into a few L1 sets and evict each other, and the products on them
+ * ran ~15% slower. */
 typedef struct {
-    float *rows0, *rows1; /* [T] */
-    float *t0, *t1;       /* [BQ, BK] */
-    float *kt, *vt;       /* [dh, BK] */
-    float *r0;            /* [BQ] */
+    float *t0, *t1;     /* [BQ, BK] score, probability and dS tiles */
+    float *kt, *vt;     /* [dh, BK] K^T and V^T of the key block */
+    float *blk;         /* [BK, dh] the key block's V (forward) or K (backward) */
+    float *row0, *row1; /* [T] per-query statistics */
+    float *alpha;       /* [BQ] per-row rescale factors */
+    float *qp, *gp;     /* [T, dh] the head's Q and dO (backward only) */
 } head_scratch;
 
-static head_scratch carve(float *p, int64_t T, int64_t dh)
+static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+/* Floats of scratch per thread, every part starting on 64 bytes. */
+static int64_t scratch_floats(int64_t T, int64_t dh, bool backward)
 {
-    int64_t tpad = (T + 15) & ~(int64_t)15, bpad = (dh * BK + 15) & ~(int64_t)15;
-    head_scratch hs = {p, p + tpad, p + 2 * tpad, p + 2 * tpad + BQ * BK,
-                       p + 2 * tpad + 2 * BQ * BK, p + 2 * tpad + 2 * BQ * BK + bpad,
-                       p + 2 * tpad + 2 * BQ * BK + 2 * bpad};
+    return 2 * BQ * BK + 3 * pad16(dh * BK) + 2 * pad16(T) + BQ +
+           (backward ? 2 * pad16(T * dh) : 0);
+}
+
+/* The tiles start zeroed so that columns a tile product leaves unset hold
+ * finite numbers: the masked loops read them and discard the result. */
+static head_scratch carve(float *p, int64_t T, int64_t dh, bool backward)
+{
+    head_scratch hs = {0};
+    hs.t0 = p;
+    hs.t1 = hs.t0 + BQ * BK;
+    hs.kt = hs.t1 + BQ * BK;
+    hs.vt = hs.kt + pad16(dh * BK);
+    hs.blk = hs.vt + pad16(dh * BK);
+    hs.row0 = hs.blk + pad16(dh * BK);
+    hs.row1 = hs.row0 + pad16(T);
+    hs.alpha = hs.row1 + pad16(T);
+    if (backward) {
+        hs.qp = hs.alpha + BQ;
+        hs.gp = hs.qp + pad16(T * dh);
+    }
     memset(hs.t0, 0, 2 * BQ * BK * sizeof(float));
     return hs;
+}
+
+/* dst = src, rows made contiguous. src: [n, dh] rows ld apart, dst: [n, dh]. */
+static void pack_rows(const float *src, int64_t ld, int64_t n, int64_t dh, float *dst)
+{
+    for (int64_t j = 0; j < n; j++) memcpy(dst + j * dh, src + j * ld, (size_t)dh * sizeof(float));
 }
 
 /* One (b, h) of the forward. q, k, v: [T, dh] rows ld = 3D apart (views into
@@ -352,8 +391,8 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh);
-    float *m = hs.rows0, *l = hs.rows1, *s = hs.t0, *alpha = hs.r0;
+    head_scratch hs = carve(scratch, T, dh, false);
+    float *m = hs.row0, *l = hs.row1, *s = hs.t0, *alpha = hs.alpha;
     int32_t lo[BQ], hi[BQ];
 
     for (int64_t i = 0; i < T; i++) {
@@ -363,9 +402,11 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
     }
     for (int64_t j0 = 0; j0 < T; j0 += BK) {
         int64_t nk = min64(BK, T - j0), ilo, ihi, unused;
+        int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
         transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
+        pack_rows(v + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
             float *mi = m + i0, *li = l + i0;
@@ -374,7 +415,7 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
             /* New running maxima first (alpha holds them for a moment), then
              * all the rescale factors in one vector loop. */
             for (int64_t r = 0; r < nq; r++) {
-                float mx = masked_max(s + r * BK, (int)nk, lo[r], hi[r]) * scale;
+                float mx = masked_max(s + r * BK, n8, lo[r], hi[r]) * scale;
                 alpha[r] = mx > mi[r] ? mx : mi[r];
             }
 #pragma omp simd
@@ -385,9 +426,11 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
                 alpha[r] = mnew == -INFINITY ? 1.0f : sl_expf(mi[r] - mnew);
                 mi[r] = mnew;
             }
-            for (int64_t r = 0; r < nq; r++)
-                li[r] = alpha[r] * li[r] + masked_exp(s + r * BK, (int)nk, lo[r], hi[r], scale, mi[r]);
-            mm_masked_acc(nq, dh, s, BK, 1, v + j0 * ld, ld, o + i0 * ldo, ldo, lo, hi, alpha);
+            for (int64_t r = 0; r < nq; r++) {
+                masked_exp(s + r * BK, n8, lo[r], hi[r], scale, mi[r]);
+                li[r] = alpha[r] * li[r] + row_sum(s + r * BK, n8);
+            }
+            mm_masked_acc(nq, dh, s, BK, 1, hs.blk, dh, o + i0 * ldo, ldo, lo, hi, alpha);
         }
     }
     for (int64_t i = 0; i < T; i++) {
@@ -406,13 +449,15 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh);
-    float *rowdot = hs.rows0, *p = hs.t0, *ds = hs.t1;
+    head_scratch hs = carve(scratch, T, dh, true);
+    float *rowdot = hs.row0, *p = hs.t0, *ds = hs.t1;
     int32_t qlo[BQ], qhi[BQ], klo[BK], khi[BK];
 
+    pack_rows(q, ld, T, dh, hs.qp);
+    pack_rows(dout, ldo, T, dh, hs.gp);
     /* rowdot = D_i = dO_i . O_i, the softmax Jacobian's row term. */
     for (int64_t i = 0; i < T; i++) {
-        const float *oi = o + i * ldo, *gi = dout + i * ldo;
+        const float *oi = o + i * ldo, *gi = hs.gp + i * dh;
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
         for (int64_t d = 0; d < dh; d++) acc += oi[d] * gi[d];
@@ -420,30 +465,33 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
     }
     for (int64_t j0 = 0; j0 < T; j0 += BK) {
         int64_t nk = min64(BK, T - j0), ilo, ihi, unused;
+        int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
         transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
         transpose_block(v + j0 * ld, ld, nk, dh, hs.vt);
+        pack_rows(k + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
             if (!tile_ranges(i0, nq, j0, nk, T, sh->causal, sh->window, true, qlo, qhi)) continue;
             tile_ranges(j0, nk, i0, nq, T, sh->causal, sh->window, false, klo, khi);
-            mm_masked_cols(nq, nk, dh, q + i0 * ld, ld, 1, hs.kt, BK, p, BK, qlo, qhi);
+            const float *qi = hs.qp + i0 * dh, *gi = hs.gp + i0 * dh;
+            mm_masked_cols(nq, nk, dh, qi, dh, 1, hs.kt, BK, p, BK, qlo, qhi);
             for (int64_t r = 0; r < nq; r++)
-                masked_exp(p + r * BK, (int)nk, qlo[r], qhi[r], scale, lse[i0 + r]);
+                masked_exp(p + r * BK, n8, qlo[r], qhi[r], scale, lse[i0 + r]);
             /* dV_j += P^T dO_i: rows are keys, P read transposed. */
-            mm_masked_acc(nk, dh, p, 1, BK, dout + i0 * ldo, ldo, dv + j0 * ld, ld, klo, khi, NULL);
-            mm_masked_cols(nq, nk, dh, dout + i0 * ldo, ldo, 1, hs.vt, BK, ds, BK, qlo, qhi);
+            mm_masked_acc(nk, dh, p, 1, BK, gi, dh, dv + j0 * ld, ld, klo, khi, NULL);
+            mm_masked_cols(nq, nk, dh, gi, dh, 1, hs.vt, BK, ds, BK, qlo, qhi);
             for (int64_t r = 0; r < nq; r++) {
                 float *pr = p + r * BK, *dr = ds + r * BK, di = rowdot[i0 + r];
                 int a = qlo[r], b = qhi[r];
                 /* scale folded in here so dQ and dK need no extra pass. */
 #pragma omp simd
-                for (int j = 0; j < (int)nk; j++)
+                for (int j = 0; j < n8; j++)
                     dr[j] = j >= a && j < b ? scale * pr[j] * (dr[j] - di) : 0.0f;
             }
-            mm_masked_acc(nq, dh, ds, BK, 1, k + j0 * ld, ld, dq + i0 * ld, ld, qlo, qhi, NULL);
-            mm_masked_acc(nk, dh, ds, 1, BK, q + i0 * ld, ld, dk + j0 * ld, ld, klo, khi, NULL);
+            mm_masked_acc(nq, dh, ds, BK, 1, hs.blk, dh, dq + i0 * ld, ld, qlo, qhi, NULL);
+            mm_masked_acc(nk, dh, ds, 1, BK, qi, dh, dk + j0 * ld, ld, klo, khi, NULL);
         }
     }
 }
@@ -459,7 +507,7 @@ static void attention_backward(sl_ctx *ctx, const sl_node *nd)
     float *dqkv = sl_grad(ctx, qkv);
     const float *lse = nd->saved, *dout = out->grad;
     int nt = omp_get_max_threads();
-    int64_t per = scratch_floats(T, dh);
+    int64_t per = scratch_floats(T, dh, true);
     float *scratch = sl_arena_floats(ctx, per * nt);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (worth_threads(B * H, T, dh))
@@ -493,7 +541,7 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
         nd->iarg[2] = window;
     }
     int nt = omp_get_max_threads();
-    int64_t per = scratch_floats(T, dh);
+    int64_t per = scratch_floats(T, dh, false);
     float *scratch = sl_arena_floats(ctx, per * nt);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (worth_threads(B * H, T, dh))

@@ -37,8 +37,11 @@ sl_tensor *sl_embedding(sl_ctx *ctx, sl_tensor *w, const int32_t *ids, int64_t B
     int64_t D = w->shape[1], R = B * T;
     sl_tensor *y = SL_NEW(ctx, B, T, D);
 #pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
-    for (int64_t r = 0; r < R; r++)
+    for (int64_t r = 0; r < R; r++) {
+        /* Callers validate ids; this catches their bugs before a wild read. */
+        sl_require(ids[r] >= 0 && ids[r] < w->shape[0], "sl_embedding", "ids in [0, V)");
         memcpy(y->data + r * D, w->data + (int64_t)ids[r] * D, (size_t)D * sizeof(float));
+    }
     sl_node *nd = SL_RECORD(ctx, embedding_backward, y, w);
     if (nd) nd->aux = ids;
     return y;

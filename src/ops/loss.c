@@ -44,6 +44,8 @@ sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targe
             row_loss[r] = 0;
             continue;
         }
+        sl_require(targets[r] >= 0 && targets[r] < V, "sl_cross_entropy",
+                   "targets in [0, V) or ignore_index");
         const float *xr = x + r * V;
         float m = xr[0], s = 0;
 #pragma omp simd reduction(max : m)

@@ -192,7 +192,7 @@ static double validate(run *r)
 static sl_status loop(run *r, double *final_val)
 {
     const sl_config *c = &r->cfg;
-    int64_t end = c->stop_step && c->stop_step < c->steps ? c->stop_step : c->steps;
+    int64_t end = c->stop_step >= 0 && c->stop_step < c->steps ? c->stop_step : c->steps;
     double t0 = now(), tlast = t0, val = NAN;
     int64_t start = r->ts.step, tokens = c->batch_size * c->seq_len * c->grad_accum;
     while (r->ts.step < end) {
