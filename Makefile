@@ -6,7 +6,7 @@ BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 BUILD   ?= build
 
 OPT      ?= -O3 -march=native
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -fno-trapping-math \
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -fno-trapping-math -ffp-contract=fast \
             -MMD -MP \
             -Iinclude -Isrc $(OPT)
 LDLIBS   += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lfftw3f -lcjson -lm -fopenmp
