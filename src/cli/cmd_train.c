@@ -11,9 +11,12 @@ static void help(void)
 {
     printf("usage: seqlab train [CONFIG.json] [--key=value ...] [--resume CKPT]\n"
            "       seqlab train --resume CKPT [--key=value ...]\n\n"
-           "Trains a model (settings: defaults < CONFIG < --key=value); writes OUT_DIR/checkpoint.safetensors and OUT_DIR/metrics.jsonl\n"
-           "(one JSON object per logged step). --resume continues a checkpoint bit-exactly\n"
-           "(same thread count); only training keys may change.\n\nconfig keys:\n");
+           "Trains a model. Settings: defaults < CONFIG < --key=value. Writes\n"
+           "OUT_DIR/checkpoint.safetensors (weights, AdamW moments, step, RNG states) and\n"
+           "OUT_DIR/metrics.jsonl (one JSON object per logged step). --resume continues a\n"
+           "checkpoint bit-exactly (same thread count); only training keys may change.\n"
+           "A progress bar (step, loss, tokens/s, ETA) goes to stderr when it is a terminal.\n"
+           "\nconfig keys:\n");
     sl_config_print_keys(stdout);
 }
 
