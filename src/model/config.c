@@ -40,6 +40,10 @@ static const field FIELDS[] = {
     F(window, T_INT, "attention window; 0 = unlimited"),
     F(dropout, T_FLOAT, "dropout on mixer and MLP outputs"),
     F(init_std, T_FLOAT, "std of weight init (output projections scaled by 1/sqrt(2L))"),
+    F(chunk_size, T_INT, "recurrent mixers: tokens per chunk of the chunkwise-parallel form"),
+    F(feature_map, T_STR, "linear_attention feature map: elu1 | relu | identity | taylor"),
+    F(normalize, T_BOOL, "linear_attention: divide by phi(q) . sum_j phi(k_j)"),
+    F(conv_size, T_INT, "short causal depthwise conv before q, k, v (delta rule); 0 = none"),
     F(seed, T_INT, "seed of init, data order and dropout"),
     F(steps, T_INT, "optimizer steps"),
     F(batch_size, T_INT, "sequences per micro-batch"),
@@ -88,6 +92,10 @@ void sl_config_defaults(sl_config *c)
     c->window = 0;
     c->dropout = 0.0;
     c->init_std = 0.02;
+    c->chunk_size = 64;
+    strcpy(c->feature_map, "elu1");
+    c->normalize = false;
+    c->conv_size = 4;
     c->seed = 1337;
     c->steps = 1000;
     c->batch_size = 16;
@@ -305,6 +313,7 @@ sl_status sl_config_validate(const sl_config *c)
     static const char *const NORM[] = {"layernorm", "rmsnorm", NULL};
     static const char *const MLP[] = {"gelu", "swiglu", "none", NULL};
     static const char *const TASK[] = {"text", NULL};
+    static const char *const FMAP[] = {"elu1", "relu", "identity", "taylor", NULL};
     struct { const char *key; int64_t v, lo; } pos[] = {
         {"d_model", c->d_model, 1},     {"n_layers", c->n_layers, 1},
         {"n_heads", c->n_heads, 1},     {"max_seq_len", c->max_seq_len, 1},
@@ -315,6 +324,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"eval_every", c->eval_every, 0}, {"eval_batches", c->eval_batches, 1},
         {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
         {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
+        {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].lo)
@@ -343,6 +353,10 @@ sl_status sl_config_validate(const sl_config *c)
         return sl_fail(SL_ERR_CONFIG, "config key 'norm' = \"%s\": expected layernorm or rmsnorm", c->norm);
     if (!one_of(c->mlp, MLP))
         return sl_fail(SL_ERR_CONFIG, "config key 'mlp' = \"%s\": expected gelu, swiglu or none", c->mlp);
+    if (!one_of(c->feature_map, FMAP))
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'feature_map' = \"%s\": expected elu1, relu, identity or taylor",
+                       c->feature_map);
     if (!one_of(c->task, TASK))
         return sl_fail(SL_ERR_CONFIG, "config key 'task' = \"%s\": expected text", c->task);
     struct { const char *key; double v, lo, hi; } rng[] = {

@@ -28,6 +28,11 @@ typedef struct sl_config {
     bool bias, tie_embeddings, causal;
     int64_t window;
     double dropout, init_std;
+    /* recurrent mixers (linear attention, delta rule, SSD family) */
+    int64_t chunk_size;              /* tokens per chunk of the chunkwise-parallel form */
+    char feature_map[SL_NAME_LEN];   /* linear_attention: elu1 | relu | identity | taylor */
+    bool normalize;                  /* linear_attention: divide by phi(q) . sum phi(k) */
+    int64_t conv_size;               /* short causal depthwise conv kernel; 0 = none */
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
