@@ -54,7 +54,7 @@ demo: deps data/kjv.txt
 	@$(MAKE) --no-print-directory $(BIN)
 	$(BIN) train configs/demo.json
 	$(BIN) eval runs/demo/checkpoint.safetensors --split test
-	$(BIN) generate runs/demo/checkpoint.safetensors --prompt "And God said" --max-new 300 --seed 1
+	$(BIN) generate runs/demo/checkpoint.safetensors --prompt "And God said" --max-new 400 --seed 1
 
 test: deps
 	@$(MAKE) --no-print-directory all

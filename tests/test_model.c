@@ -45,6 +45,11 @@ static void check_decode(const sl_config *c, const char *what)
         }
         CHECK(worst <= 1, "%s: prefill %lld + steps vs forward: ratio %g", what, (long long)k, worst);
         CHECK(sl_decoder_step(&d, tok[0]) == SL_ERR_SHAPE, "%s: past max_seq_len", what);
+        /* After a reset the decoder must behave as if new. */
+        sl_decoder_reset(&d);
+        CHECK(sl_decoder_prefill(&d, tok, k) == SL_OK, "%s: prefill after reset", what);
+        CHECK(close_ratio(d.logits, full->data + (k - 1) * V, V, 1e-4, 1e-4) <= 1,
+              "%s: reset + prefill %lld", what, (long long)k);
         sl_decoder_free(&d);
     }
     sl_ctx_free(&ctx);

@@ -16,7 +16,9 @@ static void help(void)
            "Samples a continuation of TEXT. The prompt is consumed in one batched forward\n"
            "(prefill); each new character is one step() per layer against its KV cache.\n"
            "Defaults: --max-new 200 --temperature 0.8 --top-k 0 (off) --top-p 1 (off)\n"
-           "--seed 1. --temperature 0 is greedy. Generation stops at max_seq_len.\n");
+           "--seed 1. --temperature 0 is greedy. A prompt longer than max_seq_len keeps\n"
+           "its last max_seq_len characters; when the context fills up, decoding starts\n"
+           "again from the last max_seq_len / 2 characters (one prefill) and goes on.\n");
 }
 
 int cmd_generate(int argc, char **argv)
@@ -58,8 +60,8 @@ int cmd_generate(int argc, char **argv)
     char vocab[257];
     if (sl_checkpoint_load(ckpt, &m, vocab, NULL)) return cli_error("generate");
     int rc = 0;
-    int64_t n = (int64_t)strlen(prompt), V = m.cfg.vocab_size;
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    int64_t n = (int64_t)strlen(prompt), V = m.cfg.vocab_size, L = m.cfg.max_seq_len;
+    int32_t *ids = malloc((size_t)(n + max_new) * sizeof *ids);
     float *scratch = malloc((size_t)(2 * V) * sizeof *scratch);
     sl_decoder d = {0};
     if (!vocab[0]) {
@@ -68,20 +70,25 @@ int cmd_generate(int argc, char **argv)
     } else if (sl_vocab_encode(vocab, prompt, n, ids)) {
         fprintf(stderr, "seqlab generate: error: --prompt: %s of %s\n", sl_errmsg(), ckpt);
         rc = 1;
-    } else if (sl_decoder_init(&d, &m) || sl_decoder_prefill(&d, ids, n)) {
+    } else if (sl_decoder_init(&d, &m) ||
+               sl_decoder_prefill(&d, n > L ? ids + n - L : ids, n > L ? L : n)) {
         rc = cli_error("generate");
     } else {
         sl_sampler s = {.temperature = (float)temp, .top_k = top_k, .top_p = (float)top_p};
         sl_rng_seed(&s.rng, (uint64_t)seed);
         fputs(prompt, stdout);
-        for (int64_t k = 0; k < max_new; k++) {
+        for (int64_t k = 0; k < max_new && rc == 0; k++) {
             int32_t id = sl_sample(&s, d.logits, V, scratch);
             putchar(vocab[id]);
-            if (k + 1 == max_new || d.pos == m.cfg.max_seq_len) break;
-            if (sl_decoder_step(&d, id)) {
-                rc = cli_error("generate");
-                break;
+            ids[n++] = id;
+            if (k + 1 == max_new) break;
+            if (d.pos < L) {
+                if (sl_decoder_step(&d, id)) rc = cli_error("generate");
+                continue;
             }
+            /* The context is full: start again from its last half. */
+            sl_decoder_reset(&d);
+            if (sl_decoder_prefill(&d, ids + n - (L + 1) / 2, (L + 1) / 2)) rc = cli_error("generate");
         }
         putchar('\n');
     }

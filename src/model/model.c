@@ -223,3 +223,13 @@ sl_status sl_decoder_prefill(sl_decoder *d, const int32_t *tokens, int64_t T)
 }
 
 sl_status sl_decoder_step(sl_decoder *d, int32_t token) { return run(d, &token, 1, true); }
+
+void sl_decoder_reset(sl_decoder *d)
+{
+    for (int64_t l = 0; l < d->m->cfg.n_layers; l++) {
+        const sl_mixer *mx = &d->m->blocks[l].mixer;
+        memset(d->state[l], 0,
+               (size_t)mx->vt->state_floats(mx, d->m->cfg.max_seq_len) * sizeof(float));
+    }
+    d->pos = 0;
+}

@@ -51,5 +51,7 @@ void sl_decoder_free(sl_decoder *d);
 sl_status sl_decoder_prefill(sl_decoder *d, const int32_t *tokens, int64_t T);
 /* Consumes one token with each mixer's step(); logits in d->logits [V]. */
 sl_status sl_decoder_step(sl_decoder *d, int32_t token);
+/* Forgets everything consumed: every state zeroed, pos = 0. */
+void sl_decoder_reset(sl_decoder *d);
 
 #endif
