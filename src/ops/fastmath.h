@@ -29,10 +29,16 @@ static inline float sl_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
+    /* 2^n from the bits of n + 1.5 * 2^23, whose low mantissa bits hold n:
+     * unlike a float-to-int cast this is defined for NaN too (p is NaN then,
+     * and so is the result). The clamps keep n in [-126, 127]: s is normal. */
+    float magic = n + 12582912.0f;
+    uint32_t bits;
+    memcpy(&bits, &magic, sizeof bits);
+    uint32_t e = (bits - 0x4B400000u + 127u) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
-    return p * s; /* the clamps keep n in [-126, 127]: s is a normal float */
+    return p * s;
 }
 
 /* tanh(x) = 1 - 2 / (e^{2x} + 1), exact at the saturated ends. */
