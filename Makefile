@@ -67,10 +67,13 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
+# Training-step speed against PyTorch (tools/bench_torch.py) on the same
+# thread count, in the same run.
 bench: deps
+	@tools/install_deps.sh torch
 	@$(MAKE) --no-print-directory $(BIN)
-	$(BIN) bench --threads 2
-	$(BIN) bench --threads 1
+	$(BIN) bench --threads 2 --steps 10 --compare
+	$(BIN) bench --threads 1 --steps 6 --compare
 
 # Regenerate the PyTorch-oracle fixtures live and compare (needs python3-torch).
 parity: deps
