@@ -70,6 +70,7 @@ static void test_train_eval_generate(void)
                 "--max_seq_len=32 --batch_size=2 --steps=3 --eval_batches=1 --out_dir=%s/run",
                 dir, dir)) == 0,
           "train: %s", err);
+    CHECK(strchr(err, '\r') == NULL, "no progress bar when stderr is not a terminal");
     CHECK(run(A("eval %s/run/checkpoint.safetensors --batches 2", dir)) == 0, "eval: %s", err);
     CHECK(run(A("generate %s/run/checkpoint.safetensors --prompt verse --max-new 40 --top-k 3", dir)) == 0,
           "generate: %s", err);

@@ -2,6 +2,7 @@
  * the GEMM floor of the same step and, with --compare, PyTorch's step from
  * tools/bench_torch.py on the same thread count. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,9 @@ static double gemm_floor(const sl_config *c, int reps)
     };
     size_t big = (size_t)(BT * F > BT * 3 * D ? BT * F : BT * 3 * D);
     float *x = calloc(big, 4), *y = calloc(big, 4), *w = calloc((size_t)(F * D), 4);
-    float *s = calloc((size_t)(T * T), 4), *q = calloc((size_t)(T * dh), 4), *o = calloc((size_t)(T * dh), 4);
+    float *q = calloc((size_t)(T * dh), 4);
+    int nt = sl_get_threads();
+    float *ss = calloc((size_t)(nt * T * T), 4), *oo = calloc((size_t)(nt * T * dh), 4);
     double best = INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
@@ -71,20 +74,19 @@ static double gemm_floor(const sl_config *c, int reps)
             }
 #pragma omp parallel for
         for (int64_t i = 0; i < c->n_layers * BH; i++) {
-            float *ss = malloc((size_t)(T * T) * 4), *oo = malloc((size_t)(T * dh) * 4);
-            sl_gemm(false, true, T, T, dh, q, q, 0, ss);  /* S = Q K^T */
-            sl_gemm(false, false, T, dh, T, ss, q, 0, oo); /* O = P V */
-            sl_gemm(false, true, T, T, dh, q, q, 0, ss);  /* dP = dO V^T */
-            sl_gemm(true, false, T, dh, T, ss, q, 0, oo);  /* dV = P^T dO */
-            sl_gemm(false, false, T, dh, T, ss, q, 0, oo); /* dQ = dS K */
-            sl_gemm(true, false, T, dh, T, ss, q, 0, oo);  /* dK = dS^T Q */
-            free(ss);
-            free(oo);
+            int t = omp_get_thread_num();
+            float *s = ss + (size_t)t * (size_t)(T * T), *o = oo + (size_t)t * (size_t)(T * dh);
+            sl_gemm(false, true, T, T, dh, q, q, 0, s);  /* S = Q K^T */
+            sl_gemm(false, false, T, dh, T, s, q, 0, o); /* O = P V */
+            sl_gemm(false, true, T, T, dh, q, q, 0, s);  /* dP = dO V^T */
+            sl_gemm(true, false, T, dh, T, s, q, 0, o);  /* dV = P^T dO */
+            sl_gemm(false, false, T, dh, T, s, q, 0, o); /* dQ = dS K */
+            sl_gemm(true, false, T, dh, T, s, q, 0, o);  /* dK = dS^T Q */
         }
         double t = now() - t0;
         if (t < best) best = t;
     }
-    free(x), free(y), free(w), free(s), free(q), free(o);
+    free(x), free(y), free(w), free(q), free(ss), free(oo);
     return best;
 }
 
