@@ -98,14 +98,22 @@ static void help(void)
            "batch 16, fp32. Prints the median ms/step, tokens/s and achieved GFLOP/s with\n"
            "FLOPs = 6 * params * tokens + 12 * layers * batch * T^2 * d_model (attention:\n"
            "QK^T and PV, x3 for forward + backward, no causal discount), and the GEMM floor: the step's GEMMs alone as OpenBLAS\n"
-           "sgemm calls. --compare also runs tools/bench_torch.py (PyTorch, same threads).\n");
+           "sgemm calls. --compare also runs tools/bench_torch.py (PyTorch, same threads).\n\n"
+           "       seqlab bench --mixer NAME [--seq 1024,4096,16384,65536] [--d-model 256]\n"
+           "                    [--heads 4] [--reps 3] [--threads N] [--compare]\n\n"
+           "One mixer layer on x: [1, T, d_model]: median forward + backward ms, peak\n"
+           "activation memory (the arena's high-water mark), step() latency per token\n"
+           "near position 0 and near T - 1, and the exponent of a least-squares fit of\n"
+           "time against T. --compare runs tools/bench_mixers_torch.py (the same layer\n"
+           "and chunked algorithm in PyTorch) on the same thread count.\n");
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    int64_t threads = 0, steps = 10;
+    int64_t threads = 0, steps = 10, D = 256, H = 4, reps = 3, Ts[16] = {1024, 4096, 16384, 65536};
+    int nT = 4;
     bool compare = false;
-    const char *v;
+    const char *v, *mixer = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_flag(argv[i], "help")) {
             help();
@@ -114,6 +122,23 @@ int cmd_bench(int argc, char **argv)
             if (!cli_int("bench", "threads", v, 0, &threads)) return 2;
         } else if (cli_opt(argc, argv, &i, "steps", &v)) {
             if (!cli_int("bench", "steps", v, 1, &steps)) return 2;
+        } else if (cli_opt(argc, argv, &i, "mixer", &v)) {
+            if (!v) return cli_usage_error("bench", "--mixer needs a name");
+            mixer = v;
+        } else if (cli_opt(argc, argv, &i, "seq", &v)) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", v ? v : "");
+            nT = 0;
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && nT < 16;
+                 tok = strtok_r(NULL, ",", &save))
+                if (!cli_int("bench", "seq", tok, 1, &Ts[nT++])) return 2;
+            if (nT == 0) return cli_usage_error("bench", "--seq needs lengths, e.g. 1024,4096");
+        } else if (cli_opt(argc, argv, &i, "d-model", &v)) {
+            if (!cli_int("bench", "d-model", v, 1, &D)) return 2;
+        } else if (cli_opt(argc, argv, &i, "heads", &v)) {
+            if (!cli_int("bench", "heads", v, 1, &H)) return 2;
+        } else if (cli_opt(argc, argv, &i, "reps", &v)) {
+            if (!cli_int("bench", "reps", v, 1, &reps)) return 2;
         } else if (cli_flag(argv[i], "compare")) {
             compare = true;
         } else {
@@ -121,6 +146,7 @@ int cmd_bench(int argc, char **argv)
         }
     }
     sl_set_threads((int)threads);
+    if (mixer) return bench_mixer(mixer, Ts, nT, D, H, reps, compare);
     sl_config c;
     bench_config(&c);
     sl_model m;
