@@ -4,10 +4,12 @@
 
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_attention;
+extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_deltanet, sl_mixer_gated_deltanet;
 
 static const sl_mixer_vtable *const REGISTRY[] = {
     &sl_mixer_attention,
+    &sl_mixer_deltanet,
+    &sl_mixer_gated_deltanet,
 };
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }

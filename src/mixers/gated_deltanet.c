@@ -1,0 +1,39 @@
+/* gated_deltanet: the delta rule with a per-head scalar decay and an output
+ * gate (Yang, Kautz, Hatamizadeh 2025, "Gated Delta Networks: Improving
+ * Mamba2 with Delta Rule").
+ *
+ *   q, k, v, beta as in deltanet.c
+ *   g_t = -exp(A_log_h) softplus(x_t W_a^T + dt_bias_h)        (log decay, <= 0)
+ *   S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,  o_t = S_t^T q_t
+ *   y = (RMSNorm_head(o) * silu(x W_gate^T)) W_out^T
+ *
+ * Parameters: those of deltanet, then a.weight [H, D], A_log [H], dt_bias [H]
+ * and gate.weight [D, D]. A_log starts uniform in (-1, 1) (decay rates
+ * spread over heads, as Mamba's range of A), dt_bias at 0. Forward, step and
+ * state layout are deltanet.c's with both gates switched on. */
+
+#include "mixers/deltanet.h"
+
+static sl_status gdn_init(sl_mixer *m, sl_params *p)
+{
+    sl_status st = sl_deltanet_init(m, p);
+    if (st) return st;
+    sl_deltanet *n = m->impl;
+    float std = (float)m->cfg->init_std;
+    n->wa = SL_PARAM(p, "a.weight", SL_INIT_NORMAL, std, true, n->H, n->D);
+    n->alog = SL_PARAM(p, "A_log", SL_INIT_UNIFORM, 1.0f, false, n->H);
+    n->dtb = SL_PARAM(p, "dt_bias", SL_INIT_ZEROS, 0, false, n->H);
+    n->wgate = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, n->D, n->D);
+    return SL_OK;
+}
+
+const sl_mixer_vtable sl_mixer_gated_deltanet = {
+    .name = "gated_deltanet",
+    .paper = "Yang, Kautz, Hatamizadeh 2025, Gated Delta Networks: Improving Mamba2 with Delta Rule",
+    .init = gdn_init,
+    .forward = sl_deltanet_forward,
+    .state_floats = sl_deltanet_state_floats,
+    .scratch_floats = sl_deltanet_scratch_floats,
+    .step = sl_deltanet_step,
+    .state_desc = "per sequence: D*D/H floats (S per head) + 3*(conv_size-1)*D (conv rows)",
+};

@@ -1,0 +1,67 @@
+/* Per-group L2 normalisation (equation in l2norm.h). The forward saves one
+ * reciprocal norm per group; the backward rebuilds y = x r from x, which is
+ * cheaper than storing y:
+ *   dx = r (dy - y (y . dy)). */
+#include <math.h>
+
+#include "ops/internal.h"
+#include "ops/l2norm.h"
+
+#define L2_EPS 1e-6f
+
+/* dy: [Ng, group] -> dx += r (dy - y (y . dy)). */
+static void l2norm_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    int64_t gs = nd->iarg[0], ng = nd->out->n / gs;
+    const float *x = nd->in[0]->data, *dy = nd->out->grad, *rn = nd->saved;
+    float *dx = sl_grad(ctx, nd->in[0]);
+#pragma omp parallel for schedule(static) if (nd->out->n >= SL_PAR_MIN)
+    for (int64_t g = 0; g < ng; g++) {
+        const float *xg = x + g * gs, *dyg = dy + g * gs;
+        float r = rn[g], yd = 0;
+#pragma omp simd reduction(+ : yd)
+        for (int64_t j = 0; j < gs; j++) yd += xg[j] * r * dyg[j];
+        float *dxg = dx + g * gs;
+#pragma omp simd
+        for (int64_t j = 0; j < gs; j++) dxg[j] += r * (dyg[j] - xg[j] * r * yd);
+    }
+}
+
+/* x: [..., G*group] -> y: same shape. Saves 1/norm: [n / group]. */
+sl_tensor *sl_l2norm(sl_ctx *ctx, sl_tensor *x, int64_t group)
+{
+    sl_require(group > 0 && sl_last(x) % group == 0, "sl_l2norm", "a last dim that groups divide");
+    int64_t ng = x->n / group;
+    sl_tensor *y = sl_tensor_like(ctx, x);
+    sl_node *nd = SL_RECORD(ctx, l2norm_backward, y, x);
+    float *rn = sl_arena_floats(ctx, ng);
+    if (nd) {
+        nd->saved = rn;
+        nd->iarg[0] = group;
+    }
+    const float *px = x->data;
+    float *py = y->data;
+#pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
+    for (int64_t g = 0; g < ng; g++) {
+        const float *xg = px + g * group;
+        float ss = 0;
+#pragma omp simd reduction(+ : ss)
+        for (int64_t j = 0; j < group; j++) ss += xg[j] * xg[j];
+        float r = 1.0f / sqrtf(ss + L2_EPS);
+        rn[g] = r;
+#pragma omp simd
+        for (int64_t j = 0; j < group; j++) py[g * group + j] = xg[j] * r;
+    }
+    return y;
+}
+
+/* x, y: [n], n a multiple of group. */
+void sl_l2norm_ref(const float *x, int64_t n, int64_t group, float *y)
+{
+    for (int64_t g = 0; g < n / group; g++) {
+        double ss = 0;
+        for (int64_t j = 0; j < group; j++) ss += (double)x[g * group + j] * x[g * group + j];
+        double r = 1.0 / sqrt(ss + (double)L2_EPS);
+        for (int64_t j = 0; j < group; j++) y[g * group + j] = (float)(x[g * group + j] * r);
+    }
+}

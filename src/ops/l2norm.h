@@ -1,0 +1,20 @@
+/* L2 normalisation per group (per head), as DeltaNet applies to q and k so
+ * that the delta rule's (I - beta k k^T) stays a contraction (Yang et al.
+ * 2024, "Parallelizing Linear Transformers with the Delta Rule over Sequence
+ * Length"):
+ *
+ *   y = x / sqrt(sum_group x^2 + 1e-6)
+ *
+ * over consecutive groups of `group` floats of the last dim. */
+#ifndef SL_OPS_L2NORM_H
+#define SL_OPS_L2NORM_H
+
+#include "core/core.h"
+
+/* x: [..., G*group] -> y: same shape; each group of `group` floats scaled to
+ * unit norm. Saves 1/norm per group. */
+sl_tensor *sl_l2norm(sl_ctx *ctx, sl_tensor *x, int64_t group);
+/* Reference in double on n floats (n a multiple of group). */
+void sl_l2norm_ref(const float *x, int64_t n, int64_t group, float *y);
+
+#endif

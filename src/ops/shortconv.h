@@ -1,0 +1,30 @@
+/* Short causal depthwise conv1d with an explicit state, the token mixer in
+ * front of q, k and v of the delta-rule family (DeltaNet, Yang et al. 2024;
+ * H3 / Mamba's "short convolution").
+ *
+ *   y[b, t, c] = bias[c] + sum_{j<K} w[c, j] xx[b, t + j, c],
+ *   xx[b] = [state0[b] ; x[b]]   (K-1 earlier rows, then the T new ones)
+ *
+ * so w[c, K-1] weighs the current token (PyTorch's Conv1d with groups = C,
+ * padding K-1, cut to the first T outputs, when state0 is zero). The final
+ * state is the last K-1 rows of xx: a sequence split into calls of any length,
+ * even shorter than K-1, gives the same outputs as one call. */
+#ifndef SL_OPS_SHORTCONV_H
+#define SL_OPS_SHORTCONV_H
+
+#include "core/core.h"
+
+/* x: [B, T, C], w: [C, K], bias: [C] or NULL, state0: [B, K-1, C] or NULL
+ * (zeros) -> y: [B, T, C]. state_out: [B, K-1, C] floats or NULL; it may be
+ * state0->data (updated in place). Backward gives dx, dw, dbias, dstate0. */
+sl_tensor *sl_shortconv(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *bias,
+                        sl_tensor *state0, float *state_out);
+/* The obvious loop over the concatenated rows, in double. Same layouts;
+ * state0 and state_out may be NULL. */
+void sl_shortconv_ref(const float *x, const float *w, const float *bias, const float *state0,
+                      int64_t B, int64_t T, int64_t C, int64_t K, float *y, float *state_out);
+/* One token: x_t: [C] -> y_t: [C]; state: [K-1, C], shifted in place. */
+void sl_shortconv_step(const float *x_t, const float *w, const float *bias, int64_t C, int64_t K,
+                       float *state, float *y_t);
+
+#endif

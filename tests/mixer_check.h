@@ -1,0 +1,193 @@
+/* Checks every mixer must pass, driven through its vtable alone: step()
+ * equals forward, a sequence forwarded in two calls with the state carried
+ * equals one call, the whole mixer's gradient matches finite differences
+ * (input and a sample of every parameter), and long inputs with large
+ * values stay finite through forward and backward. */
+#ifndef SL_MIXER_CHECK_H
+#define SL_MIXER_CHECK_H
+
+#include <string.h>
+
+#include "check.h"
+#include "gradcheck.h"
+#include "mixers/mixer.h"
+
+/* A mixer of layer 0 with its parameters declared, allocated and drawn. */
+typedef struct mc_mixer {
+    sl_mixer m;
+    sl_params p;
+} mc_mixer;
+
+static inline void mc_create(mc_mixer *mc, const sl_mixer_vtable *vt, const sl_config *cfg,
+                             uint64_t seed)
+{
+    memset(mc, 0, sizeof *mc);
+    mc->m.vt = vt;
+    mc->m.cfg = cfg;
+    sl_params_init(&mc->p);
+    strcpy(mc->p.prefix, "blocks.0.mixer.");
+    CHECK(vt->init(&mc->m, &mc->p) == SL_OK, "init: %s", sl_errmsg());
+    CHECK(sl_params_finalize(&mc->p) == SL_OK, "finalize: %s", sl_errmsg());
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    sl_params_randomize(&mc->p, &rng);
+}
+
+static inline void mc_free(mc_mixer *mc)
+{
+    free(mc->m.impl);
+    sl_params_free(&mc->p);
+}
+
+static inline void mc_fill(sl_rng *rng, float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = scale * sl_rng_normal(rng);
+}
+
+/* A forward over the first `prefill` tokens with a state (none when 0),
+ * then step() for the rest, vs one forward over [1, T, D]: the state the
+ * forward leaves must be the one step() reads. */
+static inline void mc_check_step(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T,
+                                 int64_t prefill, double tol)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 1);
+    int64_t D = cfg->d_model;
+    sl_rng rng;
+    sl_rng_seed(&rng, 2);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    ctx.grad_enabled = false;
+    sl_tensor *x = SL_NEW(&ctx, 1, T, D);
+    mc_fill(&rng, x->data, x->n, 1.0f);
+    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0);
+    float *state = calloc((size_t)vt->state_floats(&mc.m, T), sizeof(float));
+    float *scratch = calloc((size_t)vt->scratch_floats(&mc.m, T), sizeof(float));
+    float *yt = malloc((size_t)D * sizeof(float));
+    double worst = 0;
+    if (prefill > 0) {
+        sl_tensor *xp = SL_NEW(&ctx, 1, prefill, D);
+        memcpy(xp->data, x->data, (size_t)(prefill * D) * sizeof(float));
+        sl_tensor *yp = vt->forward(&mc.m, &ctx, xp, state, 0);
+        worst = close_ratio(yp->data, y->data, prefill * D, tol, tol);
+    }
+    for (int64_t t = prefill; t < T; t++) {
+        vt->step(&mc.m, state, x->data + t * D, yt, t, scratch);
+        double r = close_ratio(yt, y->data + t * D, D, tol, tol);
+        if (r > worst) worst = r;
+    }
+    CHECK(worst <= 1, "%s: prefill %lld + steps vs forward over %lld tokens: ratio %g", vt->name,
+          (long long)prefill, (long long)T, worst);
+    free(state);
+    free(scratch);
+    free(yt);
+    sl_ctx_free(&ctx);
+    mc_free(&mc);
+}
+
+/* forward(x[:, :T1]) then forward(x[:, T1:]) with the state vs one forward
+ * over B sequences, for each split point. */
+static inline void mc_check_split(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t B,
+                                  int64_t T, const int64_t *splits, int nsplits, double tol)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 3);
+    int64_t D = cfg->d_model, sf = vt->state_floats(&mc.m, T + 1);
+    sl_rng rng;
+    sl_rng_seed(&rng, 4);
+    for (int si = 0; si < nsplits; si++) {
+        int64_t T1 = splits[si], T2 = T - T1;
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        ctx.grad_enabled = false;
+        sl_tensor *x = SL_NEW(&ctx, B, T, D), *x1 = SL_NEW(&ctx, B, T1, D), *x2 = SL_NEW(&ctx, B, T2, D);
+        mc_fill(&rng, x->data, x->n, 1.0f);
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(x1->data + b * T1 * D, x->data + b * T * D, (size_t)(T1 * D) * sizeof(float));
+            memcpy(x2->data + b * T2 * D, x->data + (b * T + T1) * D, (size_t)(T2 * D) * sizeof(float));
+        }
+        float *state = calloc((size_t)(B * sf), sizeof(float));
+        /* Garbage in the state must not leak into a sequence that starts at pos 0. */
+        for (int64_t i = 0; i < B * sf; i++) state[i] = 7.0f;
+        sl_tensor *yw = vt->forward(&mc.m, &ctx, x, NULL, 0);
+        sl_tensor *y1 = vt->forward(&mc.m, &ctx, x1, state, 0);
+        sl_tensor *y2 = vt->forward(&mc.m, &ctx, x2, state, T1);
+        double worst = 0;
+        for (int64_t b = 0; b < B; b++) {
+            double r1 = close_ratio(y1->data + b * T1 * D, yw->data + b * T * D, T1 * D, tol, tol);
+            double r2 = close_ratio(y2->data + b * T2 * D, yw->data + (b * T + T1) * D, T2 * D, tol, tol);
+            worst = fmax(worst, fmax(r1, r2));
+        }
+        CHECK(worst <= 1, "%s: split at %lld: ratio %g", vt->name, (long long)T1, worst);
+        free(state);
+        sl_ctx_free(&ctx);
+    }
+    mc_free(&mc);
+}
+
+/* The mixer and its input; gradcheck's in[] holds only the probed tensor. */
+typedef struct mc_gc_arg {
+    sl_mixer *m;
+    sl_tensor *x;
+} mc_gc_arg;
+
+static inline sl_tensor *mc_forward_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    mc_gc_arg *a = arg;
+    return a->m->vt->forward(a->m, ctx, a->x, NULL, 0);
+}
+
+/* d(mixer)/d(x) and d/d(every parameter), probing up to max_probe elements
+ * of each. */
+static inline void mc_check_gradient(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t B,
+                                     int64_t T, float h, double atol, double rtol, int64_t max_probe)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 5);
+    sl_rng rng;
+    sl_rng_seed(&rng, 6);
+    sl_tensor *x = GC_LEAF(&rng, 1.0f, B, T, cfg->d_model);
+    size_t nin = 1 + mc.p.count;
+    sl_tensor **in = malloc(nin * sizeof *in);
+    in[0] = x;
+    for (size_t i = 0; i < mc.p.count; i++) in[1 + i] = &mc.p.list[i]->t;
+    mc_gc_arg a = {&mc.m, x};
+    for (size_t i = 0; i < nin; i++) {
+        /* One input at a time, so a failure names it; the parameters not
+         * probed still accumulate into p.grad, which nothing reads. */
+        const char *name = i ? mc.p.list[i - 1]->name : "input";
+        CHECK(gradcheck(name, mc_forward_fn, &in[i], 1, &a, h, atol, rtol, max_probe), "%s: %s",
+              vt->name, name);
+    }
+    free(in);
+    gc_free(x);
+    mc_free(&mc);
+}
+
+/* Forward and backward over [1, T, D] inputs of the given scale: every
+ * output and input gradient finite. */
+static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T,
+                                        float scale)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 7);
+    sl_rng rng;
+    sl_rng_seed(&rng, 8);
+    sl_tensor *x = GC_LEAF(&rng, scale, 1, T, cfg->d_model);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0);
+    float *dy = malloc((size_t)y->n * sizeof(float));
+    mc_fill(&rng, dy, y->n, 1.0f);
+    sl_backward_with(&ctx, y, dy);
+    bool finite = true;
+    for (int64_t i = 0; i < y->n; i++) finite &= isfinite(y->data[i]) && isfinite(x->grad[i]);
+    for (size_t i = 0; i < mc.p.total; i++) finite &= isfinite(mc.p.grad[i]);
+    CHECK(finite, "%s: T %lld scale %g: finite outputs and gradients", vt->name, (long long)T, scale);
+    free(dy);
+    sl_ctx_free(&ctx);
+    gc_free(x);
+    mc_free(&mc);
+}
+
+#endif
