@@ -11,10 +11,9 @@ int cmd_mixers(int argc, char **argv)
                "the size of its inference state.\n");
         return 0;
     }
-    printf("%-18s %-55s %s\n", "name", "paper", "inference state");
     for (size_t i = 0; i < sl_mixer_count(); i++) {
         const sl_mixer_vtable *v = sl_mixer_at(i);
-        printf("%-18s %-55s %s\n", v->name, v->paper, v->state_desc);
+        printf("%-16s %s\n%-16s state: %s\n", v->name, v->paper, "", v->state_desc);
     }
     return 0;
 }
