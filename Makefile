@@ -81,7 +81,10 @@ parity: deps
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 tools/oracle.py --selftest
 	tools/make_fixtures.sh $(BUILD) $(BUILD)/parity
+	for m in deltanet gated_deltanet; do \
+	    /usr/bin/python3 tools/oracle_delta.py --mixer $$m --out $(BUILD)/parity/mixer_$$m.safetensors || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_parity
+	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_delta_parity
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
