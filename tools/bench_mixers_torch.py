@@ -1,0 +1,615 @@
+#!/usr/bin/python3
+"""PyTorch CPU baseline for one seqlab mixer layer: forward + backward at length T.
+
+One layer of --mixer, fp32, written from src/mixers/*.c (same projections,
+parameter shapes, gates and norms) and ../shared/PAPERS.md, timed as
+forward + backward of x: [B, T, D] (requires_grad) with the loss a fixed
+random projection of the output, sum(y * R). Median of --reps runs after one
+warmup run. The last line printed is one JSON object.
+
+  attention         qkv -> causal softmax(q k^T / sqrt(dh)) v, the T x T scores
+                    materialised (what PyTorch 1.13 does on CPU) -> out
+  linear_attention  qkv -> elu+1 on q, k -> S_t = S_{t-1} + k_t v_t^T (--normalize
+                    adds the denominator recurrence) -> out
+  retnet            qkv, RoPE on q, k, q / sqrt(dk), per-head decay
+                    gamma_h = 1 - 2^(-5-h) -> gated RMSNorm with silu(x W_g) -> out
+  gla               qkvz, q / sqrt(dk), gk = logsigmoid(x W1 W2 + b) / 16 per key
+                    dim -> gated RMSNorm with silu(z) -> out
+  deltanet          q, k, v each linear -> short causal depthwise conv (K=4) ->
+                    silu; l2norm q, k per head; beta = sigmoid(x W_b) per head ->
+                    delta rule -> RMSNorm per head -> out
+  gated_deltanet    deltanet plus g = -exp(A_log) softplus(x W_a + dt_bias) per
+                    head and the output gate silu(x W_gate)
+
+The recurrent mixers use the chunkwise-parallel form the C library uses
+(chunks of --chunk tokens): every intra-chunk quantity is computed for all
+chunks at once as masked batched matmuls, and only the inter-chunk state
+recurrence runs as a Python loop over chunks. Gates stay in log space; for
+scalar (per-head) decays only differences gamma_i - gamma_j (j <= i) and
+gamma_C - gamma_j are exponentiated, as in the C ops. GLA's per-key-dim
+decay is factorised around the chunk's middle token m, (q e^(B - B_m))
+(k e^(B_m - B))^T (the usual PyTorch formulation; the C op forms
+e^(B_i - B_j) elementwise instead): exact in real arithmetic, finite unless
+half a chunk's cumulative log decay passes about -88.
+DeltaNet (and gated): the WY/UT transform. With L = I + StrictLower(diag(beta)
+(Gamma . K K^T)), T = L^-1, the chunk's U = T diag(beta) V and
+W = T diag(beta e^gamma) K are obtained in one batched
+torch.linalg.solve_triangular(L, [beta V | beta e^gamma K], unitriangular)
+over all chunks (T applied without being formed); the loop then does
+U' = U - W S, S <- e^gamma_C S + (e^(gamma_C - gamma) K)^T U', and
+O = e^gamma Q S + (Q K^T . Gamma . causal) U' is batched after the loop.
+
+--check runs each mixer on a tiny case (B 2, T 37, D 32, H 2; chunks 8, 5
+and 64: ragged last chunks, and one padded chunk) through both the chunked
+form and a naive per-token loop of the recurrence (per-query softmax for
+attention) with the same weights, and compares the outputs and the
+gradients of x and of every weight: chunked float64 against naive float64
+(tolerance 1e-9 relative to the largest value), chunked float32 against
+naive float64 (2e-4). Exit status 1 on a mismatch.
+
+--sweep runs T in 1024 4096 16384 65536, each in its own subprocess (so that
+peak memory is per point), one JSON line per T; attention is skipped above
+T = 16384 (its T x T scores: H * T^2 * 4 bytes per copy, 68 GB at 64k).
+
+peak_mb: the peak resident set size during the warmup and timed runs minus
+the resident set size just before them (VmHWM after resetting it through
+/proc/self/clear_refs; where that reset is refused, getrusage's ru_maxrss
+minus the RSS before, which is only right in a fresh process). It counts
+activations, autograd's saved tensors and gradients, and allocator slack.
+
+Thread knobs must be in the environment before torch is loaded, so this
+script sets them and only then imports torch (as tools/bench_torch.py).
+Run it with Debian's /usr/bin/python3 (python3-torch).
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet")
+SWEEP_T = (1024, 4096, 16384, 65536)
+ATTENTION_MAX_T = 16384
+GATE_RANK = 16      # gla: rank of the gate projection
+GATE_NORM = 16.0    # gla: logsigmoid(logit) / 16
+NORM_EPS = 1e-5     # config default norm_eps
+LINEAR_EPS = 1e-6   # linear_attention normaliser guard
+L2_EPS = 1e-6       # l2norm: x / sqrt(sum x^2 + 1e-6)
+ROPE_THETA = 10000.0
+INIT_STD = 0.02     # config default init_std
+N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
+CHECK_SHAPE = {"B": 2, "T": 37, "D": 32, "H": 2, "K": 4}
+CHECK_CHUNKS = (8, 5, 64)  # ragged last chunk; 64 > T: one padded chunk
+
+torch = None  # imported in main() after the thread environment is set
+F = None
+
+
+def parse_args(argv):
+    """Command line."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mixer", choices=MIXERS, help="the mixer (with --check: default all)")
+    ap.add_argument("--seq", type=int, default=1024, help="sequence length T (default 1024)")
+    ap.add_argument("--d-model", type=int, default=256, help="D (default 256)")
+    ap.add_argument("--heads", type=int, default=4, help="H (default 4)")
+    ap.add_argument("--chunk", type=int, default=64, help="chunk size C (default 64)")
+    ap.add_argument("--conv-size", type=int, default=4, help="delta rule short conv K (0 = none)")
+    ap.add_argument("--batch", type=int, default=1, help="B (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
+    ap.add_argument("--reps", type=int, default=5, help="timed runs after 1 warmup (default 5)")
+    ap.add_argument("--normalize", action="store_true",
+                    help="linear_attention: divide by phi(q) . sum phi(k) (C default: off)")
+    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--sweep", action="store_true", help=f"T in {' '.join(map(str, SWEEP_T))}")
+    ap.add_argument("--check", action="store_true",
+                    help="chunked vs naive per-token recurrence on a tiny case; exit 1 on mismatch")
+    a = ap.parse_args(argv)
+    if not a.check and not a.mixer:
+        ap.error("--mixer is required (except with --check)")
+    if a.d_model % a.heads or (a.d_model // a.heads) % 2:
+        ap.error("--d-model must split into --heads heads of even size")
+    return a
+
+
+def set_thread_env(threads):
+    """One thread count for OpenMP and OpenBLAS, passive waiting (as tools/bench_torch.py)."""
+    if "torch" in sys.modules:
+        raise RuntimeError("thread environment must be set before torch is imported")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+# ------------------------------------------------------------------ parameters
+
+def param_shapes(mixer, D, H, K):
+    """C parameter name -> (shape, init), init one of normal, out, ones, zeros, conv, alog."""
+    dk = D // H
+    if mixer == "attention":
+        return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
+    if mixer == "linear_attention":
+        return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
+    if mixer == "retnet":
+        return {"qkv.weight": ((3 * D, D), "normal"), "gate.weight": ((D, D), "normal"),
+                "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")}
+    if mixer == "gla":
+        return {"qkvz.weight": ((4 * D, D), "normal"), "gate1.weight": ((GATE_RANK, D), "normal"),
+                "gate2.weight": ((D, GATE_RANK), "normal"), "gate2.bias": ((D,), "zeros"),
+                "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")}
+    s = {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
+         "v.weight": ((D, D), "normal")}
+    if K > 0:
+        s.update({n: ((D, K), "conv") for n in ("q_conv.weight", "k_conv.weight", "v_conv.weight")})
+    s.update({"beta.weight": ((H, D), "normal"), "out_norm.weight": ((dk,), "ones"),
+              "out.weight": ((D, D), "out")})
+    if mixer == "gated_deltanet":
+        s.update({"a.weight": ((H, D), "normal"), "A_log": ((H,), "alog"),
+                  "dt_bias": ((H,), "zeros"), "gate.weight": ((D, D), "normal")})
+    return s
+
+
+def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
+    """The C init (normal std, out std / sqrt(2L), norms 1, biases 0, conv U(+-1/sqrt K),
+    A_log U(-1, 1)); a larger std for --check so that every path moves the output."""
+    p = {}
+    for name, (shape, init) in param_shapes(mixer, D, H, K).items():
+        if init == "normal":
+            t = torch.randn(shape, generator=gen) * std
+        elif init == "out":
+            t = torch.randn(shape, generator=gen) * (std / math.sqrt(2.0 * N_LAYERS))
+        elif init == "ones":
+            t = torch.ones(shape)
+        elif init == "zeros":
+            t = torch.zeros(shape)
+        elif init == "conv":
+            t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
+        else:
+            t = torch.rand(shape, generator=gen) * 2 - 1
+        p[name] = t.to(dtype).requires_grad_(True)
+    return p
+
+
+# ------------------------------------------------------------------ shared pieces
+
+def heads(x, H):
+    """[B, T, H*d] -> [B, T, H, d]."""
+    return x.reshape(x.shape[0], x.shape[1], H, -1)
+
+
+def rope(x, theta=ROPE_THETA):
+    """Rotate pairs (i, i + dk/2) of each head by t * theta^(-2i/dk). x: [B, T, H, dk]."""
+    dk = x.shape[-1]
+    half = dk // 2
+    freq = theta ** (-2.0 * torch.arange(half, dtype=torch.float64) / dk)
+    ang = torch.arange(x.shape[1], dtype=torch.float64).unsqueeze(1) * freq
+    c = torch.cos(ang).to(x.dtype)[None, :, None, :]
+    s = torch.sin(ang).to(x.dtype)[None, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+
+
+def rmsnorm_heads(o, w, eps=NORM_EPS):
+    """o: [B, T, H, d] -> RMSNorm over d, times w: [d]."""
+    return o * torch.rsqrt((o * o).mean(-1, keepdim=True) + eps) * w
+
+
+def l2norm_heads(x):
+    """x: [B, T, H, d] -> x / sqrt(sum x^2 + 1e-6) per head."""
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + L2_EPS)
+
+
+def short_conv(x, w):
+    """Causal depthwise conv, w: [D, K], w[:, K-1] on the current token. x: [B, T, D]."""
+    K = w.shape[1]
+    y = F.conv1d(x.transpose(1, 2), w.unsqueeze(1), padding=K - 1, groups=w.shape[0])
+    return y[..., :x.shape[1]].transpose(1, 2)
+
+
+def to_chunks(x, C):
+    """[B, T, H, d] (or [B, T, H]) -> [B, H, N, C, d] ([B, H, N, C]), zero-padded to N*C.
+    Padding after the last token changes no earlier output: it is causal, and a zero
+    key / value / beta / log gate writes nothing and decays nothing."""
+    B, T, H = x.shape[:3]
+    N = -(-T // C)
+    if N * C != T:
+        pad = [0, 0] * (x.dim() - 3) + [0, 0, 0, N * C - T]
+        x = F.pad(x, pad)
+    x = x.reshape(B, N, C, H, *x.shape[3:])
+    return x.permute(0, 3, 1, 2, *range(4, x.dim())) if x.dim() == 5 else x.permute(0, 3, 1, 2)
+
+
+def from_chunks(o, T):
+    """[B, H, N, C, d] -> [B, T, H, d]."""
+    B, H, N, C, d = o.shape
+    return o.permute(0, 2, 3, 1, 4).reshape(B, N * C, H, d)[:, :T]
+
+
+def causal_mask(C, device=None, diagonal=0):
+    """[C, C] bool, True where j <= i (+ diagonal)."""
+    return torch.ones(C, C, dtype=torch.bool, device=device).tril(diagonal)
+
+
+def decay_matrix(gam, C):
+    """gam: [..., C] inclusive cumulative log decay -> Gamma_ij = exp(gam_i - gam_j), j <= i,
+    0 above the diagonal; the masked differences are set to -inf before exp (no overflow)."""
+    diff = gam.unsqueeze(-1) - gam.unsqueeze(-2)
+    return torch.exp(diff.masked_fill(~causal_mask(C, gam.device), float("-inf")))
+
+
+# ------------------------------------------------------------------ K2: decayed recurrence
+
+def recurrence_chunked(q, k, v, g, C):
+    """S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, chunkwise-parallel.
+    q, k: [B, T, H, dk], v: [B, T, H, dv]; g: None, [B, T, H, 1] (per head) or
+    [B, T, H, dk] (per key dim), log decay <= 0. -> o: [B, T, H, dv]."""
+    T = q.shape[1]
+    qc, kc, vc = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C)   # [B, H, N, C, d]
+    mask = causal_mask(C, q.device)
+    if g is None:
+        A = (qc @ kc.transpose(-1, -2)).masked_fill(~mask, 0.0)
+        q_in, k_out, decay = qc, kc, None
+    elif g.shape[-1] == 1:
+        gam = to_chunks(g, C)[..., 0].cumsum(-1)                       # [B, H, N, C]
+        A = (qc @ kc.transpose(-1, -2)) * decay_matrix(gam, C)
+        q_in = qc * torch.exp(gam).unsqueeze(-1)
+        k_out = kc * torch.exp(gam[..., -1:] - gam).unsqueeze(-1)
+        decay = torch.exp(gam[..., -1]).unsqueeze(-1).unsqueeze(-1)   # [B, H, N, 1, 1]
+    else:
+        Bc = to_chunks(g, C).cumsum(-2)                                 # [B, H, N, C, dk]
+        ref = Bc[..., C // 2:C // 2 + 1, :]
+        A = ((qc * torch.exp(Bc - ref)) @ (kc * torch.exp(ref - Bc)).transpose(-1, -2))
+        A = A.masked_fill(~mask, 0.0)
+        b = Bc[..., -1:, :]
+        q_in = qc * torch.exp(Bc)
+        k_out = kc * torch.exp(b - Bc)
+        decay = torch.exp(b).transpose(-1, -2)                          # [B, H, N, dk, 1]
+    intra = A @ vc
+    kv = k_out.transpose(-1, -2) @ vc                                   # [B, H, N, dk, dv]
+    # The inter-chunk recurrence: S_n, the state entering chunk n.
+    S = torch.zeros_like(kv[:, :, 0])
+    states = []
+    kvs = kv.unbind(2)
+    decays = decay.unbind(2) if decay is not None else None
+    for n in range(len(kvs)):
+        states.append(S)
+        S = (S * decays[n] if decays is not None else S) + kvs[n]
+    Sn = torch.stack(states, 2)                                         # [B, H, N, dk, dv]
+    return from_chunks(q_in @ Sn + intra, T)
+
+
+def recurrence_naive(q, k, v, g):
+    """The same recurrence token by token (the oracle)."""
+    B, T, H, dk = q.shape
+    S = torch.zeros(B, H, dk, v.shape[-1], dtype=q.dtype)
+    out = []
+    for t in range(T):
+        if g is not None:
+            S = torch.exp(g[:, t]).unsqueeze(-1) * S
+        S = S + k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
+        out.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
+    return torch.stack(out, 1)
+
+
+# ------------------------------------------------------------------ delta rule (WY/UT)
+
+def delta_chunked(q, k, v, beta, g, C):
+    """S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T, o_t = S_t^T q_t,
+    chunkwise with the WY/UT transform. q, k, v: [B, T, H, dk]; beta, g: [B, T, H]
+    (g None: plain DeltaNet). -> o: [B, T, H, dk]."""
+    T = q.shape[1]
+    qc, kc, vc = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C)   # [B, H, N, C, d]
+    bc = to_chunks(beta, C).unsqueeze(-1)                               # [B, H, N, C, 1]
+    mask = causal_mask(C, q.device)
+    KK = kc @ kc.transpose(-1, -2)
+    QK = qc @ kc.transpose(-1, -2)
+    if g is None:
+        Lower = (bc * KK).tril(-1)
+        M = QK.masked_fill(~mask, 0.0)
+        rhs_k = bc * kc
+        q_in, k_out, decay = qc, kc, None
+    else:
+        gam = to_chunks(g, C).cumsum(-1)                                # [B, H, N, C]
+        Gam = decay_matrix(gam, C)
+        Lower = (bc * (KK * Gam)).tril(-1)
+        M = QK * Gam
+        E = torch.exp(gam).unsqueeze(-1)
+        rhs_k = bc * E * kc
+        q_in = qc * E
+        k_out = kc * torch.exp(gam[..., -1:] - gam).unsqueeze(-1)
+        decay = torch.exp(gam[..., -1]).unsqueeze(-1).unsqueeze(-1)   # [B, H, N, 1, 1]
+    L = Lower + torch.eye(C, dtype=q.dtype, device=q.device)
+    dv = vc.shape[-1]
+    UW = torch.linalg.solve_triangular(L, torch.cat([bc * vc, rhs_k], -1), upper=False,
+                                       unitriangular=True)
+    U, W = UW[..., :dv], UW[..., dv:]          # U = T diag(b) V, W = T diag(b e^gamma) K
+    S = torch.zeros(qc.shape[0], qc.shape[1], kc.shape[-1], dv, dtype=q.dtype, device=q.device)
+    states, news = [], []
+    Us, Ws, Ks = U.unbind(2), W.unbind(2), k_out.unbind(2)
+    decays = decay.unbind(2) if decay is not None else None
+    for n in range(len(Us)):
+        states.append(S)
+        Un = Us[n] - Ws[n] @ S                                          # U' = U - W S
+        news.append(Un)
+        S = (S * decays[n] if decays is not None else S) + Ks[n].transpose(-1, -2) @ Un
+    Sn, Up = torch.stack(states, 2), torch.stack(news, 2)
+    return from_chunks(q_in @ Sn + M @ Up, T)
+
+
+def delta_naive(q, k, v, beta, g):
+    """The delta rule token by token (the oracle)."""
+    B, T, H, dk = q.shape
+    S = torch.zeros(B, H, dk, v.shape[-1], dtype=q.dtype)
+    out = []
+    for t in range(T):
+        if g is not None:
+            S = torch.exp(g[:, t])[..., None, None] * S
+        kt = k[:, t]
+        u = beta[:, t].unsqueeze(-1) * (v[:, t] - torch.einsum("bhkv,bhk->bhv", S, kt))
+        S = S + kt.unsqueeze(-1) * u.unsqueeze(-2)
+        out.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
+    return torch.stack(out, 1)
+
+
+# ------------------------------------------------------------------ mixers
+
+def attention_naive(q, k, v):
+    """Per query t: softmax over keys 0..t. q, k, v: [B, H, T, dh] (already scaled q)."""
+    out = []
+    for t in range(q.shape[2]):
+        s = q[:, :, t:t + 1] @ k[:, :, :t + 1].transpose(-1, -2)
+        out.append(torch.softmax(s, -1) @ v[:, :, :t + 1])
+    return torch.cat(out, 2)
+
+
+def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
+    """x: [B, T, D] -> [B, T, D], the layer of src/mixers/<mixer>.c."""
+    B, T, D = x.shape
+    dk = D // H
+    if mixer == "attention":
+        q, k, v = (heads(a, H).transpose(1, 2) for a in (x @ p["qkv.weight"].t()).split(D, -1))
+        q = q / math.sqrt(dk)
+        if naive:
+            o = attention_naive(q, k, v)
+        else:
+            s = q @ k.transpose(-1, -2)                                 # [B, H, T, T]
+            s = s.masked_fill_(~causal_mask(T, x.device), float("-inf"))  # in place: matmul
+            o = torch.softmax(s, -1) @ v                                # saves no output
+        return o.transpose(1, 2).reshape(B, T, D) @ p["out.weight"].t()
+    if mixer == "linear_attention":
+        q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
+        q, k = F.elu(q) + 1, F.elu(k) + 1
+        rec = recurrence_naive if naive else (lambda *a: recurrence_chunked(*a, C))
+        o = rec(q, k, v, None)
+        if normalize:
+            o = o / (rec(q, k, torch.ones_like(v[..., :1]), None) + LINEAR_EPS)
+        return o.reshape(B, T, D) @ p["out.weight"].t()
+    if mixer in ("retnet", "gla"):
+        if mixer == "retnet":
+            q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
+            q, k = rope(q), rope(k)
+            q = q / math.sqrt(dk)
+            log_gamma = torch.log1p(-torch.exp2(-5.0 - torch.arange(H, dtype=torch.float64)))
+            g = log_gamma.to(x.dtype)[None, None, :, None].expand(B, T, H, 1)
+            z = x @ p["gate.weight"].t()
+        else:
+            q, k, v, z = (x @ p["qkvz.weight"].t()).split(D, -1)
+            q, k, v = heads(q, H) / math.sqrt(dk), heads(k, H), heads(v, H)
+            logit = (x @ p["gate1.weight"].t()) @ p["gate2.weight"].t() + p["gate2.bias"]
+            g = heads(F.logsigmoid(logit) / GATE_NORM, H)
+        o = recurrence_naive(q, k, v, g) if naive else recurrence_chunked(q, k, v, g, C)
+        o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D) * F.silu(z)
+        return o @ p["out.weight"].t()
+    # deltanet, gated_deltanet
+    qkv = []
+    for n in "qkv":
+        a = x @ p[n + ".weight"].t()
+        if n + "_conv.weight" in p:
+            a = short_conv(a, p[n + "_conv.weight"])
+        qkv.append(heads(F.silu(a), H))
+    q, k, v = l2norm_heads(qkv[0]), l2norm_heads(qkv[1]), qkv[2]
+    beta = torch.sigmoid(x @ p["beta.weight"].t())                      # [B, T, H]
+    g = None
+    if mixer == "gated_deltanet":
+        g = -torch.exp(p["A_log"]) * F.softplus(x @ p["a.weight"].t() + p["dt_bias"])
+    o = delta_naive(q, k, v, beta, g) if naive else delta_chunked(q, k, v, beta, g, C)
+    o = rmsnorm_heads(o, p["out_norm.weight"]).reshape(B, T, D)
+    if mixer == "gated_deltanet":
+        o = o * F.silu(x @ p["gate.weight"].t())
+    return o @ p["out.weight"].t()
+
+
+# ------------------------------------------------------------------ memory, timing
+
+def proc_status_kb(field):
+    """A field of /proc/self/status in kB, or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss():
+    """Reset VmHWM to the current RSS (Linux clear_refs 5); True when it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def time_runs(fn, reps):
+    """Wall times (ms) of `reps` calls after one warmup, and the peak extra RSS (MB)."""
+    rss0 = proc_status_kb("VmRSS") or 0
+    hwm_ok = reset_peak_rss()
+    maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    if hwm_ok and proc_status_kb("VmHWM") is not None:
+        peak, how = proc_status_kb("VmHWM") - rss0, "VmHWM-VmRSS0"
+    else:
+        peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0, "ru_maxrss-VmRSS0"
+        if maxrss0 > rss0:
+            how += " (lower bound: an earlier peak was higher)"
+    return times, peak / 1024.0, how
+
+
+def bench(args):
+    """Build the layer, time forward + backward, print a human line and the JSON line."""
+    gen = torch.Generator().manual_seed(args.seed)
+    D, H, T, B = args.d_model, args.heads, args.seq, args.batch
+    p = make_params(args.mixer, D, H, args.conv_size, gen, torch.float32)
+    x = torch.randn(B, T, D, generator=gen).requires_grad_(True)
+    R = torch.randn(B, T, D, generator=gen)
+    finite = [True]
+
+    def step():
+        """forward + loss + backward, gradients cleared first."""
+        x.grad = None
+        for t in p.values():
+            t.grad = None
+        y = mixer_forward(args.mixer, x, p, H, args.chunk, normalize=args.normalize)
+        loss = (y * R).sum()
+        loss.backward()
+        finite[0] = finite[0] and bool(torch.isfinite(y).all()) and bool(
+            torch.isfinite(x.grad).all())
+
+    times, peak_mb, how = time_runs(step, args.reps)
+    ms = statistics.median(times)
+    print(f"{args.mixer}: T {T} B {B} D {D} H {H} C {args.chunk}: fwd+bwd {ms:.1f} ms median, "
+          f"{min(times):.1f} min, {B * T / ms * 1e3:.0f} tokens/s, peak +{peak_mb:.0f} MB, "
+          f"{'finite' if finite[0] else 'NOT FINITE'}, {args.threads} threads", flush=True)
+    print(json.dumps({"mixer": args.mixer, "seq": T, "threads": args.threads, "ms": round(ms, 3),
+                      "peak_mb": round(peak_mb, 1), "min_ms": round(min(times), 3),
+                      "batch": B, "d_model": D, "heads": H, "chunk": args.chunk,
+                      "reps": args.reps, "finite": finite[0], "peak_mb_is": how,
+                      "normalize": args.normalize if args.mixer == "linear_attention" else None,
+                      "torch_version": torch.__version__,
+                      "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+                      "loadavg_1m": os.getloadavg()[0],
+                      "run_ms": [round(t, 1) for t in times]}), flush=True)
+    return 0 if finite[0] else 1
+
+
+def sweep(args, argv):
+    """Each T in its own subprocess; forward its human and JSON lines."""
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--sweep":
+            continue
+        if a == "--seq":
+            skip = True
+            continue
+        if a.startswith("--seq="):
+            continue
+        rest.append(a)
+    rc = 0
+    for T in SWEEP_T:
+        if args.mixer == "attention" and T > ATTENTION_MAX_T:
+            gb = args.batch * args.heads * T * T * 4 / 1e9
+            print(f"attention: T {T} skipped: the T x T scores take {gb:.0f} GB per copy "
+                  f"(PyTorch 1.13 materialises them on CPU)", flush=True)
+            print(json.dumps({"mixer": args.mixer, "seq": T, "threads": args.threads, "ms": None,
+                              "peak_mb": None, "skipped": f"attention above T={ATTENTION_MAX_T}"}),
+                  flush=True)
+            continue
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), *rest, "--seq", str(T)],
+                           stdout=subprocess.PIPE, text=True)
+        lines = r.stdout.strip().splitlines()
+        if r.returncode == 0 and lines and lines[-1].startswith("{"):
+            print("\n".join(lines), flush=True)
+        else:
+            rc = 1
+            print(f"{args.mixer}: T {T} failed (exit {r.returncode})", flush=True)
+            print(json.dumps({"mixer": args.mixer, "seq": T, "threads": args.threads, "ms": None,
+                              "peak_mb": None, "error": f"exit {r.returncode}"}), flush=True)
+    return rc
+
+
+# ------------------------------------------------------------------ --check
+
+def rel_err(a, b):
+    """max |a - b| / max |b|."""
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
+
+
+def check(args):
+    """Chunked vs naive per-token loop on a tiny case, every mixer (or --mixer)."""
+    s = CHECK_SHAPE
+    mixers = [args.mixer] if args.mixer else list(MIXERS)
+    ok = True
+    for mixer in mixers:
+        for normalize in ((False, True) if mixer == "linear_attention" else (False,)):
+            gen = torch.Generator().manual_seed(args.seed)
+            p64 = make_params(mixer, s["D"], s["H"], s["K"], gen, torch.float64, std=0.3)
+            if mixer == "gla":  # gate biases that make some decays strong
+                with torch.no_grad():
+                    p64["gate2.bias"].copy_(
+                        torch.randn(s["D"], generator=gen, dtype=torch.float64) * 3)
+            x64 = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
+            dy = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
+            res = {}
+            runs = [("naive64", torch.float64, True, 0)]
+            for C in CHECK_CHUNKS:
+                runs += [(f"C={C} fp64", torch.float64, False, C),
+                         (f"C={C} fp32", torch.float32, False, C)]
+            for tag, dtype, naive, C in runs:
+                p = {n: t.detach().to(dtype).clone().requires_grad_(True) for n, t in p64.items()}
+                x = x64.to(dtype).clone().requires_grad_(True)
+                y = mixer_forward(mixer, x, p, s["H"], C, naive=naive, normalize=normalize)
+                y.backward(dy.to(dtype))
+                res[tag] = (y.detach(), x.grad, {n: t.grad for n, t in p.items()})
+            ref = res["naive64"]
+            name = mixer + (" (normalize)" if normalize else "")
+            for tag in res:
+                if tag == "naive64":
+                    continue
+                tol = 1e-9 if tag.endswith("fp64") else 2e-4
+                y, gx, gp = res[tag]
+                ey, egx = rel_err(y, ref[0]), rel_err(gx, ref[1])
+                eps_ = [rel_err(gp[n], ref[2][n]) for n in gp]
+                egp = max(eps_)
+                good = all(e <= tol for e in [ey, egx, *eps_])  # False on NaN
+                ok = ok and good
+                print(f"check {name:28s} {tag:9s} vs naive64: y {ey:.2e}, dx {egx:.2e}, "
+                      f"dparams {egp:.2e} (tol {tol:g}) {'ok' if good else 'MISMATCH'}")
+    print(json.dumps({"check": "ok" if ok else "mismatch", "mixers": mixers,
+                      "chunks": CHECK_CHUNKS, **s}))
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    """Set the thread environment, import torch, run the chosen mode."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.sweep and not args.check:
+        return sweep(args, argv)
+    set_thread_env(args.threads)
+    global torch, F
+    import torch as _torch  # noqa: E402  (after set_thread_env, on purpose)
+    import torch.nn.functional as _F  # noqa: E402
+    torch, F = _torch, _F
+    torch.set_num_threads(args.threads)
+    if args.check:
+        return check(args)
+    return bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
