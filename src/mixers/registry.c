@@ -4,12 +4,12 @@
 
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_deltanet, sl_mixer_gated_deltanet;
+extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_linear_attention, sl_mixer_retnet,
+    sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet;
 
 static const sl_mixer_vtable *const REGISTRY[] = {
-    &sl_mixer_attention,
-    &sl_mixer_deltanet,
-    &sl_mixer_gated_deltanet,
+    &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet,
+    &sl_mixer_gla,       &sl_mixer_deltanet,         &sl_mixer_gated_deltanet,
 };
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }

@@ -1,0 +1,198 @@
+/* linear_attention: causal linear attention (Katharopoulos et al. 2020,
+ * "Transformers are RNNs: Fast Autoregressive Transformers with Linear
+ * Attention").
+ *
+ *   [q | k | v] = x W_qkv^T                      x: [B, T, D], heads H, dk = dv = D/H
+ *   S_t = S_{t-1} + phi(k_t) v_t^T,  o_t = S_t^T phi(q_t)
+ *   with normalize:  o_t <- o_t / (phi(q_t) . z_t + eps),  z_t = sum_{j<=t} phi(k_j)
+ *   y = o W_out^T
+ *
+ * phi = feature_map: elu1 (elu(x) + 1, the paper's), relu, identity, or
+ * taylor (Based, Arora et al. 2024: phi(q) . phi(k) = 1 + s + s^2/2 with
+ * s = q . k / sqrt(dk), F = 1 + dk + dk^2 features per head; see
+ * ops/taylor.h). The normaliser is the same recurrence with v = 1 (an
+ * [F, 1] state z) and needs phi(q) . phi(k) >= 0, so identity with
+ * normalize is refused. Parameters: qkv.weight [3D, D], out.weight [D, D].
+ * The forward is linear -> column split -> phi -> the chunked recurrence op
+ * (twice with normalize) -> linear. State per sequence: S [H, F, dk], then
+ * z [H, F] with normalize (F = dk except for taylor). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+#include "ops/columns.h"
+#include "ops/div_heads.h"
+#include "ops/gate_maps.h"
+#include "ops/ops.h"
+#include "ops/recurrence.h"
+#include "ops/taylor.h"
+
+/* The denominator's guard, as in the paper's code. */
+#define NORM_EPS 1e-6f
+
+enum { PHI_ELU1, PHI_RELU, PHI_IDENTITY, PHI_TAYLOR };
+
+typedef struct linattn {
+    sl_tensor *wqkv, *wout;
+    int64_t D, H, dk, fk, C; /* fk: features per head after phi */
+    int phi;
+    bool normalize;
+} linattn;
+
+static sl_status linattn_init(sl_mixer *m, sl_params *p)
+{
+    const sl_config *c = m->cfg;
+    int phi;
+    if (strcmp(c->feature_map, "elu1") == 0)
+        phi = PHI_ELU1;
+    else if (strcmp(c->feature_map, "relu") == 0)
+        phi = PHI_RELU;
+    else if (strcmp(c->feature_map, "identity") == 0)
+        phi = PHI_IDENTITY;
+    else if (strcmp(c->feature_map, "taylor") == 0)
+        phi = PHI_TAYLOR;
+    else
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'feature_map' = \"%s\": linear_attention supports elu1, relu, "
+                       "identity and taylor",
+                       c->feature_map);
+    if (phi == PHI_IDENTITY && c->normalize)
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'normalize' = true needs a non-negative 'feature_map' (elu1 "
+                       "or relu), got \"identity\"");
+    linattn *a = calloc(1, sizeof *a);
+    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    m->impl = a;
+    a->D = c->d_model;
+    a->H = c->n_heads;
+    a->dk = a->D / a->H;
+    a->fk = phi == PHI_TAYLOR ? sl_taylor_width(a->dk) : a->dk;
+    a->C = c->chunk_size;
+    a->phi = phi;
+    a->normalize = c->normalize;
+    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
+    return SL_OK;
+}
+
+/* Floats of S, and of z after it. */
+static int64_t s_floats(const linattn *a) { return a->H * a->fk * a->dk; }
+static int64_t z_floats(const linattn *a) { return a->normalize ? a->H * a->fk : 0; }
+
+static int64_t linattn_state_floats(const sl_mixer *m, int64_t max_len)
+{
+    const linattn *a = m->impl;
+    return s_floats(a) + z_floats(a);
+}
+
+static int64_t linattn_scratch_floats(const sl_mixer *m, int64_t max_len)
+{
+    const linattn *a = m->impl;
+    return 4 * a->D + 2 * a->H + 2 * a->H * a->fk;
+}
+
+static sl_tensor *feature_map(sl_ctx *ctx, const linattn *a, sl_tensor *x)
+{
+    switch (a->phi) {
+    case PHI_ELU1: return sl_elu1(ctx, x);
+    case PHI_RELU: return sl_relu(ctx, x);
+    case PHI_TAYLOR: return sl_taylor_features(ctx, x, a->H);
+    default: return x;
+    }
+}
+
+/* The part [off, off + n) of each of the B sequences' states (rows sf
+ * apart) gathered into [B, n], or scattered back when !in. */
+static void state_part(float *state, int64_t B, int64_t sf, int64_t off, int64_t n, float *part,
+                       bool in)
+{
+    for (int64_t b = 0; b < B; b++) {
+        float *s = state + b * sf + off, *p = part + b * n;
+        memcpy(in ? p : s, in ? s : p, (size_t)n * sizeof(float));
+    }
+}
+
+/* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
+static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+{
+    linattn *a = m->impl;
+    const int64_t B = x->shape[0], T = x->shape[1], D = a->D, H = a->H, dk = a->dk, fk = a->fk;
+    const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
+    sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
+    sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, D));
+    sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, D, D));
+    sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
+    /* Carried state: gathered into the op's [B, H, dk, dv] layout; at pos 0
+     * the old contents belong to another sequence, so it starts at zero. */
+    sl_tensor *s0 = NULL, *z0 = NULL;
+    float *s_fin = NULL, *z_fin = NULL;
+    if (state) {
+        s_fin = sl_arena_floats(ctx, B * ns);
+        z_fin = nz ? sl_arena_floats(ctx, B * nz) : NULL;
+        if (pos > 0) {
+            s0 = SL_NEW(ctx, B, H, fk, dk);
+            state_part(state, B, sf, 0, ns, s0->data, true);
+            if (nz) {
+                z0 = SL_NEW(ctx, B, H, fk, 1);
+                state_part(state, B, sf, ns, nz, z0->data, true);
+            }
+        }
+    }
+    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, NULL, s0, H, a->C, s_fin);
+    if (a->normalize) {
+        sl_tensor *ones = SL_NEW(ctx, B, T, H);
+        for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+        sl_tensor *den = sl_recurrence(ctx, q, k, ones, NULL, NULL, z0, H, a->C, z_fin);
+        o = sl_div_heads(ctx, o, den, NORM_EPS);
+    }
+    if (state) {
+        state_part(state, B, sf, 0, ns, s_fin, false);
+        if (nz) state_part(state, B, sf, ns, nz, z_fin, false);
+    }
+    return sl_linear(ctx, o, a->wout, NULL);
+}
+
+/* x_t: [D] -> y_t: [D]; state: [S (H, F, dk) | z (H, F)]; scratch: 4D + 2H + 2HF. */
+static void linattn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
+                         float *scratch)
+{
+    linattn *a = m->impl;
+    const int64_t D = a->D, H = a->H, dk = a->dk, fk = a->fk;
+    float *qkv = scratch, *o = scratch + 3 * D, *ones = o + D, *den = ones + H;
+    float *pq = qkv, *pk = qkv + D;
+    sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
+    if (a->phi == PHI_TAYLOR) {
+        pq = den + H;
+        pk = pq + H * fk;
+        sl_taylor_apply(qkv, H, dk, pq);
+        sl_taylor_apply(qkv + D, H, dk, pk);
+    } else if (a->phi != PHI_IDENTITY) {
+        for (int64_t i = 0; i < 2 * D; i++)
+            qkv[i] = a->phi == PHI_ELU1 ? sl_elu1f(qkv[i]) : sl_reluf(qkv[i]);
+    }
+    sl_recurrence_step(state, pq, pk, qkv + 2 * D, NULL, 0, NULL, H, fk, dk, o);
+    if (a->normalize) {
+        for (int64_t h = 0; h < H; h++) ones[h] = 1.0f;
+        sl_recurrence_step(state + s_floats(a), pq, pk, ones, NULL, 0, NULL, H, fk, 1, den);
+        for (int64_t h = 0; h < H; h++) {
+            const float inv = 1.0f / (den[h] + NORM_EPS);
+            for (int64_t j = 0; j < dk; j++) o[h * dk + j] *= inv;
+        }
+    }
+    sl_gemm(false, true, 1, D, D, o, a->wout->data, 0.0f, y_t);
+}
+
+const sl_mixer_vtable sl_mixer_linear_attention = {
+    .name = "linear_attention",
+    .paper = "Katharopoulos et al. 2020, Transformers are RNNs: Fast Autoregressive Transformers "
+             "with Linear Attention",
+    .init = linattn_init,
+    .forward = linattn_forward,
+    .state_floats = linattn_state_floats,
+    .scratch_floats = linattn_scratch_floats,
+    .step = linattn_step,
+    .state_desc = "H*F*dk floats per sequence (F = dk, or 1 + dk + dk^2 for taylor; + H*F with "
+                  "normalize), constant in length",
+};

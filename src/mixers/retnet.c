@@ -1,0 +1,116 @@
+/* retnet: multi-scale retention (Sun et al. 2023, "Retentive Network: A
+ * Successor to Transformer for Large Language Models").
+ *
+ *   [q | k | v] = x W_qkv^T,  z = x W_g^T      x: [B, T, D], heads H, dk = dv = D/H
+ *   q, k <- RoPE(q, k);  q <- q / sqrt(dk)
+ *   S_t = gamma_h S_{t-1} + k_t v_t^T,  o_t = S_t^T q_t,  gamma_h = 1 - 2^(-5-h)
+ *   y = (RMSNorm(o per head) w * swish(z)) W_out^T
+ *
+ * This is the recurrent form of the paper's parallel retention
+ * (s Q K^T . D) V with D_nm = gamma^(n-m); the rotation stands in for its
+ * xPos and is always on (retention's relative position), whatever `pos`
+ * says. Each head has its own fixed decay, so heads see different spans.
+ * Parameters: qkv.weight [3D, D], gate.weight [D, D], norm.weight [dk],
+ * out.weight [D, D]. The forward is linear -> rope -> column split -> the
+ * chunked recurrence op -> gated RMSNorm -> linear. State: one [H, dk, dv]
+ * matrix per sequence, whatever the length. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+#include "ops/columns.h"
+#include "ops/gated_norm.h"
+#include "ops/ops.h"
+#include "ops/recurrence.h"
+
+typedef struct retnet {
+    sl_tensor *wqkv, *wg, *wnorm, *wout;
+    int64_t D, H, dk, C;
+    float eps, theta;
+    float log_gamma[]; /* [H]; kept here because the op's backward reads it */
+} retnet;
+
+static sl_status retnet_init(sl_mixer *m, sl_params *p)
+{
+    const sl_config *c = m->cfg;
+    retnet *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
+    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    m->impl = a;
+    a->D = c->d_model;
+    a->H = c->n_heads;
+    a->dk = a->D / a->H;
+    a->C = c->chunk_size;
+    a->eps = (float)c->norm_eps;
+    a->theta = (float)c->rope_theta;
+    for (int64_t h = 0; h < a->H; h++) a->log_gamma[h] = (float)log1p(-exp2(-5.0 - (double)h));
+    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
+    a->wg = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, a->D, a->D);
+    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->dk);
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
+    return SL_OK;
+}
+
+static int64_t retnet_state_floats(const sl_mixer *m, int64_t max_len)
+{
+    const retnet *a = m->impl;
+    return a->H * a->dk * a->dk;
+}
+
+static int64_t retnet_scratch_floats(const sl_mixer *m, int64_t max_len)
+{
+    return 6 * m->cfg->d_model;
+}
+
+/* x: [B, T, D] -> [B, T, D]; state: [B, H, dk, dk] or NULL. */
+static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+{
+    retnet *a = m->impl;
+    const int64_t B = x->shape[0], D = a->D;
+    sl_tensor *qkv = sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, pos, a->theta);
+    sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkv, 0, D), 1.0f / sqrtf((float)a->dk));
+    sl_tensor *k = sl_columns(ctx, qkv, D, D), *v = sl_columns(ctx, qkv, 2 * D, D);
+    sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);
+    sl_tensor *s0 = NULL;
+    if (state && pos > 0) {
+        /* A copy: the op writes the final state back over `state`. At pos 0
+         * the state's old contents belong to another sequence: start from
+         * zeros. */
+        s0 = SL_NEW(ctx, B, a->H, a->dk, a->dk);
+        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
+    }
+    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, a->log_gamma, s0, a->H, a->C, state);
+    return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
+}
+
+/* x_t: [D] -> y_t: [D]; state: [H, dk, dk]; scratch: 6D. */
+static void retnet_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
+                        float *scratch)
+{
+    retnet *a = m->impl;
+    const int64_t D = a->D;
+    float *qkv = scratch, *z = scratch + 3 * D, *o = z + D, *n = o + D;
+    sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
+    sl_rope_apply(qkv, a->H, a->dk, pos, a->theta);
+    sl_rope_apply(qkv + D, a->H, a->dk, pos, a->theta);
+    /* The forward's order of operations: scale after the rotation. */
+    for (int64_t i = 0; i < D; i++) qkv[i] *= 1.0f / sqrtf((float)a->dk);
+    sl_gemm(false, true, 1, D, D, x_t, a->wg->data, 0.0f, z);
+    sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0, a->log_gamma, a->H, a->dk, a->dk,
+                       o);
+    sl_gated_rmsnorm_apply(o, z, a->wnorm->data, a->H, a->dk, a->eps, n);
+    sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
+}
+
+const sl_mixer_vtable sl_mixer_retnet = {
+    .name = "retnet",
+    .paper =
+        "Sun et al. 2023, Retentive Network: A Successor to Transformer for Large Language Models",
+    .init = retnet_init,
+    .forward = retnet_forward,
+    .state_floats = retnet_state_floats,
+    .scratch_floats = retnet_scratch_floats,
+    .step = retnet_step,
+    .state_desc = "H*dk*dk floats per sequence (D^2/H), constant in length",
+};

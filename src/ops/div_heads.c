@@ -1,0 +1,49 @@
+/* y = o / (den + eps) per head, and its backward:
+ *     do += dy / (den + eps),   dden -= sum_j dy_j y_j / (den + eps). */
+#include "ops/div_heads.h"
+#include "ops/internal.h"
+
+/* iarg = {H}, farg = {eps}; the output y is reused for dden. */
+static void div_heads_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *o = nd->in[0], *den = nd->in[1];
+    const int64_t H = nd->iarg[0], R = sl_rows(o), dv = sl_last(o) / H;
+    const float eps = nd->farg[0], *y = nd->out->data, *dy = nd->out->grad;
+    float *dO = o->requires_grad ? sl_grad(ctx, o) : NULL;
+    float *dden = den->requires_grad ? sl_grad(ctx, den) : NULL;
+#pragma omp parallel for schedule(static) if (R * H * dv >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t off = (r * H + h) * dv;
+            const float inv = 1.0f / (den->data[r * H + h] + eps);
+            float s = 0.0f;
+            for (int64_t j = 0; j < dv; j++) {
+                if (dO) dO[off + j] += dy[off + j] * inv;
+                s += dy[off + j] * y[off + j];
+            }
+            if (dden) dden[r * H + h] -= s * inv;
+        }
+}
+
+/* o: [..., H*dv], den: [..., H] (same leading dims) -> [..., H*dv]. */
+sl_tensor *sl_div_heads(sl_ctx *ctx, sl_tensor *o, sl_tensor *den, float eps)
+{
+    const int64_t R = sl_rows(o), H = sl_last(den);
+    sl_require(sl_rows(den) == R && H > 0 && sl_last(o) % H == 0, "sl_div_heads",
+               "o [..., H*dv], den [..., H]");
+    const int64_t dv = sl_last(o) / H;
+    sl_tensor *y = sl_tensor_like(ctx, o);
+#pragma omp parallel for schedule(static) if (o->n >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t h = 0; h < H; h++) {
+            const float inv = 1.0f / (den->data[r * H + h] + eps);
+            for (int64_t j = 0; j < dv; j++)
+                y->data[(r * H + h) * dv + j] = o->data[(r * H + h) * dv + j] * inv;
+        }
+    sl_node *nd = SL_RECORD(ctx, div_heads_backward, y, o, den);
+    if (nd) {
+        nd->iarg[0] = H;
+        nd->farg[0] = eps;
+    }
+    return y;
+}

@@ -1,0 +1,29 @@
+/* Pointwise maps of the linear-attention family: the feature maps phi of
+ * linear attention (Katharopoulos et al. 2020: elu(x) + 1; relu) and the
+ * log-sigmoid that puts GLA's gates in log space (Yang et al. 2023). */
+#ifndef SL_OPS_GATE_MAPS_H
+#define SL_OPS_GATE_MAPS_H
+
+#include <math.h>
+
+#include "core/core.h"
+#include "ops/fastmath.h"
+
+/* x: [...] -> elu(x) + 1 = (x > 0 ? x + 1 : e^x), positive everywhere. */
+sl_tensor *sl_elu1(sl_ctx *ctx, sl_tensor *x);
+/* x: [...] -> max(x, 0). */
+sl_tensor *sl_relu(sl_ctx *ctx, sl_tensor *x);
+/* x: [...] -> log sigmoid(x) = min(x, 0) - log(1 + e^-|x|), in (-inf, 0);
+ * the split keeps e^-|x| <= 1, so no input overflows. */
+sl_tensor *sl_logsigmoid(sl_ctx *ctx, sl_tensor *x);
+
+/* The same maps on one float, for step(); the ops use these too, so the two
+ * forms agree bit for bit. */
+static inline float sl_elu1f(float x) { return x > 0.0f ? x + 1.0f : sl_expf(x); }
+static inline float sl_reluf(float x) { return x > 0.0f ? x : 0.0f; }
+static inline float sl_logsigmoidf(float x)
+{
+    return (x < 0.0f ? x : 0.0f) - log1pf(sl_expf(-fabsf(x)));
+}
+
+#endif

@@ -1,0 +1,567 @@
+/* Chunkwise-parallel decayed matrix-state recurrence, forward and backward
+ * (the form of GLA, Yang et al. 2023, section 4, without its secondary
+ * chunking), plus the step-by-step reference and the one-token step.
+ *
+ * Per (b, h), a chunk of L <= C tokens starting from state S, with the
+ * inclusive cumulative log decay inside the chunk B_i = g_{t0} + .. + g_{t0+i}
+ * (a row of dk values; the scalar modes repeat one value) and b = B_{L-1}:
+ *     O = (Q . e^B) S + A V,   A_ij = sum_d Q_id K_jd e^(B_id - B_jd), j <= i
+ *     S' = diag(e^b) S + (K . e^(b - B))^T V
+ * With g <= 0 every exponent above is <= 0: B and b - B_j are sums of gates
+ * and B_i - B_j (j <= i) is too. No e^(-B) is ever formed, so T = 65536
+ * under strong decay stays finite; sums restart every chunk, so the float
+ * cumulative sums stay short.
+ *
+ * The forward keeps the state entering each chunk (O(T dk dv / C) floats per
+ * head); the backward walks the chunks in reverse with dS, the gradient of
+ * the state leaving the chunk:
+ *     dQ = (dO S^T) . e^B + (dA . M) K     dK = (V dS^T) . e^(b-B) + (dA . M)^T Q
+ *     dV = A^T dO + (K . e^(b-B)) dS      dS_prev = diag(e^b) dS + (Q . e^B)^T dO
+ * with dA = dO V^T on j <= i and M_ij = e^(B_i - B_j), and dB from every
+ * exponent, summed from the end of the chunk back to give dg. Work is split
+ * over B x H; each (b, h) is one thread's, in a fixed order, so results do
+ * not depend on the thread count. */
+#pragma GCC optimize("fp-contract=fast", "no-trapping-math")
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "ops/fastmath.h"
+#include "ops/internal.h"
+#include "ops/ops.h"
+#include "ops/recurrence.h"
+
+enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
+
+typedef struct rec_shape {
+    int64_t B, T, H, dk, dv, C, nchunks;
+    int mode;
+    const float *g;         /* [B, T, H*gw] (DECAY_TOKEN, DECAY_KEY) */
+    const float *log_gamma; /* [H] (DECAY_HEAD) */
+} rec_shape;
+
+/* What the backward needs besides the node's inputs. */
+typedef struct rec_saved {
+    rec_shape s;
+    sl_tensor *s0;
+    float *states; /* [B*H, nchunks, dk, dv]: the state entering each chunk */
+} rec_saved;
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------- helpers */
+
+/* The small chunk products run inside a thread that owns one (b, h). Through
+ * sl_gemm (OpenBLAS) they measured slower than the register tiles below: a
+ * BLAS call per 64 x 64 product spends its time in setup and packing. */
+
+typedef float v8 __attribute__((vector_size(32)));
+/* Unaligned, aliasing view of 8 floats: rows of packed chunk buffers. */
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* Rows of C per register tile: MR x 16 accumulators (8 of the 16 AVX
+ * registers), so each row of B loaded serves MR rows of C. */
+#define MR 4
+
+/* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B, the sums kept in
+ * registers over the whole of K. Called with constant mr so the loops over
+ * it unroll. */
+static inline __attribute__((always_inline)) void tile16(const int mr, int64_t i, int64_t j,
+                                                         int64_t K, const float *a, int64_t ras,
+                                                         int64_t cas, const float *b, int64_t ldb,
+                                                         float *c, int64_t ldc, bool acc)
+{
+    v8 r[MR][2];
+    for (int m = 0; m < mr; m++) r[m][0] = r[m][1] = (v8){0};
+    for (int64_t kk = 0; kk < K; kk++) {
+        const float *bk = b + kk * ldb + j;
+        v8 b0 = *(const v8u *)bk, b1 = *(const v8u *)(bk + 8);
+        for (int m = 0; m < mr; m++) {
+            float x = a[(i + m) * ras + kk * cas];
+            r[m][0] += x * b0;
+            r[m][1] += x * b1;
+        }
+    }
+    for (int m = 0; m < mr; m++) {
+        float *cm = c + (i + m) * ldc + j;
+        if (acc) {
+            r[m][0] += *(v8u *)cm;
+            r[m][1] += *(v8u *)(cm + 8);
+        }
+        *(v8u *)cm = r[m][0];
+        *(v8u *)(cm + 8) = r[m][1];
+    }
+}
+
+/* C[M, N] (+)= A B, A(i, k) = a[i ras + k cas] (so A^T is free), B: [K, N]
+ * rows ldb apart, C rows ldc apart. Whole 16-column blocks go through
+ * register tiles; the last N % 16 columns are plain dot products. */
+static void mm_nn(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras, int64_t cas,
+                  const float *b, int64_t ldb, float *c, int64_t ldc, bool acc)
+{
+    const int64_t n16 = N & ~(int64_t)15;
+    for (int64_t i = 0; i < M; i += MR) {
+        const bool whole = M - i >= MR;
+        for (int64_t j = 0; j < n16; j += 16) {
+            if (whole) {
+                tile16(MR, i, j, K, a, ras, cas, b, ldb, c, ldc, acc);
+            } else {
+                for (int64_t m = i; m < M; m++)
+                    tile16(1, m, j, K, a, ras, cas, b, ldb, c, ldc, acc);
+            }
+        }
+        for (int64_t m = i; m < M && m < i + MR; m++)
+            for (int64_t j = n16; j < N; j++) {
+                float s = 0.0f;
+                for (int64_t kk = 0; kk < K; kk++) s += a[m * ras + kk * cas] * b[kk * ldb + j];
+                c[m * ldc + j] = acc ? c[m * ldc + j] + s : s;
+            }
+    }
+}
+
+/* C[M, N] (+)= A B^T: A: [M, K] rows lda apart, B: [N, K] rows ldb apart.
+ * B is transposed into bt: [K, N] first, so the product runs in mm_nn's
+ * register tiles rather than as one horizontal sum per entry of C. */
+static void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda, const float *b,
+                  int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
+{
+    for (int64_t j = 0; j < N; j++)
+        for (int64_t kk = 0; kk < K; kk++) bt[kk * N + j] = b[j * ldb + kk];
+    mm_nn(M, N, K, a, lda, 1, bt, N, c, ldc, acc);
+}
+
+/* dst: [L, w] <- rows of src ld apart. */
+static void pack(const float *src, int64_t ld, int64_t L, int64_t w, float *dst)
+{
+    for (int64_t i = 0; i < L; i++) memcpy(dst + i * w, src + i * ld, (size_t)w * sizeof(float));
+}
+
+/* rows of dst ld apart += src: [L, w]. */
+static void unpack_add(const float *src, int64_t L, int64_t w, float *dst, int64_t ld)
+{
+    for (int64_t i = 0; i < L; i++) {
+#pragma omp simd
+        for (int64_t j = 0; j < w; j++) dst[i * ld + j] += src[i * w + j];
+    }
+}
+
+/* Bc: [L, dk], the inclusive cumulative log decay of tokens t0 .. t0+L-1 of
+ * (b, h). */
+static void cum_decay(const rec_shape *s, int64_t b, int64_t h, int64_t t0, int64_t L, float *Bc)
+{
+    const int64_t dk = s->dk, H = s->H;
+    for (int64_t i = 0; i < L; i++) {
+        float *row = Bc + i * dk;
+        const int64_t t = b * s->T + t0 + i;
+        for (int64_t d = 0; d < dk; d++) {
+            float gi = s->mode == DECAY_NONE    ? 0.0f
+                       : s->mode == DECAY_HEAD  ? s->log_gamma[h]
+                       : s->mode == DECAY_TOKEN ? s->g[t * H + h]
+                                                : s->g[(t * H + h) * dk + d];
+            row[d] = (i ? row[d - dk] : 0.0f) + gi;
+        }
+    }
+}
+
+/* out: [L, dk] = x . e^(B) or, when from_end, x . e^(b - B) with b = B_{L-1};
+ * e (optional): [L, dk] receives the factors. */
+static void decayed(const float *x, const float *Bc, int64_t L, int64_t dk, bool from_end,
+                    float *out, float *e)
+{
+    const float *bl = Bc + (L - 1) * dk;
+    for (int64_t i = 0; i < L; i++) {
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            float f = sl_expf(from_end ? bl[d] - Bc[i * dk + d] : Bc[i * dk + d]);
+            out[i * dk + d] = x[i * dk + d] * f;
+            if (e) e[i * dk + d] = f;
+        }
+    }
+}
+
+/* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
+ * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
+ * there A = (Q K^T) . e^(b_i - b_j) from one product (bt: mm_nt's scratch). */
+static void intra_scores(bool scalar, int64_t L, int64_t dk, const float *Q, const float *K,
+                         const float *Bc, float *A, float *bt)
+{
+    if (scalar) {
+        mm_nt(L, L, dk, Q, dk, K, dk, A, L, false, bt);
+        for (int64_t i = 0; i < L; i++) {
+            const float bi = Bc[i * dk];
+            for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - Bc[j * dk]);
+            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
+        }
+        return;
+    }
+    for (int64_t i = 0; i < L; i++) {
+        const float *qi = Q + i * dk, *bi = Bc + i * dk;
+        for (int64_t j = 0; j <= i; j++) {
+            const float *kj = K + j * dk, *bj = Bc + j * dk;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t d = 0; d < dk; d++) s += qi[d] * kj[d] * sl_expf(bi[d] - bj[d]);
+            A[i * L + j] = s;
+        }
+        for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
+    }
+}
+
+/* ----------------------------------------------------------- scratch */
+
+/* One thread's buffers for one chunk. */
+typedef struct head_buf {
+    float *Q, *K, *V, *O, *Bc, *Qd, *Kd, *E, *F; /* operands: [C, dk] or [C, dv] */
+    float *A, *P;                                /* [C, C]: scores; dA, then dA . M */
+    float *dQ, *dK, *dV, *dB, *tmp, *dbs;        /* the chunk's gradients */
+    float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
+} head_buf;
+
+static int64_t buf_floats(const rec_shape *s)
+{
+    const int64_t C = s->C, dk = s->dk, dv = s->dv;
+    const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
+    return 12 * C * dk + 4 * C * dv + 2 * C * C + C + 2 * dk * dv + w * n;
+}
+
+static head_buf carve(const rec_shape *s, float *p)
+{
+    const int64_t C = s->C, dk = s->dk, dv = s->dv;
+    head_buf h;
+    float **ck[] = {&h.Q, &h.K, &h.Bc, &h.Qd, &h.Kd, &h.E, &h.F, &h.dQ, &h.dK, &h.dB, &h.tmp};
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
+    float **cv[] = {&h.V, &h.O, &h.dV};
+    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
+    h.A = p;
+    h.P = p + C * C;
+    p += 2 * C * C;
+    h.dbs = p;
+    p += C;
+    h.S = p;
+    h.dS = p + dk * dv;
+    h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
+    return h;
+}
+
+static int team_size(const rec_shape *s)
+{
+    int64_t work = s->B * s->H * s->T * s->dk * s->dv;
+    int nt = omp_get_max_threads();
+    if (work < SL_PAR_MIN || s->B * s->H < 2) return 1;
+    return (int)min64(nt, s->B * s->H);
+}
+
+/* ------------------------------------------------------------- forward */
+
+/* One (b, h). q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final: [B*H, dk,
+ * dv] or NULL; states: [B*H, nchunks, dk, dv] or NULL. */
+static void forward_head(const rec_shape *s, int64_t bh, const float *q, const float *k,
+                         const float *v, const float *s0, float *o, float *states, float *s_final,
+                         float *scratch)
+{
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, b = bh / H, h = bh % H;
+    const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    const bool scalar = s->mode != DECAY_KEY;
+    head_buf w = carve(s, scratch);
+    if (s0)
+        memcpy(w.S, s0 + bh * ssz, (size_t)ssz * sizeof(float));
+    else
+        memset(w.S, 0, (size_t)ssz * sizeof(float));
+    for (int64_t c = 0; c < s->nchunks; c++) {
+        const int64_t t0 = c * s->C, L = min64(s->C, s->T - t0);
+        const int64_t rk = (b * s->T + t0) * ldk + h * dk, rv = (b * s->T + t0) * ldv + h * dv;
+        if (states) memcpy(states + (bh * s->nchunks + c) * ssz, w.S, (size_t)ssz * sizeof(float));
+        pack(q + rk, ldk, L, dk, w.Q);
+        pack(k + rk, ldk, L, dk, w.K);
+        pack(v + rv, ldv, L, dv, w.V);
+        cum_decay(s, b, h, t0, L, w.Bc);
+        decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
+        mm_nn(L, dv, dk, w.Qd, dk, 1, w.S, dv, w.O, dv, false);
+        intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
+        mm_nn(L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
+        for (int64_t i = 0; i < L; i++)
+            memcpy(o + rv + i * ldv, w.O + i * dv, (size_t)dv * sizeof(float));
+        decayed(w.K, w.Bc, L, dk, true, w.Kd, NULL);
+        const float *bl = w.Bc + (L - 1) * dk;
+        for (int64_t d = 0; d < dk; d++) {
+            float e = sl_expf(bl[d]);
+#pragma omp simd
+            for (int64_t j = 0; j < dv; j++) w.S[d * dv + j] *= e;
+        }
+        mm_nn(dk, dv, L, w.Kd, 1, dk, w.V, dv, w.S, dv, true);
+    }
+    if (s_final) memcpy(s_final + bh * ssz, w.S, (size_t)ssz * sizeof(float));
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* The intra-chunk part: given dA = dO V^T (in P, j <= i), adds to dQ, dK
+ * and to dB (per key dim) or dbs (scalar decay, one per row). */
+static void intra_backward(bool scalar, int64_t L, int64_t dk, const head_buf *w)
+{
+    if (scalar) {
+        for (int64_t i = 0; i < L; i++) {
+            const float bi = w->Bc[i * dk];
+            for (int64_t j = 0; j <= i; j++) {
+                /* dA_ij A_ij is d/d(B_i - B_j) of the score. */
+                float da = w->P[i * L + j], u = da * w->A[i * L + j];
+                w->dbs[i] += u;
+                w->dbs[j] -= u;
+                w->P[i * L + j] = da * sl_expf(bi - w->Bc[j * dk]);
+            }
+            for (int64_t j = i + 1; j < L; j++) w->P[i * L + j] = 0.0f;
+        }
+        mm_nn(L, dk, L, w->P, L, 1, w->K, dk, w->dQ, dk, true);
+        mm_nn(L, dk, L, w->P, 1, L, w->Q, dk, w->dK, dk, true);
+        return;
+    }
+    for (int64_t i = 0; i < L; i++) {
+        const float *qi = w->Q + i * dk, *bi = w->Bc + i * dk;
+        float *dqi = w->dQ + i * dk, *dbi = w->dB + i * dk;
+        for (int64_t j = 0; j <= i; j++) {
+            const float *kj = w->K + j * dk, *bj = w->Bc + j * dk;
+            float *dkj = w->dK + j * dk, *dbj = w->dB + j * dk, da = w->P[i * L + j];
+            if (j == i) {
+                /* e^(B_i - B_i) = 1: no decay gradient. */
+#pragma omp simd
+                for (int64_t d = 0; d < dk; d++) {
+                    dqi[d] += da * kj[d];
+                    dkj[d] += da * qi[d];
+                }
+                continue;
+            }
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) {
+                float t = da * sl_expf(bi[d] - bj[d]), u = t * qi[d] * kj[d];
+                dqi[d] += t * kj[d];
+                dkj[d] += t * qi[d];
+                dbi[d] += u;
+                dbj[d] -= u;
+            }
+        }
+    }
+}
+
+/* dg of tokens t0 .. t0+L-1 from dB (and dbs): g_s enters every B_i with
+ * i >= s, so dg_s is the sum of dB_i from the chunk's end back to s. */
+static void decay_grad(const rec_shape *s, int64_t b, int64_t h, int64_t t0, int64_t L,
+                       const head_buf *w, float *dg)
+{
+    const int64_t dk = s->dk, H = s->H, t = b * s->T + t0;
+    if (s->mode == DECAY_KEY) {
+        for (int64_t d = 0; d < dk; d++) {
+            float acc = 0.0f;
+            for (int64_t i = L - 1; i >= 0; i--) {
+                acc += w->dB[i * dk + d];
+                dg[((t + i) * H + h) * dk + d] += acc;
+            }
+        }
+    } else {
+        float acc = 0.0f;
+        for (int64_t i = L - 1; i >= 0; i--) {
+            acc += w->dbs[i];
+            for (int64_t d = 0; d < dk; d++) acc += w->dB[i * dk + d];
+            dg[(t + i) * H + h] += acc;
+        }
+    }
+}
+
+/* One (b, h) of the backward. Gradient pointers are NULL when not needed;
+ * dq, dk: [B, T, H*dk], dv, dout: [B, T, H*dv], dg as g, ds0: [B*H, dk, dv]. */
+static void backward_head(const rec_shape *s, int64_t bh, const float *q, const float *k,
+                          const float *v, const float *dout, const float *states, float *dq,
+                          float *dkk, float *dvv, float *dg, float *ds0, float *scratch)
+{
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, b = bh / H, h = bh % H;
+    const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    const bool scalar = s->mode != DECAY_KEY;
+    head_buf w = carve(s, scratch);
+    float *dO = w.O; /* the forward's output buffer is free here */
+    memset(w.dS, 0, (size_t)ssz * sizeof(float));
+    for (int64_t c = s->nchunks - 1; c >= 0; c--) {
+        const int64_t t0 = c * s->C, L = min64(s->C, s->T - t0);
+        const int64_t rk = (b * s->T + t0) * ldk + h * dk, rv = (b * s->T + t0) * ldv + h * dv;
+        const float *Sp = states + (bh * s->nchunks + c) * ssz;
+        pack(q + rk, ldk, L, dk, w.Q);
+        pack(k + rk, ldk, L, dk, w.K);
+        pack(v + rv, ldv, L, dv, w.V);
+        pack(dout + rv, ldv, L, dv, dO);
+        cum_decay(s, b, h, t0, L, w.Bc);
+        decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
+        decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
+        intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
+        memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
+        memset(w.dbs, 0, (size_t)L * sizeof(float));
+        memset(w.dK, 0, (size_t)(L * dk) * sizeof(float));
+
+        /* Reading the entering state: O += (Q . e^B) S. */
+        mm_nt(L, dk, dv, dO, dv, Sp, dv, w.dQ, dk, false, w.bt);
+        for (int64_t i = 0; i < L * dk; i++) {
+            w.dB[i] += w.dQ[i] * w.Qd[i];
+            w.dQ[i] *= w.E[i];
+        }
+        /* Inside the chunk: O += A V. */
+        mm_nt(L, L, dv, dO, dv, w.V, dv, w.P, L, false, w.bt);
+        mm_nn(L, dv, L, w.A, 1, L, dO, dv, w.dV, dv, false);
+        intra_backward(scalar, L, dk, &w);
+        /* Writing the leaving state: S' = diag(e^b) S + (K . e^(b-B))^T V. */
+        mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.tmp, dk, false, w.bt);
+        float *dbl = w.dB + (L - 1) * dk;
+        for (int64_t j = 0; j < L; j++)
+            for (int64_t d = 0; d < dk; d++) {
+                float x = w.tmp[j * dk + d], u = x * w.Kd[j * dk + d];
+                w.dK[j * dk + d] += x * w.F[j * dk + d];
+                w.dB[j * dk + d] -= u;
+                dbl[d] += u;
+            }
+        mm_nn(L, dv, dk, w.Kd, dk, 1, w.dS, dv, w.dV, dv, true);
+        const float *el = w.E + (L - 1) * dk;
+        for (int64_t d = 0; d < dk; d++) {
+            float sd = 0.0f;
+            for (int64_t j = 0; j < dv; j++) sd += Sp[d * dv + j] * w.dS[d * dv + j];
+            dbl[d] += el[d] * sd;
+            for (int64_t j = 0; j < dv; j++) w.dS[d * dv + j] *= el[d];
+        }
+        mm_nn(dk, dv, L, w.Qd, 1, dk, dO, dv, w.dS, dv, true);
+
+        if (dq) unpack_add(w.dQ, L, dk, dq + rk, ldk);
+        if (dkk) unpack_add(w.dK, L, dk, dkk + rk, ldk);
+        if (dvv) unpack_add(w.dV, L, dv, dvv + rv, ldv);
+        if (dg) decay_grad(s, b, h, t0, L, &w, dg);
+    }
+    if (ds0)
+        for (int64_t i = 0; i < ssz; i++) ds0[bh * ssz + i] += w.dS[i];
+}
+
+/* Node layout: in = {q, k, v, g (or NULL)}, saved = rec_saved. */
+static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    const rec_saved *sv = nd->saved;
+    const rec_shape *s = &sv->s;
+    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = sv->s0;
+    float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
+    float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
+    float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
+    float *dg = g && g->requires_grad ? sl_grad(ctx, g) : NULL;
+    float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
+    const float *dout = nd->out->grad;
+    int nt = team_size(s);
+    int64_t per = buf_floats(s);
+    float *scratch = sl_arena_floats(ctx, per * nt);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t bh = 0; bh < s->B * s->H; bh++)
+        backward_head(s, bh, q->data, k->data, v->data, dout, sv->states, dq, dk, dv, dg, ds0,
+                      scratch + per * omp_get_thread_num());
+}
+
+/* q, k: [B, T, H*dk], v: [B, T, H*dv], g: NULL, [B, T, H] or [B, T, H*dk],
+ * log_gamma: [H] or NULL, s0: [B, H, dk, dv] or NULL -> o: [B, T, H*dv]. */
+sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
+                         const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
+                         float *s_final)
+{
+    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 && C > 0 &&
+                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1] &&
+                   q->shape[2] % H == 0 && v->shape[2] % H == 0,
+               "sl_recurrence", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0, C > 0");
+    rec_shape s = {.B = q->shape[0],
+                   .T = q->shape[1],
+                   .H = H,
+                   .dk = q->shape[2] / H,
+                   .dv = v->shape[2] / H,
+                   .C = C,
+                   .log_gamma = log_gamma};
+    s.nchunks = (s.T + C - 1) / C;
+    s.mode = log_gamma ? DECAY_HEAD : DECAY_NONE;
+    if (g) {
+        sl_require(!log_gamma && g->ndim == 3 && g->shape[0] == s.B && g->shape[1] == s.T &&
+                       (g->shape[2] == H || g->shape[2] == H * s.dk),
+                   "sl_recurrence", "g [B, T, H] or [B, T, H*dk], and no log_gamma with it");
+        s.mode = g->shape[2] == H * s.dk && s.dk != 1 ? DECAY_KEY : DECAY_TOKEN;
+        s.g = g->data;
+    }
+    sl_require(!s0 || (s0->n == s.B * H * s.dk * s.dv), "sl_recurrence", "s0 [B, H, dk, dv]");
+    sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
+    sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
+    float *states = NULL;
+    if (nd) {
+        rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        sv->s = s;
+        sv->s0 = s0;
+        sv->states = states = sl_arena_floats(ctx, s.B * H * s.nchunks * s.dk * s.dv);
+        nd->saved = sv;
+    }
+    int nt = team_size(&s);
+    int64_t per = buf_floats(&s);
+    float *scratch = sl_arena_floats(ctx, per * nt);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t bh = 0; bh < s.B * H; bh++)
+        forward_head(&s, bh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
+                     s_final, scratch + per * omp_get_thread_num());
+    return o;
+}
+
+/* ------------------------------------------------------ reference, step */
+
+/* The log decay of key dim d of head h at token row t (t counts over B*T). */
+static double log_decay(const float *g, int64_t gw, const float *log_gamma, int64_t t, int64_t H,
+                        int64_t h, int64_t d)
+{
+    if (g) return g[(t * H + h) * gw + (gw == 1 ? 0 : d)];
+    return log_gamma ? log_gamma[h] : 0.0;
+}
+
+/* Layouts as sl_recurrence; g: [B, T, H*gw] or NULL. */
+void sl_recurrence_ref(const float *q, const float *k, const float *v, const float *g, int64_t gw,
+                       const float *log_gamma, const float *s0, int64_t B, int64_t T, int64_t H,
+                       int64_t dk, int64_t dv, float *o, float *s_final)
+{
+    double *S = malloc((size_t)(dk * dv) * sizeof(double));
+    sl_require(S != NULL, "sl_recurrence_ref", "memory for one state");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t bh = b * H + h;
+            for (int64_t i = 0; i < dk * dv; i++) S[i] = s0 ? s0[bh * dk * dv + i] : 0.0;
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t row = b * T + t;
+                const float *qt = q + row * H * dk + h * dk, *kt = k + row * H * dk + h * dk;
+                const float *vt = v + row * H * dv + h * dv;
+                for (int64_t d = 0; d < dk; d++) {
+                    double a = exp(log_decay(g, gw, log_gamma, row, H, h, d));
+                    for (int64_t j = 0; j < dv; j++)
+                        S[d * dv + j] = a * S[d * dv + j] + (double)kt[d] * vt[j];
+                }
+                for (int64_t j = 0; j < dv; j++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < dk; d++) acc += S[d * dv + j] * qt[d];
+                    o[row * H * dv + h * dv + j] = (float)acc;
+                }
+            }
+            if (s_final)
+                for (int64_t i = 0; i < dk * dv; i++) s_final[bh * dk * dv + i] = (float)S[i];
+        }
+    free(S);
+}
+
+/* S: [H, dk, dv] in place; q, k: [H*dk], v: [H*dv], g: [H*gw] or NULL,
+ * log_gamma: [H] or NULL -> o: [H*dv]. */
+void sl_recurrence_step(float *S, const float *q, const float *k, const float *v, const float *g,
+                        int64_t gw, const float *log_gamma, int64_t H, int64_t dk, int64_t dv,
+                        float *o)
+{
+    for (int64_t h = 0; h < H; h++) {
+        float *Sh = S + h * dk * dv, *oh = o + h * dv;
+        const float *qh = q + h * dk, *kh = k + h * dk, *vh = v + h * dv;
+        memset(oh, 0, (size_t)dv * sizeof(float));
+        for (int64_t d = 0; d < dk; d++) {
+            float a = sl_expf((float)log_decay(g, gw, log_gamma, 0, H, h, d));
+            float *row = Sh + d * dv;
+#pragma omp simd
+            for (int64_t j = 0; j < dv; j++) {
+                row[j] = a * row[j] + kh[d] * vh[j];
+                oh[j] += row[j] * qh[d];
+            }
+        }
+    }
+}

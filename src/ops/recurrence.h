@@ -1,0 +1,43 @@
+/* The decayed matrix-state recurrence behind linear attention (Katharopoulos
+ * et al. 2020), RetNet (Sun et al. 2023), GLA (Yang et al. 2023) and SSD
+ * (Dao & Gu 2024). Per batch row b and head h, with q_t, k_t in R^dk and
+ * v_t in R^dv:
+ *     S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t
+ * (S: [dk, dv]; the output is read after token t is written). The log decay
+ * g_t is one of:
+ *     none          g = 0                          (linear attention)
+ *     per head      g = log_gamma[h], constant      (RetNet)
+ *     per token     g: [B, T, H], one scalar a head (Mamba2 / SSD)
+ *     per key dim   g: [B, T, H*dk]                 (GLA)
+ * Three forms that agree: a chunkwise-parallel op with its backward (the
+ * training path), a naive step-by-step reference, and a one-token step. */
+#ifndef SL_OPS_RECURRENCE_H
+#define SL_OPS_RECURRENCE_H
+
+#include "core/core.h"
+
+/* q, k: [B, T, H*dk], v: [B, T, H*dv] -> o: [B, T, H*dv], chunks of C tokens.
+ * g: NULL, [B, T, H] or [B, T, H*dk]; log_gamma: [H] or NULL (not both; the
+ * caller keeps it alive until the backward has run). Log decays are <= 0:
+ * then no exponent the op forms is positive, and any T stays finite (a
+ * positive one is clamped at e^88 by sl_expf). s0: [B, H, dk, dv] or
+ * NULL (zeros). s_final: NULL, or [B, H, dk, dv] written with S_T; it may be
+ * s0's data. Gradients flow to q, k, v, g and s0, not through s_final. */
+sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
+                         const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
+                         float *s_final);
+
+/* The oracle: the recurrence token by token, state and sums in double.
+ * Same layouts as sl_recurrence; g has gw floats per head (1 or dk) or is
+ * NULL; s0 and s_final may be NULL. */
+void sl_recurrence_ref(const float *q, const float *k, const float *v, const float *g, int64_t gw,
+                       const float *log_gamma, const float *s0, int64_t B, int64_t T, int64_t H,
+                       int64_t dk, int64_t dv, float *o, float *s_final);
+
+/* One token of one sequence, state in place. S: [H, dk, dv], q, k: [H*dk],
+ * v: [H*dv], g: [H*gw] or NULL, log_gamma: [H] or NULL -> o: [H*dv]. */
+void sl_recurrence_step(float *S, const float *q, const float *k, const float *v, const float *g,
+                        int64_t gw, const float *log_gamma, int64_t H, int64_t dk, int64_t dv,
+                        float *o);
+
+#endif

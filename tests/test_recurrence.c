@@ -1,0 +1,361 @@
+/* Decayed matrix-state recurrence: the chunked op against the step-by-step
+ * reference in every decay mode and at lengths around chunk edges, a split
+ * sequence against a whole one, the one-token step against the op, the
+ * backward against finite differences, and finite results with O(T) memory
+ * at T = 65536 under extreme inputs. */
+#include <omp.h>
+#include <string.h>
+
+#include "check.h"
+#include "gradcheck.h"
+#include "ops/recurrence.h"
+
+enum { MODE_NONE, MODE_HEAD, MODE_TOKEN, MODE_KEY, NMODES };
+static const char *const MODE_NAME[] = {"none", "per head", "per token", "per key dim"};
+
+typedef struct {
+    int mode;
+    int64_t H, C;
+    float log_gamma[4];
+    bool with_s0;
+} rec_arg;
+
+/* RetNet's gammas, 1 - 2^(-5-h). */
+static void retnet_gammas(rec_arg *a)
+{
+    for (int h = 0; h < 4; h++) a->log_gamma[h] = logf(1.0f - exp2f(-5.0f - (float)h));
+}
+
+/* Width of g per head in a mode: 0 (no g tensor), 1 or dk. */
+static int64_t gw_of(int mode, int64_t dk)
+{
+    return mode == MODE_TOKEN ? 1 : mode == MODE_KEY ? dk : 0;
+}
+
+/* A log-decay in (-inf, 0): logsigmoid of N(0, 1) draws, as GLA's gate. */
+static void fill_gates(sl_rng *rng, float *g, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float x = sl_rng_normal(rng) + 1.0f;
+        g[i] = -log1pf(expf(-x));
+    }
+}
+
+/* in = {q, k, v, then g and s0 where the mode and arg have them}. */
+static sl_tensor *rec_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const rec_arg *a = arg;
+    int i = 3;
+    sl_tensor *g = a->mode == MODE_TOKEN || a->mode == MODE_KEY ? in[i++] : NULL;
+    sl_tensor *s0 = a->with_s0 ? in[i] : NULL;
+    return sl_recurrence(ctx, in[0], in[1], in[2], g, a->mode == MODE_HEAD ? a->log_gamma : NULL,
+                         s0, a->H, a->C, NULL);
+}
+
+/* Inputs for B, T, H, dk, dv in a mode: q, k, v N(0, scale), g gates, s0 N(0, 1). */
+static void make_inputs(sl_rng *rng, const rec_arg *a, int64_t B, int64_t T, int64_t dk, int64_t dv,
+                        float scale, sl_tensor **in)
+{
+    int64_t H = a->H, gw = gw_of(a->mode, dk);
+    in[0] = GC_LEAF(rng, scale, B, T, H * dk);
+    in[1] = GC_LEAF(rng, scale, B, T, H * dk);
+    in[2] = GC_LEAF(rng, scale, B, T, H * dv);
+    in[3] = gw ? GC_LEAF(rng, 1.0f, B, T, H * gw) : NULL;
+    if (in[3]) fill_gates(rng, in[3]->data, in[3]->n);
+    in[4] = a->with_s0 ? GC_LEAF(rng, 1.0f, B, H, dk, dv) : NULL;
+}
+
+static void free_inputs(sl_tensor **in)
+{
+    for (int i = 0; i < 5; i++)
+        if (in[i]) gc_free(in[i]);
+}
+
+/* Root-mean-square of x: the scale for absolute tolerances. */
+static double rms(const float *x, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s / (double)(n ? n : 1));
+}
+
+/* Chunked vs reference at every T in {1, C-1, C, C+1, 3C+5}, every mode,
+ * with and without s0, for heads (dk, dv); B = 2, H = 2. */
+static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t dv)
+{
+    const int64_t B = 2, H = 2, Ts[] = {1, C - 1, C, C + 1, 3 * C + 5};
+    for (int mode = 0; mode < NMODES; mode++)
+        for (int ti = 0; ti < 5; ti++)
+            for (int s0 = 0; s0 < 2; s0++) {
+                rec_arg a = {mode, H, C, {0}, s0};
+                retnet_gammas(&a);
+                int64_t T = Ts[ti];
+                sl_tensor *in[5];
+                make_inputs(rng, &a, B, T, dk, dv, 1.0f, in);
+                sl_ctx ctx;
+                sl_ctx_init(&ctx, 1 << 20);
+                ctx.grad_enabled = false;
+                float *fin = malloc((size_t)(B * H * dk * dv) * sizeof(float));
+                float *ref = malloc((size_t)(B * T * H * dv) * sizeof(float));
+                float *ref_fin = malloc((size_t)(B * H * dk * dv) * sizeof(float));
+                sl_tensor *o =
+                    sl_recurrence(&ctx, in[0], in[1], in[2], in[3],
+                                  mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin);
+                sl_recurrence_ref(in[0]->data, in[1]->data, in[2]->data, in[3] ? in[3]->data : NULL,
+                                  gw_of(mode, dk), mode == MODE_HEAD ? a.log_gamma : NULL,
+                                  in[4] ? in[4]->data : NULL, B, T, H, dk, dv, ref, ref_fin);
+                /* 1e-5 relative, with an absolute floor of 1e-5 of the
+                 * outputs' RMS: an output that is a cancelling sum of O(1)
+                 * terms can be near zero, and float rounding of its terms is
+                 * relative to them, not to it. */
+                double r = close_ratio(o->data, ref, o->n, 1e-5 * rms(ref, o->n), 1e-5);
+                double rf = close_ratio(fin, ref_fin, B * H * dk * dv,
+                                        1e-5 * rms(ref_fin, B * H * dk * dv), 1e-5);
+                CHECK(r <= 1 && rf <= 1, "%s C %lld T %lld dk %lld dv %lld s0 %d: out %g, state %g",
+                      MODE_NAME[mode], (long long)C, (long long)T, (long long)dk, (long long)dv, s0,
+                      r, rf);
+                free(fin);
+                free(ref);
+                free(ref_fin);
+                sl_ctx_free(&ctx);
+                free_inputs(in);
+            }
+}
+
+static void test_chunked_matches_reference(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 1);
+    /* Tiny chunks with square and non-square heads, then the default chunk
+     * with a realistic head. */
+    check_against_reference(&rng, 8, 4, 4);
+    check_against_reference(&rng, 8, 5, 3);
+    check_against_reference(&rng, 64, 32, 32);
+}
+
+/* A [B, T, W] tensor's tokens [t0, t0 + n) as a new leaf-free tensor. */
+static sl_tensor *time_slice(sl_ctx *ctx, const sl_tensor *x, int64_t t0, int64_t n)
+{
+    int64_t B = x->shape[0], T = x->shape[1], W = x->shape[2];
+    sl_tensor *y = SL_NEW(ctx, B, n, W);
+    for (int64_t b = 0; b < B; b++)
+        memcpy(y->data + b * n * W, x->data + (b * T + t0) * W, (size_t)(n * W) * sizeof(float));
+    return y;
+}
+
+static void test_split_equals_whole(void)
+{
+    const int64_t C = 8, B = 2, H = 2, dk = 4, dv = 4, T = 29, splits[] = {1, 8, 13};
+    sl_rng rng;
+    sl_rng_seed(&rng, 2);
+    for (int mode = 0; mode < NMODES; mode++)
+        for (int si = 0; si < 3; si++) {
+            rec_arg a = {mode, H, C, {0}, true};
+            retnet_gammas(&a);
+            const float *lg = mode == MODE_HEAD ? a.log_gamma : NULL;
+            sl_tensor *in[5];
+            make_inputs(&rng, &a, B, T, dk, dv, 1.0f, in);
+            sl_ctx ctx;
+            sl_ctx_init(&ctx, 1 << 20);
+            ctx.grad_enabled = false;
+            int64_t ns = B * H * dk * dv, t1 = splits[si];
+            float *fin = malloc((size_t)ns * sizeof(float));
+            sl_tensor *whole =
+                sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, fin);
+            sl_tensor *st = SL_NEW(&ctx, B, H, dk, dv);
+            memcpy(st->data, in[4]->data, (size_t)ns * sizeof(float));
+            sl_tensor *part[2];
+            for (int p = 0; p < 2; p++) {
+                int64_t lo = p ? t1 : 0, n = p ? T - t1 : t1;
+                sl_tensor *g = in[3] ? time_slice(&ctx, in[3], lo, n) : NULL;
+                /* The state goes out through s_final into the same buffer. */
+                part[p] = sl_recurrence(&ctx, time_slice(&ctx, in[0], lo, n),
+                                        time_slice(&ctx, in[1], lo, n),
+                                        time_slice(&ctx, in[2], lo, n), g, lg, st, H, C, st->data);
+            }
+            double worst = 0;
+            for (int64_t b = 0; b < B; b++)
+                for (int p = 0; p < 2; p++) {
+                    int64_t lo = p ? t1 : 0, n = p ? T - t1 : t1, W = H * dv;
+                    double r =
+                        close_ratio(part[p]->data + b * n * W, whole->data + (b * T + lo) * W,
+                                    n * W, 1e-5 * rms(whole->data, whole->n), 1e-5);
+                    if (r > worst) worst = r;
+                }
+            double rf = close_ratio(st->data, fin, ns, 1e-5 * rms(fin, ns), 1e-5);
+            CHECK(worst <= 1 && rf <= 1, "%s split at %lld: out %g, state %g", MODE_NAME[mode],
+                  (long long)t1, worst, rf);
+            free(fin);
+            sl_ctx_free(&ctx);
+            free_inputs(in);
+        }
+}
+
+static void test_steps_equal_forward(void)
+{
+    const int64_t C = 8, H = 2, dk = 4, dv = 3, T = 21;
+    sl_rng rng;
+    sl_rng_seed(&rng, 3);
+    for (int mode = 0; mode < NMODES; mode++) {
+        rec_arg a = {mode, H, C, {0}, true};
+        retnet_gammas(&a);
+        const float *lg = mode == MODE_HEAD ? a.log_gamma : NULL;
+        int64_t gw = gw_of(mode, dk);
+        sl_tensor *in[5];
+        make_inputs(&rng, &a, 1, T, dk, dv, 1.0f, in);
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        ctx.grad_enabled = false;
+        sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, NULL);
+        float S[2 * 4 * 3], y[2 * 3];
+        memcpy(S, in[4]->data, sizeof S);
+        double worst = 0;
+        for (int64_t t = 0; t < T; t++) {
+            sl_recurrence_step(S, in[0]->data + t * H * dk, in[1]->data + t * H * dk,
+                               in[2]->data + t * H * dv, gw ? in[3]->data + t * H * gw : NULL, gw,
+                               lg, H, dk, dv, y);
+            double r =
+                close_ratio(y, o->data + t * H * dv, H * dv, 1e-5 * rms(o->data, o->n), 1e-5);
+            if (r > worst) worst = r;
+        }
+        CHECK(worst <= 1, "%s: ratio %g", MODE_NAME[mode], worst);
+        sl_ctx_free(&ctx);
+        free_inputs(in);
+    }
+}
+
+/* Every input's gradient by finite differences, in every mode, with and
+ * without s0, for one shape. */
+static void check_gradients(int64_t B, int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t C,
+                            uint64_t seed)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    for (int mode = 0; mode < NMODES; mode++)
+        for (int s0 = 0; s0 < 2; s0++) {
+            rec_arg a = {mode, H, C, {0}, s0};
+            retnet_gammas(&a);
+            sl_tensor *in[5];
+            make_inputs(&rng, &a, B, T, dk, dv, 0.7f, in);
+            sl_tensor *packed[5];
+            int n = 0;
+            for (int i = 0; i < 5; i++)
+                if (in[i]) packed[n++] = in[i];
+            char name[64];
+            snprintf(name, sizeof name, "recurrence %s C %lld s0 %d", MODE_NAME[mode], (long long)C,
+                     s0);
+            CHECK(gradcheck(name, rec_fn, packed, n, &a, 1e-2f, 3e-4, 3e-3, 200), "%s", name);
+            free_inputs(in);
+        }
+}
+
+static void test_gradient_finite_differences(void)
+{
+    /* Tolerances: the op runs in float32; L sums up to ~100 outputs of size
+     * ~1, so it carries ~1e-6 of rounding noise, ~5e-5 after the central
+     * difference at h = 1e-2; the h^2 truncation term is ~1e-5 for these
+     * smooth O(1) functions (exp of gates in (-4, 0)). Gradients are
+     * O(0.1 .. 3), so atol 3e-4 with rtol 3e-3 leaves a margin and still
+     * fails a missing or 1%-wrong term.
+     * T = 8 with C = 3: two whole chunks and a ragged one, so the state
+     * carried between chunks is differentiated too. */
+    check_gradients(2, 8, 2, 3, 2, 3, 4);
+    /* T = 45 with C = 40: the chunk products run in register tiles of 16
+     * columns, so a 40-token chunk covers whole tiles and a column tail in
+     * every product over tokens, and the last chunk is ragged. */
+    check_gradients(1, 45, 1, 3, 2, 40, 5);
+}
+
+static void test_threads_do_not_change_results(void)
+{
+    const int64_t B = 2, T = 200, H = 3, dk = 16, dv = 16;
+    sl_rng rng;
+    sl_rng_seed(&rng, 5);
+    rec_arg a = {MODE_KEY, H, 64, {0}, true};
+    sl_tensor *in[5];
+    make_inputs(&rng, &a, B, T, dk, dv, 1.0f, in);
+    float *dout = malloc((size_t)(B * T * H * dv) * sizeof(float));
+    for (int64_t i = 0; i < B * T * H * dv; i++) dout[i] = sl_rng_normal(&rng);
+    float *ref_out = malloc((size_t)(B * T * H * dv) * sizeof(float));
+    float *ref_dg = malloc((size_t)in[3]->n * sizeof(float));
+    int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        for (int i = 0; i < 5; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
+        sl_tensor *o = rec_fn(&ctx, in, &a);
+        sl_backward_with(&ctx, o, dout);
+        if (threads == 1) {
+            memcpy(ref_out, o->data, (size_t)o->n * sizeof(float));
+            memcpy(ref_dg, in[3]->grad, (size_t)in[3]->n * sizeof(float));
+        } else {
+            CHECK(!memcmp(ref_out, o->data, (size_t)o->n * sizeof(float)), "out, %d threads",
+                  threads);
+            CHECK(!memcmp(ref_dg, in[3]->grad, (size_t)in[3]->n * sizeof(float)), "dg, %d threads",
+                  threads);
+        }
+        sl_ctx_free(&ctx);
+    }
+    omp_set_num_threads(saved);
+    free(dout);
+    free(ref_out);
+    free(ref_dg);
+    free_inputs(in);
+}
+
+static void test_extreme_inputs_long_sequence(void)
+{
+    /* T = 65536: gates from -1e-3 down to -80 (e^-80 ~ 2e-35, near the
+     * bottom of float's range), and every seventh -1e4 (a logsigmoid of a
+     * huge negative logit), so sums over a chunk reach -1e5; k and v of size
+     * 100. Outputs, the final state and every gradient stay finite, and the
+     * arena holds nothing T x T (that would be 16 GiB). */
+    const int64_t B = 1, T = 65536, H = 2, dk = 4, dv = 4, C = 64;
+    sl_rng rng;
+    sl_rng_seed(&rng, 6);
+    for (int mode = 0; mode < NMODES; mode++) {
+        rec_arg a = {mode, H, C, {0}, true};
+        retnet_gammas(&a);
+        sl_tensor *in[5];
+        make_inputs(&rng, &a, B, T, dk, dv, 100.0f, in);
+        if (in[3])
+            for (int64_t i = 0; i < in[3]->n; i++)
+                in[3]->data[i] = i % 7 == 0 ? -1e4f
+                                 : i % 3    ? -80.0f * sl_rng_uniform(&rng)
+                                            : -1e-3f;
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 16);
+        float fin[2 * 4 * 4];
+        sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3],
+                                     mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin);
+        float *dout = malloc((size_t)o->n * sizeof(float));
+        for (int64_t i = 0; i < o->n; i++) dout[i] = sl_rng_normal(&rng);
+        sl_backward_with(&ctx, o, dout);
+        bool finite = true;
+        for (int64_t i = 0; i < o->n; i++) finite &= isfinite(o->data[i]);
+        for (int i = 0; i < 32; i++) finite &= isfinite(fin[i]);
+        for (int i = 0; i < 5; i++)
+            for (int64_t j = 0; in[i] && j < in[i]->n; j++) finite &= isfinite(in[i]->grad[j]);
+        CHECK(finite, "%s: finite outputs, state and gradients", MODE_NAME[mode]);
+        /* The inputs live outside the arena; the output and its gradient
+         * are 16 floats a token, the saved chunk states half a float. */
+        size_t bound = (size_t)T * 64 * sizeof(float);
+        CHECK(ctx.arena.peak < bound, "%s: arena peak %zu bytes, bound %zu", MODE_NAME[mode],
+              ctx.arena.peak, bound);
+        free(dout);
+        sl_ctx_free(&ctx);
+        free_inputs(in);
+    }
+}
+
+int main(void)
+{
+    RUN(test_chunked_matches_reference);
+    RUN(test_split_equals_whole);
+    RUN(test_steps_equal_forward);
+    RUN(test_gradient_finite_differences);
+    RUN(test_threads_do_not_change_results);
+    RUN(test_extreme_inputs_long_sequence);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""PyTorch oracle for seqlab's decayed linear-attention mixers
+(linear_attention, retnet, gla).
+
+A naive float64 PyTorch version of each mixer, written from the equations in
+src/mixers/linear_attention.c, retnet.c and gla.c (and ../shared/PAPERS.md),
+with the recurrence S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T as a plain
+token-by-token loop, so that agreement with the C engine's chunked forward
+and hand-written backward means something. It writes a fixture holding the
+input x, an upstream gradient dy, every weight ("param.NAME", the C
+parameter names without the layer prefix), the output y and the gradients of
+x and of every weight ("grad.NAME"); the metadata records the shapes, the
+config keys the C test must set and the tolerance.
+
+Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
+  --mixer linear_attention|retnet|gla --out FIXTURE [--weights FILE] [--seed N]
+        [--feature-map elu1|taylor] [--normalize true|false]
+                                      (linear_attention's phi and normaliser;
+                                       default elu1 with the normaliser)
+With --weights, the weights are read from a safetensors file (the names
+above, with or without the "param." prefix) instead of drawn.
+"""
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402  (needs the path above)
+
+B, T, D, H = 2, 11, 16, 2
+DK = D // H
+GATE_RANK = 16            # gla: rank of the gate projection
+GATE_NORM = 16.0          # gla: logits divided by this after logsigmoid
+LINEAR_EPS = 1e-6         # linear_attention: the normaliser's guard
+TOL = 1e-4
+# Config keys the C side must use; chunk 5 over T = 11 gives two full chunks
+# and a ragged one. feature_map and normalize come from the command line.
+CONFIG = {"d_model": D, "n_heads": H, "chunk_size": 5, "norm_eps": 1e-5,
+          "rope_theta": 10000.0, "feature_map": "elu1", "normalize": "true"}
+
+
+def shapes(mixer):
+    """Parameter name -> shape, in the C mixer's declaration order."""
+    if mixer == "linear_attention":
+        return {"qkv.weight": (3 * D, D), "out.weight": (D, D)}
+    if mixer == "retnet":
+        return {"qkv.weight": (3 * D, D), "gate.weight": (D, D), "norm.weight": (DK,),
+                "out.weight": (D, D)}
+    return {"qkvz.weight": (4 * D, D), "gate1.weight": (GATE_RANK, D),
+            "gate2.weight": (D, GATE_RANK), "gate2.bias": (D,), "norm.weight": (DK,),
+            "out.weight": (D, D)}
+
+
+def draw_weights(mixer, rng):
+    """Weights large enough that every path moves the output, as float32."""
+    w = {}
+    for name, shape in shapes(mixer).items():
+        if name == "norm.weight":
+            a = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name == "gate2.bias":
+            a = 0.5 * rng.standard_normal(shape)
+        else:
+            a = 0.3 * rng.standard_normal(shape)
+        w[name] = a.astype(np.float32)
+    return w
+
+
+def load_weights(mixer, path):
+    """Weights by name from a safetensors file; every one must be there."""
+    tensors, _ = safetensors_io.read(path)
+    w = {}
+    for name, shape in shapes(mixer).items():
+        a = tensors.get(name, tensors.get("param." + name))
+        if a is None or tuple(a.shape) != shape:
+            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
+        w[name] = a.astype(np.float32)
+    return w
+
+
+def heads(x):
+    """[B, T, H*d] -> [B, T, H, d]."""
+    return x.reshape(x.shape[0], x.shape[1], H, -1)
+
+
+def recurrence(q, k, v, g):
+    """S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, token by token.
+    q, k: [B, T, H, dk], v: [B, T, H, dv], g: broadcastable to q (or None)."""
+    S = torch.zeros(q.shape[0], H, q.shape[3], v.shape[3], dtype=q.dtype)
+    out = []
+    for t in range(q.shape[1]):
+        if g is not None:
+            S = torch.exp(g[:, t]).unsqueeze(-1) * S
+        S = S + k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
+        out.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
+    return torch.stack(out, 1)
+
+
+def taylor(x):
+    """Based's feature map: [1, u, vec(u u^T) / sqrt(2)] with u = x / dk^(1/4)."""
+    u = x / DK ** 0.25
+    sq = (u.unsqueeze(-1) * u.unsqueeze(-2)).flatten(-2) / math.sqrt(2.0)
+    return torch.cat([torch.ones_like(u[..., :1]), u, sq], -1)
+
+
+def rope(x, theta):
+    """Rotate pairs (i, i + dk/2) of each head by t * theta^(-2i/dk). x: [B, T, H, dk]."""
+    half = DK // 2
+    freq = theta ** (-2.0 * torch.arange(half, dtype=torch.float64) / DK)
+    ang = torch.arange(x.shape[1], dtype=torch.float64).unsqueeze(1) * freq
+    c, s = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+
+
+def gated_rmsnorm(o, z, w):
+    """RMSNorm of each head's o times w, times silu(z). o: [B, T, H, dv], z: [B, T, D]."""
+    n = o / torch.sqrt((o * o).mean(-1, keepdim=True) + CONFIG["norm_eps"]) * w
+    return n.reshape(z.shape) * F.silu(z)
+
+
+def mixer_forward(mixer, x, p):
+    """x: [B, T, D] -> [B, T, D] in float64."""
+    if mixer == "linear_attention":
+        q, k, v = (heads(a) for a in (x @ p["qkv.weight"].T).split(D, -1))
+        if CONFIG["feature_map"] == "taylor":
+            q, k = taylor(q), taylor(k)
+        else:
+            q, k = F.elu(q) + 1, F.elu(k) + 1
+        o = recurrence(q, k, v, None)
+        if CONFIG["normalize"] == "true":
+            den = recurrence(q, k, torch.ones_like(v[..., :1]), None)
+            o = o / (den + LINEAR_EPS)
+        return o.reshape(x.shape) @ p["out.weight"].T
+    if mixer == "retnet":
+        q, k, v = (heads(a) for a in (x @ p["qkv.weight"].T).split(D, -1))
+        q, k = rope(q, CONFIG["rope_theta"]), rope(k, CONFIG["rope_theta"])
+        q = q / math.sqrt(DK)
+        gamma = 1.0 - 2.0 ** (-5.0 - torch.arange(H, dtype=torch.float64))
+        g = torch.log(gamma)[None, None, :, None]
+        o = recurrence(q, k, v, g.expand(q.shape[0], q.shape[1], H, 1))
+        z = x @ p["gate.weight"].T
+        return gated_rmsnorm(o, z, p["norm.weight"]) @ p["out.weight"].T
+    q, k, v, z = (x @ p["qkvz.weight"].T).split(D, -1)
+    q, k, v = heads(q) / math.sqrt(DK), heads(k), heads(v)
+    logit = (x @ p["gate1.weight"].T) @ p["gate2.weight"].T + p["gate2.bias"]
+    gk = heads(F.logsigmoid(logit) / GATE_NORM)
+    o = recurrence(q, k, v, gk)
+    return gated_rmsnorm(o, z, p["norm.weight"]) @ p["out.weight"].T
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mixer", required=True, choices=("linear_attention", "retnet", "gla"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--weights")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--feature-map", choices=("elu1", "taylor"), default="elu1")
+    ap.add_argument("--normalize", choices=("true", "false"), default="true")
+    args = ap.parse_args()
+    CONFIG["feature_map"] = args.feature_map
+    CONFIG["normalize"] = args.normalize
+    rng = np.random.default_rng(args.seed)
+    w = load_weights(args.mixer, args.weights) if args.weights else draw_weights(args.mixer, rng)
+    x32 = rng.standard_normal((B, T, D)).astype(np.float32)
+    dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
+    p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}
+    x = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
+    y = mixer_forward(args.mixer, x, p)
+    y.backward(torch.tensor(dy32, dtype=torch.float64))
+    tensors = {"x": x32, "dy": dy32}
+    tensors.update({"param." + n: a for n, a in w.items()})
+    tensors["y"] = y.detach().numpy().astype(np.float32)
+    tensors["grad.x"] = x.grad.numpy().astype(np.float32)
+    tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
+    meta = {"mixer": args.mixer, "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed)}
+    meta.update({key: str(val) for key, val in CONFIG.items()})
+    safetensors_io.write(args.out, tensors, meta)
+    print(f"{args.out}: {args.mixer}, B {B} T {T} D {D} H {H}, y rms "
+          f"{float(y.pow(2).mean().sqrt()):.4g}")
+
+
+if __name__ == "__main__":
+    main()
