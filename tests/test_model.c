@@ -84,6 +84,29 @@ static void test_decode_matches_forward_window(void)
     check_decode(&c, "window");
 }
 
+/* Every registered mixer inside the whole model: prefill + steps must give
+ * the forward's logits (chunk 5 makes prompts and steps cross chunk edges). */
+static void test_decode_matches_forward_every_mixer(void)
+{
+    for (size_t i = 0; i < sl_mixer_count(); i++) {
+        sl_config c;
+        tiny(&c);
+        c.chunk_size = 5;
+        c.init_std = 0.1;
+        strcpy(c.pos, "none");
+        strcpy(c.mixer, sl_mixer_at(i)->name);
+        check_decode(&c, c.mixer);
+    }
+    /* A hybrid stack: attention, then a recurrent layer. */
+    sl_config c;
+    tiny(&c);
+    c.chunk_size = 5;
+    c.n_layer_mixers = 2;
+    strcpy(c.layer_mixers[0], "attention");
+    strcpy(c.layer_mixers[1], "gated_deltanet");
+    check_decode(&c, "hybrid");
+}
+
 static void test_bidirectional_cannot_decode(void)
 {
     sl_config c;
@@ -197,6 +220,7 @@ int main(void)
     RUN(test_decode_matches_forward_learned);
     RUN(test_decode_matches_forward_rope_rms_swiglu_bias);
     RUN(test_decode_matches_forward_window);
+    RUN(test_decode_matches_forward_every_mixer);
     RUN(test_bidirectional_cannot_decode);
     RUN(test_parameter_names_and_count);
     RUN(test_layer_mixers_and_bad_names);
