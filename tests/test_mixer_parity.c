@@ -1,8 +1,9 @@
-/* The decayed linear-attention mixers against the PyTorch oracle
- * (tools/oracle_mixers.py): a naive float64 token loop gave the output and
- * the gradients of the input and of every weight for the fixture's x, dy and
- * weights; the C mixer, with its chunked forward (chunk 5 over T = 11: two
- * full chunks and a ragged one) and hand-written backward, must match to the
+/* The recurrent mixers against the PyTorch oracles (tools/oracle_mixers.py
+ * for the decayed linear-attention family, tools/oracle_delta.py for the
+ * delta rule): a naive float64 token loop gave the output and the gradients
+ * of the input and of every weight for the fixture's x, dy and weights; the
+ * C mixer, with its chunked forward (chunks of 4 or 5 over T = 11: two full
+ * chunks and a ragged one) and hand-written backward, must match to the
  * recorded tolerance. The fixture's metadata carries the config keys the
  * oracle used. SEQLAB_FIXTURES points at another fixture directory. */
 #include <string.h>
@@ -11,11 +12,12 @@
 #include "mixers/mixer.h"
 #include "train/safetensors.h"
 
-extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla;
+extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla,
+    sl_mixer_deltanet, sl_mixer_gated_deltanet;
 
 /* Config keys a fixture may set; each one present is applied as given. */
 static const char *const CONFIG_KEYS[] = {"d_model",    "n_heads",     "chunk_size", "norm_eps",
-                                          "rope_theta", "feature_map", "normalize"};
+                                          "rope_theta", "feature_map", "normalize",  "conv_size"};
 
 static const char *fixture_dir(void)
 {
@@ -87,6 +89,7 @@ static void check_fixture(const sl_mixer_vtable *vt, const char *variant)
     }
     sl_config c;
     sl_config_defaults(&c);
+    c.chunk_size = 4; /* unless the fixture says otherwise: T = 11 crosses chunk edges */
     for (size_t i = 0; i < sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0]; i++) {
         const char *v = sl_st_meta_find(&f, CONFIG_KEYS[i]);
         if (v) CHECK(sl_config_set(&c, CONFIG_KEYS[i], v) == SL_OK, "%s", sl_errmsg());
@@ -129,11 +132,15 @@ static void test_parity_linear_attention(void)
 
 static void test_parity_retnet(void) { check_fixture(&sl_mixer_retnet, ""); }
 static void test_parity_gla(void) { check_fixture(&sl_mixer_gla, ""); }
+static void test_parity_deltanet(void) { check_fixture(&sl_mixer_deltanet, ""); }
+static void test_parity_gated_deltanet(void) { check_fixture(&sl_mixer_gated_deltanet, ""); }
 
 int main(void)
 {
     RUN(test_parity_linear_attention);
     RUN(test_parity_retnet);
     RUN(test_parity_gla);
+    RUN(test_parity_deltanet);
+    RUN(test_parity_gated_deltanet);
     return TEST_SUMMARY();
 }
