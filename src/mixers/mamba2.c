@@ -1,0 +1,183 @@
+/* mamba2: the state space dual (SSD) layer (Dao & Gu 2024, "Transformers are
+ * SSMs: Generalized Models and Efficient Algorithms Through Structured State
+ * Space Duality", Mamba-2). Per head h, with x_t in R^P and B_t, C_t in R^N:
+ *
+ *   [z | x | B | C | dt_in] = u W_in^T           u: [B, T, D], heads H
+ *   x, B, C <- silu(shortconv(x, B, C))         one depthwise conv, kernel conv_size
+ *   dt_t = softplus(dt_in_t + dt_bias_h),  A_h = -exp(A_log_h)
+ *   H_t = exp(dt_t A_h) H_{t-1} + B_t (dt_t x_t)^T,   y_t = H_t^T C_t + D_h x_t
+ *   out = (RMSNorm(y per head) w * silu(z)) W_out^T
+ *
+ * Here N = P = D/H (the paper's state size N is a free choice; tying it to
+ * the head dim keeps the recurrence square), B and C are per head
+ * (ngroups = H), and the gated RMSNorm is per head. The SSD step is
+ * the recurrence op with a per-token per-head log decay: q = C, k = B,
+ * v = dt * x, g = dt * A. dt itself is sl_decay_gate with A_log = 0 (which
+ * gives -dt); dt and D scale each head's P channels through sl_mul_heads:
+ * the exact form, no simplification of the input scaling.
+ *
+ * Parameters: in.weight [4D + H, D], conv.weight [3D, K], conv.bias [3D]
+ * (both absent when conv_size = 0), A_log [H], dt_bias [H], D [H],
+ * norm.weight [P], out.weight [D, D]. step() state per sequence: the conv
+ * rows [K-1, 3D], then the matrices H [H, P, P]. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+#include "ops/columns.h"
+#include "ops/fastmath.h"
+#include "ops/gate.h"
+#include "ops/gated_norm.h"
+#include "ops/mul_heads.h"
+#include "ops/ops.h"
+#include "ops/recurrence.h"
+#include "ops/shortconv.h"
+
+typedef struct mamba2 {
+    sl_tensor *win, *conv, *convb, *alog, *dtb, *dskip, *wnorm, *wout;
+    int64_t D, H, P, K, C;
+    float eps;
+} mamba2;
+
+/* Floats of the conv state per sequence: K-1 rows of x | B | C. */
+static int64_t conv_floats(const mamba2 *a) { return a->K > 0 ? (a->K - 1) * 3 * a->D : 0; }
+
+static sl_status mamba2_init(sl_mixer *m, sl_params *p)
+{
+    const sl_config *c = m->cfg;
+    mamba2 *a = calloc(1, sizeof *a);
+    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    m->impl = a;
+    a->D = c->d_model;
+    a->H = c->n_heads;
+    a->P = a->D / a->H;
+    a->K = c->conv_size;
+    a->C = c->chunk_size;
+    a->eps = (float)c->norm_eps;
+    /* As deltanet.c: GPT-2's residual scaling on the output, PyTorch's Conv1d
+     * bound 1/sqrt(K), and gated_deltanet.c's A_log and dt_bias. */
+    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    int64_t D = a->D, H = a->H;
+    a->win = SL_PARAM(p, "in.weight", SL_INIT_NORMAL, std, true, 4 * D + H, D);
+    if (a->K > 0) {
+        a->conv = SL_PARAM(p, "conv.weight", SL_INIT_UNIFORM, 1.0f / sqrtf((float)a->K), false,
+                           3 * D, a->K);
+        a->convb = SL_PARAM(p, "conv.bias", SL_INIT_ZEROS, 0, false, 3 * D);
+    }
+    a->alog = SL_PARAM(p, "A_log", SL_INIT_UNIFORM, 1.0f, false, H);
+    a->dtb = SL_PARAM(p, "dt_bias", SL_INIT_ZEROS, 0, false, H);
+    a->dskip = SL_PARAM(p, "D", SL_INIT_ONES, 0, false, H);
+    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->P);
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, D, D);
+    return SL_OK;
+}
+
+static int64_t mamba2_state_floats(const sl_mixer *m, int64_t max_len)
+{
+    const mamba2 *a = m->impl;
+    return conv_floats(a) + a->H * a->P * a->P;
+}
+
+static int64_t mamba2_scratch_floats(const sl_mixer *m, int64_t max_len)
+{
+    const mamba2 *a = m->impl;
+    return 10 * a->D + 3 * a->H;
+}
+
+/* Moves len floats at offset off of each of B per-sequence states (stride
+ * sf) to buf: [B, len]; at pos 0 zeros, a new sequence's empty state. */
+static void state_gather(const float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
+                         int64_t pos, float *buf)
+{
+    for (int64_t b = 0; b < B; b++) {
+        if (pos > 0)
+            memcpy(buf + b * len, state + b * sf + off, (size_t)len * sizeof(float));
+        else
+            memset(buf + b * len, 0, (size_t)len * sizeof(float));
+    }
+}
+
+/* The inverse of state_gather: buf: [B, len] -> each state at offset off. */
+static void state_scatter(float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
+                          const float *buf)
+{
+    for (int64_t b = 0; b < B; b++)
+        memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
+}
+
+static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos)
+{
+    mamba2 *a = m->impl;
+    const int64_t B = u->shape[0], D = a->D, H = a->H, P = a->P;
+    const int64_t sf = mamba2_state_floats(m, 0), cf = conv_floats(a);
+    sl_tensor *proj = sl_linear(ctx, u, a->win, NULL);  /* [B, T, 4D + H] */
+    sl_tensor *z = sl_columns(ctx, proj, 0, D);         /* [B, T, D] */
+    sl_tensor *xbc = sl_columns(ctx, proj, D, 3 * D);   /* [B, T, 3D] */
+    sl_tensor *dt_in = sl_columns(ctx, proj, 4 * D, H); /* [B, T, H] */
+    if (a->conv && state) {
+        sl_tensor *c0 = SL_NEW(ctx, B, a->K - 1, 3 * D);
+        state_gather(state, sf, 0, cf, B, pos, c0->data);
+        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, c0, c0->data);
+        state_scatter(state, sf, 0, cf, B, c0->data);
+    } else if (a->conv) {
+        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, NULL, NULL);
+    }
+    xbc = sl_silu(ctx, xbc);
+    sl_tensor *x = sl_columns(ctx, xbc, 0, D), *Bm = sl_columns(ctx, xbc, D, D);
+    sl_tensor *Cm = sl_columns(ctx, xbc, 2 * D, D);
+    /* g = dt A: [B, T, H]; with A_log = 0 the same gate is -dt. */
+    sl_tensor *g = sl_decay_gate(ctx, dt_in, a->alog, a->dtb);
+    sl_tensor *alog0 = SL_NEW(ctx, H);
+    memset(alog0->data, 0, (size_t)H * sizeof(float));
+    sl_tensor *dt = sl_scale(ctx, sl_decay_gate(ctx, dt_in, alog0, a->dtb), -1.0f);
+    sl_tensor *v = sl_mul_heads(ctx, x, dt); /* dt x: [B, T, D] */
+    sl_tensor *S = NULL;
+    if (state) {
+        S = SL_NEW(ctx, B, H, P, P);
+        state_gather(state, sf, cf, H * P * P, B, pos, S->data);
+    }
+    sl_tensor *y = sl_recurrence(ctx, Cm, Bm, v, g, NULL, S, H, a->C, S ? S->data : NULL);
+    if (state) state_scatter(state, sf, cf, H * P * P, B, S->data);
+    y = sl_add(ctx, y, sl_mul_heads(ctx, x, a->dskip)); /* + D_h x */
+    return sl_linear(ctx, sl_gated_rmsnorm(ctx, y, z, a->wnorm, H, a->eps), a->wout, NULL);
+}
+
+/* u_t: [D] -> y_t: [D]; state: [conv rows | H], scratch: 10D + 3H, laid out
+ * proj [4D + H] | xbc [3D] | dt [H] | g [H] | v [D] | o [D] | n [D]. */
+static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t, int64_t pos,
+                        float *scratch)
+{
+    mamba2 *a = m->impl;
+    const int64_t D = a->D, H = a->H, P = a->P, cf = conv_floats(a);
+    if (pos == 0) memset(state, 0, (size_t)mamba2_state_floats(m, 0) * sizeof(float));
+    float *proj = scratch, *xbc = proj + 4 * D + H, *dt = xbc + 3 * D, *g = dt + H, *v = g + H;
+    float *o = v + D, *n = o + D;
+    sl_gemm(false, true, 1, 4 * D + H, D, u_t, a->win->data, 0.0f, proj);
+    if (a->conv)
+        sl_shortconv_step(proj + D, a->conv->data, a->convb->data, 3 * D, a->K, state, xbc);
+    else
+        memcpy(xbc, proj + D, (size_t)(3 * D) * sizeof(float));
+    for (int64_t j = 0; j < 3 * D; j++) xbc[j] *= sl_sigmoidf(xbc[j]);
+    for (int64_t h = 0; h < H; h++) {
+        float sp = sl_softplusf(proj[4 * D + h] + a->dtb->data[h]);
+        g[h] = -expf(a->alog->data[h]) * sp;
+        dt[h] = sp;
+    }
+    for (int64_t j = 0; j < D; j++) v[j] = xbc[j] * dt[j / P];
+    sl_recurrence_step(state + cf, xbc + 2 * D, xbc + D, v, g, 1, NULL, H, P, P, o);
+    for (int64_t j = 0; j < D; j++) o[j] += xbc[j] * a->dskip->data[j / P];
+    sl_gated_rmsnorm_apply(o, proj, a->wnorm->data, H, P, a->eps, n);
+    sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
+}
+
+const sl_mixer_vtable sl_mixer_mamba2 = {
+    .name = "mamba2",
+    .paper = "Dao & Gu 2024, Transformers are SSMs (Mamba-2, SSD)",
+    .init = mamba2_init,
+    .forward = mamba2_forward,
+    .state_floats = mamba2_state_floats,
+    .scratch_floats = mamba2_scratch_floats,
+    .step = mamba2_step,
+    .state_desc = "(K-1)*3D + H*P*P floats per sequence (P = D/H), constant in length",
+};
