@@ -1,10 +1,14 @@
-/* The deltanet mixer through its vtable: step() == forward, split forward
- * with the state == one forward (split points inside the conv state, on and
- * across chunk edges), whole-mixer gradients by finite differences, and
- * finite results at T = 4096 with large inputs. */
+/* The deltanet and gated_deltanet mixers (one implementation, deltanet.c,
+ * with the gates off or on) through their vtables: step() == forward, split
+ * forward with the state == one forward (split points inside the conv state,
+ * on and across chunk edges), whole-mixer gradients by finite differences,
+ * and finite results at T = 4096 with large inputs. */
 #include "mixer_check.h"
 
-extern const sl_mixer_vtable sl_mixer_deltanet;
+extern const sl_mixer_vtable sl_mixer_deltanet, sl_mixer_gated_deltanet;
+
+static const sl_mixer_vtable *const VARIANTS[] = {&sl_mixer_deltanet, &sl_mixer_gated_deltanet};
+#define NVARIANTS (sizeof VARIANTS / sizeof VARIANTS[0])
 
 /* D = 16, H = 2 (dk = 8), conv 4, chunk 4: a dozen tokens cross several
  * chunks. init_std 0.3 makes every path matter to the output. */
@@ -21,42 +25,54 @@ static void tiny(sl_config *c)
 
 static void test_step_matches_forward(void)
 {
-    sl_config c;
-    tiny(&c);
-    /* Chunked fp32 forward vs the token recurrence in step(): ~1e-6 apart.
-     * Prefill 5 leaves a ragged chunk and a full conv state for step(). */
-    mc_check_step(&sl_mixer_deltanet, &c, 13, 0, 1e-4);
-    mc_check_step(&sl_mixer_deltanet, &c, 13, 5, 1e-4);
-    c.conv_size = 0;
-    mc_check_step(&sl_mixer_deltanet, &c, 13, 5, 1e-4);
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        const sl_mixer_vtable *vt = VARIANTS[i];
+        sl_config c;
+        tiny(&c);
+        /* Chunked fp32 forward vs the token recurrence in step(): ~1e-6 apart.
+         * Prefill 5 leaves a ragged chunk and a full conv state for step(). */
+        mc_check_step(vt, &c, 13, 0, 1e-4);
+        mc_check_step(vt, &c, 13, 5, 1e-4);
+        c.conv_size = 0;
+        mc_check_step(vt, &c, 13, 5, 1e-4);
+    }
 }
 
 static void test_split_matches_whole(void)
 {
-    sl_config c;
-    tiny(&c);
-    static const int64_t splits[] = {1, 2, 3, 4, 5, 12};
-    mc_check_split(&sl_mixer_deltanet, &c, 2, 13, splits, 6, 1e-4);
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        const sl_mixer_vtable *vt = VARIANTS[i];
+        sl_config c;
+        tiny(&c);
+        static const int64_t splits[] = {1, 2, 3, 4, 5, 12};
+        mc_check_split(vt, &c, 2, 13, splits, 6, 1e-4);
+    }
 }
 
 static void test_gradient_finite_differences(void)
 {
-    /* B = 2, T = 6 (a full chunk and a ragged one). Outputs are O(0.1 .. 1);
-     * the mixer is smooth, and at h = 5e-3 the h^2 truncation (~3e-5 times
-     * O(1) third derivatives through silu, l2norm and rmsnorm) and float
-     * rounding of ~200 outputs (~1e-6 / 1e-2 = 1e-4) stay under atol 5e-4;
-     * rtol 1e-2 allows for the larger gradients of the output weights. */
-    sl_config c;
-    tiny(&c);
-    mc_check_gradient(&sl_mixer_deltanet, &c, 2, 6, 5e-3f, 5e-4, 1e-2, 12);
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        const sl_mixer_vtable *vt = VARIANTS[i];
+        /* B = 2, T = 6 (a full chunk and a ragged one). Outputs are O(0.1 .. 1);
+         * the mixer is smooth, and at h = 5e-3 the h^2 truncation (~3e-5 times
+         * O(1) third derivatives through silu, l2norm and rmsnorm) and float
+         * rounding of ~200 outputs (~1e-6 / 1e-2 = 1e-4) stay under atol 5e-4;
+         * rtol 1e-2 allows for the larger gradients of the output weights. */
+        sl_config c;
+        tiny(&c);
+        mc_check_gradient(vt, &c, 2, 6, 5e-3f, 5e-4, 1e-2, 12);
+    }
 }
 
 static void test_long_large_inputs_stay_finite(void)
 {
-    sl_config c;
-    tiny(&c);
-    c.chunk_size = 64;
-    mc_check_long_finite(&sl_mixer_deltanet, &c, 4096, 100.0f);
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        const sl_mixer_vtable *vt = VARIANTS[i];
+        sl_config c;
+        tiny(&c);
+        c.chunk_size = 64;
+        mc_check_long_finite(vt, &c, 4096, 100.0f);
+    }
 }
 
 int main(void)

@@ -7,18 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "mixers/mixer.h"
 #include "ops/ops.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct point {
     int64_t T;
@@ -58,18 +50,12 @@ static sl_status measure(const char *name, const sl_config *c, int64_t reps, poi
         sl_tensor *x = SL_NEW(&ctx, 1, T, D);
         memcpy(x->data, x0, (size_t)(T * D) * sizeof(float));
         x->requires_grad = true;
-        double t0 = now();
+        double t0 = sl_seconds();
         sl_tensor *y = m.vt->forward(&m, &ctx, x, NULL, 0);
         sl_backward_with(&ctx, y, dy);
-        if (r >= 0) best[r] = 1000 * (now() - t0);
+        if (r >= 0) best[r] = 1000 * (sl_seconds() - t0);
     }
-    for (int64_t i = 1; i < n; i++)
-        for (int64_t j = i; j > 0 && best[j] < best[j - 1]; j--) {
-            double t = best[j];
-            best[j] = best[j - 1];
-            best[j - 1] = t;
-        }
-    pt->ms = best[n / 2];
+    pt->ms = cli_median(best, n);
     pt->peak_mb = (double)ctx.arena.peak / (1 << 20);
     /* step(): 64 tokens from position 0 and 64 ending at T - 1. The state's
      * contents do not change the work, so the second run starts there. */
@@ -79,9 +65,9 @@ static sl_status measure(const char *name, const sl_config *c, int64_t reps, poi
     int64_t k = T < 64 ? T : 64;
     for (int pass = 0; pass < 2; pass++) {
         int64_t start = pass == 0 ? 0 : T - k;
-        double t0 = now();
+        double t0 = sl_seconds();
         for (int64_t t = start; t < start + k; t++) m.vt->step(&m, state, x0 + t * D, yt, t, scratch);
-        double us = 1e6 * (now() - t0) / (double)k;
+        double us = 1e6 * (sl_seconds() - t0) / (double)k;
         if (pass == 0) pt->step_us_start = us;
         else pt->step_us_end = us;
     }

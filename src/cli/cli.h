@@ -18,6 +18,8 @@ bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value
 bool cli_flag(const char *arg, const char *name);
 /* Parses an integer / number option value, naming the option on failure. */
 bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out);
+/* Median of v[0..n) (v is sorted in place). */
+double cli_median(double *v, int64_t n);
 bool cli_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
 
 int cmd_train(int argc, char **argv);

@@ -6,31 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int64_t n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void bench_config(sl_config *c)
 {
@@ -64,7 +44,7 @@ static double gemm_floor(const sl_config *c, int reps)
     float *ss = calloc((size_t)(nt * T * T), 4), *oo = calloc((size_t)(nt * T * dh), 4);
     double best = INFINITY;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = sl_seconds();
         for (size_t k = 0; k < sizeof lin / sizeof lin[0]; k++)
             for (int64_t l = 0; l < lin[k].times; l++) {
                 int64_t in = lin[k].in, out = lin[k].out;
@@ -83,7 +63,7 @@ static double gemm_floor(const sl_config *c, int reps)
             sl_gemm(false, false, T, dh, T, s, q, 0, o); /* dQ = dS K */
             sl_gemm(true, false, T, dh, T, s, q, 0, o);  /* dK = dS^T Q */
         }
-        double t = now() - t0;
+        double t = sl_seconds() - t0;
         if (t < best) best = t;
     }
     free(x), free(y), free(w), free(q), free(ss), free(oo);
@@ -161,7 +141,7 @@ int cmd_bench(int argc, char **argv)
     sl_ctx_init(&ctx, 64u << 20);
     double *ms = malloc((size_t)steps * sizeof *ms), loss = 0;
     for (int64_t s = -2; s < steps; s++) {
-        double t0 = now();
+        double t0 = sl_seconds();
         sl_params_zero_grad(&m.params);
         sl_ctx_reset(&ctx);
         sl_tensor *l = sl_model_loss(&m, &ctx, tok, tgt, B, T);
@@ -169,9 +149,9 @@ int cmd_bench(int argc, char **argv)
         sl_clip_grad(&m.params, c.grad_clip);
         sl_adamw_step(&m.params, &c, s + 2, sl_lr_at(&c, s + 2));
         loss = l->data[0];
-        if (s >= 0) ms[s] = 1000 * (now() - t0);
+        if (s >= 0) ms[s] = 1000 * (sl_seconds() - t0);
     }
-    double med = median(ms, steps), params = (double)sl_params_numel(&m.params);
+    double med = cli_median(ms, steps), params = (double)sl_params_numel(&m.params);
     double flops = 6 * params * (double)n + 12.0 * (double)(c.n_layers * B * T * T * c.d_model);
     double floor_ms = 1000 * gemm_floor(&c, 3);
     int nt = sl_get_threads();

@@ -72,6 +72,9 @@ uint64_t sl_rng_below(sl_rng *r, uint64_t n); /* uniform integer in [0, n) */
 void sl_set_threads(int n);
 int sl_get_threads(void);
 
+/* Seconds on a monotonic clock, for step times and benchmarks. */
+double sl_seconds(void);
+
 /* ------------------------------------------------------------------- tape */
 struct sl_ctx;
 struct sl_node;

@@ -1,5 +1,6 @@
-/* One thread knob for OpenMP and OpenBLAS. */
+/* One thread knob for OpenMP and OpenBLAS, and the clock that times them. */
 #include <omp.h>
+#include <time.h>
 
 #include "core/core.h"
 
@@ -16,3 +17,10 @@ void sl_set_threads(int n)
 }
 
 int sl_get_threads(void) { return nthreads > 0 ? nthreads : omp_get_max_threads(); }
+
+double sl_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

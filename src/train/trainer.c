@@ -5,18 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "train/optim.h"
 #include "train/trainer.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* mkdir -p */
 static sl_status make_dirs(const char *path)
@@ -193,7 +185,7 @@ static sl_status loop(run *r, double *final_val)
 {
     const sl_config *c = &r->cfg;
     int64_t end = c->stop_step >= 0 && c->stop_step < c->steps ? c->stop_step : c->steps;
-    double t0 = now(), tlast = t0, val = NAN;
+    double t0 = sl_seconds(), tlast = t0, val = NAN;
     int64_t start = r->ts.step, tokens = c->batch_size * c->seq_len * c->grad_accum;
     while (r->ts.step < end) {
         double gnorm = 0, lr = 0, loss = update(r, &gnorm, &lr);
@@ -204,7 +196,7 @@ static sl_status loop(run *r, double *final_val)
                            "lower lr or check the data; %s was not overwritten",
                            (long long)r->ts.step, sl_lr_at(c, r->ts.step), r->ckpt);
         }
-        double t = now(), tok_s = tokens * (double)(r->ts.step - start) / (t - t0);
+        double t = sl_seconds(), tok_s = tokens * (double)(r->ts.step - start) / (t - t0);
         if (r->ts.step % c->log_every == 0 || r->ts.step == end) {
             fprintf(r->log,
                     "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
