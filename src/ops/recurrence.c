@@ -31,6 +31,7 @@
 #include "ops/internal.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
+#include "ops/small_gemm.h"
 
 enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
 
@@ -51,100 +52,6 @@ typedef struct rec_saved {
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------- helpers */
-
-/* The small chunk products run inside a thread that owns one (b, h). Through
- * sl_gemm (OpenBLAS) they measured slower than the register tiles below: a
- * BLAS call per 64 x 64 product spends its time in setup and packing. */
-
-typedef float v8 __attribute__((vector_size(32)));
-/* Unaligned, aliasing view of 8 floats: rows of packed chunk buffers. */
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
-
-/* Rows of C per register tile: MR x 16 accumulators (8 of the 16 AVX
- * registers), so each row of B loaded serves MR rows of C. */
-#define MR 4
-
-/* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B, the sums kept in
- * registers over the whole of K. Called with constant mr so the loops over
- * it unroll. */
-static inline __attribute__((always_inline)) void tile16(const int mr, int64_t i, int64_t j,
-                                                         int64_t K, const float *a, int64_t ras,
-                                                         int64_t cas, const float *b, int64_t ldb,
-                                                         float *c, int64_t ldc, bool acc)
-{
-    v8 r[MR][2];
-    for (int m = 0; m < mr; m++) r[m][0] = r[m][1] = (v8){0};
-    for (int64_t kk = 0; kk < K; kk++) {
-        const float *bk = b + kk * ldb + j;
-        v8 b0 = *(const v8u *)bk, b1 = *(const v8u *)(bk + 8);
-        for (int m = 0; m < mr; m++) {
-            float x = a[(i + m) * ras + kk * cas];
-            r[m][0] += x * b0;
-            r[m][1] += x * b1;
-        }
-    }
-    for (int m = 0; m < mr; m++) {
-        float *cm = c + (i + m) * ldc + j;
-        if (acc) {
-            r[m][0] += *(v8u *)cm;
-            r[m][1] += *(v8u *)(cm + 8);
-        }
-        *(v8u *)cm = r[m][0];
-        *(v8u *)(cm + 8) = r[m][1];
-    }
-}
-
-/* C[M, N] (+)= A B, A(i, k) = a[i ras + k cas] (so A^T is free), B: [K, N]
- * rows ldb apart, C rows ldc apart. Whole 16-column blocks go through
- * register tiles; the last N % 16 columns are plain dot products. */
-static void mm_nn(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras, int64_t cas,
-                  const float *b, int64_t ldb, float *c, int64_t ldc, bool acc)
-{
-    const int64_t n16 = N & ~(int64_t)15;
-    for (int64_t i = 0; i < M; i += MR) {
-        const bool whole = M - i >= MR;
-        for (int64_t j = 0; j < n16; j += 16) {
-            if (whole) {
-                tile16(MR, i, j, K, a, ras, cas, b, ldb, c, ldc, acc);
-            } else {
-                for (int64_t m = i; m < M; m++)
-                    tile16(1, m, j, K, a, ras, cas, b, ldb, c, ldc, acc);
-            }
-        }
-        for (int64_t m = i; m < M && m < i + MR; m++)
-            for (int64_t j = n16; j < N; j++) {
-                float s = 0.0f;
-                for (int64_t kk = 0; kk < K; kk++) s += a[m * ras + kk * cas] * b[kk * ldb + j];
-                c[m * ldc + j] = acc ? c[m * ldc + j] + s : s;
-            }
-    }
-}
-
-/* C[M, N] (+)= A B^T: A: [M, K] rows lda apart, B: [N, K] rows ldb apart.
- * B is transposed into bt: [K, N] first, so the product runs in mm_nn's
- * register tiles rather than as one horizontal sum per entry of C. */
-static void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda, const float *b,
-                  int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
-{
-    for (int64_t j = 0; j < N; j++)
-        for (int64_t kk = 0; kk < K; kk++) bt[kk * N + j] = b[j * ldb + kk];
-    mm_nn(M, N, K, a, lda, 1, bt, N, c, ldc, acc);
-}
-
-/* dst: [L, w] <- rows of src ld apart. */
-static void pack(const float *src, int64_t ld, int64_t L, int64_t w, float *dst)
-{
-    for (int64_t i = 0; i < L; i++) memcpy(dst + i * w, src + i * ld, (size_t)w * sizeof(float));
-}
-
-/* rows of dst ld apart += src: [L, w]. */
-static void unpack_add(const float *src, int64_t L, int64_t w, float *dst, int64_t ld)
-{
-    for (int64_t i = 0; i < L; i++) {
-#pragma omp simd
-        for (int64_t j = 0; j < w; j++) dst[i * ld + j] += src[i * w + j];
-    }
-}
 
 /* Bc: [L, dk], the inclusive cumulative log decay of tokens t0 .. t0+L-1 of
  * (b, h). */
