@@ -60,7 +60,7 @@ static inline void mc_check_step(const sl_mixer_vtable *vt, const sl_config *cfg
     ctx.grad_enabled = false;
     sl_tensor *x = SL_NEW(&ctx, 1, T, D);
     mc_fill(&rng, x->data, x->n, 1.0f);
-    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0);
+    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
     float *state = calloc((size_t)vt->state_floats(&mc.m, T), sizeof(float));
     float *scratch = calloc((size_t)vt->scratch_floats(&mc.m, T), sizeof(float));
     float *yt = malloc((size_t)D * sizeof(float));
@@ -68,7 +68,7 @@ static inline void mc_check_step(const sl_mixer_vtable *vt, const sl_config *cfg
     if (prefill > 0) {
         sl_tensor *xp = SL_NEW(&ctx, 1, prefill, D);
         memcpy(xp->data, x->data, (size_t)(prefill * D) * sizeof(float));
-        sl_tensor *yp = vt->forward(&mc.m, &ctx, xp, state, 0);
+        sl_tensor *yp = vt->forward(&mc.m, &ctx, xp, state, 0, NULL);
         worst = close_ratio(yp->data, y->data, prefill * D, tol, tol);
     }
     for (int64_t t = prefill; t < T; t++) {
@@ -109,9 +109,9 @@ static inline void mc_check_split(const sl_mixer_vtable *vt, const sl_config *cf
         float *state = calloc((size_t)(B * sf), sizeof(float));
         /* Garbage in the state must not leak into a sequence that starts at pos 0. */
         for (int64_t i = 0; i < B * sf; i++) state[i] = 7.0f;
-        sl_tensor *yw = vt->forward(&mc.m, &ctx, x, NULL, 0);
-        sl_tensor *y1 = vt->forward(&mc.m, &ctx, x1, state, 0);
-        sl_tensor *y2 = vt->forward(&mc.m, &ctx, x2, state, T1);
+        sl_tensor *yw = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
+        sl_tensor *y1 = vt->forward(&mc.m, &ctx, x1, state, 0, NULL);
+        sl_tensor *y2 = vt->forward(&mc.m, &ctx, x2, state, T1, NULL);
         double worst = 0;
         for (int64_t b = 0; b < B; b++) {
             double r1 = close_ratio(y1->data + b * T1 * D, yw->data + b * T * D, T1 * D, tol, tol);
@@ -134,7 +134,7 @@ typedef struct mc_gc_arg {
 static inline sl_tensor *mc_forward_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     mc_gc_arg *a = arg;
-    return a->m->vt->forward(a->m, ctx, a->x, NULL, 0);
+    return a->m->vt->forward(a->m, ctx, a->x, NULL, 0, NULL);
 }
 
 /* d(mixer)/d(x) and d/d(every parameter), probing up to max_probe elements
@@ -176,7 +176,7 @@ static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const sl_conf
     sl_tensor *x = GC_LEAF(&rng, scale, 1, T, cfg->d_model);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0);
+    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
     float *dy = malloc((size_t)y->n * sizeof(float));
     mc_fill(&rng, dy, y->n, 1.0f);
     sl_backward_with(&ctx, y, dy);

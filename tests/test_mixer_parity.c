@@ -64,7 +64,7 @@ static void run_and_compare(const sl_st_file *f, const sl_mixer_vtable *vt, sl_m
     sl_tensor *x = SL_NEW(&ctx, B, T, D);
     memcpy(x->data, xd, (size_t)x->n * sizeof(float));
     x->requires_grad = true;
-    sl_tensor *y = vt->forward(m, &ctx, x, NULL, 0);
+    sl_tensor *y = vt->forward(m, &ctx, x, NULL, 0, NULL);
     sl_backward_with(&ctx, y, dyd);
     expect_close(f, "y", 3, xs, y->data, tol);
     expect_close(f, "grad.x", 3, xs, x->grad, tol);

@@ -51,7 +51,7 @@ static sl_status measure(const char *name, const sl_config *c, int64_t reps, poi
         memcpy(x->data, x0, (size_t)(T * D) * sizeof(float));
         x->requires_grad = true;
         double t0 = sl_seconds();
-        sl_tensor *y = m.vt->forward(&m, &ctx, x, NULL, 0);
+        sl_tensor *y = m.vt->forward(&m, &ctx, x, NULL, 0, NULL);
         sl_backward_with(&ctx, y, dy);
         if (r >= 0) best[r] = 1000 * (sl_seconds() - t0);
     }

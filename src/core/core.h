@@ -39,6 +39,34 @@ static inline int64_t sl_last(const sl_tensor *t) { return t->shape[t->ndim - 1]
 static inline int64_t sl_rows(const sl_tensor *t) { return t->n / sl_last(t); }
 bool sl_same_shape(const sl_tensor *a, const sl_tensor *b);
 
+/* ------------------------------------------------------------ sequences */
+/* A packed batch of variable-length sequences: a [1, T, ...] tensor holding
+ * n sequences end to end, sequence i being tokens [cu[i], cu[i+1]) with
+ * cu[0] = 0 and cu[n] = T (cu: [n + 1], the cu_seqlens of flash-attention).
+ * Ops that mix across time never mix across these bounds, and each
+ * sequence's state (s0, s_final, caches) is its own row, as a batch row's
+ * is. A NULL sl_seqs means a plain [B, T, ...] batch of equal lengths. */
+typedef struct sl_seqs {
+    int64_t n;
+    const int64_t *cu;
+} sl_seqs;
+
+/* Rows a time-mixing op iterates: the sequences, or the B batch rows. */
+static inline int64_t sl_seq_count(const sl_seqs *s, int64_t B) { return s ? s->n : B; }
+/* Row i's first token, counted over all B*T tokens, and its length. */
+static inline int64_t sl_seq_start(const sl_seqs *s, int64_t i, int64_t T)
+{
+    return s ? s->cu[i] : i * T;
+}
+static inline int64_t sl_seq_len(const sl_seqs *s, int64_t i, int64_t T)
+{
+    return s ? s->cu[i + 1] - s->cu[i] : T;
+}
+/* SL_OK when s is NULL, or when x is [1, T, ...] and s's bounds are
+ * 0 = cu[0] <= cu[1] <= ... <= cu[n] = T with n >= 1; else an SL_ERR_ARG
+ * naming `who`. */
+sl_status sl_seqs_check(const sl_seqs *s, const sl_tensor *x, const char *who);
+
 /* ----------------------------------------------------------------- arena */
 /* A bump allocator. When a step needs more than the block holds, it takes
  * overflow chunks from malloc; the next reset replaces the block with one

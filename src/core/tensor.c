@@ -168,3 +168,18 @@ void sl_backward(sl_ctx *ctx, sl_tensor *loss)
     for (int64_t i = 0; i < loss->n; i++) g[i] = 1.0f;
     run_tape(ctx);
 }
+
+sl_status sl_seqs_check(const sl_seqs *s, const sl_tensor *x, const char *who)
+{
+    if (!s) return SL_OK;
+    if (x->ndim < 2 || x->shape[0] != 1)
+        return sl_fail(SL_ERR_ARG, "%s: a packed batch must be one row [1, T, ...]", who);
+    if (s->n < 1 || !s->cu || s->cu[0] != 0 || s->cu[s->n] != x->shape[1])
+        return sl_fail(SL_ERR_ARG, "%s: packed bounds must run from 0 to T = %lld", who,
+                       (long long)x->shape[1]);
+    for (int64_t i = 0; i < s->n; i++)
+        if (s->cu[i + 1] < s->cu[i])
+            return sl_fail(SL_ERR_ARG, "%s: packed bounds must not decrease (cu[%lld] > cu[%lld])",
+                           who, (long long)i, (long long)(i + 1));
+    return SL_OK;
+}

@@ -73,7 +73,8 @@ static void cache_put(const attn *a, float *state, const float *qkv, int64_t T, 
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [B, 2, max_len, D] or NULL. */
-static sl_tensor *attn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+static sl_tensor *attn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                                 const sl_seqs *seqs)
 {
     attn *a = m->impl;
     int64_t B = x->shape[0], T = x->shape[1], D = a->D;

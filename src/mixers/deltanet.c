@@ -112,7 +112,8 @@ static sl_tensor *conv_silu(sl_ctx *ctx, const sl_deltanet *n, sl_tensor *x, sl_
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
-sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                                 const sl_seqs *seqs)
 {
     sl_deltanet *n = m->impl;
     int64_t B = x->shape[0], T = x->shape[1], D = n->D, H = n->H, dk = n->dk;

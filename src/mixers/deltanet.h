@@ -21,7 +21,8 @@ typedef struct sl_deltanet {
 /* Declares the parameters both mixers have; the gated one adds its own. */
 sl_status sl_deltanet_init(sl_mixer *m, sl_params *p);
 /* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
-sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos);
+sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                               const sl_seqs *seqs);
 int64_t sl_deltanet_state_floats(const sl_mixer *m, int64_t max_len);
 int64_t sl_deltanet_scratch_floats(const sl_mixer *m, int64_t max_len);
 /* x_t: [D] -> y_t: [D]; state: [state_floats]. */

@@ -115,7 +115,8 @@ static void state_part(float *state, int64_t B, int64_t sf, int64_t off, int64_t
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
-static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                                 const sl_seqs *seqs)
 {
     linattn *a = m->impl;
     const int64_t B = x->shape[0], T = x->shape[1], D = a->D, H = a->H, dk = a->dk, fk = a->fk;

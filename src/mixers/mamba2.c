@@ -106,7 +106,8 @@ static void state_scatter(float *state, int64_t sf, int64_t off, int64_t len, in
         memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
 }
 
-static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos)
+static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos,
+                                 const sl_seqs *seqs)
 {
     mamba2 *a = m->impl;
     const int64_t B = u->shape[0], D = a->D, H = a->H, P = a->P;

@@ -20,8 +20,13 @@ typedef struct sl_mixer_vtable {
     sl_status (*init)(sl_mixer *m, sl_params *p);
     /* x: [B, T, D] -> [B, T, D]. state == NULL: training, no state. Else
      * state: [B, state_floats] holding `pos` tokens already seen; the
-     * forward continues from it and leaves it holding pos + T tokens. */
-    sl_tensor *(*forward)(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos);
+     * forward continues from it and leaves it holding pos + T tokens.
+     * seqs == NULL: B rows of T tokens. Else x is a packed batch [1, T, D]
+     * of seqs->n sequences (see sl_seqs), each mixed as if run alone, and
+     * state, when given, is [seqs->n, state_floats], every sequence at
+     * `pos`. */
+    sl_tensor *(*forward)(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                          const sl_seqs *seqs);
     /* Per-sequence state size for sequences up to max_len tokens. */
     int64_t (*state_floats)(const sl_mixer *m, int64_t max_len);
     /* Scratch floats step() needs. */

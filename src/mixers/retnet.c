@@ -64,7 +64,8 @@ static int64_t retnet_scratch_floats(const sl_mixer *m, int64_t max_len)
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [B, H, dk, dk] or NULL. */
-static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos)
+static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                                 const sl_seqs *seqs)
 {
     retnet *a = m->impl;
     const int64_t B = x->shape[0], D = a->D;

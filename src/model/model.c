@@ -116,7 +116,7 @@ static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t
             y = sl_tensor_like(ctx, h);
             b->mixer.vt->step(&b->mixer, state[l], h->data, y->data, pos, scratch);
         } else {
-            y = b->mixer.vt->forward(&b->mixer, ctx, h, state ? state[l] : NULL, pos);
+            y = b->mixer.vt->forward(&b->mixer, ctx, h, state ? state[l] : NULL, pos, NULL);
         }
         x = sl_add(ctx, x, sl_dropout(ctx, y, p));
         if (!b->fc1_w) continue;
