@@ -190,4 +190,90 @@ static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const sl_conf
     mc_free(&mc);
 }
 
+/* A packed batch [1, sum(lens), D] with its sl_seqs vs each sequence run
+ * alone as [1, len, D]: outputs, and the input gradient under the same
+ * upstream gradient, must agree (nothing leaks across a bound, in either
+ * pass). With `stateful`, the packed forward also starts every sequence from
+ * its own state carried in from a first call over `pre` tokens, and must
+ * leave the state each one-by-one run leaves. lens may hold 0 (an empty
+ * sequence), and should hold lengths on both sides of the chunk size. */
+static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *cfg,
+                                   const int64_t *lens, int64_t n, double tol)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 9);
+    const int64_t D = cfg->d_model;
+    int64_t *cu = malloc((size_t)(n + 1) * sizeof *cu);
+    cu[0] = 0;
+    for (int64_t i = 0; i < n; i++) cu[i + 1] = cu[i] + lens[i];
+    const int64_t T = cu[n];
+    sl_seqs seqs = {n, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 10);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *x = SL_NEW(&ctx, 1, T, D);
+    x->requires_grad = true;
+    mc_fill(&rng, x->data, x->n, 1.0f);
+    float *dy = malloc((size_t)(T * D) * sizeof(float));
+    mc_fill(&rng, dy, T * D, 1.0f);
+    sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0, &seqs);
+    sl_backward_with(&ctx, y, dy);
+    double worst_y = 0, worst_dx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (lens[i] == 0) continue;
+        sl_ctx c1;
+        sl_ctx_init(&c1, 1 << 20);
+        sl_tensor *xi = SL_NEW(&c1, 1, lens[i], D);
+        xi->requires_grad = true;
+        memcpy(xi->data, x->data + cu[i] * D, (size_t)(lens[i] * D) * sizeof(float));
+        sl_tensor *yi = vt->forward(&mc.m, &c1, xi, NULL, 0, NULL);
+        sl_backward_with(&c1, yi, dy + cu[i] * D);
+        worst_y = fmax(worst_y, close_ratio(y->data + cu[i] * D, yi->data, lens[i] * D, tol, tol));
+        worst_dx = fmax(worst_dx, close_ratio(x->grad + cu[i] * D, xi->grad, lens[i] * D, tol, tol));
+        sl_ctx_free(&c1);
+    }
+    CHECK(worst_y <= 1 && worst_dx <= 1, "%s: packed vs one by one: y ratio %g, dx ratio %g",
+          vt->name, worst_y, worst_dx);
+
+    /* With states: each sequence continues its own prefix of `pre` tokens. */
+    const int64_t pre = 3, sf = vt->state_floats(&mc.m, pre + T + 1);
+    float *sp = calloc((size_t)(n * sf), sizeof(float)), *s1 = calloc((size_t)sf, sizeof(float));
+    sl_ctx c2;
+    sl_ctx_init(&c2, 1 << 20);
+    c2.grad_enabled = false;
+    int64_t cup[64];
+    CHECK(n < 64, "at most 63 sequences");
+    for (int64_t i = 0; i <= n; i++) cup[i] = i * pre;
+    sl_seqs pseqs = {n, cup};
+    sl_tensor *xp = SL_NEW(&c2, 1, n * pre, D);
+    mc_fill(&rng, xp->data, xp->n, 1.0f);
+    vt->forward(&mc.m, &c2, xp, sp, 0, &pseqs);
+    sl_tensor *ys = vt->forward(&mc.m, &c2, x, sp, pre, &seqs);
+    double worst_s = 0, worst_st = 0;
+    for (int64_t i = 0; i < n; i++) {
+        memset(s1, 0, (size_t)sf * sizeof(float));
+        sl_tensor *xpi = SL_NEW(&c2, 1, pre, D);
+        memcpy(xpi->data, xp->data + i * pre * D, (size_t)(pre * D) * sizeof(float));
+        vt->forward(&mc.m, &c2, xpi, s1, 0, NULL);
+        if (lens[i] > 0) {
+            sl_tensor *xi = SL_NEW(&c2, 1, lens[i], D);
+            memcpy(xi->data, x->data + cu[i] * D, (size_t)(lens[i] * D) * sizeof(float));
+            sl_tensor *yi = vt->forward(&mc.m, &c2, xi, s1, pre, NULL);
+            worst_s = fmax(worst_s, close_ratio(ys->data + cu[i] * D, yi->data, lens[i] * D, tol, tol));
+        }
+        worst_st = fmax(worst_st, close_ratio(sp + i * sf, s1, sf, tol, tol));
+    }
+    CHECK(worst_s <= 1 && worst_st <= 1,
+          "%s: packed with states vs one by one: y ratio %g, final state ratio %g", vt->name,
+          worst_s, worst_st);
+    free(sp);
+    free(s1);
+    sl_ctx_free(&c2);
+    free(dy);
+    free(cu);
+    sl_ctx_free(&ctx);
+    mc_free(&mc);
+}
+
 #endif
