@@ -1,6 +1,7 @@
 /* The gla mixer through its vtable: step() == forward, split forward with
  * the state == one forward (splits on and across chunk edges), whole-mixer
- * gradients by finite differences, finite results at T = 4096 with large
+ * gradients by finite differences, a packed batch == each sequence alone,
+ * finite results at T = 4096 with large
  * inputs. */
 #include "mixer_check.h"
 
@@ -36,6 +37,15 @@ static void test_split_matches_whole(void)
     mc_check_split(&sl_mixer_gla, &c, 2, 17, splits, 5, 1e-4);
 }
 
+static void test_packed_matches_one_by_one(void)
+{
+    /* Lengths on both sides of the chunk (5), an empty one and one token. */
+    static const int64_t lens[] = {7, 0, 1, 5, 12, 4};
+    sl_config c;
+    tiny(&c);
+    mc_check_packed(&sl_mixer_gla, &c, lens, 6, 1e-4);
+}
+
 static void test_gradient_finite_differences(void)
 {
     /* B = 2, T = 7 (a full chunk and a ragged one). The mixer is smooth; at
@@ -61,6 +71,7 @@ int main(void)
 {
     RUN(test_step_matches_forward);
     RUN(test_split_matches_whole);
+    RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
     return TEST_SUMMARY();

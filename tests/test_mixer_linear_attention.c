@@ -1,6 +1,6 @@
 /* The linear_attention mixer through its vtable, for each feature map with
  * and without the normaliser: step() == forward, split forward with the
- * state == one forward, whole-mixer gradients by finite differences, finite
+ * state == one forward, a packed batch == each sequence alone, whole-mixer gradients by finite differences, finite
  * results at T = 4096 with large inputs; and the configurations it refuses. */
 #include <string.h>
 
@@ -49,6 +49,17 @@ static void test_split_matches_whole(void)
         sl_config c;
         tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
         mc_check_split(&sl_mixer_linear_attention, &c, 2, 17, splits, 5, 1e-4);
+    }
+}
+
+static void test_packed_matches_one_by_one(void)
+{
+    /* Lengths on both sides of the chunk (5), an empty one and one token. */
+    static const int64_t lens[] = {7, 0, 1, 5, 12, 4};
+    for (int i = 0; i < NVARIANTS; i++) {
+        sl_config c;
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        mc_check_packed(&sl_mixer_linear_attention, &c, lens, 6, 1e-4);
     }
 }
 
@@ -103,6 +114,7 @@ int main(void)
 {
     RUN(test_step_matches_forward);
     RUN(test_split_matches_whole);
+    RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
     RUN(test_refused_configurations);

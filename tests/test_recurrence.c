@@ -1,8 +1,9 @@
 /* Decayed matrix-state recurrence: the chunked op against the step-by-step
  * reference in every decay mode and at lengths around chunk edges, a split
  * sequence against a whole one, the one-token step against the op, the
- * backward against finite differences, and finite results with O(T) memory
- * at T = 65536 under extreme inputs. */
+ * backward against finite differences, a packed batch of variable-length
+ * sequences against each alone, and finite results with O(T) memory at
+ * T = 65536 under extreme inputs. */
 #include <omp.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ static sl_tensor *rec_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
     sl_tensor *g = a->mode == MODE_TOKEN || a->mode == MODE_KEY ? in[i++] : NULL;
     sl_tensor *s0 = a->with_s0 ? in[i] : NULL;
     return sl_recurrence(ctx, in[0], in[1], in[2], g, a->mode == MODE_HEAD ? a->log_gamma : NULL,
-                         s0, a->H, a->C, NULL);
+                         s0, a->H, a->C, NULL, NULL);
 }
 
 /* Inputs for B, T, H, dk, dv in a mode: q, k, v N(0, scale), g gates, s0 N(0, 1). */
@@ -100,10 +101,11 @@ static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t 
                 float *ref_fin = malloc((size_t)(B * H * dk * dv) * sizeof(float));
                 sl_tensor *o =
                     sl_recurrence(&ctx, in[0], in[1], in[2], in[3],
-                                  mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin);
+                                  mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin, NULL);
                 sl_recurrence_ref(in[0]->data, in[1]->data, in[2]->data, in[3] ? in[3]->data : NULL,
                                   gw_of(mode, dk), mode == MODE_HEAD ? a.log_gamma : NULL,
-                                  in[4] ? in[4]->data : NULL, B, T, H, dk, dv, ref, ref_fin);
+                                  in[4] ? in[4]->data : NULL, B, T, H, dk, dv, ref, ref_fin,
+                                  NULL);
                 /* 1e-5 relative, with an absolute floor of 1e-5 of the
                  * outputs' RMS: an output that is a cancelling sum of O(1)
                  * terms can be near zero, and float rounding of its terms is
@@ -161,7 +163,7 @@ static void test_split_equals_whole(void)
             int64_t ns = B * H * dk * dv, t1 = splits[si];
             float *fin = malloc((size_t)ns * sizeof(float));
             sl_tensor *whole =
-                sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, fin);
+                sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, fin, NULL);
             sl_tensor *st = SL_NEW(&ctx, B, H, dk, dv);
             memcpy(st->data, in[4]->data, (size_t)ns * sizeof(float));
             sl_tensor *part[2];
@@ -171,7 +173,8 @@ static void test_split_equals_whole(void)
                 /* The state goes out through s_final into the same buffer. */
                 part[p] = sl_recurrence(&ctx, time_slice(&ctx, in[0], lo, n),
                                         time_slice(&ctx, in[1], lo, n),
-                                        time_slice(&ctx, in[2], lo, n), g, lg, st, H, C, st->data);
+                                        time_slice(&ctx, in[2], lo, n), g, lg, st, H, C, st->data,
+                                        NULL);
             }
             double worst = 0;
             for (int64_t b = 0; b < B; b++)
@@ -206,7 +209,7 @@ static void test_steps_equal_forward(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         ctx.grad_enabled = false;
-        sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, NULL);
+        sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, NULL, NULL);
         float S[2 * 4 * 3], y[2 * 3];
         memcpy(S, in[4]->data, sizeof S);
         double worst = 0;
@@ -304,6 +307,91 @@ static void test_threads_do_not_change_results(void)
     free_inputs(in);
 }
 
+/* Rows [lo, lo + n) of a [1, T, w] tensor x as a new [1, n, w] leaf. */
+static sl_tensor *seq_copy(sl_rng *rng, const sl_tensor *x, int64_t lo, int64_t n)
+{
+    const int64_t w = x->shape[2];
+    sl_tensor *t = GC_LEAF(rng, 0.0f, 1, n, w);
+    memcpy(t->data, x->data + lo * w, (size_t)(n * w) * sizeof(float));
+    return t;
+}
+
+/* A packed batch of sequences of lengths {0, 1, C-1, C, C+1, 2C+3} against
+ * each run alone, in every mode, with per-sequence s0: outputs, final
+ * states, and the gradients of q, k, v, g and s0 under one upstream
+ * gradient; and the reference over the packed batch against the chunked
+ * op. Nothing may cross a bound. */
+static void test_packed_equals_one_by_one(void)
+{
+    const int64_t C = 5, H = 2, dk = 3, dv = 4, n = 6;
+    const int64_t lens[6] = {0, 1, C - 1, C, C + 1, 2 * C + 3};
+    int64_t cu[7] = {0};
+    for (int64_t i = 0; i < n; i++) cu[i + 1] = cu[i] + lens[i];
+    const int64_t T = cu[n], ssz = H * dk * dv;
+    const sl_seqs seqs = {n, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 7);
+    for (int mode = 0; mode < NMODES; mode++) {
+        rec_arg a = {mode, H, C, {0}, true};
+        retnet_gammas(&a);
+        const float *lg = mode == MODE_HEAD ? a.log_gamma : NULL;
+        sl_tensor *in[5];
+        make_inputs(&rng, &a, 1, T, dk, dv, 1.0f, in);
+        gc_free(in[4]);
+        in[4] = GC_LEAF(&rng, 1.0f, n, H, dk, dv);
+        float *dout = malloc((size_t)(T * H * dv) * sizeof(float));
+        for (int64_t i = 0; i < T * H * dv; i++) dout[i] = sl_rng_normal(&rng);
+        float *fin = malloc((size_t)(n * ssz) * sizeof(float));
+        float *ref = malloc((size_t)(T * H * dv) * sizeof(float));
+        float *ref_fin = malloc((size_t)(n * ssz) * sizeof(float));
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3], lg, in[4], H, C, fin, &seqs);
+        sl_backward_with(&ctx, o, dout);
+        sl_recurrence_ref(in[0]->data, in[1]->data, in[2]->data, in[3] ? in[3]->data : NULL,
+                          gw_of(mode, dk), lg, in[4]->data, 1, T, H, dk, dv, ref, ref_fin, &seqs);
+        double worst = fmax(close_ratio(o->data, ref, o->n, 1e-5 * rms(ref, o->n), 1e-5),
+                            close_ratio(fin, ref_fin, n * ssz, 1e-5 * rms(ref_fin, n * ssz), 1e-5));
+        for (int64_t i = 0; i < n; i++) {
+            if (lens[i] == 0) {
+                /* An empty sequence passes its state through untouched. */
+                worst = fmax(worst, close_ratio(fin + i * ssz, in[4]->data + i * ssz, ssz, 0, 0));
+                continue;
+            }
+            sl_tensor *one[5];
+            for (int j = 0; j < 4; j++)
+                one[j] = in[j] ? seq_copy(&rng, in[j], cu[i], lens[i]) : NULL;
+            one[4] = GC_LEAF(&rng, 0.0f, 1, H, dk, dv);
+            memcpy(one[4]->data, in[4]->data + i * ssz, (size_t)ssz * sizeof(float));
+            sl_ctx c1;
+            sl_ctx_init(&c1, 1 << 20);
+            float *fin1 = malloc((size_t)ssz * sizeof(float));
+            sl_tensor *o1 =
+                sl_recurrence(&c1, one[0], one[1], one[2], one[3], lg, one[4], H, C, fin1, NULL);
+            sl_backward_with(&c1, o1, dout + cu[i] * H * dv);
+            const double ta = 1e-5 * rms(ref, o->n);
+            worst = fmax(worst, close_ratio(o->data + cu[i] * H * dv, o1->data, o1->n, ta, 1e-5));
+            worst = fmax(worst, close_ratio(fin + i * ssz, fin1, ssz, ta, 1e-5));
+            for (int j = 0; j < 5; j++) {
+                if (!one[j]) continue;
+                const float *g = j < 4 ? in[j]->grad + cu[i] * sl_last(in[j]) : in[4]->grad + i * ssz;
+                worst = fmax(worst, close_ratio(g, one[j]->grad, one[j]->n, 1e-5, 1e-4));
+                gc_free(one[j]);
+            }
+            free(fin1);
+            sl_ctx_free(&c1);
+        }
+        CHECK(worst <= 1, "%s: packed vs one by one and vs reference: ratio %g", MODE_NAME[mode],
+              worst);
+        free(dout);
+        free(fin);
+        free(ref);
+        free(ref_fin);
+        sl_ctx_free(&ctx);
+        free_inputs(in);
+    }
+}
+
 static void test_extreme_inputs_long_sequence(void)
 {
     /* T = 65536: gates from -1e-3 down to -80 (e^-80 ~ 2e-35, near the
@@ -328,7 +416,7 @@ static void test_extreme_inputs_long_sequence(void)
         sl_ctx_init(&ctx, 1 << 16);
         float fin[2 * 4 * 4];
         sl_tensor *o = sl_recurrence(&ctx, in[0], in[1], in[2], in[3],
-                                     mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin);
+                                     mode == MODE_HEAD ? a.log_gamma : NULL, in[4], H, C, fin, NULL);
         float *dout = malloc((size_t)o->n * sizeof(float));
         for (int64_t i = 0; i < o->n; i++) dout[i] = sl_rng_normal(&rng);
         sl_backward_with(&ctx, o, dout);
@@ -356,6 +444,7 @@ int main(void)
     RUN(test_steps_equal_forward);
     RUN(test_gradient_finite_differences);
     RUN(test_threads_do_not_change_results);
+    RUN(test_packed_equals_one_by_one);
     RUN(test_extreme_inputs_long_sequence);
     return TEST_SUMMARY();
 }

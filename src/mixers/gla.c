@@ -65,12 +65,13 @@ static int64_t gla_scratch_floats(const sl_mixer *m, int64_t max_len)
     return 7 * m->cfg->d_model + GATE_RANK;
 }
 
-/* x: [B, T, D] -> [B, T, D]; state: [B, H, dk, dk] or NULL. */
+/* x: [B, T, D] -> [B, T, D]; state: [rows, H, dk, dk] or NULL, rows = B or
+ * the packed sequences. */
 static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
-                                 const sl_seqs *seqs)
+                              const sl_seqs *seqs)
 {
     gla *a = m->impl;
-    const int64_t B = x->shape[0], D = a->D;
+    const int64_t rows = sl_seq_count(seqs, x->shape[0]), D = a->D;
     sl_tensor *qkvz = sl_linear(ctx, x, a->wqkvz, NULL);
     sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkvz, 0, D), 1.0f / sqrtf((float)a->dk));
     sl_tensor *k = sl_columns(ctx, qkvz, D, D), *v = sl_columns(ctx, qkvz, 2 * D, D);
@@ -82,10 +83,10 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
         /* A copy: the op writes the final state back over `state`. At pos 0
          * the state's old contents belong to another sequence: start from
          * zeros. */
-        s0 = SL_NEW(ctx, B, a->H, a->dk, a->dk);
+        s0 = SL_NEW(ctx, rows, a->H, a->dk, a->dk);
         memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
     }
-    sl_tensor *o = sl_recurrence(ctx, q, k, v, gk, NULL, s0, a->H, a->C, state);
+    sl_tensor *o = sl_recurrence(ctx, q, k, v, gk, NULL, s0, a->H, a->C, state, seqs);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
 }
 

@@ -114,18 +114,20 @@ static void state_part(float *state, int64_t B, int64_t sf, int64_t off, int64_t
     }
 }
 
-/* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
+/* x: [B, T, D] -> [B, T, D]; state: [rows, state_floats] or NULL, rows = B
+ * or the packed sequences. */
 static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
-                                 const sl_seqs *seqs)
+                                  const sl_seqs *seqs)
 {
     linattn *a = m->impl;
-    const int64_t B = x->shape[0], T = x->shape[1], D = a->D, H = a->H, dk = a->dk, fk = a->fk;
+    const int64_t B = sl_seq_count(seqs, x->shape[0]), T = x->shape[1], D = a->D, H = a->H;
+    const int64_t dk = a->dk, fk = a->fk;
     const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
     sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, D));
     sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, D, D));
     sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
-    /* Carried state: gathered into the op's [B, H, dk, dv] layout; at pos 0
+    /* Carried state: gathered into the op's [rows, H, dk, dv] layout; at pos 0
      * the old contents belong to another sequence, so it starts at zero. */
     sl_tensor *s0 = NULL, *z0 = NULL;
     float *s_fin = NULL, *z_fin = NULL;
@@ -141,11 +143,11 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
             }
         }
     }
-    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, NULL, s0, H, a->C, s_fin);
+    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, NULL, s0, H, a->C, s_fin, seqs);
     if (a->normalize) {
-        sl_tensor *ones = SL_NEW(ctx, B, T, H);
+        sl_tensor *ones = SL_NEW(ctx, x->shape[0], T, H);
         for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
-        sl_tensor *den = sl_recurrence(ctx, q, k, ones, NULL, NULL, z0, H, a->C, z_fin);
+        sl_tensor *den = sl_recurrence(ctx, q, k, ones, NULL, NULL, z0, H, a->C, z_fin, seqs);
         o = sl_div_heads(ctx, o, den, NORM_EPS);
     }
     if (state) {

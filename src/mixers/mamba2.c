@@ -110,7 +110,7 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
                                  const sl_seqs *seqs)
 {
     mamba2 *a = m->impl;
-    const int64_t B = u->shape[0], D = a->D, H = a->H, P = a->P;
+    const int64_t B = sl_seq_count(seqs, u->shape[0]), D = a->D, H = a->H, P = a->P;
     const int64_t sf = mamba2_state_floats(m, 0), cf = conv_floats(a);
     sl_tensor *proj = sl_linear(ctx, u, a->win, NULL);  /* [B, T, 4D + H] */
     sl_tensor *z = sl_columns(ctx, proj, 0, D);         /* [B, T, D] */
@@ -138,7 +138,7 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
         S = SL_NEW(ctx, B, H, P, P);
         state_gather(state, sf, cf, H * P * P, B, pos, S->data);
     }
-    sl_tensor *y = sl_recurrence(ctx, Cm, Bm, v, g, NULL, S, H, a->C, S ? S->data : NULL);
+    sl_tensor *y = sl_recurrence(ctx, Cm, Bm, v, g, NULL, S, H, a->C, S ? S->data : NULL, seqs);
     if (state) state_scatter(state, sf, cf, H * P * P, B, S->data);
     y = sl_add(ctx, y, sl_mul_heads(ctx, x, a->dskip)); /* + D_h x */
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, y, z, a->wnorm, H, a->eps), a->wout, NULL);

@@ -36,7 +36,10 @@
 enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
 
 typedef struct rec_shape {
-    int64_t B, T, H, dk, dv, C, nchunks;
+    int64_t B, T, H, dk, dv, C;
+    int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
+    const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
+    int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
     int mode;
     const float *g;         /* [B, T, H*gw] (DECAY_TOKEN, DECAY_KEY) */
     const float *log_gamma; /* [H] (DECAY_HEAD) */
@@ -46,21 +49,21 @@ typedef struct rec_shape {
 typedef struct rec_saved {
     rec_shape s;
     sl_tensor *s0;
-    float *states; /* [B*H, nchunks, dk, dv]: the state entering each chunk */
+    float *states; /* [rows, H, its chunks, dk, dv]: the state entering each chunk */
 } rec_saved;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------- helpers */
 
-/* Bc: [L, dk], the inclusive cumulative log decay of tokens t0 .. t0+L-1 of
- * (b, h). */
-static void cum_decay(const rec_shape *s, int64_t b, int64_t h, int64_t t0, int64_t L, float *Bc)
+/* Bc: [L, dk], the inclusive cumulative log decay of head h over tokens
+ * t0 .. t0+L-1, counted over all B*T tokens. */
+static void cum_decay(const rec_shape *s, int64_t h, int64_t t0, int64_t L, float *Bc)
 {
     const int64_t dk = s->dk, H = s->H;
     for (int64_t i = 0; i < L; i++) {
         float *row = Bc + i * dk;
-        const int64_t t = b * s->T + t0 + i;
+        const int64_t t = t0 + i;
         for (int64_t d = 0; d < dk; d++) {
             float gi = s->mode == DECAY_NONE    ? 0.0f
                        : s->mode == DECAY_HEAD  ? s->log_gamma[h]
@@ -155,34 +158,48 @@ static int team_size(const rec_shape *s)
 {
     int64_t work = s->B * s->H * s->T * s->dk * s->dv;
     int nt = omp_get_max_threads();
-    if (work < SL_PAR_MIN || s->B * s->H < 2) return 1;
-    return (int)min64(nt, s->B * s->H);
+    if (work < SL_PAR_MIN || s->rows * s->H < 2) return 1;
+    return (int)min64(nt, s->rows * s->H);
+}
+
+/* Row r's first token (over all B*T), length, and the saved states of its
+ * head h: [its chunks, dk, dv]. */
+static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, int64_t *start,
+                     int64_t *len, float **st)
+{
+    *start = sl_seq_start(s->seqs, r, s->T);
+    *len = sl_seq_len(s->seqs, r, s->T);
+    const int64_t nch = s->coff[r + 1] - s->coff[r];
+    *st = states ? states + (s->coff[r] * s->H + h * nch) * s->dk * s->dv : NULL;
 }
 
 /* ------------------------------------------------------------- forward */
 
-/* One (b, h). q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final: [B*H, dk,
- * dv] or NULL; states: [B*H, nchunks, dk, dv] or NULL. */
-static void forward_head(const rec_shape *s, int64_t bh, const float *q, const float *k,
+/* One (row, head) rh. q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final:
+ * [rows*H, dk, dv] or NULL; states: see rec_saved, or NULL. */
+static void forward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
                          const float *v, const float *s0, float *o, float *states, float *s_final,
                          float *scratch)
 {
-    const int64_t H = s->H, dk = s->dk, dv = s->dv, b = bh / H, h = bh % H;
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    int64_t start, len;
+    float *st;
+    row_span(s, rh / H, h, states, &start, &len, &st);
     const bool scalar = s->mode != DECAY_KEY;
     head_buf w = carve(s, scratch);
     if (s0)
-        memcpy(w.S, s0 + bh * ssz, (size_t)ssz * sizeof(float));
+        memcpy(w.S, s0 + rh * ssz, (size_t)ssz * sizeof(float));
     else
         memset(w.S, 0, (size_t)ssz * sizeof(float));
-    for (int64_t c = 0; c < s->nchunks; c++) {
-        const int64_t t0 = c * s->C, L = min64(s->C, s->T - t0);
-        const int64_t rk = (b * s->T + t0) * ldk + h * dk, rv = (b * s->T + t0) * ldv + h * dv;
-        if (states) memcpy(states + (bh * s->nchunks + c) * ssz, w.S, (size_t)ssz * sizeof(float));
+    for (int64_t c = 0; c * s->C < len; c++) {
+        const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
+        const int64_t rk = t0 * ldk + h * dk, rv = t0 * ldv + h * dv;
+        if (st) memcpy(st + c * ssz, w.S, (size_t)ssz * sizeof(float));
         pack(q + rk, ldk, L, dk, w.Q);
         pack(k + rk, ldk, L, dk, w.K);
         pack(v + rv, ldv, L, dv, w.V);
-        cum_decay(s, b, h, t0, L, w.Bc);
+        cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
         mm_nn(L, dv, dk, w.Qd, dk, 1, w.S, dv, w.O, dv, false);
         intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
@@ -198,7 +215,7 @@ static void forward_head(const rec_shape *s, int64_t bh, const float *q, const f
         }
         mm_nn(dk, dv, L, w.Kd, 1, dk, w.V, dv, w.S, dv, true);
     }
-    if (s_final) memcpy(s_final + bh * ssz, w.S, (size_t)ssz * sizeof(float));
+    if (s_final) memcpy(s_final + rh * ssz, w.S, (size_t)ssz * sizeof(float));
 }
 
 /* ------------------------------------------------------------ backward */
@@ -250,12 +267,13 @@ static void intra_backward(bool scalar, int64_t L, int64_t dk, const head_buf *w
     }
 }
 
-/* dg of tokens t0 .. t0+L-1 from dB (and dbs): g_s enters every B_i with
- * i >= s, so dg_s is the sum of dB_i from the chunk's end back to s. */
-static void decay_grad(const rec_shape *s, int64_t b, int64_t h, int64_t t0, int64_t L,
-                       const head_buf *w, float *dg)
+/* dg of tokens t0 .. t0+L-1 (over all B*T) from dB (and dbs): g_s enters
+ * every B_i with i >= s, so dg_s is the sum of dB_i from the chunk's end
+ * back to s. */
+static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, const head_buf *w,
+                       float *dg)
 {
-    const int64_t dk = s->dk, H = s->H, t = b * s->T + t0;
+    const int64_t dk = s->dk, H = s->H;
     if (s->mode == DECAY_KEY) {
         for (int64_t d = 0; d < dk; d++) {
             float acc = 0.0f;
@@ -274,27 +292,31 @@ static void decay_grad(const rec_shape *s, int64_t b, int64_t h, int64_t t0, int
     }
 }
 
-/* One (b, h) of the backward. Gradient pointers are NULL when not needed;
- * dq, dk: [B, T, H*dk], dv, dout: [B, T, H*dv], dg as g, ds0: [B*H, dk, dv]. */
-static void backward_head(const rec_shape *s, int64_t bh, const float *q, const float *k,
-                          const float *v, const float *dout, const float *states, float *dq,
+/* One (row, head) rh of the backward. Gradient pointers are NULL when not
+ * needed; dq, dk: [B, T, H*dk], dv, dout: [B, T, H*dv], dg as g, ds0:
+ * [rows*H, dk, dv]. */
+static void backward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
+                          const float *v, const float *dout, float *states, float *dq,
                           float *dkk, float *dvv, float *dg, float *ds0, float *scratch)
 {
-    const int64_t H = s->H, dk = s->dk, dv = s->dv, b = bh / H, h = bh % H;
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    int64_t start, len;
+    float *st;
+    row_span(s, rh / H, h, states, &start, &len, &st);
     const bool scalar = s->mode != DECAY_KEY;
     head_buf w = carve(s, scratch);
     float *dO = w.O; /* the forward's output buffer is free here */
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
-    for (int64_t c = s->nchunks - 1; c >= 0; c--) {
-        const int64_t t0 = c * s->C, L = min64(s->C, s->T - t0);
-        const int64_t rk = (b * s->T + t0) * ldk + h * dk, rv = (b * s->T + t0) * ldv + h * dv;
-        const float *Sp = states + (bh * s->nchunks + c) * ssz;
+    for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
+        const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
+        const int64_t rk = t0 * ldk + h * dk, rv = t0 * ldv + h * dv;
+        const float *Sp = st + c * ssz;
         pack(q + rk, ldk, L, dk, w.Q);
         pack(k + rk, ldk, L, dk, w.K);
         pack(v + rv, ldv, L, dv, w.V);
         pack(dout + rv, ldv, L, dv, dO);
-        cum_decay(s, b, h, t0, L, w.Bc);
+        cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
         decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
         intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
@@ -335,10 +357,10 @@ static void backward_head(const rec_shape *s, int64_t bh, const float *q, const 
         if (dq) unpack_add(w.dQ, L, dk, dq + rk, ldk);
         if (dkk) unpack_add(w.dK, L, dk, dkk + rk, ldk);
         if (dvv) unpack_add(w.dV, L, dv, dvv + rv, ldv);
-        if (dg) decay_grad(s, b, h, t0, L, &w, dg);
+        if (dg) decay_grad(s, h, t0, L, &w, dg);
     }
     if (ds0)
-        for (int64_t i = 0; i < ssz; i++) ds0[bh * ssz + i] += w.dS[i];
+        for (int64_t i = 0; i < ssz; i++) ds0[rh * ssz + i] += w.dS[i];
 }
 
 /* Node layout: in = {q, k, v, g (or NULL)}, saved = rec_saved. */
@@ -357,16 +379,35 @@ static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
     int64_t per = buf_floats(s);
     float *scratch = sl_arena_floats(ctx, per * nt);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t bh = 0; bh < s->B * s->H; bh++)
-        backward_head(s, bh, q->data, k->data, v->data, dout, sv->states, dq, dk, dv, dg, ds0,
+    for (int64_t rh = 0; rh < s->rows * s->H; rh++)
+        backward_head(s, rh, q->data, k->data, v->data, dout, sv->states, dq, dk, dv, dg, ds0,
                       scratch + per * omp_get_thread_num());
 }
 
+/* A copy of seqs in the arena (the backward runs after the caller's bounds
+ * may be gone) and the chunk prefix sums over rows; coff: [rows + 1]. */
+static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
+{
+    s->rows = sl_seq_count(seqs, s->B);
+    if (seqs) {
+        sl_seqs *cp = sl_arena_alloc(&ctx->arena, sizeof *cp);
+        int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
+        memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
+        *cp = (sl_seqs){seqs->n, cu};
+        s->seqs = cp;
+    }
+    s->coff = sl_arena_alloc(&ctx->arena, (size_t)(s->rows + 1) * sizeof *s->coff);
+    s->coff[0] = 0;
+    for (int64_t r = 0; r < s->rows; r++)
+        s->coff[r + 1] = s->coff[r] + (sl_seq_len(s->seqs, r, s->T) + s->C - 1) / s->C;
+}
+
 /* q, k: [B, T, H*dk], v: [B, T, H*dv], g: NULL, [B, T, H] or [B, T, H*dk],
- * log_gamma: [H] or NULL, s0: [B, H, dk, dv] or NULL -> o: [B, T, H*dv]. */
+ * log_gamma: [H] or NULL, s0: [rows, H, dk, dv] or NULL -> o: [B, T, H*dv],
+ * rows = B, or seqs->n for a packed batch (B = 1). */
 sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
                          const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
-                         float *s_final)
+                         float *s_final, const sl_seqs *seqs)
 {
     sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 && C > 0 &&
                    v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1] &&
@@ -379,7 +420,8 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
                    .dv = v->shape[2] / H,
                    .C = C,
                    .log_gamma = log_gamma};
-    s.nchunks = (s.T + C - 1) / C;
+    sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
+    plan_rows(ctx, &s, seqs);
     s.mode = log_gamma ? DECAY_HEAD : DECAY_NONE;
     if (g) {
         sl_require(!log_gamma && g->ndim == 3 && g->shape[0] == s.B && g->shape[1] == s.T &&
@@ -388,7 +430,7 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
         s.mode = g->shape[2] == H * s.dk && s.dk != 1 ? DECAY_KEY : DECAY_TOKEN;
         s.g = g->data;
     }
-    sl_require(!s0 || (s0->n == s.B * H * s.dk * s.dv), "sl_recurrence", "s0 [B, H, dk, dv]");
+    sl_require(!s0 || (s0->n == s.rows * H * s.dk * s.dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
     float *states = NULL;
@@ -396,15 +438,15 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
         rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
         sv->s0 = s0;
-        sv->states = states = sl_arena_floats(ctx, s.B * H * s.nchunks * s.dk * s.dv);
+        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * s.dk * s.dv);
         nd->saved = sv;
     }
     int nt = team_size(&s);
     int64_t per = buf_floats(&s);
     float *scratch = sl_arena_floats(ctx, per * nt);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t bh = 0; bh < s.B * H; bh++)
-        forward_head(&s, bh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
+    for (int64_t rh = 0; rh < s.rows * H; rh++)
+        forward_head(&s, rh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
                      s_final, scratch + per * omp_get_thread_num());
     return o;
 }
@@ -422,16 +464,16 @@ static double log_decay(const float *g, int64_t gw, const float *log_gamma, int6
 /* Layouts as sl_recurrence; g: [B, T, H*gw] or NULL. */
 void sl_recurrence_ref(const float *q, const float *k, const float *v, const float *g, int64_t gw,
                        const float *log_gamma, const float *s0, int64_t B, int64_t T, int64_t H,
-                       int64_t dk, int64_t dv, float *o, float *s_final)
+                       int64_t dk, int64_t dv, float *o, float *s_final, const sl_seqs *seqs)
 {
     double *S = malloc((size_t)(dk * dv) * sizeof(double));
     sl_require(S != NULL, "sl_recurrence_ref", "memory for one state");
-    for (int64_t b = 0; b < B; b++)
+    for (int64_t b = 0; b < sl_seq_count(seqs, B); b++)
         for (int64_t h = 0; h < H; h++) {
-            const int64_t bh = b * H + h;
+            const int64_t bh = b * H + h, t0 = sl_seq_start(seqs, b, T);
             for (int64_t i = 0; i < dk * dv; i++) S[i] = s0 ? s0[bh * dk * dv + i] : 0.0;
-            for (int64_t t = 0; t < T; t++) {
-                const int64_t row = b * T + t;
+            for (int64_t t = 0; t < sl_seq_len(seqs, b, T); t++) {
+                const int64_t row = t0 + t;
                 const float *qt = q + row * H * dk + h * dk, *kt = k + row * H * dk + h * dk;
                 const float *vt = v + row * H * dv + h * dv;
                 for (int64_t d = 0; d < dk; d++) {

@@ -17,22 +17,25 @@
 #include "core/core.h"
 
 /* q, k: [B, T, H*dk], v: [B, T, H*dv] -> o: [B, T, H*dv], chunks of C tokens.
+ * seqs: NULL, or a packed batch (B = 1; see sl_seqs): each sequence is
+ * chunked from its own start and its state starts from its own row of s0;
+ * the "rows" below are then the seqs->n sequences, else the B batch rows.
  * g: NULL, [B, T, H] or [B, T, H*dk]; log_gamma: [H] or NULL (not both; the
  * caller keeps it alive until the backward has run). Log decays are <= 0:
  * then no exponent the op forms is positive, and any T stays finite (a
- * positive one is clamped at e^88 by sl_expf). s0: [B, H, dk, dv] or
- * NULL (zeros). s_final: NULL, or [B, H, dk, dv] written with S_T; it may be
+ * positive one is clamped at e^88 by sl_expf). s0: [rows, H, dk, dv] or
+ * NULL (zeros). s_final: NULL, or [rows, H, dk, dv] written with S_T; it may be
  * s0's data. Gradients flow to q, k, v, g and s0, not through s_final. */
 sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
                          const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
-                         float *s_final);
+                         float *s_final, const sl_seqs *seqs);
 
 /* The oracle: the recurrence token by token, state and sums in double.
  * Same layouts as sl_recurrence; g has gw floats per head (1 or dk) or is
  * NULL; s0 and s_final may be NULL. */
 void sl_recurrence_ref(const float *q, const float *k, const float *v, const float *g, int64_t gw,
                        const float *log_gamma, const float *s0, int64_t B, int64_t T, int64_t H,
-                       int64_t dk, int64_t dv, float *o, float *s_final);
+                       int64_t dk, int64_t dv, float *o, float *s_final, const sl_seqs *seqs);
 
 /* One token of one sequence, state in place. S: [H, dk, dv], q, k: [H*dk],
  * v: [H*dv], g: [H*gw] or NULL, log_gamma: [H] or NULL -> o: [H*dv]. */
