@@ -1,8 +1,7 @@
 /* The gla mixer through its vtable: step() == forward, split forward with
  * the state == one forward (splits on and across chunk edges), whole-mixer
  * gradients by finite differences, a packed batch == each sequence alone,
- * finite results at T = 4096 with large
- * inputs. */
+ * finite results at T = 4096 with large inputs. */
 #include "mixer_check.h"
 
 extern const sl_mixer_vtable sl_mixer_gla;
