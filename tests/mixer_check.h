@@ -236,7 +236,15 @@ static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *c
     CHECK(worst_y <= 1 && worst_dx <= 1, "%s: packed vs one by one: y ratio %g, dx ratio %g",
           vt->name, worst_y, worst_dx);
 
-    /* With states: each sequence continues its own prefix of `pre` tokens. */
+    /* With states: each sequence continues its own prefix of `pre` tokens
+     * (a bidirectional mixer has no state). */
+    if (!cfg->causal) {
+        free(dy);
+        free(cu);
+        sl_ctx_free(&ctx);
+        mc_free(&mc);
+        return;
+    }
     const int64_t pre = 3, sf = vt->state_floats(&mc.m, pre + T + 1);
     float *sp = calloc((size_t)(n * sf), sizeof(float)), *s1 = calloc((size_t)sf, sizeof(float));
     sl_ctx c2;
@@ -272,6 +280,32 @@ static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *c
     sl_ctx_free(&c2);
     free(dy);
     free(cu);
+    sl_ctx_free(&ctx);
+    mc_free(&mc);
+}
+
+/* A bidirectional (causal = false) mixer looks ahead: changing the last
+ * token of [1, T, D] changes the output at the first. (The gradient, packed
+ * and per-op definition checks show it looks ahead correctly.) */
+static inline void mc_check_sees_future(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 11);
+    const int64_t D = cfg->d_model;
+    sl_rng rng;
+    sl_rng_seed(&rng, 12);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    ctx.grad_enabled = false;
+    sl_tensor *x = SL_NEW(&ctx, 1, T, D);
+    mc_fill(&rng, x->data, x->n, 1.0f);
+    sl_tensor *y1 = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
+    mc_fill(&rng, x->data + (T - 1) * D, D, 1.0f);
+    sl_tensor *y2 = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
+    double diff = 0;
+    for (int64_t j = 0; j < D; j++) diff = fmax(diff, fabs(y1->data[j] - y2->data[j]));
+    CHECK(diff > 1e-4, "%s: bidirectional output at t = 0 moves with token %lld: %g", vt->name,
+          (long long)(T - 1), diff);
     sl_ctx_free(&ctx);
     mc_free(&mc);
 }

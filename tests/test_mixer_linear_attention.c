@@ -1,7 +1,9 @@
 /* The linear_attention mixer through its vtable, for each feature map with
- * and without the normaliser: step() == forward, split forward with the
- * state == one forward, a packed batch == each sequence alone, whole-mixer gradients by finite differences, finite
- * results at T = 4096 with large inputs; and the configurations it refuses. */
+ * and without the normaliser and with q, k narrower than the head: step() ==
+ * forward, split forward with the state == one forward, a packed batch ==
+ * each sequence alone, whole-mixer gradients by finite differences, finite
+ * results at T = 4096 with large inputs; the bidirectional form; and the
+ * configurations it refuses. */
 #include <string.h>
 
 #include "mixer_check.h"
@@ -10,7 +12,7 @@ extern const sl_mixer_vtable sl_mixer_linear_attention;
 
 /* D = 16, H = 2 (dk = 8), chunk 5: a dozen tokens cross several chunks.
  * init_std 0.3 makes every path matter to the output. */
-static void tiny(sl_config *c, const char *phi, bool normalize)
+static void tiny(sl_config *c, const char *phi, bool normalize, int64_t feature_dim)
 {
     sl_config_defaults(c);
     c->d_model = 16;
@@ -20,21 +22,25 @@ static void tiny(sl_config *c, const char *phi, bool normalize)
     c->init_std = 0.3;
     strcpy(c->feature_map, phi);
     c->normalize = normalize;
+    c->feature_dim = feature_dim;
 }
 
-/* Every accepted configuration: (feature map, normalize). */
+/* Every accepted configuration: (feature map, normalize, feature_dim); a
+ * feature_dim of 4 projects q, k below the head width 8, as Based does. */
 static const struct {
     const char *phi;
     bool normalize;
-} VARIANTS[] = {{"elu1", false},     {"elu1", true},    {"relu", false}, {"relu", true},
-                {"identity", false}, {"taylor", false}, {"taylor", true}};
+    int64_t f;
+} VARIANTS[] = {{"elu1", false, 0},     {"elu1", true, 0},    {"relu", false, 0},
+                {"relu", true, 0},      {"identity", false, 0}, {"taylor", false, 0},
+                {"taylor", true, 0},    {"taylor", true, 4},  {"elu1", false, 4}};
 #define NVARIANTS (int)(sizeof VARIANTS / sizeof VARIANTS[0])
 
 static void test_step_matches_forward(void)
 {
     for (int i = 0; i < NVARIANTS; i++) {
         sl_config c;
-        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
         /* Chunked fp32 forward vs the token recurrence: ~1e-6 apart. */
         mc_check_step(&sl_mixer_linear_attention, &c, 17, 0, 1e-4);
         /* A prefill over a chunk edge, then steps from the state it left. */
@@ -47,7 +53,7 @@ static void test_split_matches_whole(void)
     static const int64_t splits[] = {1, 4, 5, 6, 12};
     for (int i = 0; i < NVARIANTS; i++) {
         sl_config c;
-        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
         mc_check_split(&sl_mixer_linear_attention, &c, 2, 17, splits, 5, 1e-4);
     }
 }
@@ -58,7 +64,7 @@ static void test_packed_matches_one_by_one(void)
     static const int64_t lens[] = {7, 0, 1, 5, 12, 4};
     for (int i = 0; i < NVARIANTS; i++) {
         sl_config c;
-        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
         mc_check_packed(&sl_mixer_linear_attention, &c, lens, 6, 1e-4);
     }
 }
@@ -75,7 +81,7 @@ static void test_gradient_finite_differences(void)
     for (int i = 0; i < NVARIANTS; i++) {
         if (strcmp(VARIANTS[i].phi, "relu") == 0) continue;
         sl_config c;
-        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
         mc_check_gradient(&sl_mixer_linear_attention, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
     }
 }
@@ -84,9 +90,26 @@ static void test_long_large_inputs_stay_finite(void)
 {
     for (int i = 0; i < NVARIANTS; i++) {
         sl_config c;
-        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize);
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
         c.chunk_size = 64;
         mc_check_long_finite(&sl_mixer_linear_attention, &c, 4096, 100.0f);
+    }
+}
+
+/* causal = false: the output at t looks at every token of its sequence;
+ * packed sequences stay apart; gradients by finite differences. The op's
+ * test checks the sums against their definition. */
+static void test_bidirectional(void)
+{
+    static const int64_t lens[] = {7, 0, 1, 5, 12};
+    for (int i = 0; i < NVARIANTS; i++) {
+        sl_config c;
+        tiny(&c, VARIANTS[i].phi, VARIANTS[i].normalize, VARIANTS[i].f);
+        c.causal = false;
+        mc_check_sees_future(&sl_mixer_linear_attention, &c, 9);
+        mc_check_packed(&sl_mixer_linear_attention, &c, lens, 5, 1e-4);
+        if (strcmp(VARIANTS[i].phi, "relu") != 0)
+            mc_check_gradient(&sl_mixer_linear_attention, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
     }
 }
 
@@ -98,7 +121,7 @@ static void test_refused_configurations(void)
     } bad[] = {{"cosformer", "feature_map", false}, {"identity", "normalize", true}};
     for (int i = 0; i < 2; i++) {
         sl_config c;
-        tiny(&c, bad[i].phi, bad[i].normalize);
+        tiny(&c, bad[i].phi, bad[i].normalize, 0);
         sl_mixer m = {.vt = &sl_mixer_linear_attention, .cfg = &c};
         sl_params p;
         sl_params_init(&p);
@@ -117,6 +140,7 @@ int main(void)
     RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
+    RUN(test_bidirectional);
     RUN(test_refused_configurations);
     return TEST_SUMMARY();
 }

@@ -57,11 +57,24 @@ static void test_long_large_inputs_stay_finite(void)
     mc_check_long_finite(&sl_mixer_retnet, &c, 4096, 100.0f);
 }
 
+/* causal = false: the symmetric decay gamma^|t-j| over the whole sequence
+ * (the op's test checks the sums against that definition); gradients by
+ * finite differences. */
+static void test_bidirectional(void)
+{
+    sl_config c;
+    tiny(&c);
+    c.causal = false;
+    mc_check_sees_future(&sl_mixer_retnet, &c, 9);
+    mc_check_gradient(&sl_mixer_retnet, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
+}
+
 int main(void)
 {
     RUN(test_step_matches_forward);
     RUN(test_split_matches_whole);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
+    RUN(test_bidirectional);
     return TEST_SUMMARY();
 }

@@ -120,6 +120,31 @@ static void test_bidirectional_cannot_decode(void)
     sl_model_free(&m);
 }
 
+/* A model with causal = false builds from the mixers that have a
+ * bidirectional form and refuses, naming the mixer and the key, one that
+ * has none. */
+static void test_bidirectional_mixers(void)
+{
+    for (size_t i = 0; i < sl_mixer_count(); i++) {
+        const sl_mixer_vtable *vt = sl_mixer_at(i);
+        sl_config c;
+        tiny(&c);
+        c.causal = false;
+        strcpy(c.mixer, vt->name);
+        sl_model m;
+        sl_status st = sl_model_create(&m, &c);
+        if (vt->bidirectional) {
+            CHECK(st == SL_OK, "%s: bidirectional model: %s", vt->name, sl_errmsg());
+        } else {
+            CHECK(st == SL_ERR_CONFIG && strstr(sl_errmsg(), vt->name) &&
+                      strstr(sl_errmsg(), "causal"),
+                  "%s: refused: %s", vt->name, sl_errmsg());
+            continue;
+        }
+        sl_model_free(&m);
+    }
+}
+
 static void test_parameter_names_and_count(void)
 {
     sl_config c;
@@ -222,6 +247,7 @@ int main(void)
     RUN(test_decode_matches_forward_window);
     RUN(test_decode_matches_forward_every_mixer);
     RUN(test_bidirectional_cannot_decode);
+    RUN(test_bidirectional_mixers);
     RUN(test_parameter_names_and_count);
     RUN(test_layer_mixers_and_bad_names);
     RUN(test_model_gradients_finite_differences);

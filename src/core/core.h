@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "core/status.h"
 
@@ -21,6 +23,17 @@
  * failing function ends with `return sl_fail(SL_ERR_X, "file %s: ...", ...)`. */
 sl_status sl_fail(sl_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Shapes and call contracts (an op's operands, a mixer's mode) are the
+ * calling code's responsibility, so a mismatch is a bug in seqlab, not bad
+ * user input: report it and stop, instead of a silent out-of-bounds read. */
+static inline void sl_require(bool ok, const char *op, const char *expected)
+{
+    if (!ok) {
+        fprintf(stderr, "seqlab: internal error: %s: expected %s\n", op, expected);
+        abort();
+    }
+}
 
 /* ---------------------------------------------------------------- tensor */
 typedef struct sl_tensor {
@@ -66,6 +79,10 @@ static inline int64_t sl_seq_len(const sl_seqs *s, int64_t i, int64_t T)
  * 0 = cu[0] <= cu[1] <= ... <= cu[n] = T with n >= 1; else an SL_ERR_ARG
  * naming `who`. */
 sl_status sl_seqs_check(const sl_seqs *s, const sl_tensor *x, const char *who);
+struct sl_ctx;
+/* An arena copy of s (NULL for NULL), for an op whose backward reads the
+ * bounds after the caller's array may be gone. */
+const sl_seqs *sl_seqs_keep(struct sl_ctx *ctx, const sl_seqs *s);
 
 /* ----------------------------------------------------------------- arena */
 /* A bump allocator. When a step needs more than the block holds, it takes

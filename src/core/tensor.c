@@ -183,3 +183,13 @@ sl_status sl_seqs_check(const sl_seqs *s, const sl_tensor *x, const char *who)
                            who, (long long)i, (long long)(i + 1));
     return SL_OK;
 }
+
+const sl_seqs *sl_seqs_keep(sl_ctx *ctx, const sl_seqs *s)
+{
+    if (!s) return NULL;
+    sl_seqs *cp = sl_arena_alloc(&ctx->arena, sizeof *cp);
+    int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(s->n + 1) * sizeof *cu);
+    memcpy(cu, s->cu, (size_t)(s->n + 1) * sizeof *cu);
+    *cp = (sl_seqs){s->n, cu};
+    return cp;
+}

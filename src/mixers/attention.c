@@ -134,4 +134,5 @@ const sl_mixer_vtable sl_mixer_attention = {
     .scratch_floats = attn_scratch_floats,
     .step = attn_step,
     .state_desc = "KV cache: 2*D floats per token",
+    .bidirectional = true,
 };

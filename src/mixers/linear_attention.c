@@ -1,21 +1,24 @@
-/* linear_attention: causal linear attention (Katharopoulos et al. 2020,
+/* linear_attention: linear attention (Katharopoulos et al. 2020,
  * "Transformers are RNNs: Fast Autoregressive Transformers with Linear
- * Attention").
+ * Attention"), causal or bidirectional.
  *
- *   [q | k | v] = x W_qkv^T                      x: [B, T, D], heads H, dk = dv = D/H
+ *   [q | k | v] = x W_qkv^T          x: [B, T, D], heads H, q, k: f per head, v: dk = D/H
  *   S_t = S_{t-1} + phi(k_t) v_t^T,  o_t = S_t^T phi(q_t)
  *   with normalize:  o_t <- o_t / (phi(q_t) . z_t + eps),  z_t = sum_{j<=t} phi(k_j)
  *   y = o W_out^T
  *
  * phi = feature_map: elu1 (elu(x) + 1, the paper's), relu, identity, or
  * taylor (Based, Arora et al. 2024: phi(q) . phi(k) = 1 + s + s^2/2 with
- * s = q . k / sqrt(dk), F = 1 + dk + dk^2 features per head; see
- * ops/taylor.h). The normaliser is the same recurrence with v = 1 (an
- * [F, 1] state z) and needs phi(q) . phi(k) >= 0, so identity with
- * normalize is refused. Parameters: qkv.weight [3D, D], out.weight [D, D].
+ * s = q . k / sqrt(f), F = 1 + f + f^2 features per head; see ops/taylor.h).
+ * f = feature_dim, or dk when 0: Based projects q and k down to f = 16 so
+ * that its F = 273 features stay affordable. The normaliser is the same
+ * recurrence with v = 1 (an [F, 1] state z) and needs phi(q) . phi(k) >= 0,
+ * so identity with normalize is refused. With causal = false the sums run
+ * over the whole sequence (j <= t becomes every j; sl_recurrence_bidir) and
+ * there is no step. Parameters: qkv.weight [2Hf + D, D], out.weight [D, D].
  * The forward is linear -> column split -> phi -> the chunked recurrence op
  * (twice with normalize) -> linear. State per sequence: S [H, F, dk], then
- * z [H, F] with normalize (F = dk except for taylor). */
+ * z [H, F] with normalize (F = f except for taylor). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +38,9 @@ enum { PHI_ELU1, PHI_RELU, PHI_IDENTITY, PHI_TAYLOR };
 
 typedef struct linattn {
     sl_tensor *wqkv, *wout;
-    int64_t D, H, dk, fk, C; /* fk: features per head after phi */
+    int64_t D, H, dk, f, fk, C; /* f: q, k width per head; fk: features after phi */
     int phi;
-    bool normalize;
+    bool normalize, causal;
 } linattn;
 
 static sl_status linattn_init(sl_mixer *m, sl_params *p)
@@ -67,12 +70,14 @@ static sl_status linattn_init(sl_mixer *m, sl_params *p)
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
-    a->fk = phi == PHI_TAYLOR ? sl_taylor_width(a->dk) : a->dk;
+    a->f = c->feature_dim ? c->feature_dim : a->dk;
+    a->fk = phi == PHI_TAYLOR ? sl_taylor_width(a->f) : a->f;
     a->C = c->chunk_size;
     a->phi = phi;
     a->normalize = c->normalize;
+    a->causal = c->causal;
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
-    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
+    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 2 * a->H * a->f + a->D, a->D);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
     return SL_OK;
 }
@@ -90,7 +95,7 @@ static int64_t linattn_state_floats(const sl_mixer *m, int64_t max_len)
 static int64_t linattn_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
     const linattn *a = m->impl;
-    return 4 * a->D + 2 * a->H + 2 * a->H * a->fk;
+    return 2 * a->H * a->f + 2 * a->D + 2 * a->H + 2 * a->H * a->fk;
 }
 
 static sl_tensor *feature_map(sl_ctx *ctx, const linattn *a, sl_tensor *x)
@@ -121,12 +126,23 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
 {
     linattn *a = m->impl;
     const int64_t B = sl_seq_count(seqs, x->shape[0]), T = x->shape[1], D = a->D, H = a->H;
-    const int64_t dk = a->dk, fk = a->fk;
+    const int64_t dk = a->dk, fk = a->fk, Hf = H * a->f;
     const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
-    sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, D));
-    sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, D, D));
-    sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
+    sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf));
+    sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf));
+    sl_tensor *v = sl_columns(ctx, qkv, 2 * Hf, D);
+    if (!a->causal) {
+        sl_require(!state, "linear_attention", "no state in bidirectional mode");
+        sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, NULL, H, a->C, seqs);
+        if (a->normalize) {
+            sl_tensor *ones = SL_NEW(ctx, x->shape[0], T, H);
+            for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+            o = sl_div_heads(ctx, o, sl_recurrence_bidir(ctx, q, k, ones, NULL, H, a->C, seqs),
+                             NORM_EPS);
+        }
+        return sl_linear(ctx, o, a->wout, NULL);
+    }
     /* Carried state: gathered into the op's [rows, H, dk, dv] layout; at pos 0
      * the old contents belong to another sequence, so it starts at zero. */
     sl_tensor *s0 = NULL, *z0 = NULL;
@@ -157,25 +173,26 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
     return sl_linear(ctx, o, a->wout, NULL);
 }
 
-/* x_t: [D] -> y_t: [D]; state: [S (H, F, dk) | z (H, F)]; scratch: 4D + 2H + 2HF. */
+/* x_t: [D] -> y_t: [D]; state: [S (H, F, dk) | z (H, F)]; scratch:
+ * 2Hf + 2D + 2H + 2HF. */
 static void linattn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
                          float *scratch)
 {
     linattn *a = m->impl;
-    const int64_t D = a->D, H = a->H, dk = a->dk, fk = a->fk;
-    float *qkv = scratch, *o = scratch + 3 * D, *ones = o + D, *den = ones + H;
-    float *pq = qkv, *pk = qkv + D;
-    sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
+    const int64_t D = a->D, H = a->H, dk = a->dk, fk = a->fk, Hf = H * a->f;
+    float *qkv = scratch, *o = scratch + 2 * Hf + D, *ones = o + D, *den = ones + H;
+    float *pq = qkv, *pk = qkv + Hf;
+    sl_gemm(false, true, 1, 2 * Hf + D, D, x_t, a->wqkv->data, 0.0f, qkv);
     if (a->phi == PHI_TAYLOR) {
         pq = den + H;
         pk = pq + H * fk;
-        sl_taylor_apply(qkv, H, dk, pq);
-        sl_taylor_apply(qkv + D, H, dk, pk);
+        sl_taylor_apply(qkv, H, a->f, pq);
+        sl_taylor_apply(qkv + Hf, H, a->f, pk);
     } else if (a->phi != PHI_IDENTITY) {
-        for (int64_t i = 0; i < 2 * D; i++)
+        for (int64_t i = 0; i < 2 * Hf; i++)
             qkv[i] = a->phi == PHI_ELU1 ? sl_elu1f(qkv[i]) : sl_reluf(qkv[i]);
     }
-    sl_recurrence_step(state, pq, pk, qkv + 2 * D, NULL, 0, NULL, H, fk, dk, o);
+    sl_recurrence_step(state, pq, pk, qkv + 2 * Hf, NULL, 0, NULL, H, fk, dk, o);
     if (a->normalize) {
         for (int64_t h = 0; h < H; h++) ones[h] = 1.0f;
         sl_recurrence_step(state + s_floats(a), pq, pk, ones, NULL, 0, NULL, H, fk, 1, den);
@@ -196,6 +213,7 @@ const sl_mixer_vtable sl_mixer_linear_attention = {
     .state_floats = linattn_state_floats,
     .scratch_floats = linattn_scratch_floats,
     .step = linattn_step,
-    .state_desc = "H*F*dk floats per sequence (F = dk, or 1 + dk + dk^2 for taylor; + H*F with "
-                  "normalize), constant in length",
+    .state_desc = "H*F*dk floats per sequence (F = f = feature_dim or dk, 1 + f + f^2 for "
+                  "taylor; + H*F with normalize), constant in length",
+    .bidirectional = true,
 };

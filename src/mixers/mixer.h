@@ -36,6 +36,9 @@ typedef struct sl_mixer_vtable {
                  float *scratch);
     /* Human-readable state size per token or per sequence, for `seqlab mixers`. */
     const char *state_desc;
+    /* Has a non-causal form (config causal = false; forward only, no state
+     * or step). Creating a mixer without one in a non-causal model fails. */
+    bool bidirectional;
 } sl_mixer_vtable;
 
 struct sl_mixer {

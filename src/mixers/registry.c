@@ -33,6 +33,11 @@ sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, i
                        (long long)layer, name);
     m->cfg = cfg;
     m->layer = layer;
+    if (!cfg->causal && !m->vt->bidirectional)
+        return sl_fail(SL_ERR_CONFIG,
+                       "config: layer %lld: mixer \"%s\" has no bidirectional form (causal = "
+                       "false); see `seqlab mixers`",
+                       (long long)layer, name);
     return m->vt->init(m, p);
 }
 

@@ -10,6 +10,9 @@
  * (s Q K^T . D) V with D_nm = gamma^(n-m); the rotation stands in for its
  * xPos and is always on (retention's relative position), whatever `pos`
  * says. Each head has its own fixed decay, so heads see different spans.
+ * With causal = false the decay is symmetric, D_nm = gamma^|n-m| over the
+ * whole sequence (sl_recurrence_bidir), as in RetNet-style encoders; there
+ * is then no step.
  * Parameters: qkv.weight [3D, D], gate.weight [D, D], norm.weight [dk],
  * out.weight [D, D]. The forward is linear -> rope -> column split -> the
  * chunked recurrence op -> gated RMSNorm -> linear. State: one [H, dk, dv]
@@ -28,6 +31,7 @@ typedef struct retnet {
     sl_tensor *wqkv, *wg, *wnorm, *wout;
     int64_t D, H, dk, C;
     float eps, theta;
+    bool causal;
     float log_gamma[]; /* [H]; kept here because the op's backward reads it */
 } retnet;
 
@@ -43,6 +47,7 @@ static sl_status retnet_init(sl_mixer *m, sl_params *p)
     a->C = c->chunk_size;
     a->eps = (float)c->norm_eps;
     a->theta = (float)c->rope_theta;
+    a->causal = c->causal;
     for (int64_t h = 0; h < a->H; h++) a->log_gamma[h] = (float)log1p(-exp2(-5.0 - (double)h));
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
@@ -74,6 +79,11 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
     sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkv, 0, D), 1.0f / sqrtf((float)a->dk));
     sl_tensor *k = sl_columns(ctx, qkv, D, D), *v = sl_columns(ctx, qkv, 2 * D, D);
     sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);
+    if (!a->causal) {
+        sl_require(!state, "retnet", "no state in bidirectional mode");
+        sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, a->log_gamma, a->H, a->C, seqs);
+        return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
+    }
     sl_tensor *s0 = NULL;
     if (state && pos > 0) {
         /* A copy: the op writes the final state back over `state`. At pos 0
@@ -115,4 +125,5 @@ const sl_mixer_vtable sl_mixer_retnet = {
     .scratch_floats = retnet_scratch_floats,
     .step = retnet_step,
     .state_desc = "H*dk*dk floats per sequence (D^2/H), constant in length",
+    .bidirectional = true,
 };

@@ -43,6 +43,7 @@ static const field FIELDS[] = {
     F(chunk_size, T_INT, "recurrent mixers: tokens per chunk of the chunkwise-parallel form"),
     F(feature_map, T_STR, "linear_attention feature map: elu1 | relu | identity | taylor"),
     F(normalize, T_BOOL, "linear_attention: divide by phi(q) . sum_j phi(k_j)"),
+    F(feature_dim, T_INT, "linear_attention: q, k width per head before phi (Based: 16); 0 = D/H"),
     F(conv_size, T_INT, "short causal depthwise conv before q, k, v (delta rule); 0 = none"),
     F(seed, T_INT, "seed of init, data order and dropout"),
     F(steps, T_INT, "optimizer steps"),
@@ -95,6 +96,7 @@ void sl_config_defaults(sl_config *c)
     c->chunk_size = 64;
     strcpy(c->feature_map, "elu1");
     c->normalize = false;
+    c->feature_dim = 0;
     c->conv_size = 4;
     c->seed = 1337;
     c->steps = 1000;
@@ -325,6 +327,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
         {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
         {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
+        {"feature_dim", c->feature_dim, 0},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].lo)

@@ -32,6 +32,7 @@ typedef struct sl_config {
     int64_t chunk_size;              /* tokens per chunk of the chunkwise-parallel form */
     char feature_map[SL_NAME_LEN];   /* linear_attention: elu1 | relu | identity | taylor */
     bool normalize;                  /* linear_attention: divide by phi(q) . sum phi(k) */
+    int64_t feature_dim;             /* linear_attention: q, k width per head; 0 = D/H */
     int64_t conv_size;               /* short causal depthwise conv kernel; 0 = none */
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;

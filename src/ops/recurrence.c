@@ -389,13 +389,7 @@ static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
 static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
 {
     s->rows = sl_seq_count(seqs, s->B);
-    if (seqs) {
-        sl_seqs *cp = sl_arena_alloc(&ctx->arena, sizeof *cp);
-        int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
-        memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
-        *cp = (sl_seqs){seqs->n, cu};
-        s->seqs = cp;
-    }
+    s->seqs = sl_seqs_keep(ctx, seqs);
     s->coff = sl_arena_alloc(&ctx->arena, (size_t)(s->rows + 1) * sizeof *s->coff);
     s->coff[0] = 0;
     for (int64_t r = 0; r < s->rows; r++)

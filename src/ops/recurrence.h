@@ -30,6 +30,17 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
                          const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
                          float *s_final, const sl_seqs *seqs);
 
+/* The non-causal form with a symmetric decay (bidirectional linear
+ * attention; RetNet / TransNormer encoders): over each whole row or packed
+ * sequence,
+ *     o_t = sum_j e^(|t - j| log_gamma[h]) (q_t . k_j) v_j
+ * with log_gamma: [H] or NULL (no decay). Layouts as sl_recurrence; no
+ * state in or out. Built from ops: the causal op (j <= t), plus the causal
+ * op over time-reversed sequences (j >= t), minus the diagonal j = t that
+ * both count; so it is O(T) and its backward is theirs. */
+sl_tensor *sl_recurrence_bidir(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v,
+                               const float *log_gamma, int64_t H, int64_t C, const sl_seqs *seqs);
+
 /* The oracle: the recurrence token by token, state and sums in double.
  * Same layouts as sl_recurrence; g has gw floats per head (1 or dk) or is
  * NULL; s0 and s_final may be NULL. */
