@@ -90,34 +90,6 @@ static void decayed(const float *x, const float *Bc, int64_t L, int64_t dk, bool
     }
 }
 
-/* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
- * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
- * there A = (Q K^T) . e^(b_i - b_j) from one product (bt: mm_nt's scratch). */
-static void intra_scores(bool scalar, int64_t L, int64_t dk, const float *Q, const float *K,
-                         const float *Bc, float *A, float *bt)
-{
-    if (scalar) {
-        mm_nt(L, L, dk, Q, dk, K, dk, A, L, false, bt);
-        for (int64_t i = 0; i < L; i++) {
-            const float bi = Bc[i * dk];
-            for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - Bc[j * dk]);
-            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
-        }
-        return;
-    }
-    for (int64_t i = 0; i < L; i++) {
-        const float *qi = Q + i * dk, *bi = Bc + i * dk;
-        for (int64_t j = 0; j <= i; j++) {
-            const float *kj = K + j * dk, *bj = Bc + j * dk;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t d = 0; d < dk; d++) s += qi[d] * kj[d] * sl_expf(bi[d] - bj[d]);
-            A[i * L + j] = s;
-        }
-        for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
-    }
-}
-
 /* ----------------------------------------------------------- scratch */
 
 /* One thread's buffers for one chunk. */
@@ -126,20 +98,22 @@ typedef struct head_buf {
     float *A, *P;                                /* [C, C]: scores; dA, then dA . M */
     float *dQ, *dK, *dV, *dB, *tmp, *dbs;        /* the chunk's gradients */
     float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
+    float *Qr, *Kr, *dQr, *dKr;                  /* [C, dk]: sub-block operands (key decay) */
 } head_buf;
 
 static int64_t buf_floats(const rec_shape *s)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 12 * C * dk + 4 * C * dv + 2 * C * C + C + 2 * dk * dv + w * n;
+    return 15 * C * dk + 4 * C * dv + 2 * C * C + C + 2 * dk * dv + w * n;
 }
 
 static head_buf carve(const rec_shape *s, float *p)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     head_buf h;
-    float **ck[] = {&h.Q, &h.K, &h.Bc, &h.Qd, &h.Kd, &h.E, &h.F, &h.dQ, &h.dK, &h.dB, &h.tmp};
+    float **ck[] = {&h.Q,  &h.K,  &h.Bc, &h.Qd, &h.Kd, &h.E,   &h.F,  &h.dQ,
+                    &h.dK, &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr};
     for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
     float **cv[] = {&h.V, &h.O, &h.dV};
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
@@ -173,6 +147,69 @@ static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, in
     *st = states ? states + (s->coff[r] * s->H + h * nch) * s->dk * s->dv : NULL;
 }
 
+/* Rows of the sub-blocks a chunk's key-decay scores are split into. */
+#define SUB 16
+
+/* For the sub-block of rows [r, r + n): Qr_i = Q_i . e^(B_i - B_r) and, for
+ * the earlier tokens j < r, Kr_j = K_j . e^(B_r - B_j). Both exponents are
+ * sums of gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd):
+ * the scores left of the diagonal block are one product, not an exponential
+ * per (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4). */
+static void sub_operands(int64_t r, int64_t n, int64_t dk, const head_buf *w)
+{
+    const float *br = w->Bc + r * dk;
+    for (int64_t i = 0; i < n; i++) {
+        const float *q = w->Q + (r + i) * dk, *b = w->Bc + (r + i) * dk;
+        float *o = w->Qr + i * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) o[d] = q[d] * sl_expf(b[d] - br[d]);
+    }
+    for (int64_t j = 0; j < r; j++) {
+        const float *k = w->K + j * dk, *b = w->Bc + j * dk;
+        float *o = w->Kr + j * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) o[d] = k[d] * sl_expf(br[d] - b[d]);
+    }
+}
+
+/* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
+ * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
+ * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
+ * one exponential per (i, j, d) only inside the diagonal SUB x SUB blocks;
+ * left of them A is a product of sub_operands. */
+static void intra_scores(bool scalar, int64_t L, int64_t dk, const head_buf *w)
+{
+    const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
+    float *A = w->A;
+    if (scalar) {
+        mm_nt(L, L, dk, Q, dk, K, dk, A, L, false, w->bt);
+        for (int64_t i = 0; i < L; i++) {
+            const float bi = Bc[i * dk];
+            for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - Bc[j * dk]);
+            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
+        }
+        return;
+    }
+    for (int64_t r = 0; r < L; r += SUB) {
+        const int64_t n = min64(SUB, L - r);
+        if (r > 0) {
+            sub_operands(r, n, dk, w);
+            mm_nt(n, r, dk, w->Qr, dk, w->Kr, dk, A + r * L, L, false, w->bt);
+        }
+        for (int64_t i = r; i < r + n; i++) {
+            const float *qi = Q + i * dk, *bi = Bc + i * dk;
+            for (int64_t j = r; j <= i; j++) {
+                const float *kj = K + j * dk, *bj = Bc + j * dk;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t d = 0; d < dk; d++) s += qi[d] * kj[d] * sl_expf(bi[d] - bj[d]);
+                A[i * L + j] = s;
+            }
+            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
+        }
+    }
+}
+
 /* ------------------------------------------------------------- forward */
 
 /* One (row, head) rh. q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final:
@@ -202,7 +239,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
         mm_nn(L, dv, dk, w.Qd, dk, 1, w.S, dv, w.O, dv, false);
-        intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
+        intra_scores(scalar, L, dk, &w);
         mm_nn(L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
         for (int64_t i = 0; i < L; i++)
             memcpy(o + rv + i * ldv, w.O + i * dv, (size_t)dv * sizeof(float));
@@ -240,28 +277,61 @@ static void intra_backward(bool scalar, int64_t L, int64_t dk, const head_buf *w
         mm_nn(L, dk, L, w->P, 1, L, w->Q, dk, w->dK, dk, true);
         return;
     }
-    for (int64_t i = 0; i < L; i++) {
-        const float *qi = w->Q + i * dk, *bi = w->Bc + i * dk;
-        float *dqi = w->dQ + i * dk, *dbi = w->dB + i * dk;
-        for (int64_t j = 0; j <= i; j++) {
-            const float *kj = w->K + j * dk, *bj = w->Bc + j * dk;
-            float *dkj = w->dK + j * dk, *dbj = w->dB + j * dk, da = w->P[i * L + j];
-            if (j == i) {
-                /* e^(B_i - B_i) = 1: no decay gradient. */
+    for (int64_t r = 0; r < L; r += SUB) {
+        const int64_t n = min64(SUB, L - r);
+        if (r > 0) {
+            /* Left of the diagonal block: A = Qr Kr^T (sub_operands), so
+             * dQr = dA Kr and dKr = dA^T Qr, and through the factors
+             * dQ += dQr . e^(B_i - B_r), dB_i += dQr . Qr, and
+             * dK += dKr . e^(B_r - B_j), dB_j -= dKr . Kr. B_r's own terms
+             * cancel: A depends on differences of B only. */
+            sub_operands(r, n, dk, w);
+            const float *dA = w->P + r * L;
+            mm_nn(n, dk, r, dA, L, 1, w->Kr, dk, w->dQr, dk, false);
+            mm_nn(r, dk, n, dA, 1, L, w->Qr, dk, w->dKr, dk, false);
+            const float *br = w->Bc + r * dk;
+            for (int64_t i = 0; i < n; i++) {
+                const float *g = w->dQr + i * dk, *qr = w->Qr + i * dk, *b = w->Bc + (r + i) * dk;
+                float *dq = w->dQ + (r + i) * dk, *db = w->dB + (r + i) * dk;
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) {
-                    dqi[d] += da * kj[d];
-                    dkj[d] += da * qi[d];
+                    dq[d] += g[d] * sl_expf(b[d] - br[d]);
+                    db[d] += g[d] * qr[d];
                 }
-                continue;
             }
+            for (int64_t j = 0; j < r; j++) {
+                const float *g = w->dKr + j * dk, *kr = w->Kr + j * dk, *b = w->Bc + j * dk;
+                float *dkj = w->dK + j * dk, *db = w->dB + j * dk;
 #pragma omp simd
-            for (int64_t d = 0; d < dk; d++) {
-                float t = da * sl_expf(bi[d] - bj[d]), u = t * qi[d] * kj[d];
-                dqi[d] += t * kj[d];
-                dkj[d] += t * qi[d];
-                dbi[d] += u;
-                dbj[d] -= u;
+                for (int64_t d = 0; d < dk; d++) {
+                    dkj[d] += g[d] * sl_expf(br[d] - b[d]);
+                    db[d] -= g[d] * kr[d];
+                }
+            }
+        }
+        for (int64_t i = r; i < r + n; i++) {
+            const float *qi = w->Q + i * dk, *bi = w->Bc + i * dk;
+            float *dqi = w->dQ + i * dk, *dbi = w->dB + i * dk;
+            for (int64_t j = r; j <= i; j++) {
+                const float *kj = w->K + j * dk, *bj = w->Bc + j * dk;
+                float *dkj = w->dK + j * dk, *dbj = w->dB + j * dk, da = w->P[i * L + j];
+                if (j == i) {
+                    /* e^(B_i - B_i) = 1: no decay gradient. */
+#pragma omp simd
+                    for (int64_t d = 0; d < dk; d++) {
+                        dqi[d] += da * kj[d];
+                        dkj[d] += da * qi[d];
+                    }
+                    continue;
+                }
+#pragma omp simd
+                for (int64_t d = 0; d < dk; d++) {
+                    float t = da * sl_expf(bi[d] - bj[d]), u = t * qi[d] * kj[d];
+                    dqi[d] += t * kj[d];
+                    dkj[d] += t * qi[d];
+                    dbi[d] += u;
+                    dbj[d] -= u;
+                }
             }
         }
     }
@@ -319,7 +389,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
         decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
-        intra_scores(scalar, L, dk, w.Q, w.K, w.Bc, w.A, w.bt);
+        intra_scores(scalar, L, dk, &w);
         memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
         memset(w.dbs, 0, (size_t)L * sizeof(float));
         memset(w.dK, 0, (size_t)(L * dk) * sizeof(float));
