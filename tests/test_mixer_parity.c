@@ -1,6 +1,6 @@
 /* The recurrent mixers against the PyTorch oracles (tools/oracle_mixers.py
- * for the decayed linear-attention family, tools/oracle_delta.py for the
- * delta rule): a naive float64 token loop gave the output and the gradients
+ * for the decayed linear-attention family and mamba2, tools/oracle_delta.py
+ * for the delta rule): a naive float64 token loop gave the output and the gradients
  * of the input and of every weight for the fixture's x, dy and weights; the
  * C mixer, with its chunked forward (chunks of 4 or 5 over T = 11: two full
  * chunks and a ragged one) and hand-written backward, must match to the
@@ -13,7 +13,7 @@
 #include "train/safetensors.h"
 
 extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla,
-    sl_mixer_deltanet, sl_mixer_gated_deltanet;
+    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2;
 
 /* Config keys a fixture may set; each one present is applied as given. */
 static const char *const CONFIG_KEYS[] = {"d_model",    "n_heads",     "chunk_size", "norm_eps",
@@ -135,6 +135,13 @@ static void test_parity_gla(void) { check_fixture(&sl_mixer_gla, ""); }
 static void test_parity_deltanet(void) { check_fixture(&sl_mixer_deltanet, ""); }
 static void test_parity_gated_deltanet(void) { check_fixture(&sl_mixer_gated_deltanet, ""); }
 
+/* With the short conv (and its bias) in front of x, B, C, and without. */
+static void test_parity_mamba2(void)
+{
+    check_fixture(&sl_mixer_mamba2, "");
+    check_fixture(&sl_mixer_mamba2, "_noconv");
+}
+
 int main(void)
 {
     RUN(test_parity_linear_attention);
@@ -142,5 +149,6 @@ int main(void)
     RUN(test_parity_gla);
     RUN(test_parity_deltanet);
     RUN(test_parity_gated_deltanet);
+    RUN(test_parity_mamba2);
     return TEST_SUMMARY();
 }

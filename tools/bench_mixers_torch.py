@@ -20,6 +20,12 @@ warmup run. The last line printed is one JSON object.
                     delta rule -> RMSNorm per head -> out
   gated_deltanet    deltanet plus g = -exp(A_log) softplus(x W_a + dt_bias) per
                     head and the output gate silu(x W_gate)
+  mamba2            [z | x | B | C | dt_in] = u W_in -> short causal depthwise conv
+                    (K=4, with bias) on x, B, C -> silu; dt = softplus(dt_in +
+                    dt_bias), per-head log decay g = -exp(A_log) dt; the SSD scan
+                    H_t = exp(g_t) H_{t-1} + B_t (dt_t x_t)^T, y_t = H_t^T C_t, which is
+                    the decayed recurrence with q = C, k = B, v = dt x; + D x ->
+                    gated RMSNorm per head with silu(z) -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -71,7 +77,8 @@ import subprocess
 import sys
 import time
 
-MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet")
+MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
+          "mamba2")
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -81,6 +88,8 @@ LINEAR_EPS = 1e-6   # linear_attention normaliser guard
 L2_EPS = 1e-6       # l2norm: x / sqrt(sum x^2 + 1e-6)
 ROPE_THETA = 10000.0
 INIT_STD = 0.02     # config default init_std
+DT_RANGE = (1e-3, 0.1)   # dt_bias: softplus(dt_bias) log-uniform in this range
+A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0)}  # A = exp(A_log) uniform
 N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
 CHECK_SHAPE = {"B": 2, "T": 37, "D": 32, "H": 2, "K": 4}
 CHECK_CHUNKS = (8, 5, 64)  # ragged last chunk; 64 > T: one padded chunk
@@ -98,7 +107,8 @@ def parse_args(argv):
     ap.add_argument("--d-model", type=int, default=256, help="D (default 256)")
     ap.add_argument("--heads", type=int, default=4, help="H (default 4)")
     ap.add_argument("--chunk", type=int, default=64, help="chunk size C (default 64)")
-    ap.add_argument("--conv-size", type=int, default=4, help="delta rule short conv K (0 = none)")
+    ap.add_argument("--conv-size", type=int, default=4,
+                    help="delta rule and mamba2 short conv K (0 = none)")
     ap.add_argument("--batch", type=int, default=1, help="B (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     ap.add_argument("--reps", type=int, default=5, help="timed runs after 1 warmup (default 5)")
@@ -128,7 +138,8 @@ def set_thread_env(threads):
 # ------------------------------------------------------------------ parameters
 
 def param_shapes(mixer, D, H, K):
-    """C parameter name -> (shape, init), init one of normal, out, ones, zeros, conv, alog."""
+    """C parameter name -> (shape, init), init one of normal, out, ones, zeros, conv,
+    alog (A_log of the mixer's A_RANGE), dtbias."""
     dk = D // H
     if mixer == "attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
@@ -141,6 +152,13 @@ def param_shapes(mixer, D, H, K):
         return {"qkvz.weight": ((4 * D, D), "normal"), "gate1.weight": ((GATE_RANK, D), "normal"),
                 "gate2.weight": ((D, GATE_RANK), "normal"), "gate2.bias": ((D,), "zeros"),
                 "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")}
+    if mixer == "mamba2":
+        s = {"in.weight": ((4 * D + H, D), "normal")}
+        if K > 0:
+            s.update({"conv.weight": ((3 * D, K), "conv"), "conv.bias": ((3 * D,), "zeros")})
+        s.update({"A_log": ((H,), "alog"), "dt_bias": ((H,), "dtbias"), "D": ((H,), "ones"),
+                  "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")})
+        return s
     s = {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
          "v.weight": ((D, D), "normal")}
     if K > 0:
@@ -149,13 +167,15 @@ def param_shapes(mixer, D, H, K):
               "out.weight": ((D, D), "out")})
     if mixer == "gated_deltanet":
         s.update({"a.weight": ((H, D), "normal"), "A_log": ((H,), "alog"),
-                  "dt_bias": ((H,), "zeros"), "gate.weight": ((D, D), "normal")})
+                  "dt_bias": ((H,), "dtbias"), "gate.weight": ((D, D), "normal")})
     return s
 
 
 def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
     """The C init (normal std, out std / sqrt(2L), norms 1, biases 0, conv U(+-1/sqrt K),
-    A_log U(-1, 1)); a larger std for --check so that every path moves the output."""
+    A_log = log A with A uniform in A_RANGE, dt_bias = softplus^-1(dt) with dt
+    log-uniform in DT_RANGE); a larger std for --check so that every path moves the
+    output."""
     p = {}
     for name, (shape, init) in param_shapes(mixer, D, H, K).items():
         if init == "normal":
@@ -168,8 +188,15 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = torch.zeros(shape)
         elif init == "conv":
             t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
+        elif init == "dtbias":
+            lo, hi = DT_RANGE
+            u = torch.rand(shape, generator=gen, dtype=torch.float64)
+            dt = torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+            t = dt + torch.log(-torch.expm1(-dt))
         else:
-            t = torch.rand(shape, generator=gen) * 2 - 1
+            lo, hi = A_RANGE[mixer]
+            u = torch.rand(shape, generator=gen, dtype=torch.float64)
+            t = torch.log(hi - (hi - lo) * u)
         p[name] = t.to(dtype).requires_grad_(True)
     return p
 
@@ -203,10 +230,11 @@ def l2norm_heads(x):
     return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + L2_EPS)
 
 
-def short_conv(x, w):
-    """Causal depthwise conv, w: [D, K], w[:, K-1] on the current token. x: [B, T, D]."""
+def short_conv(x, w, b=None):
+    """Causal depthwise conv, w: [D, K], w[:, K-1] on the current token, optional
+    bias b: [D]. x: [B, T, D]."""
     K = w.shape[1]
-    y = F.conv1d(x.transpose(1, 2), w.unsqueeze(1), padding=K - 1, groups=w.shape[0])
+    y = F.conv1d(x.transpose(1, 2), w.unsqueeze(1), b, padding=K - 1, groups=w.shape[0])
     return y[..., :x.shape[1]].transpose(1, 2)
 
 
@@ -404,6 +432,18 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         o = recurrence_naive(q, k, v, g) if naive else recurrence_chunked(q, k, v, g, C)
         o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D) * F.silu(z)
         return o @ p["out.weight"].t()
+    if mixer == "mamba2":
+        z, xbc, dt_in = (x @ p["in.weight"].t()).split([D, 3 * D, H], -1)
+        if "conv.weight" in p:
+            xbc = short_conv(xbc, p["conv.weight"], p["conv.bias"])
+        xs, Bm, Cm = (heads(a, H) for a in F.silu(xbc).split(D, -1))
+        dt = F.softplus(dt_in + p["dt_bias"])                           # [B, T, H]
+        g = (-torch.exp(p["A_log"]) * dt).unsqueeze(-1)                 # [B, T, H, 1]
+        v = dt.unsqueeze(-1) * xs
+        o = recurrence_naive(Cm, Bm, v, g) if naive else recurrence_chunked(Cm, Bm, v, g, C)
+        o = o + p["D"][:, None] * xs
+        o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D) * F.silu(z)
+        return o @ p["out.weight"].t()
     # deltanet, gated_deltanet
     qkv = []
     for n in "qkv":
@@ -562,6 +602,9 @@ def check(args):
                 with torch.no_grad():
                     p64["gate2.bias"].copy_(
                         torch.randn(s["D"], generator=gen, dtype=torch.float64) * 3)
+            if "dt_bias" in p64:  # dt ~ 1 instead of the init's <= 0.1: strong decays
+                with torch.no_grad():
+                    p64["dt_bias"].copy_(torch.randn(s["H"], generator=gen, dtype=torch.float64))
             x64 = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
             dy = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
             res = {}

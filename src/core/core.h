@@ -180,7 +180,26 @@ void sl_backward(sl_ctx *ctx, sl_tensor *loss);
 void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
 
 /* ---------------------------------------------------------------- params */
-typedef enum { SL_INIT_ZEROS, SL_INIT_ONES, SL_INIT_NORMAL, SL_INIT_UNIFORM } sl_init_kind;
+/* How sl_params_randomize fills a parameter, element by element:
+ *   ZEROS, ONES   0, 1
+ *   NORMAL        scale * N(0, 1)
+ *   UNIFORM       scale * U(-1, 1)
+ *   A_LOG         log(a), a uniform in (lo, hi] (lo >= 0): a state space
+ *                 model's decay rate A = exp(A_log) per head
+ *   DT_BIAS       softplus^-1(dt) = dt + log(-expm1(-dt)), dt log-uniform in
+ *                 [lo, hi) (lo > 0): a time-step bias, so that at a zero
+ *                 input softplus(dt_bias) = dt
+ * DT_BIAS is Mamba's dt init (Gu & Dao 2023), A_LOG Mamba-2's A init (Dao &
+ * Gu 2024); Gated DeltaNet uses both. Their ranges are given with
+ * sl_param_add_range. */
+typedef enum {
+    SL_INIT_ZEROS,
+    SL_INIT_ONES,
+    SL_INIT_NORMAL,
+    SL_INIT_UNIFORM,
+    SL_INIT_A_LOG,
+    SL_INIT_DT_BIAS
+} sl_init_kind;
 
 typedef struct sl_param {
     char name[96];
@@ -188,6 +207,7 @@ typedef struct sl_param {
     size_t offset;   /* in floats, into each flat buffer */
     sl_init_kind init;
     float scale;     /* std for NORMAL, half-width for UNIFORM */
+    float lo, hi;    /* the range of A_LOG and DT_BIAS */
     bool decay;      /* AdamW weight decay applies (not for norms and biases) */
 } sl_param;
 
@@ -211,8 +231,18 @@ sl_tensor *sl_param_add(sl_params *p, const char *name, int ndim, const int64_t 
 #define SL_PARAM(p, name, init, scale, decay, ...)                                         \
     sl_param_add((p), (name), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
                  (int64_t[]){__VA_ARGS__}, (init), (scale), (decay))
+/* The same for the ranged kinds (A_LOG, DT_BIAS): values drawn from [lo, hi]
+ * as above. sl_params_finalize rejects a range the kind cannot take. */
+sl_tensor *sl_param_add_range(sl_params *p, const char *name, int ndim, const int64_t *shape,
+                              sl_init_kind init, float lo, float hi, bool decay);
+#define SL_PARAM_RANGE(p, name, init, lo, hi, decay, ...)                                        \
+    sl_param_add_range((p), (name), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
+                       (int64_t[]){__VA_ARGS__}, (init), (lo), (hi), (decay))
 sl_status sl_params_finalize(sl_params *p);
-/* Draws every parameter from its init rule, in declaration order. */
+/* Draws every parameter from its init rule, in declaration order, from the
+ * one stream rng: the same seed gives the same parameters. NORMAL takes two
+ * 64-bit draws per element, UNIFORM, A_LOG and DT_BIAS one, ZEROS and ONES
+ * none. */
 void sl_params_randomize(sl_params *p, sl_rng *rng);
 sl_param *sl_params_find(const sl_params *p, const char *name);
 size_t sl_params_numel(const sl_params *p); /* without padding */

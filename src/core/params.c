@@ -44,6 +44,25 @@ sl_tensor *sl_param_add(sl_params *p, const char *name, int ndim, const int64_t 
     return &q->t;
 }
 
+sl_tensor *sl_param_add_range(sl_params *p, const char *name, int ndim, const int64_t *shape,
+                              sl_init_kind init, float lo, float hi, bool decay)
+{
+    sl_tensor *t = sl_param_add(p, name, ndim, shape, init, 0.0f, decay);
+    p->list[p->count - 1]->lo = lo;
+    p->list[p->count - 1]->hi = hi;
+    return t;
+}
+
+/* A ranged kind's range must be finite and ordered, and inside the domain of
+ * its log: A_LOG takes lo >= 0 (a > lo >= 0, so log(a) is finite), DT_BIAS
+ * lo > 0. */
+static bool range_ok(const sl_param *q)
+{
+    if (q->init != SL_INIT_A_LOG && q->init != SL_INIT_DT_BIAS) return true;
+    if (!isfinite(q->lo) || !isfinite(q->hi) || !(q->lo <= q->hi)) return false;
+    return q->init == SL_INIT_A_LOG ? q->lo >= 0 && q->hi > 0 : q->lo > 0;
+}
+
 static float *zeroed(size_t n)
 {
     void *ptr = NULL;
@@ -59,6 +78,10 @@ sl_status sl_params_finalize(sl_params *p)
         for (size_t j = 0; j < i; j++)
             if (strcmp(p->list[i]->name, p->list[j]->name) == 0)
                 return sl_fail(SL_ERR_ARG, "parameter '%s' declared twice", p->list[i]->name);
+        if (!range_ok(p->list[i]))
+            return sl_fail(SL_ERR_ARG,
+                           "parameter '%s': init range [%g, %g] out of its kind's domain",
+                           p->list[i]->name, (double)p->list[i]->lo, (double)p->list[i]->hi);
         p->list[i]->offset = off;
         /* 16-float (64-byte) alignment keeps every tensor SIMD-aligned. */
         off += ((size_t)p->list[i]->t.n + 15) & ~(size_t)15;
@@ -75,6 +98,19 @@ sl_status sl_params_finalize(sl_params *p)
     return SL_OK;
 }
 
+/* log(a), a = hi - (hi - lo) u uniform in (lo, hi] for u in [0, 1): never
+ * log(0) even at lo = 0. In double, rounded once. */
+static float init_a_log(double lo, double hi, double u) { return (float)log(hi - (hi - lo) * u); }
+
+/* softplus^-1(dt), dt = exp(log lo + u (log hi - log lo)) log-uniform in
+ * [lo, hi). softplus(b) = dt <=> b = log(e^dt - 1) = dt + log(1 - e^-dt),
+ * the second form (with expm1) exact for small dt. In double, rounded once. */
+static float init_dt_bias(double lo, double hi, double u)
+{
+    double dt = exp(log(lo) + u * (log(hi) - log(lo)));
+    return (float)(dt + log(-expm1(-dt)));
+}
+
 void sl_params_randomize(sl_params *p, sl_rng *rng)
 {
     for (size_t i = 0; i < p->count; i++) {
@@ -86,6 +122,8 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
             case SL_INIT_ONES: d[j] = 1.0f; break;
             case SL_INIT_NORMAL: d[j] = q->scale * sl_rng_normal(rng); break;
             case SL_INIT_UNIFORM: d[j] = q->scale * (2.0f * sl_rng_uniform(rng) - 1.0f); break;
+            case SL_INIT_A_LOG: d[j] = init_a_log(q->lo, q->hi, sl_rng_uniform(rng)); break;
+            case SL_INIT_DT_BIAS: d[j] = init_dt_bias(q->lo, q->hi, sl_rng_uniform(rng)); break;
             }
         }
     }

@@ -8,9 +8,13 @@
  *   y = (RMSNorm_head(o) * silu(x W_gate^T)) W_out^T
  *
  * Parameters: those of deltanet, then a.weight [H, D], A_log [H], dt_bias [H]
- * and gate.weight [D, D]. A_log starts uniform in (-1, 1) (decay rates
- * spread over heads, as Mamba's range of A), dt_bias at 0. Forward, step and
- * state layout are deltanet.c's with both gates switched on. */
+ * and gate.weight [D, D]. A_log and dt_bias start as in the reference code
+ * (fla-org/flash-linear-attention, fla/layers/gated_deltanet.py, Mamba-2's
+ * init with A's range widened to 0): A_log = log(A), A uniform in (0, 16],
+ * and softplus(dt_bias) = dt log-uniform in [1e-3, 0.1), so that at
+ * init the decay exp(g) = exp(-A dt) spreads from ~1 (long memory) to
+ * ~exp(-1.6) over heads. Forward, step and state layout are deltanet.c's
+ * with both gates switched on. */
 
 #include "mixers/deltanet.h"
 
@@ -21,8 +25,8 @@ static sl_status gdn_init(sl_mixer *m, sl_params *p)
     sl_deltanet *n = m->impl;
     float std = (float)m->cfg->init_std;
     n->wa = SL_PARAM(p, "a.weight", SL_INIT_NORMAL, std, true, n->H, n->D);
-    n->alog = SL_PARAM(p, "A_log", SL_INIT_UNIFORM, 1.0f, false, n->H);
-    n->dtb = SL_PARAM(p, "dt_bias", SL_INIT_ZEROS, 0, false, n->H);
+    n->alog = SL_PARAM_RANGE(p, "A_log", SL_INIT_A_LOG, 0.0f, 16.0f, false, n->H);
+    n->dtb = SL_PARAM_RANGE(p, "dt_bias", SL_INIT_DT_BIAS, 1e-3f, 0.1f, false, n->H);
     n->wgate = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, n->D, n->D);
     return SL_OK;
 }

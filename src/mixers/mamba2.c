@@ -10,7 +10,9 @@
  *
  * Here N = P = D/H (the paper's state size N is a free choice; tying it to
  * the head dim keeps the recurrence square), B and C are per head
- * (ngroups = H), and the gated RMSNorm is per head. The SSD step is
+ * (ngroups = H), and the gated RMSNorm is per head and normalises before
+ * the gate (Mamba-2's reference code by default gates first and normalises
+ * all channels as one group: RMSNorm(y * silu(z)) w). The SSD step is
  * the recurrence op with a per-token per-head log decay: q = C, k = B,
  * v = dt * x, g = dt * A. dt itself is sl_decay_gate with A_log = 0 (which
  * gives -dt); dt and D scale each head's P channels through sl_mul_heads:
@@ -18,8 +20,12 @@
  *
  * Parameters: in.weight [4D + H, D], conv.weight [3D, K], conv.bias [3D]
  * (both absent when conv_size = 0), A_log [H], dt_bias [H], D [H],
- * norm.weight [P], out.weight [D, D]. step() state per sequence: the conv
- * rows [K-1, 3D], then the matrices H [H, P, P]. */
+ * norm.weight [P], out.weight [D, D]. A_log and dt_bias start as in the
+ * reference code (state-spaces/mamba, mamba_ssm/modules/mamba2.py:
+ * A_init_range (1, 16), dt_min 1e-3, dt_max 0.1): A_log = log(A), A uniform
+ * in [1, 16], and softplus(dt_bias) = dt log-uniform in [1e-3, 0.1); D at 1.
+ * step() state per sequence: the conv rows [K-1, 3D], then the matrices
+ * H [H, P, P]. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +62,7 @@ static sl_status mamba2_init(sl_mixer *m, sl_params *p)
     a->C = c->chunk_size;
     a->eps = (float)c->norm_eps;
     /* As deltanet.c: GPT-2's residual scaling on the output, PyTorch's Conv1d
-     * bound 1/sqrt(K), and gated_deltanet.c's A_log and dt_bias. */
+     * bound 1/sqrt(K); A_log and dt_bias Mamba-2's (the header). */
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
     int64_t D = a->D, H = a->H;
     a->win = SL_PARAM(p, "in.weight", SL_INIT_NORMAL, std, true, 4 * D + H, D);
@@ -65,8 +71,8 @@ static sl_status mamba2_init(sl_mixer *m, sl_params *p)
                            3 * D, a->K);
         a->convb = SL_PARAM(p, "conv.bias", SL_INIT_ZEROS, 0, false, 3 * D);
     }
-    a->alog = SL_PARAM(p, "A_log", SL_INIT_UNIFORM, 1.0f, false, H);
-    a->dtb = SL_PARAM(p, "dt_bias", SL_INIT_ZEROS, 0, false, H);
+    a->alog = SL_PARAM_RANGE(p, "A_log", SL_INIT_A_LOG, 1.0f, 16.0f, false, H);
+    a->dtb = SL_PARAM_RANGE(p, "dt_bias", SL_INIT_DT_BIAS, 1e-3f, 0.1f, false, H);
     a->dskip = SL_PARAM(p, "D", SL_INIT_ONES, 0, false, H);
     a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->P);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, D, D);

@@ -1,0 +1,197 @@
+/* Parameter init rules (src/core/params.c): the ranged SSM kinds A_LOG and
+ * DT_BIAS land in their ranges with the right spread (deciles), everything
+ * is a function of the seed, each ranged element takes one draw from the
+ * shared stream, bad ranges are refused, and gated_deltanet and mamba2 start
+ * their A_log and dt_bias from the reference codes' ranges. */
+#include <string.h>
+
+#include "check.h"
+#include "mixers/mixer.h"
+
+extern const sl_mixer_vtable sl_mixer_gated_deltanet, sl_mixer_mamba2;
+
+#define N_DRAWS 20000
+
+/* softplus in double, stable both ways. */
+static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+
+/* Every decile of u (n values expected uniform in [0, 1]) within tol of k/10:
+ * with n = 20000 a decile's share has sd <= 0.0035, tol 0.02 is ~6 sd, and
+ * a linear instead of a logarithmic spread misses by up to ~0.4. */
+static void check_deciles(const double *u, int n, double tol, const char *what)
+{
+    for (int k = 1; k < 10; k++) {
+        int below = 0;
+        for (int i = 0; i < n; i++) below += u[i] < k / 10.0;
+        double share = (double)below / n;
+        CHECK(fabs(share - k / 10.0) <= tol, "%s: share below decile %d: %.4f", what, k, share);
+    }
+}
+
+/* One ranged parameter of n elements, drawn from seed. */
+static sl_tensor *ranged(sl_params *p, sl_init_kind kind, float lo, float hi, int64_t n,
+                         uint64_t seed)
+{
+    sl_params_init(p);
+    sl_tensor *t = SL_PARAM_RANGE(p, "w", kind, lo, hi, false, n);
+    CHECK(sl_params_finalize(p) == SL_OK, "finalize: %s", sl_errmsg());
+    sl_rng r;
+    sl_rng_seed(&r, seed);
+    sl_params_randomize(p, &r);
+    return t;
+}
+
+static void test_dt_bias_log_uniform(void)
+{
+    const double lo = 1e-3, hi = 0.1;
+    sl_params p;
+    sl_tensor *t = ranged(&p, SL_INIT_DT_BIAS, (float)lo, (float)hi, N_DRAWS, 3);
+    static double u[N_DRAWS];
+    double lmin = INFINITY, lmax = -INFINITY, mean = 0;
+    for (int i = 0; i < N_DRAWS; i++) {
+        double dt = softplus(t->data[i]);
+        /* float rounding of dt_bias moves softplus by < 1e-6 relative */
+        CHECK(dt >= lo * (1 - 1e-5) && dt <= hi * (1 + 1e-5), "softplus(dt_bias) %g", dt);
+        u[i] = (log(dt) - log(lo)) / (log(hi) - log(lo));
+        lmin = fmin(lmin, dt);
+        lmax = fmax(lmax, dt);
+        mean += dt / N_DRAWS;
+    }
+    check_deciles(u, N_DRAWS, 0.02, "log dt");
+    /* reaches both ends: the extreme of 20000 draws is within ~1e-3 of an end in u */
+    CHECK(lmin < lo * 1.01 && lmax > hi * 0.99, "range covered: [%g, %g]", lmin, lmax);
+    /* E[dt] for log-uniform dt: (hi - lo) / log(hi / lo) = 0.0215 */
+    CHECK_CLOSE(mean, (hi - lo) / log(hi / lo), 0, 0.03, "mean dt");
+    sl_params_free(&p);
+}
+
+static void test_a_log_uniform(void)
+{
+    static double u[N_DRAWS];
+    static const float ranges[2][2] = {{1, 16}, {0, 16}};
+    for (int r = 0; r < 2; r++) {
+        const double lo = ranges[r][0], hi = ranges[r][1];
+        sl_params p;
+        sl_tensor *t = ranged(&p, SL_INIT_A_LOG, (float)lo, (float)hi, N_DRAWS, 4 + r);
+        for (int i = 0; i < N_DRAWS; i++) {
+            double A = exp(t->data[i]);
+            CHECK(isfinite(t->data[i]) && A > lo * (1 - 1e-6) && A <= hi * (1 + 1e-6),
+                  "A %g of [%g, %g]", A, lo, hi);
+            u[i] = (A - lo) / (hi - lo);
+        }
+        check_deciles(u, N_DRAWS, 0.02, lo > 0 ? "A in [1, 16]" : "A in (0, 16]");
+        sl_params_free(&p);
+    }
+}
+
+/* Same seed, same bits; another seed, other values; and a ranged element
+ * takes exactly one draw, so what follows it sees the documented stream. */
+static void test_deterministic_from_seed(void)
+{
+    float first[2][40];
+    for (int rep = 0; rep < 3; rep++) {
+        sl_params p;
+        sl_params_init(&p);
+        sl_tensor *a = SL_PARAM_RANGE(&p, "A_log", SL_INIT_A_LOG, 1.0f, 16.0f, false, 8);
+        sl_tensor *d = SL_PARAM_RANGE(&p, "dt_bias", SL_INIT_DT_BIAS, 1e-3f, 0.1f, false, 12);
+        sl_tensor *w = SL_PARAM(&p, "w", SL_INIT_NORMAL, 1.0f, true, 20);
+        CHECK(sl_params_finalize(&p) == SL_OK, "finalize: %s", sl_errmsg());
+        sl_rng r;
+        sl_rng_seed(&r, rep < 2 ? 7 : 8);
+        sl_params_randomize(&p, &r);
+        float all[40];
+        memcpy(all, a->data, 8 * sizeof(float));
+        memcpy(all + 8, d->data, 12 * sizeof(float));
+        memcpy(all + 20, w->data, 20 * sizeof(float));
+        if (rep < 2)
+            memcpy(first[rep], all, sizeof all);
+        else
+            CHECK(memcmp(all, first[0], sizeof all) != 0, "seed 8 differs from seed 7");
+        if (rep == 0) {
+            sl_rng s;
+            sl_rng_seed(&s, 7);
+            for (int i = 0; i < 20; i++) sl_rng_uniform(&s);
+            for (int i = 0; i < 20; i++) {
+                float want = sl_rng_normal(&s);
+                CHECK(w->data[i] == want, "w[%d] %g after 20 ranged draws, want %g", i, w->data[i],
+                      want);
+            }
+        }
+        sl_params_free(&p);
+    }
+    CHECK(memcmp(first[0], first[1], sizeof first[0]) == 0, "seed 7 twice, same bits");
+}
+
+static void test_bad_ranges_refused(void)
+{
+    static const struct {
+        sl_init_kind kind;
+        float lo, hi;
+    } bad[] = {{SL_INIT_DT_BIAS, 0.0f, 0.1f},  /* log(0) */
+               {SL_INIT_DT_BIAS, 0.1f, 1e-3f}, /* reversed */
+               {SL_INIT_A_LOG, -1.0f, 16.0f},  /* A <= 0 */
+               {SL_INIT_A_LOG, 0.0f, 0.0f},    /* A = 0 only */
+               {SL_INIT_A_LOG, 1.0f, INFINITY}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_params p;
+        sl_params_init(&p);
+        SL_PARAM_RANGE(&p, "x", bad[i].kind, bad[i].lo, bad[i].hi, false, 3);
+        CHECK(sl_params_finalize(&p) == SL_ERR_ARG && strstr(sl_errmsg(), "'x'"),
+              "range %d [%g, %g] accepted", (int)i, bad[i].lo, bad[i].hi);
+        sl_params_free(&p);
+    }
+}
+
+/* The mixers' A_log and dt_bias, through their vtables and a model-sized
+ * draw: every head in range. */
+static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
+{
+    sl_config c;
+    sl_config_defaults(&c);
+    c.d_model = 64;
+    c.n_heads = 16;
+    sl_mixer m = {vt, &c, 0, NULL};
+    sl_params p;
+    sl_params_init(&p);
+    strcpy(p.prefix, "blocks.0.mixer.");
+    CHECK(vt->init(&m, &p) == SL_OK && sl_params_finalize(&p) == SL_OK, "%s: %s", vt->name,
+          sl_errmsg());
+    sl_rng r;
+    sl_rng_seed(&r, 1337);
+    sl_params_randomize(&p, &r);
+    sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
+    sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
+    CHECK(alog && dtb && alog->t.n == 16 && dtb->t.n == 16, "%s: A_log, dt_bias [H]", vt->name);
+    if (alog && dtb) {
+        CHECK(!alog->decay && !dtb->decay, "%s: no weight decay on A_log, dt_bias", vt->name);
+        double amin = INFINITY, amax = 0;
+        for (int h = 0; h < 16; h++) {
+            double A = exp(alog->t.data[h]), dt = softplus(dtb->t.data[h]);
+            CHECK(A > a_lo && A <= a_hi * (1 + 1e-6), "%s: A[%d] = %g", vt->name, h, A);
+            CHECK(dt >= 1e-3 * (1 - 1e-5) && dt <= 0.1 * (1 + 1e-5), "%s: dt[%d] = %g", vt->name, h,
+                  dt);
+            amin = fmin(amin, A);
+            amax = fmax(amax, A);
+        }
+        CHECK(amax - amin > 1, "%s: A spread over heads: [%g, %g]", vt->name, amin, amax);
+    }
+    free(m.impl);
+    sl_params_free(&p);
+}
+
+static void test_mixers_use_the_ssm_init(void)
+{
+    /* Mamba-2: A uniform in [1, 16]; Gated DeltaNet's reference: (0, 16]. */
+    check_mixer(&sl_mixer_mamba2, 1.0 * (1 - 1e-6), 16.0);
+    check_mixer(&sl_mixer_gated_deltanet, 0.0, 16.0);
+}
+
+int main(void)
+{
+    RUN(test_dt_bias_log_uniform);
+    RUN(test_a_log_uniform);
+    RUN(test_deterministic_from_seed);
+    RUN(test_bad_ranges_refused);
+    RUN(test_mixers_use_the_ssm_init);
+    return TEST_SUMMARY();
+}
