@@ -25,7 +25,7 @@ warmup run. The last line printed is one JSON object.
                     dt_bias), per-head log decay g = -exp(A_log) dt; the SSD scan
                     H_t = exp(g_t) H_{t-1} + B_t (dt_t x_t)^T, y_t = H_t^T C_t, which is
                     the decayed recurrence with q = C, k = B, v = dt x; + D x ->
-                    gated RMSNorm per head with silu(z) -> out
+                    times silu(z) -> RMSNorm over D -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -157,7 +157,7 @@ def param_shapes(mixer, D, H, K):
         if K > 0:
             s.update({"conv.weight": ((3 * D, K), "conv"), "conv.bias": ((3 * D,), "zeros")})
         s.update({"A_log": ((H,), "alog"), "dt_bias": ((H,), "dtbias"), "D": ((H,), "ones"),
-                  "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")})
+                  "norm.weight": ((D,), "ones"), "out.weight": ((D, D), "out")})
         return s
     s = {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
          "v.weight": ((D, D), "normal")}
@@ -441,8 +441,8 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         g = (-torch.exp(p["A_log"]) * dt).unsqueeze(-1)                 # [B, T, H, 1]
         v = dt.unsqueeze(-1) * xs
         o = recurrence_naive(Cm, Bm, v, g) if naive else recurrence_chunked(Cm, Bm, v, g, C)
-        o = o + p["D"][:, None] * xs
-        o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D) * F.silu(z)
+        o = (o + p["D"][:, None] * xs).reshape(B, T, D) * F.silu(z)
+        o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
         return o @ p["out.weight"].t()
     # deltanet, gated_deltanet
     qkv = []

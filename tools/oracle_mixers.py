@@ -68,7 +68,7 @@ def shapes(mixer):
         k = MIXER_CONFIG["mamba2"]["conv_size"]
         conv = {"conv.weight": (3 * D, k), "conv.bias": (3 * D,)} if k > 0 else {}
         return {"in.weight": (4 * D + H, D), **conv, "A_log": (H,), "dt_bias": (H,), "D": (H,),
-                "norm.weight": (DK,), "out.weight": (D, D)}
+                "norm.weight": (D,), "out.weight": (D, D)}
     return {"qkvz.weight": (4 * D, D), "gate1.weight": (GATE_RANK, D),
             "gate2.weight": (D, GATE_RANK), "gate2.bias": (D,), "norm.weight": (DK,),
             "out.weight": (D, D)}
@@ -158,14 +158,14 @@ def short_conv(x, w, b):
 
 def mamba2_forward(x, p):
     """Mamba-2's SSD mixer (Dao & Gu 2024) with mamba2.c's simplifications:
-    state size N = head dim P = D/H, B and C per head (ngroups = H), the
-    gated RMSNorm per head with the norm before the gate (the reference code
-    gates first by default, over all channels). Per head h:
+    state size N = head dim P = D/H, B and C per head (ngroups = H); the
+    output norm as the reference code's default: gate first, then one RMSNorm
+    over all D channels. Per head h:
         [z | x | B | C | dt_in] = u W_in^T,  x, B, C <- silu(conv(x, B, C))
         dt_t = softplus(dt_in_t + dt_bias_h),  A_h = -exp(A_log_h)
         H_t = exp(dt_t A_h) H_{t-1} + B_t (dt_t x_t)^T   (H_t: [N, P])
         y_t = H_t^T C_t + D_h x_t
-        out = (RMSNorm(y_h) w * silu(z)) W_out^T
+        out = RMSNorm(y * silu(z)) w W_out^T
     with the state update a plain token loop."""
     bsz, tlen = x.shape[0], x.shape[1]
     z, xbc, dt_in = (x @ p["in.weight"].T).split([D, 3 * D, H], -1)
@@ -183,7 +183,9 @@ def mamba2_forward(x, p):
         yt = torch.einsum("bhnp,bhn->bhp", state, Cm[:, t]) + p["D"][:, None] * xs[:, t]
         ys.append(yt)
     y = torch.stack(ys, 1)                                      # [B, T, H, P]
-    return gated_rmsnorm(y, z, p["norm.weight"]) @ p["out.weight"].T
+    g = y.reshape(z.shape) * F.silu(z)
+    n = g / torch.sqrt((g * g).mean(-1, keepdim=True) + CONFIG["norm_eps"]) * p["norm.weight"]
+    return n @ p["out.weight"].T
 
 
 def mixer_forward(mixer, x, p):

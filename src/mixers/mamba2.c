@@ -6,13 +6,13 @@
  *   x, B, C <- silu(shortconv(x, B, C))         one depthwise conv, kernel conv_size
  *   dt_t = softplus(dt_in_t + dt_bias_h),  A_h = -exp(A_log_h)
  *   H_t = exp(dt_t A_h) H_{t-1} + B_t (dt_t x_t)^T,   y_t = H_t^T C_t + D_h x_t
- *   out = (RMSNorm(y per head) w * silu(z)) W_out^T
+ *   out = RMSNorm(y * silu(z)) w W_out^T        (gate, then one norm over D)
  *
  * Here N = P = D/H (the paper's state size N is a free choice; tying it to
  * the head dim keeps the recurrence square), B and C are per head
- * (ngroups = H), and the gated RMSNorm is per head and normalises before
- * the gate (Mamba-2's reference code by default gates first and normalises
- * all channels as one group: RMSNorm(y * silu(z)) w). The SSD step is
+ * (ngroups = H). The output norm is the reference code's default
+ * (norm_before_gate = False, one group): gate first, then RMSNorm over all
+ * D channels. The SSD step is
  * the recurrence op with a per-token per-head log decay: q = C, k = B,
  * v = dt * x, g = dt * A. dt itself is sl_decay_gate with A_log = 0 (which
  * gives -dt); dt and D scale each head's P channels through sl_mul_heads:
@@ -20,7 +20,7 @@
  *
  * Parameters: in.weight [4D + H, D], conv.weight [3D, K], conv.bias [3D]
  * (both absent when conv_size = 0), A_log [H], dt_bias [H], D [H],
- * norm.weight [P], out.weight [D, D]. A_log and dt_bias start as in the
+ * norm.weight [D], out.weight [D, D]. A_log and dt_bias start as in the
  * reference code (state-spaces/mamba, mamba_ssm/modules/mamba2.py:
  * A_init_range (1, 16), dt_min 1e-3, dt_max 0.1): A_log = log(A), A uniform
  * in [1, 16], and softplus(dt_bias) = dt log-uniform in [1e-3, 0.1); D at 1.
@@ -34,7 +34,6 @@
 #include "ops/columns.h"
 #include "ops/fastmath.h"
 #include "ops/gate.h"
-#include "ops/gated_norm.h"
 #include "ops/mul_heads.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
@@ -74,7 +73,7 @@ static sl_status mamba2_init(sl_mixer *m, sl_params *p)
     a->alog = SL_PARAM_RANGE(p, "A_log", SL_INIT_A_LOG, 1.0f, 16.0f, false, H);
     a->dtb = SL_PARAM_RANGE(p, "dt_bias", SL_INIT_DT_BIAS, 1e-3f, 0.1f, false, H);
     a->dskip = SL_PARAM(p, "D", SL_INIT_ONES, 0, false, H);
-    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->P);
+    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, D);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, D, D);
     return SL_OK;
 }
@@ -147,7 +146,8 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     sl_tensor *y = sl_recurrence(ctx, Cm, Bm, v, g, NULL, S, H, a->C, S ? S->data : NULL, seqs);
     if (state) state_scatter(state, sf, cf, H * P * P, B, S->data);
     y = sl_add(ctx, y, sl_mul_heads(ctx, x, a->dskip)); /* + D_h x */
-    return sl_linear(ctx, sl_gated_rmsnorm(ctx, y, z, a->wnorm, H, a->eps), a->wout, NULL);
+    y = sl_rmsnorm(ctx, sl_mul(ctx, y, sl_silu(ctx, z)), a->wnorm, a->eps);
+    return sl_linear(ctx, y, a->wout, NULL);
 }
 
 /* u_t: [D] -> y_t: [D]; state: [conv rows | H], scratch: 10D + 3H, laid out
@@ -174,7 +174,13 @@ static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t,
     for (int64_t j = 0; j < D; j++) v[j] = xbc[j] * dt[j / P];
     sl_recurrence_step(state + cf, xbc + 2 * D, xbc + D, v, g, 1, NULL, H, P, P, o);
     for (int64_t j = 0; j < D; j++) o[j] += xbc[j] * a->dskip->data[j / P];
-    sl_gated_rmsnorm_apply(o, proj, a->wnorm->data, H, P, a->eps, n);
+    float ss = 0.0f;
+    for (int64_t j = 0; j < D; j++) {
+        o[j] *= proj[j] * sl_sigmoidf(proj[j]);
+        ss += o[j] * o[j];
+    }
+    const float r = 1.0f / sqrtf(ss / (float)D + a->eps);
+    for (int64_t j = 0; j < D; j++) n[j] = o[j] * r * a->wnorm->data[j];
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 
