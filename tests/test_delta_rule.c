@@ -2,11 +2,14 @@
  * recurrence (the oracle), a sequence split into two calls with the state
  * carried, step() against the forward, the chunked backward against finite
  * differences for every input (and adding to, not overwriting, gradients),
- * results independent of the thread count, and finite results at T = 65536
- * with beta near 1 and very negative decays. */
+ * results independent of the thread count, finite results at T = 65536
+ * with beta near 1 and very negative decays, and a packed batch of
+ * variable-length sequences equal to each sequence run alone (forward,
+ * final states, every gradient), with its bounds checked. */
 #include <omp.h>
 #include <string.h>
 
+#include "abort_check.h"
 #include "check.h"
 #include "gradcheck.h"
 #include "ops/delta_rule.h"
@@ -93,7 +96,7 @@ static void run_chunked(const dr_case *c, int64_t t0, int64_t T, int64_t C, floa
         if (g) memcpy(g->data + b * T * H, c->g + src * H, hrow);
     }
     sl_tensor *S0 = S ? wrap(&ctx, S, B, H, dk * dk) : NULL;
-    sl_tensor *out = sl_delta_rule(&ctx, q, k, v, beta, g, S0, H, C, S);
+    sl_tensor *out = sl_delta_rule(&ctx, q, k, v, beta, g, S0, H, C, S, NULL);
     memcpy(o, out->data, (size_t)out->n * sizeof(float));
     sl_ctx_free(&ctx);
 }
@@ -117,7 +120,8 @@ static void test_chunked_matches_recurrence(void)
                     else
                         memset(S, 0, (size_t)ns * sizeof(float));
                     run_chunked(&c, 0, T, C, S, o);
-                    sl_delta_rule_ref(c.q, c.k, c.v, c.beta, c.g, c.S0, B, T, H, dk, o_ref, S_ref);
+                    sl_delta_rule_ref(c.q, c.k, c.v, c.beta, c.g, c.S0, B, T, H, dk, o_ref, S_ref,
+                                      NULL);
                     /* fp32 against a double recurrence: outputs and state
                      * entries are O(1), each the sum of O(dk C) rounded
                      * products, so 1e-5 relative with a 1e-5 floor. */
@@ -208,7 +212,7 @@ static sl_tensor *dr_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     const dr_arg *a = arg;
     return sl_delta_rule(ctx, in[0], in[1], in[2], in[3], a->gated ? in[5] : NULL, in[4], a->H,
-                         a->C, NULL);
+                         a->C, NULL, NULL);
 }
 
 static void test_gradient_finite_differences(void)
@@ -260,7 +264,7 @@ static void test_extreme_inputs_stay_finite(void)
             beta->data[t] = 0.99999f;
             if (g) g->data[t] = t % 2 ? -80.0f : -1e-4f;
         }
-        sl_tensor *o = sl_delta_rule(&ctx, q, k, v, beta, g, NULL, H, C, NULL);
+        sl_tensor *o = sl_delta_rule(&ctx, q, k, v, beta, g, NULL, H, C, NULL, NULL);
         float *dout = malloc((size_t)o->n * sizeof(float));
         for (int64_t i = 0; i < o->n; i++) dout[i] = sl_rng_normal(&rng);
         sl_backward_with(&ctx, o, dout);
@@ -301,7 +305,8 @@ static void test_backward_accumulates(void)
         sl_ctx_init(&ctx, 1 << 20);
         for (int i = 0; i < 6; i++)
             for (int64_t j = 0; j < in[i]->n; j++) in[i]->grad[j] = pass ? 1.0f : 0.0f;
-        sl_tensor *o = sl_delta_rule(&ctx, in[0], in[1], in[2], in[3], in[5], in[4], H, 4, NULL);
+        sl_tensor *o =
+            sl_delta_rule(&ctx, in[0], in[1], in[2], in[3], in[5], in[4], H, 4, NULL, NULL);
         sl_backward_with(&ctx, o, dout);
         for (int i = 0; i < 6; i++) {
             if (!pass) {
@@ -342,7 +347,8 @@ static void test_threads_do_not_change_results(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         for (int i = 0; i < 6; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
-        sl_tensor *o = sl_delta_rule(&ctx, in[0], in[1], in[2], in[3], in[5], in[4], H, 8, NULL);
+        sl_tensor *o =
+            sl_delta_rule(&ctx, in[0], in[1], in[2], in[3], in[5], in[4], H, 8, NULL, NULL);
         sl_backward_with(&ctx, o, dout);
         const float *got[7] = {o->data, in[0]->grad, in[1]->grad, in[2]->grad,
                                in[3]->grad, in[4]->grad, in[5]->grad};
@@ -364,6 +370,209 @@ static void test_threads_do_not_change_results(void)
     free(dout);
 }
 
+/* A leaf [1, d1, d2] over a copy of src, gradient on. */
+static sl_tensor *leaf(sl_ctx *ctx, const float *src, int64_t d1, int64_t d2)
+{
+    sl_tensor *t = SL_NEW(ctx, 1, d1, d2);
+    memcpy(t->data, src, (size_t)t->n * sizeof(float));
+    t->requires_grad = true;
+    return t;
+}
+
+static float *dup_floats(const float *src, int64_t n)
+{
+    if (!src) return NULL;
+    float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memcpy(d, src, (size_t)n * sizeof(float));
+    return d;
+}
+
+/* One forward and backward, copied out: o, dq, dk, dv: [T, H*dk], dbeta,
+ * dg: [T, H], S (final), dS0: [N, H, dk, dk]. dg, dS0 NULL without g, S0. */
+typedef struct dr_run {
+    float *o, *S, *dq, *dk, *dv, *dbeta, *dg, *dS0;
+} dr_run;
+
+/* q, k, v, dout: [T, H*dk], beta, g: [T, H] (g may be NULL), S0: [N, H, dk,
+ * dk] or NULL, as a batch [1, T, ...] of N sequences (seqs, or N = 1 and
+ * seqs NULL) -> every output and input gradient under upstream dout. */
+static dr_run run_grads(const float *q, const float *k, const float *v, const float *beta,
+                        const float *g, const float *S0, const float *dout, int64_t T, int64_t N,
+                        int64_t H, int64_t dk, int64_t C, const sl_seqs *seqs)
+{
+    int64_t D = H * dk, ns = N * H * dk * dk;
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *tq = leaf(&ctx, q, T, D), *tk = leaf(&ctx, k, T, D), *tv = leaf(&ctx, v, T, D);
+    sl_tensor *tb = leaf(&ctx, beta, T, H), *tg = g ? leaf(&ctx, g, T, H) : NULL;
+    sl_tensor *tS0 = S0 ? leaf(&ctx, S0, N, H * dk * dk) : NULL;
+    dr_run r = {0};
+    r.S = malloc((size_t)ns * sizeof(float));
+    sl_tensor *o = sl_delta_rule(&ctx, tq, tk, tv, tb, tg, tS0, H, C, r.S, seqs);
+    sl_backward_with(&ctx, o, dout);
+    r.o = dup_floats(o->data, T * D);
+    r.dq = dup_floats(tq->grad, T * D);
+    r.dk = dup_floats(tk->grad, T * D);
+    r.dv = dup_floats(tv->grad, T * D);
+    r.dbeta = dup_floats(tb->grad, T * H);
+    r.dg = tg ? dup_floats(tg->grad, T * H) : NULL;
+    r.dS0 = tS0 ? dup_floats(tS0->grad, ns) : NULL;
+    sl_ctx_free(&ctx);
+    return r;
+}
+
+static void free_run(dr_run *r)
+{
+    float *all[8] = {r->o, r->S, r->dq, r->dk, r->dv, r->dbeta, r->dg, r->dS0};
+    for (int i = 0; i < 8; i++) free(all[i]);
+}
+
+static void test_packed_equals_one_by_one(void)
+{
+    /* Lengths around the chunk C = 4: empty (first, inside, last), 1, C-1,
+     * C, C+1 and 2C+3, so a sequence's last chunk is short, full, or its
+     * only one, and an empty sequence sits between two others. Each
+     * sequence is chunked from its own start, so the packed run does the
+     * same arithmetic as the lone one: 1e-6 is rounding slack only, far
+     * below what one token leaking across a bound would change. */
+    const int64_t C = 4, H = 2, dk = 3, D = H * dk, SS = H * dk * dk;
+    const int64_t lens[] = {0, C + 1, 1, 0, C - 1, C, 2 * C + 3, 0};
+    const int64_t N = (int64_t)(sizeof lens / sizeof lens[0]);
+    int64_t cu[sizeof lens / sizeof lens[0] + 1] = {0};
+    for (int64_t i = 0; i < N; i++) cu[i + 1] = cu[i] + lens[i];
+    const int64_t T = cu[N];
+    sl_seqs seqs = {N, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 8);
+    for (int gated = 0; gated < 2; gated++)
+        for (int with_s0 = 0; with_s0 < 2; with_s0++) {
+            dr_case c = make_case(&rng, 1, T, H, dk, gated, false);
+            float *S0 = NULL, *dout = malloc((size_t)(T * D) * sizeof(float));
+            for (int64_t i = 0; i < T * D; i++) dout[i] = sl_rng_normal(&rng);
+            if (with_s0) {
+                S0 = malloc((size_t)(N * SS) * sizeof(float));
+                for (int64_t i = 0; i < N * SS; i++) S0[i] = sl_rng_normal(&rng);
+            }
+            dr_run p = run_grads(c.q, c.k, c.v, c.beta, c.g, S0, dout, T, N, H, dk, C, &seqs);
+            double worst = 0;
+            bool empty_ok = true;
+            for (int64_t i = 0; i < N; i++) {
+                int64_t t0 = cu[i], len = lens[i];
+                if (len == 0) {
+                    /* Nothing to run alone: the state passes through, and
+                     * the final state carries no gradient back to S0. */
+                    for (int64_t j = 0; j < SS; j++) {
+                        empty_ok &= p.S[i * SS + j] == (S0 ? S0[i * SS + j] : 0.0f);
+                        empty_ok &= !p.dS0 || p.dS0[i * SS + j] == 0.0f;
+                    }
+                    continue;
+                }
+                dr_run a = run_grads(c.q + t0 * D, c.k + t0 * D, c.v + t0 * D, c.beta + t0 * H,
+                                     c.g ? c.g + t0 * H : NULL, S0 ? S0 + i * SS : NULL,
+                                     dout + t0 * D, len, 1, H, dk, C, NULL);
+                const float *got[8] = {p.o + t0 * D,  p.S + i * SS,
+                                       p.dq + t0 * D, p.dk + t0 * D,
+                                       p.dv + t0 * D, p.dbeta + t0 * H,
+                                       p.dg ? p.dg + t0 * H : NULL,
+                                       p.dS0 ? p.dS0 + i * SS : NULL};
+                const float *want[8] = {a.o, a.S, a.dq, a.dk, a.dv, a.dbeta, a.dg, a.dS0};
+                const int64_t n[8] = {len * D, SS, len * D, len * D, len * D, len * H, len * H, SS};
+                for (int j = 0; j < 8; j++)
+                    if (want[j])
+                        worst = fmax(worst, close_ratio(got[j], want[j], n[j], 1e-6, 1e-6));
+                free_run(&a);
+            }
+            CHECK(worst <= 1 && empty_ok, "gated %d S0 %d: packed vs alone ratio %g, empty rows %s",
+                  gated, with_s0, worst, empty_ok ? "ok" : "wrong");
+
+            /* The oracle: packed equals its own one-by-one runs exactly
+             * (the same double loop), and the chunked packed run to 1e-5. */
+            float *o_ref = malloc((size_t)(T * D) * sizeof(float));
+            float *S_ref = malloc((size_t)(N * SS) * sizeof(float));
+            float *o1 = malloc((size_t)(T * D) * sizeof(float));
+            float *S1 = malloc((size_t)(N * SS) * sizeof(float));
+            sl_delta_rule_ref(c.q, c.k, c.v, c.beta, c.g, S0, 1, T, H, dk, o_ref, S_ref, &seqs);
+            for (int64_t i = 0; i < N; i++) {
+                int64_t t0 = cu[i];
+                sl_delta_rule_ref(c.q + t0 * D, c.k + t0 * D, c.v + t0 * D, c.beta + t0 * H,
+                                  c.g ? c.g + t0 * H : NULL, S0 ? S0 + i * SS : NULL, 1, lens[i],
+                                  H, dk, o1 + t0 * D, S1 + i * SS, NULL);
+            }
+            CHECK(!memcmp(o_ref, o1, (size_t)(T * D) * sizeof(float)) &&
+                      !memcmp(S_ref, S1, (size_t)(N * SS) * sizeof(float)),
+                  "gated %d S0 %d: packed ref vs one by one", gated, with_s0);
+            double ro = close_ratio(p.o, o_ref, T * D, 1e-5, 1e-5);
+            double rs = close_ratio(p.S, S_ref, N * SS, 1e-5, 1e-5);
+            CHECK(ro <= 1 && rs <= 1, "gated %d S0 %d: packed vs ref: out %g state %g", gated,
+                  with_s0, ro, rs);
+
+            /* The (sequence, head) pairs of unequal length may go to any
+             * thread: the result must not change, bit for bit. */
+            int saved = omp_get_max_threads();
+            omp_set_num_threads(3);
+            dr_run p3 = run_grads(c.q, c.k, c.v, c.beta, c.g, S0, dout, T, N, H, dk, C, &seqs);
+            omp_set_num_threads(1);
+            dr_run p1 = run_grads(c.q, c.k, c.v, c.beta, c.g, S0, dout, T, N, H, dk, C, &seqs);
+            omp_set_num_threads(saved);
+            const float *r1[8] = {p1.o, p1.S, p1.dq, p1.dk, p1.dv, p1.dbeta, p1.dg, p1.dS0};
+            const float *r3[8] = {p3.o, p3.S, p3.dq, p3.dk, p3.dv, p3.dbeta, p3.dg, p3.dS0};
+            const int64_t n[8] = {T * D, N * SS, T * D, T * D, T * D, T * H, T * H, N * SS};
+            bool same = true;
+            for (int j = 0; j < 8; j++)
+                if (r1[j]) same &= !memcmp(r1[j], r3[j], (size_t)n[j] * sizeof(float));
+            CHECK(same, "gated %d S0 %d: 1 vs 3 threads", gated, with_s0);
+
+            free_run(&p);
+            free_run(&p1);
+            free_run(&p3);
+            free(o_ref);
+            free(S_ref);
+            free(o1);
+            free(S1);
+            free(S0);
+            free(dout);
+            free_case(&c);
+        }
+}
+
+/* sl_delta_rule over q: [1, 6, 4] (H = 1) with the bounds in arg. */
+static void delta_rule_with(void *arg)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    sl_tensor *q = SL_NEW(&ctx, 1, 6, 4), *beta = SL_NEW(&ctx, 1, 6, 1);
+    memset(q->data, 0, (size_t)q->n * sizeof(float));
+    memset(beta->data, 0, (size_t)beta->n * sizeof(float));
+    sl_delta_rule(&ctx, q, q, q, beta, NULL, NULL, 1, 4, NULL, arg);
+    sl_ctx_free(&ctx);
+}
+
+static void test_bad_bounds_rejected(void)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    sl_tensor *x = SL_NEW(&ctx, 1, 6, 4), *x2 = SL_NEW(&ctx, 2, 3, 4);
+    static const int64_t good[] = {0, 2, 2, 6}, short_end[] = {0, 3, 5}, late_start[] = {1, 3, 6};
+    static const int64_t falling[] = {0, 4, 2, 6}, past_end[] = {0, 3, 9}, lone[] = {0};
+    const sl_seqs ok = {3, good};
+    const sl_seqs bad[] = {{2, short_end}, {2, late_start}, {3, falling}, {2, past_end},
+                           {0, lone},      {1, NULL}};
+    CHECK(sl_seqs_check(NULL, x, "t") == SL_OK && sl_seqs_check(&ok, x, "t") == SL_OK,
+          "valid bounds, or none, pass");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(sl_seqs_check(&bad[i], x, "packed test") == SL_ERR_ARG &&
+                  strstr(sl_errmsg(), "packed test"),
+              "bad bounds %zu rejected with a message naming the caller", i);
+    CHECK(sl_seqs_check(&ok, x2, "t") == SL_ERR_ARG, "a packed batch must be one row");
+    /* The op takes bounds from its caller and stops, as for a bad shape,
+     * rather than read past T; good bounds run (here, not in a child: the
+     * run starts an OpenMP team). */
+    delta_rule_with((void *)&ok);
+    CHECK(aborts(delta_rule_with, (void *)&bad[2]), "decreasing bounds stop the op");
+    CHECK(aborts(delta_rule_with, (void *)&bad[3]), "bounds past T stop the op");
+    sl_ctx_free(&ctx);
+}
+
 int main(void)
 {
     RUN(test_chunked_matches_recurrence);
@@ -373,5 +582,7 @@ int main(void)
     RUN(test_backward_accumulates);
     RUN(test_threads_do_not_change_results);
     RUN(test_extreme_inputs_stay_finite);
+    RUN(test_packed_equals_one_by_one);
+    RUN(test_bad_bounds_rejected);
     return TEST_SUMMARY();
 }

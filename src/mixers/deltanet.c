@@ -15,7 +15,11 @@
  * (chunk_size tokens per chunk) -> rmsnorm -> linear. step() state per
  * sequence: [conv q | conv k | conv v] (K-1 rows of D each), then the
  * matrices S [H, dk, dk]. The gated variant (gated_deltanet.c) reuses all of
- * this with its two gates set. */
+ * this with its two gates set.
+ *
+ * A packed batch (sl_seqs) goes to the two ops that mix over time, the
+ * short convs and the delta rule, which keep the sequences apart; every
+ * other op works token by token. Its states are one row per sequence. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,7 @@
 #include "ops/delta_rule.h"
 #include "ops/fastmath.h"
 #include "ops/gate.h"
+#include "ops/internal.h"
 #include "ops/l2norm.h"
 #include "ops/ops.h"
 #include "ops/shortconv.h"
@@ -75,8 +80,9 @@ int64_t sl_deltanet_scratch_floats(const sl_mixer *m, int64_t max_len)
 }
 
 /* Moves len floats at offset off of each of B per-sequence states (stride
- * sf) to or from buf: [B, len]. Gathering at pos 0 gives zeros: a new
- * sequence starts from an empty state whatever the buffer holds. */
+ * sf) to or from buf: [B, len] (B: the sequences, batch rows or packed).
+ * Gathering at pos 0 gives zeros: a new sequence starts from an empty state
+ * whatever the buffer holds. */
 static void state_gather(const float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
                          int64_t pos, float *buf)
 {
@@ -97,41 +103,51 @@ static void state_scatter(float *state, int64_t sf, int64_t off, int64_t len, in
 }
 
 /* x: [B, T, D] (one projection) -> silu(shortconv(x)): [B, T, D]; with a
- * state, the conv rows at offset off continue from and are left updated. */
+ * state ([N, sf], N = sl_seq_count(seqs, B)), the conv rows at offset off
+ * continue from and are left updated, one row per sequence. */
 static sl_tensor *conv_silu(sl_ctx *ctx, const sl_deltanet *n, sl_tensor *x, sl_tensor *w,
-                            float *state, int64_t sf, int64_t off, int64_t pos)
+                            float *state, int64_t sf, int64_t off, int64_t pos,
+                            const sl_seqs *seqs)
 {
     if (!w) return sl_silu(ctx, x);
-    if (!state) return sl_silu(ctx, sl_shortconv(ctx, x, w, NULL, NULL, NULL));
-    int64_t B = x->shape[0];
-    sl_tensor *s0 = SL_NEW(ctx, B, n->K - 1, n->D);
-    state_gather(state, sf, off, conv_floats(n), B, pos, s0->data);
-    sl_tensor *y = sl_shortconv(ctx, x, w, NULL, s0, s0->data);
-    state_scatter(state, sf, off, conv_floats(n), B, s0->data);
+    if (!state) return sl_silu(ctx, sl_shortconv(ctx, x, w, NULL, NULL, NULL, seqs));
+    int64_t N = sl_seq_count(seqs, x->shape[0]);
+    sl_tensor *s0 = SL_NEW(ctx, N, n->K - 1, n->D);
+    state_gather(state, sf, off, conv_floats(n), N, pos, s0->data);
+    sl_tensor *y = sl_shortconv(ctx, x, w, NULL, s0, s0->data, seqs);
+    state_scatter(state, sf, off, conv_floats(n), N, s0->data);
     return sl_silu(ctx, y);
 }
 
-/* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
+/* x: [B, T, D] -> [B, T, D]; state: [N, state_floats] or NULL, N = B, or
+ * seqs->n for a packed x [1, T, D]. */
 sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
                                  const sl_seqs *seqs)
 {
     sl_deltanet *n = m->impl;
+    /* The state rows are gathered before any op sees the bounds, so check
+     * them here: a bad n would index past the caller's state. */
+    sl_require(sl_seqs_check(seqs, x, "deltanet") == SL_OK, "deltanet",
+               "packed bounds 0 = cu[0] <= ... <= cu[n] = T over x [1, T, D]");
     int64_t B = x->shape[0], T = x->shape[1], D = n->D, H = n->H, dk = n->dk;
+    int64_t N = sl_seq_count(seqs, B); /* sequences: rows of the state */
     int64_t sf = sl_deltanet_state_floats(m, 0), cf = conv_floats(n);
-    sl_tensor *q = conv_silu(ctx, n, sl_linear(ctx, x, n->wq, NULL), n->cq, state, sf, 0, pos);
-    sl_tensor *k = conv_silu(ctx, n, sl_linear(ctx, x, n->wk, NULL), n->ck, state, sf, cf, pos);
-    sl_tensor *v = conv_silu(ctx, n, sl_linear(ctx, x, n->wv, NULL), n->cv, state, sf, 2 * cf, pos);
+    sl_tensor *q = sl_linear(ctx, x, n->wq, NULL), *k = sl_linear(ctx, x, n->wk, NULL);
+    sl_tensor *v = sl_linear(ctx, x, n->wv, NULL);
+    q = conv_silu(ctx, n, q, n->cq, state, sf, 0, pos, seqs);
+    k = conv_silu(ctx, n, k, n->ck, state, sf, cf, pos, seqs);
+    v = conv_silu(ctx, n, v, n->cv, state, sf, 2 * cf, pos, seqs);
     q = sl_l2norm(ctx, q, dk);
     k = sl_l2norm(ctx, k, dk);
     sl_tensor *beta = sl_sigmoid(ctx, sl_linear(ctx, x, n->wbeta, NULL));
     sl_tensor *g = n->wa ? sl_decay_gate(ctx, sl_linear(ctx, x, n->wa, NULL), n->alog, n->dtb) : NULL;
     sl_tensor *S = NULL;
     if (state) {
-        S = SL_NEW(ctx, B, H, dk, dk);
-        state_gather(state, sf, 3 * cf, H * dk * dk, B, pos, S->data);
+        S = SL_NEW(ctx, N, H, dk, dk);
+        state_gather(state, sf, 3 * cf, H * dk * dk, N, pos, S->data);
     }
-    sl_tensor *o = sl_delta_rule(ctx, q, k, v, beta, g, S, H, n->C, S ? S->data : NULL);
-    if (state) state_scatter(state, sf, 3 * cf, H * dk * dk, B, S->data);
+    sl_tensor *o = sl_delta_rule(ctx, q, k, v, beta, g, S, H, n->C, S ? S->data : NULL, seqs);
+    if (state) state_scatter(state, sf, 3 * cf, H * dk * dk, N, S->data);
     o = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, H, dk), n->norm, n->eps);
     o = SL_VIEW(ctx, o, B, T, D);
     if (n->wgate) o = sl_mul(ctx, o, sl_silu(ctx, sl_linear(ctx, x, n->wgate, NULL)));

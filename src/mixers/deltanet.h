@@ -20,7 +20,8 @@ typedef struct sl_deltanet {
 
 /* Declares the parameters both mixers have; the gated one adds its own. */
 sl_status sl_deltanet_init(sl_mixer *m, sl_params *p);
-/* x: [B, T, D] -> [B, T, D]; state: [B, state_floats] or NULL. */
+/* x: [B, T, D] -> [B, T, D]; state: [N, state_floats] or NULL, N = B, or
+ * seqs->n when x is a packed batch [1, T, D] (mixer.h). */
 sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
                                const sl_seqs *seqs);
 int64_t sl_deltanet_state_floats(const sl_mixer *m, int64_t max_len);

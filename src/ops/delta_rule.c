@@ -16,9 +16,10 @@
  * S_{i-1}^T k_i), so the chunked form is the recurrence regrouped.
  *
  * Backward: the same chunks in reverse. The forward saves only the state
- * entering each chunk ([T/C, dk, dk] per (b, h)); the backward recomputes a
- * chunk's A, T, W, U', M from it and applies the adjoint of each line above,
- * carrying dS (the gradient of the state leaving the chunk) backwards:
+ * entering each chunk ([ceil(len/C), dk, dk] per (sequence, h)); the
+ * backward recomputes a chunk's A, T, W, U', M from it and applies the
+ * adjoint of each line above, carrying dS (the gradient of the state
+ * leaving the chunk) backwards:
  *
  *   dU' = Kd dS + M^T dO            dKd = U' dS^T
  *   dM  = dO U'^T . causal          dQ += diag(E) dO S^T + (dM . Gamma) K
@@ -33,8 +34,13 @@
  * x_ij = dX_ij X_ij to dgam_i and -x_ij to dgam_j); dg is the reverse
  * cumulative sum of dgam over the chunk.
  *
- * Work splits over B x H: each (b, h) is one thread's, in a fixed order, so
- * results do not depend on the thread count. */
+ * Sequences: the B rows of T tokens, or the n sequences of a packed batch
+ * (sl_seqs). Each is chunked from its own first token, so chunks never
+ * straddle a bound and a sequence's result is the one it gets alone.
+ *
+ * Work splits over (sequence, h): each is one thread's, chunks in a fixed
+ * order, writing only its own rows, so results do not depend on the thread
+ * count or on which thread takes which pair. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -45,13 +51,51 @@
 #include "ops/ops.h"
 
 typedef struct dr_dims {
-    int64_t B, T, H, dk, C, nch; /* nch: chunks per sequence */
+    int64_t H, dk, C;
 } dr_dims;
+
+/* The sequences the kernel runs over, resolved once per forward and kept in
+ * the arena: the caller's cu need not outlive the forward, and the backward
+ * walks the very chunks the forward saved states for. */
+typedef struct dr_rows {
+    int64_t n;      /* sequences: B, or seqs->n */
+    int64_t *start; /* [n] first token, counted over all B*T tokens */
+    int64_t *len;   /* [n] tokens */
+    int64_t *choff; /* [n + 1] chunks of the sequences before i: prefix of ceil(len/C) */
+} dr_rows;
+
+/* seqs | NULL over B rows of T tokens -> the rows, from the arena. */
+static dr_rows rows_make(sl_ctx *ctx, const sl_seqs *seqs, int64_t B, int64_t T, int64_t C)
+{
+    dr_rows r;
+    r.n = sl_seq_count(seqs, B);
+    int64_t *buf = sl_arena_alloc(&ctx->arena, (size_t)(3 * r.n + 1) * sizeof(int64_t));
+    r.start = buf;
+    r.len = buf + r.n;
+    r.choff = buf + 2 * r.n;
+    r.choff[0] = 0;
+    for (int64_t i = 0; i < r.n; i++) {
+        r.start[i] = sl_seq_start(seqs, i, T);
+        r.len[i] = sl_seq_len(seqs, i, T);
+        r.choff[i + 1] = r.choff[i] + (r.len[i] + C - 1) / C;
+    }
+    return r;
+}
+
+/* Where the state entering chunk ch of (sequence i, head h) is saved: per
+ * sequence a block [H, nch_i, dk, dk], blocks in sequence order, so the
+ * whole is [sum_i nch_i * H, dk, dk] (with B rows of T: [B, H, nch, dk, dk]). */
+static int64_t saved_at(const dr_rows *r, int64_t H, int64_t dk, int64_t i, int64_t h, int64_t ch)
+{
+    int64_t nch = r->choff[i + 1] - r->choff[i];
+    return (r->choff[i] * H + h * nch + ch) * dk * dk;
+}
 
 /* What the backward needs beyond in[0..3] = q, k, v, beta. */
 typedef struct dr_saved {
     sl_tensor *g, *S0;
-    float *Sb; /* [B, H, nch, dk, dk]: the state entering each chunk */
+    float *Sb; /* [sum_i nch_i * H, dk, dk]: the state entering each chunk (saved_at) */
+    dr_rows rows;
     dr_dims d;
 } dr_saved;
 
@@ -81,28 +125,28 @@ static dr_chunk chunk_carve(const dr_dims *d, float *ws)
     return k;
 }
 
-/* Rows t0..t0+c of head h of sequence b from x: [B, T, H*dk] -> dst: [c, dk]. */
-static void gather(const dr_dims *d, const float *x, int64_t b, int64_t h, int64_t t0, int64_t c,
-                   float *dst)
+/* Tokens r0..r0+c (counted over all B*T) of head h from x: [B, T, H*dk]
+ * -> dst: [c, dk]. */
+static void gather(const dr_dims *d, const float *x, int64_t h, int64_t r0, int64_t c, float *dst)
 {
     int64_t D = d->H * d->dk;
     for (int64_t i = 0; i < c; i++)
-        memcpy(dst + i * d->dk, x + (b * d->T + t0 + i) * D + h * d->dk, (size_t)d->dk * sizeof(float));
+        memcpy(dst + i * d->dk, x + (r0 + i) * D + h * d->dk, (size_t)d->dk * sizeof(float));
 }
 
-/* Everything of one chunk of one (b, h) up to U' and M, from the state S:
- * [dk, dk] entering it. */
+/* Everything of one chunk (tokens r0..r0+c, head h) up to U' and M, from the
+ * state S: [dk, dk] entering it. c >= 1. */
 static void chunk_prepare(const dr_dims *d, const float *q, const float *k, const float *v,
-                          const float *beta, const float *g, int64_t b, int64_t h, int64_t t0,
-                          int64_t c, const float *S, dr_chunk *ck)
+                          const float *beta, const float *g, int64_t h, int64_t r0, int64_t c,
+                          const float *S, dr_chunk *ck)
 {
     int64_t dk = d->dk, H = d->H;
-    gather(d, q, b, h, t0, c, ck->Q);
-    gather(d, k, b, h, t0, c, ck->K);
-    gather(d, v, b, h, t0, c, ck->V);
+    gather(d, q, h, r0, c, ck->Q);
+    gather(d, k, h, r0, c, ck->K);
+    gather(d, v, h, r0, c, ck->V);
     float acc = 0;
     for (int64_t i = 0; i < c; i++) {
-        int64_t r = (b * d->T + t0 + i) * H + h;
+        int64_t r = (r0 + i) * H + h;
         acc += g ? g[r] : 0.0f;
         ck->gam[i] = acc;
         ck->bt[i] = beta[r];
@@ -154,29 +198,29 @@ static void chunk_prepare(const dr_dims *d, const float *q, const float *k, cons
     for (int64_t i = 0; i < c * c; i++) ck->M[i] *= ck->G[i];
 }
 
-/* One chunk forward: o rows t0..t0+c of (b, h) written, S: [dk, dk] advanced
- * in place. ws: chunk_floats + C*dk. */
+/* One chunk forward: o: [B, T, H*dk] tokens r0..r0+c of head h written,
+ * S: [dk, dk] advanced in place. ws: chunk_floats + C*dk. */
 static void chunk_forward(const dr_dims *d, const float *q, const float *k, const float *v,
-                          const float *beta, const float *g, int64_t b, int64_t h, int64_t t0,
-                          int64_t c, float *S, float *o, float *ws)
+                          const float *beta, const float *g, int64_t h, int64_t r0, int64_t c,
+                          float *S, float *o, float *ws)
 {
     int64_t dk = d->dk, D = d->H * dk;
     dr_chunk ck = chunk_carve(d, ws);
     float *O = ws + chunk_floats(d);
-    chunk_prepare(d, q, k, v, beta, g, b, h, t0, c, S, &ck);
+    chunk_prepare(d, q, k, v, beta, g, h, r0, c, S, &ck);
     sl_gemm(false, false, c, dk, dk, ck.Q, S, 0.0f, O);
     for (int64_t i = 0; i < c; i++)
         for (int64_t j = 0; j < dk; j++) O[i * dk + j] *= ck.E[i];
     sl_gemm(false, false, c, dk, c, ck.M, ck.U, 1.0f, O);
     for (int64_t i = 0; i < c; i++)
-        memcpy(o + (b * d->T + t0 + i) * D + h * dk, O + i * dk, (size_t)dk * sizeof(float));
+        memcpy(o + (r0 + i) * D + h * dk, O + i * dk, (size_t)dk * sizeof(float));
     for (int64_t i = 0; i < dk * dk; i++) S[i] *= ck.E[c - 1];
     for (int64_t i = 0; i < c; i++)
         for (int64_t j = 0; j < dk; j++) ck.tmp[i * dk + j] = ck.F[i] * ck.K[i * dk + j];
     sl_gemm(true, false, dk, dk, c, ck.tmp, ck.U, 1.0f, S);
 }
 
-/* Where one (b, h)'s gradients go (full tensors, or NULL when not required). */
+/* Where one (sequence, h)'s gradients go (full tensors, or NULL when not required). */
 typedef struct dr_grads {
     float *dq, *dk, *dv, *dbeta, *dg;
 } dr_grads;
@@ -207,25 +251,25 @@ static void gamma_grad(const float *dX, const float *X, int64_t c, float *dgam, 
     for (int64_t i = 0; i < c; i++) dgam[i] -= col[i];
 }
 
-/* The adjoint of one chunk (equations at the top). S: [dk, dk] entering the
- * chunk; dS: [dk, dk], the gradient of the state leaving it, replaced by the
- * gradient of the state entering it. dout: [B, T, H*dk]. ws: chunk_floats +
- * bwd_extra_floats. */
+/* The adjoint of one chunk (tokens r0..r0+c, head h; equations at the top).
+ * S: [dk, dk] entering the chunk; dS: [dk, dk], the gradient of the state
+ * leaving it, replaced by the gradient of the state entering it. dout:
+ * [B, T, H*dk]. ws: chunk_floats + bwd_extra_floats. */
 static void chunk_backward(const dr_dims *d, const float *q, const float *k, const float *v,
-                           const float *beta, const float *g, const float *dout, int64_t b,
-                           int64_t h, int64_t t0, int64_t c, const float *S, float *dS,
-                           const dr_grads *gr, float *ws)
+                           const float *beta, const float *g, const float *dout, int64_t h,
+                           int64_t r0, int64_t c, const float *S, float *dS, const dr_grads *gr,
+                           float *ws)
 {
     int64_t dk = d->dk, C = d->C, Cd = C * dk, CC = C * C, H = d->H, D = H * dk;
     dr_chunk ck = chunk_carve(d, ws);
-    chunk_prepare(d, q, k, v, beta, g, b, h, t0, c, S, &ck);
+    chunk_prepare(d, q, k, v, beta, g, h, r0, c, S, &ck);
     float *e = ws + chunk_floats(d);
     float *dO = e, *dU = e + Cd, *Kd = e + 2 * Cd, *dX = e + 3 * Cd, *dW = e + 4 * Cd;
     float *dQ = e + 5 * Cd, *dK = e + 6 * Cd, *dV = e + 7 * Cd;
     float *dM = e + 8 * Cd, *dT = dM + CC, *t2 = dT + CC, *dA = t2 + CC;
     float *dgam = dA + CC, *dbt = dgam + C, *col = dbt + C, *St = col + C;
     const float *bt = ck.bt;
-    gather(d, dout, b, h, t0, c, dO);
+    gather(d, dout, h, r0, c, dO);
     memset(dQ, 0, (size_t)(3 * Cd) * sizeof(float));
     memset(dgam, 0, (size_t)(2 * C) * sizeof(float));
     const float *E = ck.E, *F = ck.F;
@@ -321,7 +365,7 @@ static void chunk_backward(const dr_dims *d, const float *q, const float *k, con
     /* Scatter; g_m enters every gam_i with i >= m. */
     float suffix = 0;
     for (int64_t i = c - 1; i >= 0; i--) {
-        int64_t r = b * d->T + t0 + i, off = r * D + h * dk;
+        int64_t r = r0 + i, off = r * D + h * dk;
         suffix += dgam[i];
         if (gr->dq)
             for (int64_t j = 0; j < dk; j++) gr->dq[off + j] += dQ[i * dk + j];
@@ -339,86 +383,112 @@ static float *grad_or_null(sl_ctx *ctx, sl_tensor *t)
     return t && t->requires_grad ? sl_grad(ctx, t) : NULL;
 }
 
-/* dO: [B, T, H*dk] -> dq, dk, dv, dbeta, dg, dS0 (each when required). */
+/* dO: [B, T, H*dk] -> dq, dk, dv, dbeta, dg: [B, T, ...], dS0: [N, H, dk, dk]
+ * (each when required). Each (sequence, h) starts from a zero dS at its
+ * last chunk, so no gradient crosses a sequence bound. */
 static void delta_rule_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const dr_saved *sv = nd->saved;
     const dr_dims *d = &sv->d;
+    const dr_rows *rw = &sv->rows;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3];
     dr_grads gr = {grad_or_null(ctx, q), grad_or_null(ctx, k), grad_or_null(ctx, v),
                    grad_or_null(ctx, beta), grad_or_null(ctx, sv->g)};
     float *dS0 = grad_or_null(ctx, sv->S0);
     const float *gd = sv->g ? sv->g->data : NULL;
-    int64_t dk = d->dk, BH = d->B * d->H, wsf = chunk_floats(d) + bwd_extra_floats(d) + dk * dk;
+    int64_t H = d->H, dk = d->dk, C = d->C, NH = rw->n * H;
+    int64_t wsf = chunk_floats(d) + bwd_extra_floats(d) + dk * dk;
     float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);
-#pragma omp parallel for schedule(static) if (BH > 1)
-    for (int64_t bh = 0; bh < BH; bh++) {
-        int64_t b = bh / d->H, h = bh % d->H;
+    /* Dynamic: packed sequences differ in length; any thread may take any
+     * pair without changing its result. */
+#pragma omp parallel for schedule(dynamic, 1) if (NH > 1)
+    for (int64_t ih = 0; ih < NH; ih++) {
+        int64_t i = ih / H, h = ih % H, len = rw->len[i];
+        int64_t nch = rw->choff[i + 1] - rw->choff[i];
         float *dS = wsall + (int64_t)omp_get_thread_num() * wsf, *ws = dS + dk * dk;
         memset(dS, 0, (size_t)(dk * dk) * sizeof(float)); /* the final state carries no gradient */
-        for (int64_t ch = d->nch - 1; ch >= 0; ch--) {
-            int64_t t0 = ch * d->C, c = t0 + d->C <= d->T ? d->C : d->T - t0;
-            chunk_backward(d, q->data, k->data, v->data, beta->data, gd, nd->out->grad, b, h, t0,
-                           c, sv->Sb + (bh * d->nch + ch) * dk * dk, dS, &gr, ws);
+        for (int64_t ch = nch - 1; ch >= 0; ch--) {
+            int64_t t0 = ch * C, c = t0 + C <= len ? C : len - t0;
+            const float *Sb = sv->Sb + saved_at(rw, H, dk, i, h, ch);
+            chunk_backward(d, q->data, k->data, v->data, beta->data, gd, nd->out->grad, h,
+                           rw->start[i] + t0, c, Sb, dS, &gr, ws);
         }
         if (dS0)
-            for (int64_t i = 0; i < dk * dk; i++) dS0[bh * dk * dk + i] += dS[i];
+            for (int64_t j = 0; j < dk * dk; j++) dS0[ih * dk * dk + j] += dS[j];
     }
 }
 
-/* q, k, v: [B, T, H*dk], beta, g: [B, T, H], S0: [B, H, dk, dk] | NULL ->
- * o: [B, T, H*dk]; S_out: [B, H, dk, dk] | NULL. Saves the chunk-entry
- * states [B, H, T/C, dk, dk] when recorded. */
+/* q, k, v: [B, T, H*dk], beta, g: [B, T, H], S0: [N, H, dk, dk] | NULL ->
+ * o: [B, T, H*dk]; S_out: [N, H, dk, dk] | NULL. N = B, or seqs->n with
+ * B = 1. Saves the chunk-entry states [sum_i ceil(len_i/C) * H, dk, dk]
+ * when recorded. */
 sl_tensor *sl_delta_rule(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *beta,
-                         sl_tensor *g, sl_tensor *S0, int64_t H, int64_t C, float *S_out)
+                         sl_tensor *g, sl_tensor *S0, int64_t H, int64_t C, float *S_out,
+                         const sl_seqs *seqs)
 {
     sl_require(q->ndim == 3 && sl_same_shape(q, k) && sl_same_shape(q, v) && H > 0 &&
                    q->shape[2] % H == 0 && C > 0,
                "sl_delta_rule", "q, k, v [B, T, H*dk], chunk > 0");
-    dr_dims d = {q->shape[0], q->shape[1], H, q->shape[2] / H, C, (q->shape[1] + C - 1) / C};
-    int64_t dk = d.dk, BH = d.B * H, wsf = chunk_floats(&d) + C * dk + dk * dk;
-    sl_require(beta->n == d.B * d.T * H && (!g || g->n == beta->n) && (!S0 || S0->n == BH * dk * dk),
-               "sl_delta_rule", "beta, g [B, T, H], S0 [B, H, dk, dk]");
-    sl_tensor *o = SL_NEW(ctx, d.B, d.T, H * dk);
+    /* Checked before anything is allocated or recorded: bounds past T would
+     * read and write outside every tensor. */
+    sl_require(sl_seqs_check(seqs, q, "sl_delta_rule") == SL_OK, "sl_delta_rule",
+               "packed bounds 0 = cu[0] <= ... <= cu[n] = T over q [1, T, H*dk]");
+    int64_t B = q->shape[0], T = q->shape[1], N = sl_seq_count(seqs, B);
+    dr_dims d = {H, q->shape[2] / H, C};
+    int64_t dk = d.dk, NH = N * H, wsf = chunk_floats(&d) + C * dk + dk * dk;
+    sl_require(beta->n == B * T * H && (!g || g->n == beta->n) && (!S0 || S0->n == NH * dk * dk),
+               "sl_delta_rule", "beta, g [B, T, H], S0 [N, H, dk, dk]");
+    dr_rows rw = rows_make(ctx, seqs, B, T, C);
+    sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
     sl_node *nd = sl_record(ctx, delta_rule_backward, o, 6, (sl_tensor *[]){q, k, v, beta, g, S0});
     dr_saved *sv = NULL;
     if (nd) {
         sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = (dr_saved){g, S0, sl_arena_floats(ctx, BH * d.nch * dk * dk), d};
+        *sv = (dr_saved){g, S0, sl_arena_floats(ctx, rw.choff[rw.n] * H * dk * dk), rw, d};
         nd->saved = sv;
     }
     float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);
     const float *gd = g ? g->data : NULL;
-#pragma omp parallel for schedule(static) if (BH > 1)
-    for (int64_t bh = 0; bh < BH; bh++) {
-        int64_t b = bh / H, h = bh % H;
+    /* Dynamic: packed sequences differ in length; any thread may take any
+     * pair without changing its result. */
+#pragma omp parallel for schedule(dynamic, 1) if (NH > 1)
+    for (int64_t ih = 0; ih < NH; ih++) {
+        int64_t i = ih / H, h = ih % H, len = rw.len[i], nch = rw.choff[i + 1] - rw.choff[i];
         float *S = wsall + (int64_t)omp_get_thread_num() * wsf, *ws = S + dk * dk;
         if (S0)
-            memcpy(S, S0->data + bh * dk * dk, (size_t)(dk * dk) * sizeof(float));
+            memcpy(S, S0->data + ih * dk * dk, (size_t)(dk * dk) * sizeof(float));
         else
             memset(S, 0, (size_t)(dk * dk) * sizeof(float));
-        for (int64_t ch = 0; ch < d.nch; ch++) {
-            int64_t t0 = ch * C, c = t0 + C <= d.T ? C : d.T - t0;
-            if (sv) memcpy(sv->Sb + (bh * d.nch + ch) * dk * dk, S, (size_t)(dk * dk) * sizeof(float));
-            chunk_forward(&d, q->data, k->data, v->data, beta->data, gd, b, h, t0, c, S, o->data, ws);
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t t0 = ch * C, c = t0 + C <= len ? C : len - t0;
+            if (sv) {
+                float *Sb = sv->Sb + saved_at(&rw, H, dk, i, h, ch);
+                memcpy(Sb, S, (size_t)(dk * dk) * sizeof(float));
+            }
+            chunk_forward(&d, q->data, k->data, v->data, beta->data, gd, h, rw.start[i] + t0, c, S,
+                          o->data, ws);
         }
-        if (S_out) memcpy(S_out + bh * dk * dk, S, (size_t)(dk * dk) * sizeof(float));
+        if (S_out) memcpy(S_out + ih * dk * dk, S, (size_t)(dk * dk) * sizeof(float));
     }
     return o;
 }
 
-/* Same layouts as sl_delta_rule; the state is kept in double. */
+/* Same layouts as sl_delta_rule (q: [B, T, H*dk], states [N, H, dk, dk]);
+ * the state is kept in double. */
 void sl_delta_rule_ref(const float *q, const float *k, const float *v, const float *beta,
                        const float *g, const float *S0, int64_t B, int64_t T, int64_t H,
-                       int64_t dk, float *o, float *S_out)
+                       int64_t dk, float *o, float *S_out, const sl_seqs *seqs)
 {
     double *S = malloc((size_t)(dk * dk) * sizeof(double)), *kS = malloc((size_t)dk * sizeof(double));
-    int64_t D = H * dk;
-    for (int64_t b = 0; b < B; b++)
+    int64_t D = H * dk, N = sl_seq_count(seqs, B);
+    /* b: the sequence (a batch row, or one packed sequence); its tokens are
+     * start..start+len over all B*T, and its state row is b. */
+    for (int64_t b = 0; b < N; b++)
         for (int64_t h = 0; h < H; h++) {
             for (int64_t i = 0; i < dk * dk; i++) S[i] = S0 ? S0[(b * H + h) * dk * dk + i] : 0.0;
-            for (int64_t t = 0; t < T; t++) {
-                int64_t r = b * T + t, off = r * D + h * dk;
+            int64_t start = sl_seq_start(seqs, b, T), len = sl_seq_len(seqs, b, T);
+            for (int64_t t = 0; t < len; t++) {
+                int64_t r = start + t, off = r * D + h * dk;
                 double a = g ? exp((double)g[r * H + h]) : 1.0, bt = beta[r * H + h];
                 for (int64_t j = 0; j < dk; j++) {
                     kS[j] = 0;

@@ -14,15 +14,25 @@
 
 #include "core/core.h"
 
-/* x: [B, T, C], w: [C, K], bias: [C] or NULL, state0: [B, K-1, C] or NULL
- * (zeros) -> y: [B, T, C]. state_out: [B, K-1, C] floats or NULL; it may be
- * state0->data (updated in place). Backward gives dx, dw, dbias, dstate0. */
+/* x: [B, T, C], w: [C, K], bias: [C] or NULL, state0: [N, K-1, C] or NULL
+ * (zeros) -> y: [B, T, C]. state_out: [N, K-1, C] floats or NULL; it may be
+ * state0->data (updated in place). Backward gives dx, dw, dbias, dstate0.
+ *
+ * seqs NULL: the N = B rows are the sequences. Else x is a packed batch
+ * [1, T, C] of N = seqs->n sequences (see sl_seqs), each convolved as if
+ * alone: its first K-1 taps read its own state0 row (or zeros), never the
+ * previous sequence's tokens, and its state_out row is the last K-1 rows of
+ * its own [state0_i ; x_i] (a sequence shorter than K-1, or empty, keeps
+ * part or all of its initial state). Bad bounds stop the program
+ * (sl_require), as a bad shape does. */
 sl_tensor *sl_shortconv(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *bias,
-                        sl_tensor *state0, float *state_out);
-/* The obvious loop over the concatenated rows, in double. Same layouts;
- * state0 and state_out may be NULL. */
+                        sl_tensor *state0, float *state_out, const sl_seqs *seqs);
+/* The obvious loop over the concatenated rows, in double. Same layouts and
+ * seqs (NULL, or valid bounds over T with B = 1); state0 and state_out may
+ * be NULL. */
 void sl_shortconv_ref(const float *x, const float *w, const float *bias, const float *state0,
-                      int64_t B, int64_t T, int64_t C, int64_t K, float *y, float *state_out);
+                      int64_t B, int64_t T, int64_t C, int64_t K, float *y, float *state_out,
+                      const sl_seqs *seqs);
 /* One token: x_t: [C] -> y_t: [C]; state: [K-1, C], shifted in place. */
 void sl_shortconv_step(const float *x_t, const float *w, const float *bias, int64_t C, int64_t K,
                        float *state, float *y_t);
