@@ -1,7 +1,7 @@
 /* The mamba2 mixer through its vtable: step() == forward, split forward with
- * the state == one forward (splits on and across chunk edges), whole-mixer
- * gradients by finite differences, finite results at T = 4096 with large
- * inputs. */
+ * the state == one forward (splits on and across chunk edges), a packed
+ * batch == each sequence alone, whole-mixer gradients by finite
+ * differences, finite results at T = 4096 with large inputs. */
 #include "mixer_check.h"
 
 extern const sl_mixer_vtable sl_mixer_mamba2;
@@ -41,6 +41,17 @@ static void test_split_matches_whole(void)
     mc_check_split(&sl_mixer_mamba2, &c, 2, 17, splits, 5, 1e-4);
 }
 
+static void test_packed_matches_one_by_one(void)
+{
+    /* Lengths on both sides of the chunk (5) and of the conv's K-1 = 3. */
+    static const int64_t lens[] = {7, 0, 1, 2, 5, 12, 4};
+    sl_config c;
+    tiny(&c);
+    mc_check_packed(&sl_mixer_mamba2, &c, lens, 7, 1e-4);
+    c.conv_size = 0;
+    mc_check_packed(&sl_mixer_mamba2, &c, lens, 7, 1e-4);
+}
+
 static void test_gradient_finite_differences(void)
 {
     /* B = 2, T = 7 (a full chunk and a ragged one). The mixer is smooth; at
@@ -66,6 +77,7 @@ int main(void)
 {
     RUN(test_step_matches_forward);
     RUN(test_split_matches_whole);
+    RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
     return TEST_SUMMARY();

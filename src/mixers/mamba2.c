@@ -124,10 +124,10 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     if (a->conv && state) {
         sl_tensor *c0 = SL_NEW(ctx, B, a->K - 1, 3 * D);
         state_gather(state, sf, 0, cf, B, pos, c0->data);
-        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, c0, c0->data, NULL);
+        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, c0, c0->data, seqs);
         state_scatter(state, sf, 0, cf, B, c0->data);
     } else if (a->conv) {
-        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, NULL, NULL, NULL);
+        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, NULL, NULL, seqs);
     }
     xbc = sl_silu(ctx, xbc);
     sl_tensor *x = sl_columns(ctx, xbc, 0, D), *Bm = sl_columns(ctx, xbc, D, D);
