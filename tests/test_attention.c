@@ -1,6 +1,7 @@
 /* Fused attention: tiled forward against the O(T^2) reference, the backward
  * against finite differences, decode against the parallel form, results that
- * do not depend on the thread count, and memory that stays O(T) at long T.
+ * do not depend on the thread count, memory that stays O(T) at long T, and
+ * packed variable-length batches (sl_seqs) that equal each sequence alone.
  * attention.c tiles by 64 queries x 64 keys, so the lengths below (63, 64,
  * 65, 70, 131) put rows and keys on both sides of block edges. */
 #include <omp.h>
@@ -19,7 +20,7 @@ typedef struct {
 static sl_tensor *attn_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     const attn_arg *a = arg;
-    return sl_attention(ctx, in[0], a->H, a->causal, a->window);
+    return sl_attention(ctx, in[0], a->H, a->causal, a->window, NULL);
 }
 
 /* The mask variants every test runs: causal, bidirectional, and each with a
@@ -45,9 +46,9 @@ static void test_forward_matches_reference(void)
                     sl_ctx_init(&ctx, 1 << 20);
                     sl_tensor *qkv = SL_NEW(&ctx, B, T, 3 * D);
                     for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-                    sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window);
+                    sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
                     float *ref = malloc((size_t)out->n * sizeof(float));
-                    sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, ref);
+                    sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, NULL, ref);
                     /* float32 dot products of N(0,1) vectors and a float32
                      * online softmax against a double reference: errors are a
                      * few 1e-7 relative per term. */
@@ -70,9 +71,9 @@ static void test_uneven_head_width(void)
         sl_ctx_init(&ctx, 1 << 20);
         sl_tensor *qkv = SL_NEW(&ctx, B, T, 3 * D);
         for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-        sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
         float *ref = malloc((size_t)out->n * sizeof(float));
-        sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, ref);
+        sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, NULL, ref);
         double r = close_ratio(out->data, ref, out->n, 1e-5, 1e-5);
         CHECK(r <= 1, "mask %d: ratio %g", mi, r);
         free(ref);
@@ -129,7 +130,7 @@ static void test_backward_accumulates(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         for (int64_t i = 0; i < qkv->n; i++) qkv->grad[i] = pass ? 1.0f : 0.0f;
-        sl_backward_with(&ctx, sl_attention(&ctx, qkv, 2, true, 0), dout);
+        sl_backward_with(&ctx, sl_attention(&ctx, qkv, 2, true, 0, NULL), dout);
         for (int64_t i = 0; i < qkv->n; i++) {
             if (pass)
                 CHECK_CLOSE(qkv->grad[i], g1[i] + 1.0f, 1e-6, 1e-6, "accumulated");
@@ -158,7 +159,7 @@ static void test_threads_do_not_change_results(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         memset(qkv->grad, 0, (size_t)qkv->n * sizeof(float));
-        sl_tensor *out = sl_attention(&ctx, qkv, 2, true, 0);
+        sl_tensor *out = sl_attention(&ctx, qkv, 2, true, 0, NULL);
         sl_backward_with(&ctx, out, dout);
         if (threads == 1) {
             memcpy(ref_out, out->data, (size_t)out->n * sizeof(float));
@@ -187,7 +188,7 @@ static void test_decode_matches_parallel(void)
         sl_ctx_init(&ctx, 1 << 20);
         sl_tensor *qkv = SL_NEW(&ctx, 1, T, 3 * D);
         for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-        sl_tensor *out = sl_attention(&ctx, qkv, H, true, windows[w]);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, true, windows[w], NULL);
         float *kc = malloc((size_t)(T * D) * sizeof(float)), *vc = malloc((size_t)(T * D) * sizeof(float));
         float *scratch = malloc((size_t)T * sizeof(float)), y[3 * 16];
         for (int64_t t = 0; t < T; t++) {
@@ -217,7 +218,7 @@ static void test_long_sequence_memory_is_linear(void)
     sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, T, 3 * dh);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 16);
-    sl_tensor *out = sl_attention(&ctx, qkv, 1, true, 0);
+    sl_tensor *out = sl_attention(&ctx, qkv, 1, true, 0, NULL);
     float *dout = malloc((size_t)out->n * sizeof(float)), scratch_row[16];
     for (int64_t i = 0; i < out->n; i++) dout[i] = sl_rng_normal(&rng);
     sl_backward_with(&ctx, out, dout);
@@ -248,6 +249,134 @@ static void test_long_sequence_memory_is_linear(void)
     gc_free(qkv);
 }
 
+/* The lengths of the packed batches below: empty ones (also first and last),
+ * a single token, and sequences longer than a 64-token tile. */
+static const int64_t PACK_LENS[] = {0, 1, 70, 5, 0, 131, 64, 0};
+#define NPACK (int64_t)(sizeof PACK_LENS / sizeof PACK_LENS[0])
+
+static void pack_bounds(const int64_t *lens, int64_t n, int64_t *cu)
+{
+    cu[0] = 0;
+    for (int64_t i = 0; i < n; i++) cu[i + 1] = cu[i] + lens[i];
+}
+
+/* A packed batch forward and backward equals each sequence run alone as
+ * [1, len, 3D] (nothing crosses a bound in either pass), and the packed fast
+ * forward equals the packed reference, for every mask. */
+static void test_packed_matches_each_sequence_alone(void)
+{
+    const int64_t H = 2, dh = 16, D = H * dh;
+    int64_t cu[NPACK + 1];
+    pack_bounds(PACK_LENS, NPACK, cu);
+    const int64_t T = cu[NPACK];
+    const sl_seqs seqs = {NPACK, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 21);
+    for (int mi = 0; mi < NMASKS; mi++) {
+        sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, T, 3 * D);
+        float *dout = malloc((size_t)(T * D) * sizeof(float));
+        for (int64_t i = 0; i < T * D; i++) dout[i] = sl_rng_normal(&rng);
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, &seqs);
+        sl_backward_with(&ctx, out, dout);
+        float *ref = malloc((size_t)(T * D) * sizeof(float));
+        sl_attention_ref(qkv->data, 1, T, H, dh, masks[mi].causal, masks[mi].window, &seqs, ref);
+        double r_ref = close_ratio(out->data, ref, T * D, 1e-5, 1e-5), r_y = 0, r_dx = 0;
+        for (int64_t i = 0; i < NPACK; i++) {
+            const int64_t len = PACK_LENS[i];
+            if (len == 0) continue;
+            sl_ctx c1;
+            sl_ctx_init(&c1, 1 << 20);
+            sl_tensor *qi = GC_LEAF(&rng, 1.0f, 1, len, 3 * D);
+            memcpy(qi->data, qkv->data + cu[i] * 3 * D, (size_t)(len * 3 * D) * sizeof(float));
+            sl_tensor *oi = sl_attention(&c1, qi, H, masks[mi].causal, masks[mi].window, NULL);
+            sl_backward_with(&c1, oi, dout + cu[i] * D);
+            /* The same kernel on the same rows: equal up to nothing. */
+            r_y = fmax(r_y, close_ratio(out->data + cu[i] * D, oi->data, len * D, 1e-7, 1e-7));
+            r_dx = fmax(r_dx, close_ratio(qkv->grad + cu[i] * 3 * D, qi->grad, len * 3 * D, 1e-7, 1e-7));
+            gc_free(qi);
+            sl_ctx_free(&c1);
+        }
+        CHECK(r_ref <= 1 && r_y <= 1 && r_dx <= 1,
+              "causal %d window %lld: packed vs reference %g, vs alone: out %g, grad %g",
+              masks[mi].causal, (long long)masks[mi].window, r_ref, r_y, r_dx);
+        free(ref);
+        free(dout);
+        sl_ctx_free(&ctx);
+        gc_free(qkv);
+    }
+}
+
+typedef struct {
+    attn_arg a;
+    const sl_seqs *seqs;
+} packed_arg;
+
+static sl_tensor *packed_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const packed_arg *p = arg;
+    return sl_attention(ctx, in[0], p->a.H, p->a.causal, p->a.window, p->seqs);
+}
+
+/* The packed backward against finite differences (tolerances as above). */
+static void test_packed_gradient_finite_differences(void)
+{
+    static const int64_t lens[] = {3, 0, 9, 1, 70};
+    int64_t cu[6];
+    pack_bounds(lens, 5, cu);
+    const sl_seqs seqs = {5, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 22);
+    for (int mi = 0; mi < NMASKS; mi++) {
+        packed_arg p = {masks[mi], &seqs};
+        p.a.H = 2;
+        sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, cu[5], 3 * 2 * 8);
+        char name[64];
+        snprintf(name, sizeof name, "packed causal %d window %lld", p.a.causal, (long long)p.a.window);
+        CHECK(gradcheck(name, packed_fn, &qkv, 1, &p, 1.5e-2f, 3e-4, 3e-3, 60), "%s", name);
+        gc_free(qkv);
+    }
+}
+
+/* A packed batch's results are bit-identical at any thread count too. */
+static void test_packed_threads_do_not_change_results(void)
+{
+    const int64_t H = 2, D = 2 * 64;
+    int64_t cu[NPACK + 1];
+    pack_bounds(PACK_LENS, NPACK, cu);
+    const int64_t T = cu[NPACK];
+    const sl_seqs seqs = {NPACK, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 23);
+    sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, T, 3 * D);
+    float *dout = malloc((size_t)(T * D) * sizeof(float));
+    float *ref_out = malloc((size_t)(T * D) * sizeof(float)), *ref_grad = malloc((size_t)qkv->n * sizeof(float));
+    for (int64_t i = 0; i < T * D; i++) dout[i] = sl_rng_normal(&rng);
+    int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads++) {
+        omp_set_num_threads(threads);
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        memset(qkv->grad, 0, (size_t)qkv->n * sizeof(float));
+        sl_tensor *out = sl_attention(&ctx, qkv, H, false, 0, &seqs);
+        sl_backward_with(&ctx, out, dout);
+        if (threads == 1) {
+            memcpy(ref_out, out->data, (size_t)out->n * sizeof(float));
+            memcpy(ref_grad, qkv->grad, (size_t)qkv->n * sizeof(float));
+        } else {
+            CHECK(!memcmp(ref_out, out->data, (size_t)out->n * sizeof(float)), "out, %d threads", threads);
+            CHECK(!memcmp(ref_grad, qkv->grad, (size_t)qkv->n * sizeof(float)), "grad, %d threads", threads);
+        }
+        sl_ctx_free(&ctx);
+    }
+    omp_set_num_threads(saved);
+    free(dout);
+    free(ref_out);
+    free(ref_grad);
+    gc_free(qkv);
+}
+
 int main(void)
 {
     RUN(test_forward_matches_reference);
@@ -257,5 +386,8 @@ int main(void)
     RUN(test_threads_do_not_change_results);
     RUN(test_decode_matches_parallel);
     RUN(test_long_sequence_memory_is_linear);
+    RUN(test_packed_matches_each_sequence_alone);
+    RUN(test_packed_gradient_finite_differences);
+    RUN(test_packed_threads_do_not_change_results);
     return TEST_SUMMARY();
 }

@@ -1,7 +1,8 @@
 /* The retnet mixer through its vtable: step() == forward, split forward with
- * the state == one forward (splits on and across chunk edges), whole-mixer
- * gradients by finite differences, finite results at T = 4096 with large
- * inputs. */
+ * the state == one forward (splits on and across chunk edges), a packed
+ * batch == each sequence alone, whole-mixer gradients by finite
+ * differences, finite results at T = 4096 with large inputs, and the
+ * bidirectional form. */
 #include "mixer_check.h"
 
 extern const sl_mixer_vtable sl_mixer_retnet;
@@ -34,6 +35,18 @@ static void test_split_matches_whole(void)
     tiny(&c);
     static const int64_t splits[] = {1, 4, 5, 6, 12};
     mc_check_split(&sl_mixer_retnet, &c, 2, 17, splits, 5, 1e-4);
+}
+
+static void test_packed_matches_one_by_one(void)
+{
+    /* Lengths on both sides of the chunk (5), an empty one and one token;
+     * RoPE restarts at each sequence's first token. */
+    static const int64_t lens[] = {7, 0, 1, 5, 12, 4};
+    sl_config c;
+    tiny(&c);
+    mc_check_packed(&sl_mixer_retnet, &c, lens, 6, 1e-4);
+    c.causal = false;
+    mc_check_packed(&sl_mixer_retnet, &c, lens, 6, 1e-4);
 }
 
 static void test_gradient_finite_differences(void)
@@ -73,6 +86,7 @@ int main(void)
 {
     RUN(test_step_matches_forward);
     RUN(test_split_matches_whole);
+    RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
     RUN(test_bidirectional);

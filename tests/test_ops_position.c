@@ -1,7 +1,8 @@
 /* position.c: learned positions (values, threaded backward, finite
  * differences) and RoPE: the rotate-half convention on a hand-computed
  * case, bit-exact agreement of the batched op with the one-vector step
- * form, and finite differences. */
+ * form, positions restarting at each sequence of a packed batch, and finite
+ * differences. */
 #include <string.h>
 
 #include "check.h"
@@ -83,7 +84,7 @@ static void test_rope_qk_matches_step(void)
     sl_tensor *qkv = GC_LEAF(&rng, 1, B, T, 3 * E);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000, NULL);
     int64_t bad = 0;
     double qk_norm = 0, y_norm = 0;
     for (int64_t r = 0; r < B * T; r++) {
@@ -109,7 +110,7 @@ static void test_rope_qk_matches_step(void)
 
 static sl_tensor *rope_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
-    return sl_rope_qk(ctx, in[0], 2, 3, 100);
+    return sl_rope_qk(ctx, in[0], 2, 3, 100, NULL);
 }
 
 /* Linear in qkv: exact up to float rounding of L over 2h (~1e-5). */
@@ -122,6 +123,54 @@ static void test_rope_gradients(void)
     gc_free(qkv);
 }
 
+/* A packed batch: row r of sequence i is rotated at pos0 + r - cu[i], bit
+ * for bit as the step form (empty sequences included). */
+static const int64_t ROPE_CU[] = {0, 4, 4, 11, 12, 12};
+static const sl_seqs ROPE_SEQS = {5, ROPE_CU};
+
+static void test_rope_qk_packed_restarts(void)
+{
+    const int64_t T = 12, H = 2, dh = 8, E = H * dh, pos0 = 5;
+    sl_rng rng;
+    sl_rng_seed(&rng, 5);
+    sl_tensor *qkv = GC_LEAF(&rng, 1, 1, T, 3 * E);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000, &ROPE_SEQS);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < ROPE_SEQS.n; i++)
+        for (int64_t r = ROPE_CU[i]; r < ROPE_CU[i + 1]; r++) {
+            float q[16], k[16];
+            const float *xr = qkv->data + r * 3 * E, *yr = y->data + r * 3 * E;
+            memcpy(q, xr, sizeof q);
+            memcpy(k, xr + E, sizeof k);
+            sl_rope_apply(q, H, dh, pos0 + r - ROPE_CU[i], 10000);
+            sl_rope_apply(k, H, dh, pos0 + r - ROPE_CU[i], 10000);
+            bad += memcmp(q, yr, sizeof q) != 0;
+            bad += memcmp(k, yr + E, sizeof k) != 0;
+            bad += memcmp(xr + 2 * E, yr + 2 * E, E * sizeof(float)) != 0;
+        }
+    CHECK(bad == 0, "%lld rows differ from sl_rope_apply at their in-sequence position",
+          (long long)bad);
+    sl_ctx_free(&ctx);
+    gc_free(qkv);
+}
+
+static sl_tensor *rope_packed_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_rope_qk(ctx, in[0], 2, 3, 100, &ROPE_SEQS);
+}
+
+static void test_rope_packed_gradients(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 6);
+    sl_tensor *qkv = GC_LEAF(&rng, 1, 1, 12, 3 * 2 * 4);
+    CHECK(gradcheck("rope_qk packed", rope_packed_fn, &qkv, 1, NULL, 1e-2f, 1e-3, 1e-3, 300),
+          "rope_qk packed");
+    gc_free(qkv);
+}
+
 int main(void)
 {
     sl_set_threads(2);
@@ -130,5 +179,7 @@ int main(void)
     RUN(test_rope_convention);
     RUN(test_rope_qk_matches_step);
     RUN(test_rope_gradients);
+    RUN(test_rope_qk_packed_restarts);
+    RUN(test_rope_packed_gradients);
     return TEST_SUMMARY();
 }

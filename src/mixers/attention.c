@@ -10,7 +10,10 @@
  * Parameters: qkv.weight [3D, D], out.weight [D, D], and with bias
  * qkv.bias [3D], out.bias [D]. The forward is linear -> rope -> the fused
  * tiled attention op (O(T) memory) -> linear. step() keeps a KV cache of
- * max_seq_len rows per layer: state = [K rows | V rows], each [max_len, D]. */
+ * max_seq_len rows per layer: state = [K rows | V rows], each
+ * [max_seq_len, D]. A packed batch (sl_seqs) attends within each sequence,
+ * with positions restarting at each one's start, and with a state each
+ * sequence has its own cache (state [n, 2, max_seq_len, D]). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +53,12 @@ static sl_status attn_init(sl_mixer *m, sl_params *p)
     return SL_OK;
 }
 
+/* The cache has max_seq_len rows whatever max_len asks (no position reaches
+ * max_seq_len): V's rows start max_seq_len rows in, so the layout cannot
+ * depend on the caller's max_len. */
 static int64_t attn_state_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 2 * max_len * m->cfg->d_model;
+    return 2 * m->cfg->max_seq_len * m->cfg->d_model;
 }
 
 static int64_t attn_scratch_floats(const sl_mixer *m, int64_t max_len)
@@ -72,34 +78,36 @@ static void cache_put(const attn *a, float *state, const float *qkv, int64_t T, 
     }
 }
 
-/* x: [B, T, D] -> [B, T, D]; state: [B, 2, max_len, D] or NULL. */
+/* x: [B, T, D] -> [B, T, D]; state: [n, 2, max_len, D] or NULL, one row per
+ * batch row or packed sequence. */
 static sl_tensor *attn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
-                                 const sl_seqs *seqs)
+                               const sl_seqs *seqs)
 {
     attn *a = m->impl;
-    int64_t B = x->shape[0], T = x->shape[1], D = a->D;
+    const int64_t B = x->shape[0], T = x->shape[1], D = a->D, n = sl_seq_count(seqs, B);
+    const int64_t sf = attn_state_floats(m, a->max_len);
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, a->bqkv);
-    if (a->rope) qkv = sl_rope_qk(ctx, qkv, a->H, pos, a->theta);
+    if (a->rope) qkv = sl_rope_qk(ctx, qkv, a->H, pos, a->theta, seqs);
     sl_tensor *o;
     if (!state || pos == 0) {
-        o = sl_attention(ctx, qkv, a->H, a->causal, a->window);
+        o = sl_attention(ctx, qkv, a->H, a->causal, a->window, seqs);
+        for (int64_t i = 0; state && i < n; i++)
+            cache_put(a, state + i * sf, qkv->data + sl_seq_start(seqs, i, T) * 3 * D,
+                      sl_seq_len(seqs, i, T), 0);
     } else {
-        /* Continuing a cached sequence: each new query reads the cache. */
+        /* Continuing cached sequences: each new query reads its own cache. */
         o = SL_NEW(ctx, B, T, D);
         float *scores = sl_arena_floats(ctx, pos + T);
-        for (int64_t b = 0; b < B; b++) {
-            float *st = state + b * attn_state_floats(m, a->max_len);
-            cache_put(a, st, qkv->data + b * T * 3 * D, T, pos);
-            for (int64_t t = 0; t < T; t++)
-                sl_attention_decode(qkv->data + (b * T + t) * 3 * D, st, st + a->max_len * D,
-                                    pos + t + 1, a->H, a->dh, a->window, scores,
-                                    o->data + (b * T + t) * D);
+        for (int64_t i = 0; i < n; i++) {
+            float *st = state + i * sf;
+            const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T);
+            cache_put(a, st, qkv->data + t0 * 3 * D, len, pos);
+            for (int64_t t = t0; t < t0 + len; t++)
+                sl_attention_decode(qkv->data + t * 3 * D, st, st + a->max_len * D,
+                                    pos + t - t0 + 1, a->H, a->dh, a->window, scores,
+                                    o->data + t * D);
         }
     }
-    if (state && pos == 0)
-        for (int64_t b = 0; b < B; b++)
-            cache_put(a, state + b * attn_state_floats(m, a->max_len),
-                      qkv->data + b * T * 3 * D, T, 0);
     return sl_linear(ctx, o, a->wout, a->bout);
 }
 

@@ -75,7 +75,8 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
 {
     retnet *a = m->impl;
     const int64_t rows = sl_seq_count(seqs, x->shape[0]), D = a->D;
-    sl_tensor *qkv = sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, pos, a->theta);
+    sl_tensor *qkv =
+        sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, pos, a->theta, seqs);
     sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkv, 0, D), 1.0f / sqrtf((float)a->dk));
     sl_tensor *k = sl_columns(ctx, qkv, D, D), *v = sl_columns(ctx, qkv, 2 * D, D);
     sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);

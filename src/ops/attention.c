@@ -35,8 +35,12 @@
  * Key blocks are the outer loop in both passes: each key block is transposed
  * once (K^T and V^T are the right-hand sides of S = Q K^T and dP = dO V^T),
  * and in the backward dK, dV of a block finish before the next one starts.
- * Work is split over B x H; every (b, h) is computed by one thread in a fixed
- * order, so results do not depend on the thread count at all. */
+ * Work is split over (sequence, head) items: the B batch rows, or with a
+ * packed batch (sl_seqs) its sequences, each of which is attended to as if it
+ * were alone (a block-diagonal mask: the causal and window masks apply
+ * within a sequence, a bidirectional query sees its whole sequence and no
+ * other). Every item is computed by one thread in a fixed order, so results
+ * do not depend on the thread count at all. */
 
 /* -std=c11 turns off FMA contraction, and the kernels below are FMA chains
  * that run at half speed without it. Without no-trapping-math (the Makefile
@@ -329,14 +333,39 @@ static inline void masked_exp(float *x, int n8, int a, int b, float scale, float
 
 /* ------------------------------------------------------------ the op */
 
-/* Threads for `heads` independent (b, h) items, each with its own scratch:
- * no more than there are items, and one below ~1e6 multiply-adds (a few
- * hundred microseconds of work), which finishes before a woken thread pool
- * would, above all when the cores are shared. */
-static int team_size(int64_t heads, int64_t T, int64_t dh)
+/* Threads for `items` independent (sequence, head) items, each with its own
+ * scratch, doing `work` multiply-adds in all: no more than there are items,
+ * and one below ~1e6 multiply-adds (a few hundred microseconds of work),
+ * which finishes before a woken thread pool would, above all when the cores
+ * are shared. */
+static int team_size(int64_t items, int64_t work)
 {
-    if (heads * T * T * dh < (int64_t)1 << 20) return 1;
-    return (int)min64(omp_get_max_threads(), heads);
+    if (work < (int64_t)1 << 20) return 1;
+    return (int)min64(omp_get_max_threads(), items);
+}
+
+/* The rows the op iterates: B batch rows of T tokens, or a packed batch's
+ * sequences. Item s covers tokens [start, start + len) of the B*T. */
+typedef struct {
+    int64_t n, T, max_len, work; /* work: sum of len^2, for team_size */
+    const int64_t *cu;           /* NULL for batch rows */
+} attn_rows;
+
+static attn_rows rows_of(const sl_seqs *seqs, int64_t B, int64_t T)
+{
+    attn_rows r = {sl_seq_count(seqs, B), T, 0, 0, seqs ? seqs->cu : NULL};
+    for (int64_t s = 0; s < r.n; s++) {
+        int64_t len = sl_seq_len(seqs, s, T);
+        r.max_len = max64(r.max_len, len);
+        r.work += len * len;
+    }
+    return r;
+}
+
+static inline int64_t row_start(const attn_rows *r, int64_t s) { return r->cu ? r->cu[s] : s * r->T; }
+static inline int64_t row_len(const attn_rows *r, int64_t s)
+{
+    return r->cu ? r->cu[s + 1] - r->cu[s] : r->T;
 }
 
 typedef struct {
@@ -508,83 +537,117 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
 }
 
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's
- * D_i needs it), saved = lse [B, H, T], iarg = {H, causal, window}. */
+ * D_i needs it), saved = lse [H, B*T], iarg = {H, causal, window, n}, aux =
+ * a copy of the packed bounds cu [n + 1] (NULL for batch rows). */
 static void attention_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0], *out = nd->out;
     const int64_t B = qkv->shape[0], T = qkv->shape[1], H = nd->iarg[0];
-    const int64_t D = out->shape[2], dh = D / H;
-    const attn_shape sh = {T, dh, nd->iarg[1] != 0, nd->iarg[2]};
+    const int64_t D = out->shape[2], dh = D / H, BT = B * T;
+    const sl_seqs packed = {nd->iarg[3], nd->aux};
+    const attn_rows rows = rows_of(nd->aux ? &packed : NULL, B, T);
     float *dqkv = sl_grad(ctx, qkv);
     const float *lse = nd->saved, *dout = out->grad;
-    int nt = team_size(B * H, T, dh);
-    int64_t per = scratch_floats(T, dh, true);
+    int nt = team_size(rows.n * H, rows.work * H * dh);
+    int64_t per = scratch_floats(rows.max_len, dh, true);
     float *scratch = sl_arena_floats(ctx, per * nt);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H;
-        int64_t xo = b * T * 3 * D + h * dh, oo = b * T * D + h * dh;
+    for (int64_t item = 0; item < rows.n * H; item++) {
+        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
+        if (len == 0) continue;
+        const attn_shape sh = {len, dh, nd->iarg[1] != 0, nd->iarg[2]};
+        int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
         backward_head(&sh, qkv->data + xo, qkv->data + xo + D, qkv->data + xo + 2 * D, 3 * D,
-                      out->data + oo, dout + oo, D, lse + bh * T, dqkv + xo, dqkv + xo + D,
+                      out->data + oo, dout + oo, D, lse + h * BT + t0, dqkv + xo, dqkv + xo + D,
                       dqkv + xo + 2 * D, scratch + per * omp_get_thread_num());
     }
 }
 
+/* Stops on a packed batch that does not describe qkv (a caller's bug). */
+static void check_packed(const sl_seqs *seqs, const sl_tensor *qkv, const char *who)
+{
+    if (!seqs) return;
+    bool ok = qkv->shape[0] == 1 && seqs->n >= 1 && seqs->cu && seqs->cu[0] == 0 &&
+              seqs->cu[seqs->n] == qkv->shape[1];
+    for (int64_t i = 0; ok && i < seqs->n; i++) ok = seqs->cu[i + 1] >= seqs->cu[i];
+    if (!ok) {
+        fprintf(stderr, "seqlab: internal error: %s: packed bounds that do not cover qkv [1, T, ...]\n",
+                who);
+        abort();
+    }
+}
+
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
-sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window)
+sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window,
+                        const sl_seqs *seqs)
 {
     if (qkv->ndim != 3 || H <= 0 || qkv->shape[2] % (3 * H) != 0) {
         fprintf(stderr, "seqlab: internal error: attention over qkv of %d dims, last %lld, H %lld\n",
                 qkv->ndim, (long long)sl_last(qkv), (long long)H);
         abort();
     }
+    check_packed(seqs, qkv, "sl_attention");
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, dh = D / H;
-    const attn_shape sh = {T, dh, causal, window};
+    const int64_t BT = B * T;
+    const attn_rows rows = rows_of(seqs, B, T);
     sl_tensor *out = SL_NEW(ctx, B, T, D);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
     float *lse = NULL;
     if (nd) {
-        lse = sl_arena_floats(ctx, B * H * T);
+        lse = sl_arena_floats(ctx, H * BT);
         nd->saved = lse;
         nd->iarg[0] = H;
         nd->iarg[1] = causal;
         nd->iarg[2] = window;
+        if (seqs) {
+            /* The caller's bounds need not outlive this call; the backward
+             * reads a copy. */
+            int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
+            memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
+            nd->aux = cu;
+            nd->iarg[3] = seqs->n;
+        }
     }
-    int nt = team_size(B * H, T, dh);
-    int64_t per = scratch_floats(T, dh, false);
+    int nt = team_size(rows.n * H, rows.work * H * dh);
+    int64_t per = scratch_floats(rows.max_len, dh, false);
     float *scratch = sl_arena_floats(ctx, per * nt);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-        int64_t b = bh / H, h = bh % H;
-        const float *x = qkv->data + b * T * 3 * D + h * dh;
-        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, out->data + b * T * D + h * dh, D,
-                     lse ? lse + bh * T : NULL, scratch + per * omp_get_thread_num());
+    for (int64_t item = 0; item < rows.n * H; item++) {
+        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
+        if (len == 0) continue;
+        const attn_shape sh = {len, dh, causal, window};
+        const float *x = qkv->data + t0 * 3 * D + h * dh;
+        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, out->data + t0 * D + h * dh, D,
+                     lse ? lse + h * BT + t0 : NULL, scratch + per * omp_get_thread_num());
     }
     return out;
 }
 
 /* ------------------------------------------------------------- reference */
 
-/* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full T x T score matrix
- * per (b, h) in double. */
+/* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full score matrix of
+ * every (sequence, head) in double. */
 void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh,
-                      bool causal, int64_t window, float *out)
+                      bool causal, int64_t window, const sl_seqs *seqs, float *out)
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
-    double *s = malloc((size_t)(T * T) * sizeof(double));
+    const attn_rows rows = rows_of(seqs, B, T);
+    const int64_t L = rows.max_len;
+    double *s = malloc((size_t)(L * L + 1) * sizeof(double));
     if (!s) {
-        fprintf(stderr, "seqlab: out of memory in sl_attention_ref (T = %lld)\n", (long long)T);
+        fprintf(stderr, "seqlab: out of memory in sl_attention_ref (T = %lld)\n", (long long)L);
         abort();
     }
-    for (int64_t b = 0; b < B; b++)
+    for (int64_t r = 0; r < rows.n; r++) {
+        const int64_t n = row_len(&rows, r), t0 = row_start(&rows, r);
         for (int64_t h = 0; h < H; h++) {
-            const float *x = qkv + b * T * 3 * D + h * dh;
-            for (int64_t i = 0; i < T; i++) {
+            const float *x = qkv + t0 * 3 * D + h * dh;
+            for (int64_t i = 0; i < n; i++) {
                 double mx = -INFINITY;
-                for (int64_t j = 0; j < T; j++) {
+                for (int64_t j = 0; j < n; j++) {
                     /* The mask straight from its definition, independent of
                      * keys_of, so the comparison also checks the ranges. */
                     int64_t dist = causal ? i - j : (i > j ? i - j : j - i);
@@ -592,20 +655,21 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
                     double dot = 0;
                     for (int64_t d = 0; d < dh; d++)
                         dot += (double)x[i * 3 * D + d] * x[j * 3 * D + D + d];
-                    s[i * T + j] = visible ? dot * scale : -INFINITY;
-                    if (s[i * T + j] > mx) mx = s[i * T + j];
+                    s[i * n + j] = visible ? dot * scale : -INFINITY;
+                    if (s[i * n + j] > mx) mx = s[i * n + j];
                 }
                 double sum = 0;
-                for (int64_t j = 0; j < T; j++) sum += s[i * T + j] = exp(s[i * T + j] - mx);
-                for (int64_t j = 0; j < T; j++) s[i * T + j] /= sum;
+                for (int64_t j = 0; j < n; j++) sum += s[i * n + j] = exp(s[i * n + j] - mx);
+                for (int64_t j = 0; j < n; j++) s[i * n + j] /= sum;
             }
-            for (int64_t i = 0; i < T; i++)
+            for (int64_t i = 0; i < n; i++)
                 for (int64_t d = 0; d < dh; d++) {
                     double acc = 0;
-                    for (int64_t j = 0; j < T; j++) acc += s[i * T + j] * x[j * 3 * D + 2 * D + d];
-                    out[(b * T + i) * D + h * dh + d] = (float)acc;
+                    for (int64_t j = 0; j < n; j++) acc += s[i * n + j] * x[j * 3 * D + 2 * D + d];
+                    out[(t0 + i) * D + h * dh + d] = (float)acc;
                 }
         }
+    }
     free(s);
 }
 

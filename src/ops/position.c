@@ -118,49 +118,73 @@ void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta)
     for (int64_t h = 0; h < H; h++) rotate_head(x + h * dh, x + h * dh, c, s, half);
 }
 
+/* Row r's row of the cos/sin tables: its offset from where positions start,
+ * r % T for batch rows, r - cu[i] in sequence i of a packed batch (tpos). */
+static inline int64_t table_row(const int32_t *tpos, int64_t r, int64_t T)
+{
+    return tpos ? tpos[r] : r % T;
+}
+
 /* dy: [B, T, 3*H*dh] -> dqkv: q, k thirds += the inverse rotation of dy, v
- * third += dy. iarg[0]: H; saved: cos [T, half] then sin [T, half]. */
+ * third += dy. iarg[0]: H; saved: cos [T, half] then sin [T, half]; aux: the
+ * table row of each row (packed batches) or NULL. */
 static void rope_qk_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0];
     int64_t H = nd->iarg[0], B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
     int64_t dh = E / H, half = dh / 2, R = B * T;
     const float *dy = nd->out->grad, *cos_t = nd->saved, *sin_t = cos_t + T * half;
+    const int32_t *tpos = nd->aux;
     float *dx = sl_grad(ctx, qkv);
 #pragma omp parallel for schedule(static) if (qkv->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
-        const float *c = cos_t + (r % T) * half, *s = sin_t + (r % T) * half;
+        int64_t j = table_row(tpos, r, T);
+        const float *c = cos_t + j * half, *s = sin_t + j * half;
         const float *dyr = dy + r * 3 * E;
         float *dxr = dx + r * 3 * E;
         for (int64_t h = 0; h < 2 * H; h++) unrotate_head_add(dyr + h * dh, dxr + h * dh, c, s, half);
 #pragma omp simd
-        for (int64_t j = 2 * E; j < 3 * E; j++) dxr[j] += dyr[j];
+        for (int64_t j2 = 2 * E; j2 < 3 * E; j2++) dxr[j2] += dyr[j2];
     }
 }
 
 /* qkv: [B, T, 3*H*dh] = (q | k | v), each [H, dh] -> the same with q and k
- * rotated at positions pos0 .. pos0 + T - 1. */
-sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta)
+ * rotated at positions pos0 .. pos0 + T - 1 (restarting at pos0 at each
+ * sequence of a packed batch). */
+sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta,
+                      const sl_seqs *seqs)
 {
     sl_require(qkv->ndim == 3 && H > 0 && qkv->shape[2] % (6 * H) == 0 &&
                    qkv->shape[2] / (6 * H) <= MAX_HALF,
                "sl_rope_qk", "qkv [B, T, 3*H*dh] with dh even and <= 1024");
+    sl_require(!seqs || (qkv->shape[0] == 1 && seqs->n >= 1 && seqs->cu[0] == 0 &&
+                         seqs->cu[seqs->n] == qkv->shape[1]),
+               "sl_rope_qk", "packed bounds from 0 to T over qkv [1, T, ...]");
     int64_t B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
     int64_t dh = E / H, half = dh / 2, R = B * T;
     double freq[MAX_HALF];
     for (int64_t i = 0; i < half; i++) freq[i] = rope_freq(i, dh, theta);
-    /* The table depends on t only, so the batch shares it (and the backward
-     * reuses it): T * half trig pairs instead of B * T * H * half. A pair
-     * costs ~50 ns, so threads pay off from a few thousand. */
+    /* The table depends on the offset t from the start only, so the rows
+     * share it (and the backward reuses it): T * half trig pairs instead of
+     * B * T * H * half. A pair costs ~50 ns, so threads pay off from a few
+     * thousand. No sequence of a packed batch is longer than T, so T rows
+     * serve it too. */
     float *cos_t = sl_arena_floats(ctx, 2 * T * half), *sin_t = cos_t + T * half;
 #pragma omp parallel for schedule(static) if (T * half >= 4096)
     for (int64_t t = 0; t < T; t++)
         for (int64_t i = 0; i < half; i++)
             rope_cos_sin(pos0 + t, freq[i], &cos_t[t * half + i], &sin_t[t * half + i]);
+    int32_t *tpos = NULL;
+    if (seqs) {
+        tpos = sl_arena_alloc(&ctx->arena, (size_t)T * sizeof *tpos);
+        for (int64_t i = 0; i < seqs->n; i++)
+            for (int64_t r = seqs->cu[i]; r < seqs->cu[i + 1]; r++) tpos[r] = (int32_t)(r - seqs->cu[i]);
+    }
     sl_tensor *y = sl_tensor_like(ctx, qkv);
 #pragma omp parallel for schedule(static) if (qkv->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
-        const float *c = cos_t + (r % T) * half, *s = sin_t + (r % T) * half;
+        int64_t j = table_row(tpos, r, T);
+        const float *c = cos_t + j * half, *s = sin_t + j * half;
         const float *xr = qkv->data + r * 3 * E;
         float *yr = y->data + r * 3 * E;
         for (int64_t h = 0; h < 2 * H; h++) rotate_head(xr + h * dh, yr + h * dh, c, s, half);
@@ -169,6 +193,7 @@ sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, floa
     sl_node *nd = SL_RECORD(ctx, rope_qk_backward, y, qkv);
     if (nd) {
         nd->saved = cos_t;
+        nd->aux = tpos;
         nd->iarg[0] = H;
     }
     return y;
