@@ -1,5 +1,5 @@
 /* position.c: learned positions (values, threaded backward, finite
- * differences) and RoPE: the rotate-half convention on a hand-computed
+ * differences, restarting per packed sequence) and RoPE: the rotate-half convention on a hand-computed
  * case, bit-exact agreement of the batched op with the one-vector step
  * form, positions restarting at each sequence of a packed batch, and finite
  * differences. */
@@ -17,7 +17,7 @@ static void test_add_positions_threaded(void)
     sl_tensor *x = GC_LEAF(&rng, 1, B, T, D), *pos = GC_LEAF(&rng, 1, Tmax, D);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *y = sl_add_positions(&ctx, x, pos, pos0);
+    sl_tensor *y = sl_add_positions(&ctx, x, pos, pos0, NULL);
     int64_t bad = 0;
     for (int64_t i = 0; i < x->n; i++) {
         int64_t t = i / D % T, j = i % D;
@@ -41,9 +41,10 @@ static void test_add_positions_threaded(void)
     gc_free(pos);
 }
 
+/* arg: NULL or the bounds of a packed batch. */
 static sl_tensor *add_positions_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
-    return sl_add_positions(ctx, in[0], in[1], 2);
+    return sl_add_positions(ctx, in[0], in[1], 2, arg);
 }
 
 /* Linear: exact up to float rounding of L over 2h (~1e-5, h = 1e-2). */
@@ -55,6 +56,33 @@ static void test_add_positions_gradients(void)
     CHECK(gradcheck("add_positions", add_positions_fn, in, 2, NULL, 1e-2f, 1e-3, 1e-3, 64), "grads");
     for (int j = 0; j < 4; j++)
         CHECK(in[1]->grad[j] == 0 && in[1]->grad[5 * 4 + j] == 0, "rows outside pos0..pos0+T");
+    gc_free(in[0]);
+    gc_free(in[1]);
+}
+
+/* A packed batch: each sequence's tokens take rows pos0, pos0 + 1, ... of
+ * the table; the rows that several sequences share sum their gradients. */
+static void test_add_positions_packed(void)
+{
+    static const int64_t cu[] = {0, 2, 2, 5};
+    const sl_seqs seqs = {3, cu};
+    sl_rng rng;
+    sl_rng_seed(&rng, 3);
+    sl_tensor *in[2] = {GC_LEAF(&rng, 1, 1, 5, 4), GC_LEAF(&rng, 1, 6, 4)};
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    ctx.grad_enabled = false;
+    sl_tensor *y = add_positions_fn(&ctx, in, (void *)&seqs);
+    static const int64_t row[] = {2, 3, 2, 3, 4};
+    int64_t bad = 0;
+    for (int64_t t = 0; t < 5; t++)
+        for (int64_t j = 0; j < 4; j++)
+            bad += y->data[t * 4 + j] != in[0]->data[t * 4 + j] + in[1]->data[row[t] * 4 + j];
+    CHECK(bad == 0, "forward: %lld wrong", (long long)bad);
+    sl_ctx_free(&ctx);
+    CHECK(gradcheck("add_positions packed", add_positions_fn, in, 2, (void *)&seqs, 1e-2f, 1e-3,
+                    1e-3, 64),
+          "grads");
     gc_free(in[0]);
     gc_free(in[1]);
 }
@@ -176,6 +204,7 @@ int main(void)
     sl_set_threads(2);
     RUN(test_add_positions_threaded);
     RUN(test_add_positions_gradients);
+    RUN(test_add_positions_packed);
     RUN(test_rope_convention);
     RUN(test_rope_qk_matches_step);
     RUN(test_rope_gradients);

@@ -101,13 +101,15 @@ static sl_tensor *mlp(const sl_model *m, sl_ctx *ctx, const sl_block *b, sl_tens
 
 /* Embedding, blocks and final norm. tokens: [B*T] -> [B, T, D].
  * state == NULL: training. Otherwise each layer's state continues from
- * position pos; with step, T == 1 and mixers run their step(). */
+ * position pos; with step, T == 1 and mixers run their step(). seqs: NULL,
+ * or the bounds of a packed batch (B = 1). */
 static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T,
-                        float *const *state, int64_t pos, bool step, float *scratch)
+                        float *const *state, int64_t pos, bool step, float *scratch,
+                        const sl_seqs *seqs)
 {
     float p = (float)m->cfg.dropout;
     sl_tensor *x = sl_embedding(ctx, m->embed, tokens, B, T);
-    if (m->pos) x = sl_add_positions(ctx, x, m->pos, pos);
+    if (m->pos) x = sl_add_positions(ctx, x, m->pos, pos, seqs);
     x = sl_dropout(ctx, x, p);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         sl_block *b = &m->blocks[l];
@@ -116,7 +118,7 @@ static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t
             y = sl_tensor_like(ctx, h);
             b->mixer.vt->step(&b->mixer, state[l], h->data, y->data, pos, scratch);
         } else {
-            y = b->mixer.vt->forward(&b->mixer, ctx, h, state ? state[l] : NULL, pos, NULL);
+            y = b->mixer.vt->forward(&b->mixer, ctx, h, state ? state[l] : NULL, pos, seqs);
         }
         x = sl_add(ctx, x, sl_dropout(ctx, y, p));
         if (!b->fc1_w) continue;
@@ -133,7 +135,13 @@ static sl_tensor *head(sl_model *m, sl_ctx *ctx, sl_tensor *x)
 
 sl_tensor *sl_model_forward(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T)
 {
-    return head(m, ctx, trunk(m, ctx, tokens, B, T, NULL, 0, false, NULL));
+    return head(m, ctx, trunk(m, ctx, tokens, B, T, NULL, 0, false, NULL, NULL));
+}
+
+sl_tensor *sl_model_forward_packed(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t T,
+                                   const sl_seqs *seqs)
+{
+    return head(m, ctx, trunk(m, ctx, tokens, 1, T, NULL, 0, false, NULL, seqs));
 }
 
 sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
@@ -210,7 +218,8 @@ static sl_status run(sl_decoder *d, const int32_t *tokens, int64_t T, bool step)
     sl_status st = check_tokens(d, tokens, T);
     if (st) return st;
     sl_ctx_reset(&d->ctx);
-    sl_tensor *x = trunk(d->m, &d->ctx, tokens, 1, T, d->state, d->pos, step, d->scratch);
+    sl_tensor *x = trunk(d->m, &d->ctx, tokens, 1, T, d->state, d->pos, step, d->scratch,
+                          NULL);
     last_logits(d, &d->ctx, x);
     d->pos += T;
     return SL_OK;

@@ -31,6 +31,11 @@ void sl_model_free(sl_model *m);
 
 /* tokens: [B*T] ids in [0, V) -> logits [B, T, V]. */
 sl_tensor *sl_model_forward(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T);
+/* A packed batch: tokens [T] holding seqs->n sequences end to end (see
+ * sl_seqs) -> logits [1, T, V], each sequence's exactly as if it ran alone
+ * (positions restart at its first token; no mixer looks across a bound). */
+sl_tensor *sl_model_forward_packed(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t T,
+                                   const sl_seqs *seqs);
 /* Mean next-token cross-entropy; targets: [B*T], -1 = ignored. Returns [1]. */
 sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
                          int64_t B, int64_t T);

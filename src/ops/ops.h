@@ -65,8 +65,10 @@ sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targe
 sl_tensor *sl_dropout(sl_ctx *ctx, sl_tensor *x, float p);
 
 /* ---- position.c ---------------------------------------------------------- */
-/* x + pos[pos0 .. pos0+T). x: [B, T, D], pos: [Tmax, D]. */
-sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0);
+/* x + pos[pos0 .. pos0+T). x: [B, T, D], pos: [Tmax, D]; with seqs (a packed
+ * batch) t restarts at each sequence. */
+sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0,
+                            const sl_seqs *seqs);
 /* Rotary embedding on the q and k thirds of a packed projection.
  * qkv: [B, T, 3*H*dh] laid out (q | k | v), each [H, dh]; pairs (i, i + dh/2)
  * of each head rotate by angle (pos0 + t) * theta^(-2i/dh); v passes through.

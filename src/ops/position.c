@@ -12,18 +12,47 @@
 
 /* -------------------------------------------------------- learned positions */
 
+/* Token r's offset from where positions start: r % T for batch rows,
+ * r - cu[i] in sequence i of a packed batch (tpos). */
+static inline int64_t table_row(const int32_t *tpos, int64_t r, int64_t T)
+{
+    return tpos ? tpos[r] : r % T;
+}
+
+/* tpos: [T], each token's offset in its sequence of a packed batch, from
+ * the arena; NULL without seqs. Checks the bounds against x: [1, T, ...]. */
+static int32_t *seq_offsets(sl_ctx *ctx, const sl_seqs *seqs, const sl_tensor *x, const char *op)
+{
+    sl_require(sl_seqs_check(seqs, x, op) == SL_OK, op, sl_errmsg());
+    if (!seqs) return NULL;
+    int32_t *tpos = sl_arena_alloc(&ctx->arena, (size_t)x->shape[1] * sizeof *tpos);
+    for (int64_t i = 0; i < seqs->n; i++)
+        for (int64_t r = seqs->cu[i]; r < seqs->cu[i + 1]; r++) tpos[r] = (int32_t)(r - seqs->cu[i]);
+    return tpos;
+}
+
 /* dy: [B, T, D] -> dx += dy, dpos[pos0 + t] += sum_b dy[b, t]. iarg: B, T, pos0. */
 static void add_positions_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0], *pos = nd->in[1];
     const float *dy = nd->out->grad;
+    const int32_t *tpos = nd->aux;
     int64_t B = nd->iarg[0], T = nd->iarg[1], pos0 = nd->iarg[2], D = sl_last(x), n = x->n;
     if (x->requires_grad) {
         float *dx = sl_grad(ctx, x);
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
     }
-    if (pos->requires_grad) {
+    if (pos->requires_grad && tpos) {
+        /* Packed sequences share rows of dpos: one pass in token order. */
+        float *dpos = sl_grad(ctx, pos);
+        for (int64_t r = 0; r < T; r++) {
+            float *dp = dpos + (pos0 + tpos[r]) * D;
+            const float *dyr = dy + r * D;
+#pragma omp simd
+            for (int64_t j = 0; j < D; j++) dp[j] += dyr[j];
+        }
+    } else if (pos->requires_grad) {
         float *dpos = sl_grad(ctx, pos);
         /* Each thread owns whole rows of dpos: race-free, and the batch is
          * summed in order whatever the thread count. */
@@ -39,23 +68,31 @@ static void add_positions_backward(sl_ctx *ctx, const sl_node *nd)
     }
 }
 
-/* x: [B, T, D], pos: [Tmax, D], pos0 + T <= Tmax -> x + pos[pos0 + t]. */
-sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0)
+/* x: [B, T, D], pos: [Tmax, D] -> x + pos[pos0 + t], t counted from each
+ * sequence's start in a packed batch; pos0 + (longest sequence) <= Tmax. */
+sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0,
+                            const sl_seqs *seqs)
 {
-    sl_require(x->ndim == 3 && pos->ndim == 2 && pos->shape[1] == x->shape[2] && pos0 >= 0 &&
-                   pos0 + x->shape[1] <= pos->shape[0],
-               "sl_add_positions", "x [B, T, D], pos [Tmax, D], pos0 + T <= Tmax");
+    sl_require(x->ndim == 3 && pos->ndim == 2 && pos->shape[1] == x->shape[2] && pos0 >= 0,
+               "sl_add_positions", "x [B, T, D], pos [Tmax, D], pos0 >= 0");
     int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2];
+    const int32_t *tpos = seq_offsets(ctx, seqs, x, "sl_add_positions");
+    int64_t longest = seqs ? 0 : T;
+    for (int64_t i = 0; seqs && i < seqs->n; i++)
+        longest = sl_seq_len(seqs, i, T) > longest ? sl_seq_len(seqs, i, T) : longest;
+    sl_require(pos0 + longest <= pos->shape[0], "sl_add_positions",
+               "pos0 + the longest sequence <= Tmax");
     sl_tensor *y = sl_tensor_like(ctx, x);
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < B * T; r++) {
-        const float *xr = x->data + r * D, *pr = pos->data + (pos0 + r % T) * D;
+        const float *xr = x->data + r * D, *pr = pos->data + (pos0 + table_row(tpos, r, T)) * D;
         float *yr = y->data + r * D;
 #pragma omp simd
         for (int64_t j = 0; j < D; j++) yr[j] = xr[j] + pr[j];
     }
     sl_node *nd = SL_RECORD(ctx, add_positions_backward, y, x, pos);
     if (nd) {
+        nd->aux = tpos;
         nd->iarg[0] = B;
         nd->iarg[1] = T;
         nd->iarg[2] = pos0;
@@ -118,13 +155,6 @@ void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta)
     for (int64_t h = 0; h < H; h++) rotate_head(x + h * dh, x + h * dh, c, s, half);
 }
 
-/* Row r's row of the cos/sin tables: its offset from where positions start,
- * r % T for batch rows, r - cu[i] in sequence i of a packed batch (tpos). */
-static inline int64_t table_row(const int32_t *tpos, int64_t r, int64_t T)
-{
-    return tpos ? tpos[r] : r % T;
-}
-
 /* dy: [B, T, 3*H*dh] -> dqkv: q, k thirds += the inverse rotation of dy, v
  * third += dy. iarg[0]: H; saved: cos [T, half] then sin [T, half]; aux: the
  * table row of each row (packed batches) or NULL. */
@@ -157,9 +187,6 @@ sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, floa
     sl_require(qkv->ndim == 3 && H > 0 && qkv->shape[2] % (6 * H) == 0 &&
                    qkv->shape[2] / (6 * H) <= MAX_HALF,
                "sl_rope_qk", "qkv [B, T, 3*H*dh] with dh even and <= 1024");
-    sl_require(!seqs || (qkv->shape[0] == 1 && seqs->n >= 1 && seqs->cu[0] == 0 &&
-                         seqs->cu[seqs->n] == qkv->shape[1]),
-               "sl_rope_qk", "packed bounds from 0 to T over qkv [1, T, ...]");
     int64_t B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
     int64_t dh = E / H, half = dh / 2, R = B * T;
     double freq[MAX_HALF];
@@ -174,12 +201,7 @@ sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, floa
     for (int64_t t = 0; t < T; t++)
         for (int64_t i = 0; i < half; i++)
             rope_cos_sin(pos0 + t, freq[i], &cos_t[t * half + i], &sin_t[t * half + i]);
-    int32_t *tpos = NULL;
-    if (seqs) {
-        tpos = sl_arena_alloc(&ctx->arena, (size_t)T * sizeof *tpos);
-        for (int64_t i = 0; i < seqs->n; i++)
-            for (int64_t r = seqs->cu[i]; r < seqs->cu[i + 1]; r++) tpos[r] = (int32_t)(r - seqs->cu[i]);
-    }
+    int32_t *tpos = seq_offsets(ctx, seqs, qkv, "sl_rope_qk");
     sl_tensor *y = sl_tensor_like(ctx, qkv);
 #pragma omp parallel for schedule(static) if (qkv->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
