@@ -88,6 +88,8 @@ parity: deps
 	    /usr/bin/python3 tools/oracle_mixers.py --mixer $$m --out $(BUILD)/parity/mixer_$$m.safetensors || exit 1; done
 	/usr/bin/python3 tools/oracle_mixers.py --mixer linear_attention --feature-map taylor --normalize false \
 	    --out $(BUILD)/parity/mixer_linear_attention_taylor.safetensors
+	for k in norm diag; do \
+	    /usr/bin/python3 tools/oracle_transnormer.py --kind $$k --out $(BUILD)/parity/mixer_transnormer_$$k.safetensors || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
 install: $(BIN)

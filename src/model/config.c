@@ -44,6 +44,8 @@ static const field FIELDS[] = {
     F(feature_map, T_STR, "linear_attention feature map: elu1 | relu | identity | taylor"),
     F(normalize, T_BOOL, "linear_attention: divide by phi(q) . sum_j phi(k_j)"),
     F(conv_size, T_INT, "short causal depthwise conv before q, k, v (delta rule); 0 = none"),
+    F(block_size, T_INT, "transnormer: tokens per block of the lower layers' block-local softmax"),
+    F(decay, T_BOOL, "transnormer: per-head decay lambda_h in the upper layers (TransNormerLLM)"),
     F(seed, T_INT, "seed of init, data order and dropout"),
     F(steps, T_INT, "optimizer steps"),
     F(batch_size, T_INT, "sequences per micro-batch"),
@@ -96,6 +98,8 @@ void sl_config_defaults(sl_config *c)
     strcpy(c->feature_map, "elu1");
     c->normalize = false;
     c->conv_size = 4;
+    c->block_size = 64;
+    c->decay = false;
     c->seed = 1337;
     c->steps = 1000;
     c->batch_size = 16;
@@ -325,6 +329,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
         {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
         {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
+        {"block_size", c->block_size, 1},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].lo)

@@ -33,6 +33,8 @@ typedef struct sl_config {
     char feature_map[SL_NAME_LEN];   /* linear_attention: elu1 | relu | identity | taylor */
     bool normalize;                  /* linear_attention: divide by phi(q) . sum phi(k) */
     int64_t conv_size;               /* short causal depthwise conv kernel; 0 = none */
+    int64_t block_size;              /* transnormer: tokens per DiagAttention block */
+    bool decay;                      /* transnormer: per-head decay in NormAttention */
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
