@@ -90,6 +90,8 @@ parity: deps
 	    --out $(BUILD)/parity/mixer_linear_attention_taylor.safetensors
 	/usr/bin/python3 tools/oracle_mixers.py --mixer mamba2 --conv-size 0 \
 	    --out $(BUILD)/parity/mixer_mamba2_noconv.safetensors
+	for k in norm diag; do \
+	    /usr/bin/python3 tools/oracle_transnormer.py --kind $$k --out $(BUILD)/parity/mixer_transnormer_$$k.safetensors || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
 install: $(BIN)

@@ -12,11 +12,14 @@
 #include "gradcheck.h"
 #include "mixers/mixer.h"
 
-/* A mixer of layer 0 with its parameters declared, allocated and drawn. */
+/* A mixer of layer mc_layer (0 unless a test sets it: mixers whose form
+ * depends on depth) with its parameters declared, allocated and drawn. */
 typedef struct mc_mixer {
     sl_mixer m;
     sl_params p;
 } mc_mixer;
+
+static int64_t mc_layer = 0;
 
 static inline void mc_create(mc_mixer *mc, const sl_mixer_vtable *vt, const sl_config *cfg,
                              uint64_t seed)
@@ -24,6 +27,7 @@ static inline void mc_create(mc_mixer *mc, const sl_mixer_vtable *vt, const sl_c
     memset(mc, 0, sizeof *mc);
     mc->m.vt = vt;
     mc->m.cfg = cfg;
+    mc->m.layer = mc_layer;
     sl_params_init(&mc->p);
     strcpy(mc->p.prefix, "blocks.0.mixer.");
     CHECK(vt->init(&mc->m, &mc->p) == SL_OK, "init: %s", sl_errmsg());

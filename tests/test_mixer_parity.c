@@ -1,11 +1,13 @@
 /* The recurrent mixers against the PyTorch oracles (tools/oracle_mixers.py
  * for the decayed linear-attention family and mamba2, tools/oracle_delta.py
- * for the delta rule): a naive float64 token loop gave the output and the gradients
+ * for the delta rule, tools/oracle_transnormer.py for both kinds of
+ * transnormer layer): a naive float64 token loop gave the output and the gradients
  * of the input and of every weight for the fixture's x, dy and weights; the
  * C mixer, with its chunked forward (chunks of 4 or 5 over T = 11: two full
  * chunks and a ragged one) and hand-written backward, must match to the
  * recorded tolerance. The fixture's metadata carries the config keys the
- * oracle used. SEQLAB_FIXTURES points at another fixture directory. */
+ * oracle used, and the layer index where a mixer's form depends on depth.
+ * SEQLAB_FIXTURES points at another fixture directory. */
 #include <string.h>
 
 #include "check.h"
@@ -13,11 +15,12 @@
 #include "train/safetensors.h"
 
 extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla,
-    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2;
+    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer;
 
 /* Config keys a fixture may set; each one present is applied as given. */
 static const char *const CONFIG_KEYS[] = {"d_model",    "n_heads",     "chunk_size", "norm_eps",
-                                          "rope_theta", "feature_map", "normalize",  "conv_size"};
+                                          "rope_theta", "feature_map", "normalize",  "conv_size",
+                                          "n_layers",   "block_size",  "decay"};
 
 static const char *fixture_dir(void)
 {
@@ -97,7 +100,8 @@ static void check_fixture(const sl_mixer_vtable *vt, const char *variant)
     int64_t B = (int64_t)meta_float(&f, "B"), T = (int64_t)meta_float(&f, "T");
     double tol = meta_float(&f, "tol");
     CHECK(tol > 0 && B > 0 && T > 0, "%s: shapes and tolerance recorded", path);
-    sl_mixer m = {vt, &c, 0, NULL};
+    const char *layer = sl_st_meta_find(&f, "layer");
+    sl_mixer m = {vt, &c, layer ? atoll(layer) : 0, NULL};
     sl_params p;
     sl_params_init(&p);
     if (vt->init(&m, &p) == SL_OK && sl_params_finalize(&p) == SL_OK) {
@@ -142,6 +146,14 @@ static void test_parity_mamba2(void)
     check_fixture(&sl_mixer_mamba2, "_noconv");
 }
 
+/* NormAttention with the decay (three heads: the ALiBi interleave) and
+ * DiagAttention over blocks of 4. */
+static void test_parity_transnormer(void)
+{
+    check_fixture(&sl_mixer_transnormer, "_norm");
+    check_fixture(&sl_mixer_transnormer, "_diag");
+}
+
 int main(void)
 {
     RUN(test_parity_linear_attention);
@@ -150,5 +162,6 @@ int main(void)
     RUN(test_parity_deltanet);
     RUN(test_parity_gated_deltanet);
     RUN(test_parity_mamba2);
+    RUN(test_parity_transnormer);
     return TEST_SUMMARY();
 }

@@ -26,6 +26,12 @@ warmup run. The last line printed is one JSON object.
                     H_t = exp(g_t) H_{t-1} + B_t (dt_t x_t)^T, y_t = H_t^T C_t, which is
                     the decayed recurrence with q = C, k = B, v = dt x; + D x ->
                     times silu(z) -> RMSNorm over D -> out
+  transnormer       qkv; layer --layer of --n-layers (default 0 of 1): the lower
+                    half DiagAttention, causal softmax(q k^T / sqrt(dk)) v inside
+                    blocks of --block-size tokens (all blocks as one batched,
+                    masked matmul); the upper half NormAttention, elu+1 on q, k ->
+                    S_t = lambda_h S_{t-1} + k_t v_t^T (lambda_h = 1, or with --decay
+                    TransNormerLLM's ALiBi-slope rates) -> RMSNorm over D -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -78,7 +84,7 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2")
+          "mamba2", "transnormer")
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -93,6 +99,9 @@ A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0)}  # A = exp(A_lo
 N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
 CHECK_SHAPE = {"B": 2, "T": 37, "D": 32, "H": 2, "K": 4}
 CHECK_CHUNKS = (8, 5, 64)  # ragged last chunk; 64 > T: one padded chunk
+# transnormer: which layer of how many (the kind), DiagAttention's block, the
+# NormAttention decay; set from the command line, and per variant by --check.
+TN = {"layer": 0, "n_layers": 1, "block": 64, "decay": False}
 
 torch = None  # imported in main() after the thread environment is set
 F = None
@@ -114,6 +123,13 @@ def parse_args(argv):
     ap.add_argument("--reps", type=int, default=5, help="timed runs after 1 warmup (default 5)")
     ap.add_argument("--normalize", action="store_true",
                     help="linear_attention: divide by phi(q) . sum phi(k) (C default: off)")
+    ap.add_argument("--layer", type=int, default=0,
+                    help="transnormer: layer index (below n_layers/2: DiagAttention)")
+    ap.add_argument("--n-layers", type=int, default=1, help="transnormer: layers (default 1)")
+    ap.add_argument("--block-size", type=int, default=64,
+                    help="transnormer: DiagAttention block (default 64)")
+    ap.add_argument("--decay", action="store_true",
+                    help="transnormer: NormAttention's per-head decay (C default: off)")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--sweep", action="store_true", help=f"T in {' '.join(map(str, SWEEP_T))}")
     ap.add_argument("--check", action="store_true",
@@ -143,6 +159,9 @@ def param_shapes(mixer, D, H, K):
     dk = D // H
     if mixer == "attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
+    if mixer == "transnormer":
+        return {"qkv.weight": ((3 * D, D), "normal"), "norm.weight": ((D,), "ones"),
+                "out.weight": ((D, D), "out")}
     if mixer == "linear_attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "retnet":
@@ -394,10 +413,52 @@ def attention_naive(q, k, v):
     return torch.cat(out, 2)
 
 
+def alibi_slopes(H):
+    """ALiBi's slopes for H heads (2^(-8(h+1)/P), P the largest power of two <= H,
+    then every other slope of 2P heads), TransNormerLLM's decay rates."""
+    P = 1
+    while 2 * P <= H:
+        P *= 2
+    return ([2.0 ** (-8.0 * (h + 1) / P) for h in range(P)]
+            + [2.0 ** (-8.0 * (2 * j + 1) / (2 * P)) for j in range(H - P)])
+
+
+def block_attention(q, k, v, w, naive=False):
+    """Causal softmax attention inside blocks of w tokens. q, k, v: [B, T, H, d]."""
+    T, d = q.shape[1], q.shape[-1]
+    if naive:
+        out = []
+        for t in range(T):
+            b = t - t % w
+            s = torch.einsum("bhd,bshd->bhs", q[:, t], k[:, b:t + 1]) / math.sqrt(d)
+            out.append(torch.einsum("bhs,bshd->bhd", torch.softmax(s, -1), v[:, b:t + 1]))
+        return torch.stack(out, 1)
+    qc, kc, vc = to_chunks(q, w), to_chunks(k, w), to_chunks(v, w)   # [B, H, N, w, d]
+    s = (qc @ kc.transpose(-1, -2)) / math.sqrt(d)
+    s = s.masked_fill(~causal_mask(w, q.device), float("-inf"))
+    return from_chunks(torch.softmax(s, -1) @ vc, T)
+
+
 def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
     """x: [B, T, D] -> [B, T, D], the layer of src/mixers/<mixer>.c."""
     B, T, D = x.shape
     dk = D // H
+    if mixer == "transnormer":
+        q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
+        if TN["layer"] < TN["n_layers"] // 2:
+            o = block_attention(q, k, v, TN["block"], naive)
+        else:
+            q, k = F.elu(q) + 1, F.elu(k) + 1
+            g = None
+            if TN["decay"]:
+                L, l = TN["n_layers"], TN["layer"]
+                depth = 1.0 - l / (L - 1) + 1e-5 if L > 1 else 1.0 + 1e-5
+                lg = torch.tensor([-s * depth for s in alibi_slopes(H)], dtype=x.dtype)
+                g = lg[None, None, :, None].expand(B, T, H, 1)
+            o = recurrence_naive(q, k, v, g) if naive else recurrence_chunked(q, k, v, g, C)
+        o = o.reshape(B, T, D)
+        o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
+        return o @ p["out.weight"].t()
     if mixer == "attention":
         q, k, v = (heads(a, H).transpose(1, 2) for a in (x @ p["qkv.weight"].t()).split(D, -1))
         q = q / math.sqrt(dk)
@@ -595,7 +656,14 @@ def check(args):
     mixers = [args.mixer] if args.mixer else list(MIXERS)
     ok = True
     for mixer in mixers:
-        for normalize in ((False, True) if mixer == "linear_attention" else (False,)):
+        variants = [(False, None)]
+        if mixer == "linear_attention":
+            variants = [(False, None), (True, None)]
+        if mixer == "transnormer":  # (layer, n_layers, decay): diag, norm, norm with decay
+            variants = [(False, (0, 2, False)), (False, (1, 2, False)), (False, (2, 4, True))]
+        for normalize, tn in variants:
+            if tn:  # blocks of 8 over T = 37: a ragged last block
+                TN.update(layer=tn[0], n_layers=tn[1], decay=tn[2], block=8)
             gen = torch.Generator().manual_seed(args.seed)
             p64 = make_params(mixer, s["D"], s["H"], s["K"], gen, torch.float64, std=0.3)
             if mixer == "gla":  # gate biases that make some decays strong
@@ -620,6 +688,9 @@ def check(args):
                 res[tag] = (y.detach(), x.grad, {n: t.grad for n, t in p.items()})
             ref = res["naive64"]
             name = mixer + (" (normalize)" if normalize else "")
+            if tn:
+                name += " (%s)" % ("diag" if tn[0] < tn[1] // 2 else
+                                   "norm+decay" if tn[2] else "norm")
             for tag in res:
                 if tag == "naive64":
                     continue
@@ -649,6 +720,7 @@ def main(argv=None):
     import torch.nn.functional as _F  # noqa: E402
     torch, F = _torch, _F
     torch.set_num_threads(args.threads)
+    TN.update(layer=args.layer, n_layers=args.n_layers, block=args.block_size, decay=args.decay)
     if args.check:
         return check(args)
     return bench(args)

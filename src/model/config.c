@@ -45,6 +45,8 @@ static const field FIELDS[] = {
     F(normalize, T_BOOL, "linear_attention: divide by phi(q) . sum_j phi(k_j)"),
     F(feature_dim, T_INT, "linear_attention: q, k width per head before phi (Based: 16); 0 = D/H"),
     F(conv_size, T_INT, "short causal depthwise conv before q, k, v (delta rule); 0 = none"),
+    F(block_size, T_INT, "transnormer: tokens per block of the lower layers' block-local softmax"),
+    F(decay, T_BOOL, "transnormer: per-head decay lambda_h in the upper layers (TransNormerLLM)"),
     F(seed, T_INT, "seed of init, data order and dropout"),
     F(steps, T_INT, "optimizer steps"),
     F(batch_size, T_INT, "sequences per micro-batch"),
@@ -98,6 +100,8 @@ void sl_config_defaults(sl_config *c)
     c->normalize = false;
     c->feature_dim = 0;
     c->conv_size = 4;
+    c->block_size = 64;
+    c->decay = false;
     c->seed = 1337;
     c->steps = 1000;
     c->batch_size = 16;
@@ -328,6 +332,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
         {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
         {"feature_dim", c->feature_dim, 0},
+        {"block_size", c->block_size, 1},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].lo)

@@ -34,6 +34,8 @@ typedef struct sl_config {
     bool normalize;                  /* linear_attention: divide by phi(q) . sum phi(k) */
     int64_t feature_dim;             /* linear_attention: q, k width per head; 0 = D/H */
     int64_t conv_size;               /* short causal depthwise conv kernel; 0 = none */
+    int64_t block_size;              /* transnormer: tokens per DiagAttention block */
+    bool decay;                      /* transnormer: per-head decay in NormAttention */
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;

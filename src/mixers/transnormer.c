@@ -1,0 +1,262 @@
+/* transnormer: NormAttention and DiagAttention (Qin, Han, Sun, Li, Kong,
+ * Barnes, Zhong 2022, "The Devil in Linear Transformer"), with the optional
+ * per-head decay of TransNormerLLM (Qin et al. 2023).
+ *
+ * Layer l of L is one of two kinds, chosen by its depth:
+ *
+ *   [q | k | v] = x W_qkv^T                 x: [B, T, D], heads H, dk = D/H
+ *
+ *   l <  L/2, DiagAttention (block-local softmax attention against attention
+ *   dilution in the lower layers): the sequence is cut into non-overlapping
+ *   blocks of w = block_size tokens at positions 0, w, 2w, ... and
+ *     o_t = sum_{s in block(t), s <= t} softmax_s(q_t . k_s / sqrt(dk)) v_s
+ *
+ *   l >= L/2, NormAttention (linear attention whose scaling, the softmax-like
+ *   denominator, is replaced by a normalisation of the output, which bounds
+ *   the gradients):
+ *     phi(x) = elu(x) + 1
+ *     S_t = lambda_h S_{t-1} + phi(k_t) v_t^T,   o_t = S_t^T phi(q_t)
+ *   lambda_h = 1 without `decay` (the 2022 paper); with it, TransNormerLLM's
+ *     log lambda_h = -s_h (1 - l/(L-1) + 1e-5)     (L = 1: -s_h (1 + 1e-5))
+ *   with s_h the ALiBi slopes 2^(-8(h+1)/H) (for H not a power of two the
+ *   ALiBi interleave: 2^(-8(h+1)/P) for the P = 2^floor(log2 H) first, then
+ *   every other slope of 2P).
+ *
+ *   both: y = RMSNorm(o) W_out^T         RMSNorm over all D channels, weight [D]
+ *
+ * Choices, from the reference code (OpenNLPLab/fairseq-evo norm_linear_attention
+ * and norm_local_attention, the TransNormer T2 setting): phi = 1 + elu on q
+ * and k (T2; T1 used elu, which can go negative), no 1/sqrt(dk) scaling in
+ * NormAttention (dropping it is the paper's point), the softmax variant of
+ * DiagAttention (T2; T1 used relu scores), one RMSNorm over the whole width
+ * after either attention and no output gate (the gate u came with
+ * TransNormer v2 / TransNormerLLM), block size 64 (its chunk_size). The
+ * decay follows TransNormerLLM's code (ALiBi slopes, 1 - l/(L-1) + 1e-5);
+ * the formula as printed, -(8/H)(1 - l/L) h, would decay the lowest head of
+ * an 8-head layer by e^-8 per token.
+ *
+ * Parameters (both kinds): qkv.weight [3D, D], norm.weight [D],
+ * out.weight [D, D]. NormAttention is composed of ops: linear -> column
+ * split -> elu+1 -> the chunked recurrence op (per-head log decay) ->
+ * RMSNorm -> linear; its state is S, [H, dk, dk] per sequence. DiagAttention
+ * runs the fused attention op over a packed batch whose "sequences" are the
+ * blocks (intersected with the caller's packed sequences, or with the batch
+ * rows after viewing [B, T] as [1, B*T]); its state is a KV cache of the
+ * current block only, [K rows | V rows] each [w, D], which the next block
+ * overwrites from its row 0. Causal only: with causal = false init fails
+ * (bidirectional NormAttention is not implemented yet). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+#include "ops/columns.h"
+#include "ops/gate_maps.h"
+#include "ops/ops.h"
+#include "ops/recurrence.h"
+
+typedef struct transnormer {
+    sl_tensor *wqkv, *wnorm, *wout;
+    int64_t D, H, dk, C, w;
+    bool diag;               /* DiagAttention (lower half) or NormAttention */
+    bool decay;              /* NormAttention: log_gamma applies */
+    float eps;
+    float log_gamma[];       /* [H]; kept here because the op's backward reads it */
+} transnormer;
+
+/* The ALiBi slopes of H heads (Press et al. 2022), as TransNormerLLM builds
+ * its decay rates: s: [H]. */
+static void alibi_slopes(int64_t H, double *s)
+{
+    int64_t P = 1;
+    while (2 * P <= H) P *= 2;
+    for (int64_t h = 0; h < P; h++) s[h] = exp2(-8.0 * (double)(h + 1) / (double)P);
+    /* The rest: slopes 0, 2, 4, ... of 2P heads, 2^(-8(2j+1)/(2P)). */
+    for (int64_t j = 0; j < H - P; j++) s[P + j] = exp2(-8.0 * (double)(2 * j + 1) / (double)(2 * P));
+}
+
+static sl_status tn_init(sl_mixer *m, sl_params *p)
+{
+    const sl_config *c = m->cfg;
+    if (!c->causal)
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'causal' = false: the transnormer mixer is causal only "
+                       "(bidirectional NormAttention is not implemented)");
+    transnormer *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
+    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    m->impl = a;
+    a->D = c->d_model;
+    a->H = c->n_heads;
+    a->dk = a->D / a->H;
+    a->C = c->chunk_size;
+    a->w = c->block_size;
+    a->eps = (float)c->norm_eps;
+    a->diag = m->layer < c->n_layers / 2;
+    a->decay = !a->diag && c->decay;
+    if (a->decay) {
+        double *s = malloc((size_t)a->H * sizeof *s);
+        if (!s) return sl_fail(SL_ERR_ARG, "out of memory");
+        alibi_slopes(a->H, s);
+        const int64_t L = c->n_layers;
+        double depth = L > 1 ? 1.0 - (double)m->layer / (double)(L - 1) + 1e-5 : 1.0 + 1e-5;
+        for (int64_t h = 0; h < a->H; h++) a->log_gamma[h] = (float)(-s[h] * depth);
+        free(s);
+    }
+    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
+    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->D);
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
+    return SL_OK;
+}
+
+static int64_t tn_state_floats(const sl_mixer *m, int64_t max_len)
+{
+    const transnormer *a = m->impl;
+    return a->diag ? 2 * a->w * a->D : a->H * a->dk * a->dk;
+}
+
+static int64_t tn_scratch_floats(const sl_mixer *m, int64_t max_len)
+{
+    const transnormer *a = m->impl;
+    return 5 * a->D + a->w;
+}
+
+/* ------------------------------------------------------- NormAttention */
+
+/* qkv: [B, T, 3D] -> o: [B, T, D]; state: [n, H, dk, dk] or NULL. */
+static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
+                                 int64_t pos, const sl_seqs *seqs)
+{
+    const int64_t D = a->D;
+    sl_tensor *q = sl_elu1(ctx, sl_columns(ctx, qkv, 0, D));
+    sl_tensor *k = sl_elu1(ctx, sl_columns(ctx, qkv, D, D));
+    sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
+    const float *lg = a->decay ? a->log_gamma : NULL;
+    sl_tensor *s0 = NULL;
+    if (state && pos > 0) {
+        /* A copy: the op writes the final state back over `state`. At pos 0
+         * the state's old contents belong to another sequence: zeros. */
+        s0 = SL_NEW(ctx, sl_seq_count(seqs, qkv->shape[0]), a->H, a->dk, a->dk);
+        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
+    }
+    return sl_recurrence(ctx, q, k, v, NULL, lg, s0, a->H, a->C, state, seqs);
+}
+
+/* ------------------------------------------------------- DiagAttention */
+
+/* The rows of the KV cache: keys then values, each [w, D]. */
+static float *cache_k(const transnormer *a, float *st) { return st; }
+static float *cache_v(const transnormer *a, float *st) { return st + a->w * a->D; }
+
+/* Continuing cached sequences (pos > 0): token by token, each writes its
+ * row p % w of its sequence's cache and attends to rows 0 .. p % w, the
+ * tokens of its block so far. No tape: the cache is outside the graph. */
+static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
+                                int64_t pos, const sl_seqs *seqs)
+{
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = a->D, n = sl_seq_count(seqs, B);
+    const int64_t sf = 2 * a->w * D;
+    sl_tensor *o = SL_NEW(ctx, B, T, D);
+    float *scores = sl_arena_floats(ctx, a->w);
+    for (int64_t i = 0; i < n; i++) {
+        float *st = state + i * sf;
+        const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T);
+        for (int64_t t = 0; t < len; t++) {
+            const float *x = qkv->data + (t0 + t) * 3 * D;
+            const int64_t r = (pos + t) % a->w;
+            memcpy(cache_k(a, st) + r * D, x + D, (size_t)D * sizeof(float));
+            memcpy(cache_v(a, st) + r * D, x + 2 * D, (size_t)D * sizeof(float));
+            sl_attention_decode(x, cache_k(a, st), cache_v(a, st), r + 1, a->H, a->dk, 0, scores,
+                                o->data + (t0 + t) * D);
+        }
+    }
+    return o;
+}
+
+/* qkv: [B, T, 3D] -> o: [B, T, D]; state: [n, 2, w, D] or NULL. From
+ * position 0: the attention op over the blocks as a packed batch, then the
+ * cache holds each sequence's last block. */
+static sl_tensor *diag_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
+                                 int64_t pos, const sl_seqs *seqs)
+{
+    if (state && pos > 0) return diag_continue(a, ctx, qkv, state, pos, seqs);
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = a->D, w = a->w;
+    const int64_t n = sl_seq_count(seqs, B);
+    int64_t nb = 0;
+    for (int64_t i = 0; i < n; i++) nb += (sl_seq_len(seqs, i, T) + w - 1) / w;
+    /* Block bounds over the B*T tokens; an empty batch keeps one empty block. */
+    int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(nb + 2) * sizeof *cu), m = 0;
+    cu[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T);
+        for (int64_t b = w; b < len + w; b += w) cu[++m] = t0 + (b < len ? b : len);
+    }
+    if (m == 0) cu[++m] = 0;
+    const sl_seqs blocks = {m, cu};
+    sl_tensor *flat = B > 1 ? SL_VIEW(ctx, qkv, 1, B * T, 3 * D) : qkv;
+    sl_tensor *o = sl_attention(ctx, flat, a->H, true, 0, &blocks);
+    if (B > 1) o = SL_VIEW(ctx, o, B, T, D);
+    for (int64_t i = 0; state && i < n; i++) {
+        float *st = state + i * 2 * w * D;
+        const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T);
+        const int64_t last = len > 0 ? (len - 1) / w * w : 0;
+        for (int64_t t = last; t < len; t++) {
+            const float *x = qkv->data + (t0 + t) * 3 * D;
+            memcpy(cache_k(a, st) + (t - last) * D, x + D, (size_t)D * sizeof(float));
+            memcpy(cache_v(a, st) + (t - last) * D, x + 2 * D, (size_t)D * sizeof(float));
+        }
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------ the mixer */
+
+/* x: [B, T, D] -> [B, T, D]. */
+static sl_tensor *tn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                             const sl_seqs *seqs)
+{
+    transnormer *a = m->impl;
+    sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
+    sl_tensor *o = a->diag ? diag_attention(a, ctx, qkv, state, pos, seqs)
+                           : norm_attention(a, ctx, qkv, state, pos, seqs);
+    return sl_linear(ctx, sl_rmsnorm(ctx, o, a->wnorm, a->eps), a->wout, NULL);
+}
+
+/* x_t: [D] -> y_t: [D]; state: [H, dk, dk] (NormAttention) or [2, w, D]
+ * (DiagAttention); scratch: 5D + w. */
+static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
+                    float *scratch)
+{
+    transnormer *a = m->impl;
+    const int64_t D = a->D;
+    float *qkv = scratch, *o = scratch + 3 * D, *nrm = o + D, *scores = nrm + D;
+    sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
+    if (a->diag) {
+        const int64_t r = pos % a->w;
+        memcpy(cache_k(a, state) + r * D, qkv + D, (size_t)D * sizeof(float));
+        memcpy(cache_v(a, state) + r * D, qkv + 2 * D, (size_t)D * sizeof(float));
+        sl_attention_decode(qkv, cache_k(a, state), cache_v(a, state), r + 1, a->H, a->dk, 0,
+                            scores, o);
+    } else {
+        for (int64_t i = 0; i < 2 * D; i++) qkv[i] = sl_elu1f(qkv[i]);
+        sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0,
+                           a->decay ? a->log_gamma : NULL, a->H, a->dk, a->dk, o);
+    }
+    float ss = 0.0f;
+    for (int64_t i = 0; i < D; i++) ss += o[i] * o[i];
+    const float rs = 1.0f / sqrtf(ss / (float)D + a->eps);
+    for (int64_t i = 0; i < D; i++) nrm[i] = o[i] * rs * a->wnorm->data[i];
+    sl_gemm(false, true, 1, D, D, nrm, a->wout->data, 0.0f, y_t);
+}
+
+const sl_mixer_vtable sl_mixer_transnormer = {
+    .name = "transnormer",
+    .paper = "Qin et al. 2022, The Devil in Linear Transformer (TransNormer)",
+    .init = tn_init,
+    .forward = tn_forward,
+    .state_floats = tn_state_floats,
+    .scratch_floats = tn_scratch_floats,
+    .step = tn_step,
+    .state_desc = "lower layers: 2*block_size*D floats (the block's KV cache); upper layers: "
+                  "H*dk*dk (D^2/H), constant in length",
+};
