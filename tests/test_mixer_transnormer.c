@@ -6,7 +6,7 @@
  * forward (splits on and across block and chunk edges), packed batches ==
  * each sequence alone (with and without states carried in), whole-mixer
  * gradients by finite differences, finite results at T = 4096 with large
- * inputs; the init refuses a bidirectional config; the decay rates. */
+ * inputs; the bidirectional form of each kind; the decay rates. */
 #include <string.h>
 
 #include "mixer_check.h"
@@ -96,9 +96,8 @@ static void test_long_large_inputs_stay_finite(void)
     mc_layer = 0;
 }
 
-/* The layer kind by depth, the state sizes, and the refusal of a
- * bidirectional config with a message naming the key. */
-static void test_kinds_and_bidirectional_refused(void)
+/* The layer kind by depth and the state sizes. */
+static void test_kinds(void)
 {
     sl_config c;
     tiny(&c, DIAG);
@@ -115,14 +114,23 @@ static void test_kinds_and_bidirectional_refused(void)
         free(m.impl);
         sl_params_free(&p);
     }
-    c.causal = false;
-    sl_mixer m = {&sl_mixer_transnormer, &c, 3, NULL};
-    sl_params p;
-    sl_params_init(&p);
-    CHECK(m.vt->init(&m, &p) == SL_ERR_CONFIG && strstr(sl_errmsg(), "causal"), "refused: %s",
-          sl_errmsg());
-    free(m.impl);
-    sl_params_free(&p);
+}
+
+/* causal = false: DiagAttention sees its whole block (T = 5, one block),
+ * NormAttention the whole sequence with the symmetric decay; packed
+ * sequences stay apart; gradients by finite differences. */
+static void test_bidirectional(void)
+{
+    static const int64_t lens[] = {7, 0, 1, 5, 12};
+    for (int k = 0; k < 3; k++) {
+        sl_config c;
+        tiny(&c, (kind)k);
+        c.causal = false;
+        mc_check_sees_future(&sl_mixer_transnormer, &c, 5);
+        mc_check_packed(&sl_mixer_transnormer, &c, lens, 5, 1e-4);
+        mc_check_gradient(&sl_mixer_transnormer, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
+    }
+    mc_layer = 0;
 }
 
 /* A decayed NormAttention layer with v = one-hot inputs: a single token's
@@ -162,7 +170,8 @@ int main(void)
     RUN(test_packed_matches_one_by_one);
     RUN(test_gradient_finite_differences);
     RUN(test_long_large_inputs_stay_finite);
-    RUN(test_kinds_and_bidirectional_refused);
+    RUN(test_kinds);
+    RUN(test_bidirectional);
     RUN(test_decay_rates);
     return TEST_SUMMARY();
 }

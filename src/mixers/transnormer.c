@@ -43,8 +43,10 @@
  * blocks (intersected with the caller's packed sequences, or with the batch
  * rows after viewing [B, T] as [1, B*T]); its state is a KV cache of the
  * current block only, [K rows | V rows] each [w, D], which the next block
- * overwrites from its row 0. Causal only: with causal = false init fails
- * (bidirectional NormAttention is not implemented yet). */
+ * overwrites from its row 0. With causal = false (an encoder) DiagAttention
+ * attends to its whole block and NormAttention sums over the whole sequence
+ * with the symmetric decay lambda_h^|t-s| (sl_recurrence_bidir); there is
+ * then no state or step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,7 @@ typedef struct transnormer {
     int64_t D, H, dk, C, w;
     bool diag;               /* DiagAttention (lower half) or NormAttention */
     bool decay;              /* NormAttention: log_gamma applies */
+    bool causal;
     float eps;
     float log_gamma[];       /* [H]; kept here because the op's backward reads it */
 } transnormer;
@@ -78,10 +81,6 @@ static void alibi_slopes(int64_t H, double *s)
 static sl_status tn_init(sl_mixer *m, sl_params *p)
 {
     const sl_config *c = m->cfg;
-    if (!c->causal)
-        return sl_fail(SL_ERR_CONFIG,
-                       "config key 'causal' = false: the transnormer mixer is causal only "
-                       "(bidirectional NormAttention is not implemented)");
     transnormer *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -91,6 +90,7 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
     a->C = c->chunk_size;
     a->w = c->block_size;
     a->eps = (float)c->norm_eps;
+    a->causal = c->causal;
     a->diag = m->layer < c->n_layers / 2;
     a->decay = !a->diag && c->decay;
     if (a->decay) {
@@ -132,6 +132,10 @@ static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
     sl_tensor *k = sl_elu1(ctx, sl_columns(ctx, qkv, D, D));
     sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
     const float *lg = a->decay ? a->log_gamma : NULL;
+    if (!a->causal) {
+        sl_require(!state, "transnormer", "no state in bidirectional mode");
+        return sl_recurrence_bidir(ctx, q, k, v, lg, a->H, a->C, seqs);
+    }
     sl_tensor *s0 = NULL;
     if (state && pos > 0) {
         /* A copy: the op writes the final state back over `state`. At pos 0
@@ -179,6 +183,7 @@ static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, flo
 static sl_tensor *diag_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
                                  int64_t pos, const sl_seqs *seqs)
 {
+    sl_require(a->causal || !state, "transnormer", "no state in bidirectional mode");
     if (state && pos > 0) return diag_continue(a, ctx, qkv, state, pos, seqs);
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = a->D, w = a->w;
     const int64_t n = sl_seq_count(seqs, B);
@@ -194,7 +199,7 @@ static sl_tensor *diag_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
     if (m == 0) cu[++m] = 0;
     const sl_seqs blocks = {m, cu};
     sl_tensor *flat = B > 1 ? SL_VIEW(ctx, qkv, 1, B * T, 3 * D) : qkv;
-    sl_tensor *o = sl_attention(ctx, flat, a->H, true, 0, &blocks);
+    sl_tensor *o = sl_attention(ctx, flat, a->H, a->causal, 0, &blocks);
     if (B > 1) o = SL_VIEW(ctx, o, B, T, D);
     for (int64_t i = 0; state && i < n; i++) {
         float *st = state + i * 2 * w * D;
@@ -259,4 +264,5 @@ const sl_mixer_vtable sl_mixer_transnormer = {
     .step = tn_step,
     .state_desc = "lower layers: 2*block_size*D floats (the block's KV cache); upper layers: "
                   "H*dk*dk (D^2/H), constant in length",
+    .bidirectional = true,
 };
