@@ -88,6 +88,7 @@ parity: deps
 	    /usr/bin/python3 tools/oracle_mixers.py --mixer $$m --out $(BUILD)/parity/mixer_$$m.safetensors || exit 1; done
 	/usr/bin/python3 tools/oracle_mixers.py --mixer linear_attention --feature-map taylor --normalize false \
 	    --out $(BUILD)/parity/mixer_linear_attention_taylor.safetensors
+	/usr/bin/python3 tools/oracle_mlstm.py --out $(BUILD)/parity/mixer_mlstm.safetensors
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
 install: $(BIN)
