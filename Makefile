@@ -92,6 +92,7 @@ parity: deps
 	    --out $(BUILD)/parity/mixer_mamba2_noconv.safetensors
 	for k in norm diag; do \
 	    /usr/bin/python3 tools/oracle_transnormer.py --kind $$k --out $(BUILD)/parity/mixer_transnormer_$$k.safetensors || exit 1; done
+	/usr/bin/python3 tools/oracle_mlstm.py --out $(BUILD)/parity/mixer_mlstm.safetensors
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
 install: $(BIN)

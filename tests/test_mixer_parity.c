@@ -1,7 +1,8 @@
 /* The recurrent mixers against the PyTorch oracles (tools/oracle_mixers.py
  * for the decayed linear-attention family and mamba2, tools/oracle_delta.py
  * for the delta rule, tools/oracle_transnormer.py for both kinds of
- * transnormer layer): a naive float64 token loop gave the output and the gradients
+ * transnormer layer, tools/oracle_mlstm.py for xLSTM's matrix memory): a
+ * naive float64 token loop gave the output and the gradients
  * of the input and of every weight for the fixture's x, dy and weights; the
  * C mixer, with its chunked forward (chunks of 4 or 5 over T = 11: two full
  * chunks and a ragged one) and hand-written backward, must match to the
@@ -15,7 +16,8 @@
 #include "train/safetensors.h"
 
 extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla,
-    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer;
+    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer,
+    sl_mixer_mlstm;
 
 /* Config keys a fixture may set; each one present is applied as given. */
 static const char *const CONFIG_KEYS[] = {"d_model",    "n_heads",     "chunk_size", "norm_eps",
@@ -138,6 +140,9 @@ static void test_parity_retnet(void) { check_fixture(&sl_mixer_retnet, ""); }
 static void test_parity_gla(void) { check_fixture(&sl_mixer_gla, ""); }
 static void test_parity_deltanet(void) { check_fixture(&sl_mixer_deltanet, ""); }
 static void test_parity_gated_deltanet(void) { check_fixture(&sl_mixer_gated_deltanet, ""); }
+/* The oracle differentiates through the stabiliser m; the C backward holds
+ * it fixed (src/ops/mlstm.h): the two must agree. */
+static void test_parity_mlstm(void) { check_fixture(&sl_mixer_mlstm, ""); }
 
 /* With the short conv (and its bias) in front of x, B, C, and without. */
 static void test_parity_mamba2(void)
@@ -163,5 +168,6 @@ int main(void)
     RUN(test_parity_gated_deltanet);
     RUN(test_parity_mamba2);
     RUN(test_parity_transnormer);
+    RUN(test_parity_mlstm);
     return TEST_SUMMARY();
 }

@@ -32,6 +32,10 @@ warmup run. The last line printed is one JSON object.
                     masked matmul); the upper half NormAttention, elu+1 on q, k ->
                     S_t = lambda_h S_{t-1} + k_t v_t^T (lambda_h = 1, or with --decay
                     TransNormerLLM's ALiBi-slope rates) -> RMSNorm over D -> out
+  mlstm             qkv, k / sqrt(dk); input gate it and log forget gate
+                    lf = logsigmoid(x W_f + b + linspace(3, 6)) per head ->
+                    xLSTM's stabilised matrix memory -> RMSNorm per head ->
+                    times sigmoid(x W_o) -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -43,6 +47,15 @@ decay is factorised around the chunk's middle token m, (q e^(B - B_m))
 (k e^(B_m - B))^T (the usual PyTorch formulation; the C op forms
 e^(B_i - B_j) elementwise instead): exact in real arithmetic, finite unless
 half a chunk's cumulative log decay passes about -88.
+mLSTM: the chunk form of src/ops/mlstm.c. With b the in-chunk cumulative log
+forget gate and D_ij = b_i - b_j + it_j (j <= i), the stabiliser entering each
+chunk, m_prev, comes first from a loop over chunks on [B, H] scalars (no
+gradient: m cancels exactly, so holding it fixed is the exact gradient); then
+m_i = max(max_j D_ij, b_i + m_prev) and every weight e^(D_ij - m_i),
+e^(b_i + m_prev - m_i) is batched over all chunks, the denominator riding as
+an extra column of ones in v; the loop over chunks carries only the state
+[C | n] (e^(b_L + m_prev - m_L) times the old one plus the chunk's
+(e^(D_Lj - m_L) k_j)^T [v_j | 1]), and h = num / max(|den|, e^(-m)).
 DeltaNet (and gated): the WY/UT transform. With L = I + StrictLower(diag(beta)
 (Gamma . K K^T)), T = L^-1, the chunk's U = T diag(beta) V and
 W = T diag(beta e^gamma) K are obtained in one batched
@@ -84,7 +97,7 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer")
+          "mamba2", "transnormer", "mlstm")
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -92,6 +105,8 @@ GATE_NORM = 16.0    # gla: logsigmoid(logit) / 16
 NORM_EPS = 1e-5     # config default norm_eps
 LINEAR_EPS = 1e-6   # linear_attention normaliser guard
 L2_EPS = 1e-6       # l2norm: x / sqrt(sum x^2 + 1e-6)
+FGATE_LO, FGATE_HI = 3.0, 6.0  # mlstm: forget-gate bias offsets, linear over the heads
+M_FRESH = -1e30     # mlstm: m of a fresh state (stands for -inf, stays finite)
 ROPE_THETA = 10000.0
 INIT_STD = 0.02     # config default init_std
 DT_RANGE = (1e-3, 0.1)   # dt_bias: softplus(dt_bias) log-uniform in this range
@@ -167,6 +182,10 @@ def param_shapes(mixer, D, H, K):
     if mixer == "retnet":
         return {"qkv.weight": ((3 * D, D), "normal"), "gate.weight": ((D, D), "normal"),
                 "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")}
+    if mixer == "mlstm":
+        return {"qkv.weight": ((3 * D, D), "normal"), "gate.weight": ((2 * H, D), "normal"),
+                "gate.bias": ((2 * H,), "zeros"), "norm.weight": ((dk,), "ones"),
+                "ogate.weight": ((D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "gla":
         return {"qkvz.weight": ((4 * D, D), "normal"), "gate1.weight": ((GATE_RANK, D), "normal"),
                 "gate2.weight": ((D, GATE_RANK), "normal"), "gate2.bias": ((D,), "zeros"),
@@ -402,6 +421,60 @@ def delta_naive(q, k, v, beta, g):
     return torch.stack(out, 1)
 
 
+# ------------------------------------------------------------------ mLSTM (xLSTM)
+
+def mlstm_chunked(q, k, v, it, lf, C):
+    """xLSTM's stabilised matrix memory, chunkwise (see the module docstring).
+    q, k: [B, T, H, dk], v: [B, T, H, dv], it, lf: [B, T, H] -> h: [B, T, H, dv]."""
+    T, dv = q.shape[1], v.shape[-1]
+    qc, kc, vc = to_chunks(q, C), to_chunks(k, C), to_chunks(v, C)   # [B, H, N, C, d]
+    va = torch.cat([vc, torch.ones_like(vc[..., :1])], -1)             # [v | 1]
+    b = to_chunks(lf, C).cumsum(-1)                                     # [B, H, N, C]
+    Dm = (b.unsqueeze(-1) - b.unsqueeze(-2) + to_chunks(it, C).unsqueeze(-2))
+    Dm = Dm.masked_fill(~causal_mask(C, q.device), float("-inf"))      # [B, H, N, C, C]
+    with torch.no_grad():
+        # The stabiliser entering each chunk: m' = max(b_L + m_prev, max_j D_Lj).
+        dlast, blast = Dm[..., -1, :].amax(-1), b[..., -1]              # [B, H, N]
+        m, mp = torch.full_like(blast[..., 0], M_FRESH), []
+        for n in range(b.shape[2]):
+            mp.append(m)
+            m = torch.maximum(blast[..., n] + m, dlast[..., n])
+        m_prev = torch.stack(mp, 2)                                     # [B, H, N]
+        mi = torch.maximum(Dm.amax(-1), b + m_prev.unsqueeze(-1))       # [B, H, N, C]
+    w = torch.exp(b + m_prev.unsqueeze(-1) - mi)                        # [B, H, N, C]
+    P = torch.exp(Dm - mi.unsqueeze(-1))                                # 0 above the diagonal
+    A = (qc @ kc.transpose(-1, -2)) * P
+    kv = (P[..., -1, :].unsqueeze(-1) * kc).transpose(-1, -2) @ va     # [B, H, N, dk, dv+1]
+    g = w[..., -1]                                                      # [B, H, N]
+    S = torch.zeros_like(kv[:, :, 0])
+    states = []
+    for n in range(kv.shape[2]):
+        states.append(S)
+        S = g[:, :, n, None, None] * S + kv[:, :, n]
+    num = w.unsqueeze(-1) * (qc @ torch.stack(states, 2)) + A @ va     # [B, H, N, C, dv+1]
+    z = torch.maximum(num[..., dv:].abs(), torch.exp(-mi).unsqueeze(-1))
+    return from_chunks(num[..., :dv] / z, T)
+
+
+def mlstm_naive(q, k, v, it, lf):
+    """The same recurrence token by token (the oracle), m_0 = -inf."""
+    B, T, H, dk = q.shape
+    Cs = torch.zeros(B, H, dk, v.shape[-1], dtype=q.dtype)
+    n = torch.zeros(B, H, dk, dtype=q.dtype)
+    m = torch.full((B, H), M_FRESH, dtype=q.dtype)
+    out = []
+    for t in range(T):
+        mt = torch.maximum(lf[:, t] + m, it[:, t])
+        a, bw = torch.exp(lf[:, t] + m - mt), torch.exp(it[:, t] - mt)
+        Cs = a[..., None, None] * Cs + bw[..., None, None] * k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
+        n = a[..., None] * n + bw[..., None] * k[:, t]
+        den = (n * q[:, t]).sum(-1).abs()
+        z = torch.maximum(den, torch.exp(-mt))
+        out.append(torch.einsum("bhkv,bhk->bhv", Cs, q[:, t]) / z[..., None])
+        m = mt
+    return torch.stack(out, 1)
+
+
 # ------------------------------------------------------------------ mixers
 
 def attention_naive(q, k, v):
@@ -477,6 +550,17 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         if normalize:
             o = o / (rec(q, k, torch.ones_like(v[..., :1]), None) + LINEAR_EPS)
         return o.reshape(B, T, D) @ p["out.weight"].t()
+    if mixer == "mlstm":
+        q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
+        k = k / math.sqrt(dk)
+        fo = [FGATE_LO + (FGATE_HI - FGATE_LO) * h / (H - 1) if H > 1 else FGATE_LO
+              for h in range(H)]
+        off = torch.tensor([0.0] * H + fo, dtype=x.dtype)
+        gates = x @ p["gate.weight"].t() + p["gate.bias"] + off
+        it, lf = gates[..., :H], F.logsigmoid(gates[..., H:])
+        o = mlstm_naive(q, k, v, it, lf) if naive else mlstm_chunked(q, k, v, it, lf, C)
+        o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D)
+        return (o * torch.sigmoid(x @ p["ogate.weight"].t())) @ p["out.weight"].t()
     if mixer in ("retnet", "gla"):
         if mixer == "retnet":
             q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
@@ -666,6 +750,11 @@ def check(args):
                 TN.update(layer=tn[0], n_layers=tn[1], decay=tn[2], block=8)
             gen = torch.Generator().manual_seed(args.seed)
             p64 = make_params(mixer, s["D"], s["H"], s["K"], gen, torch.float64, std=0.3)
+            if mixer == "mlstm":  # input gates over [-2, 2], some forget gates closing
+                with torch.no_grad():
+                    p64["gate.bias"].copy_(torch.cat([
+                        torch.rand(s["H"], generator=gen, dtype=torch.float64) * 4 - 2,
+                        -1 - 4 * torch.rand(s["H"], generator=gen, dtype=torch.float64)]))
             if mixer == "gla":  # gate biases that make some decays strong
                 with torch.no_grad():
                     p64["gate2.bias"].copy_(

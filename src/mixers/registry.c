@@ -6,11 +6,12 @@
 
 extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_linear_attention, sl_mixer_retnet,
     sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2,
-    sl_mixer_transnormer;
+    sl_mixer_transnormer, sl_mixer_mlstm;
 
 static const sl_mixer_vtable *const REGISTRY[] = {
     &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet, &sl_mixer_gla,
     &sl_mixer_deltanet,  &sl_mixer_gated_deltanet,   &sl_mixer_mamba2, &sl_mixer_transnormer,
+    &sl_mixer_mlstm,
 };
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }

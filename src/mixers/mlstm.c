@@ -1,0 +1,152 @@
+/* mlstm: the matrix-memory cell of xLSTM (Beck et al. 2024, "xLSTM:
+ * Extended Long Short-Term Memory"), as a sequence mixer.
+ *
+ *   [q | k | v] = x W_qkv^T,  k <- k / sqrt(dk)        x: [B, T, D], heads H, dk = dv = D/H
+ *   [it | ft] = x W_gate^T + b_gate + [0 | c],  lf = logsigmoid(ft)     (one of each per head)
+ *   m_t = max(lf_t + m_{t-1}, it_t)
+ *   C_t = e^(lf_t + m_{t-1} - m_t) C_{t-1} + e^(it_t - m_t) k_t v_t^T
+ *   n_t = e^(lf_t + m_{t-1} - m_t) n_{t-1} + e^(it_t - m_t) k_t
+ *   h_t = C_t^T q_t / max(|n_t . q_t|, e^(-m_t))
+ *   y = (RMSNorm(h per head) w * sigmoid(x W_o^T)) W_out^T
+ *
+ * The input gate is exponential (e^it) and the forget gate a sigmoid in log
+ * space; m is the paper's stabiliser (src/ops/mlstm.h: it cancels exactly,
+ * so it changes no output). The forget gate starts open, as in the paper's
+ * code (forget bias linspace(3, 6) over the heads): the parameter kinds of
+ * src/core draw zeros, ones, normal or uniform values, so the fixed offset
+ * c_h = 3 + 3 h / (H - 1) (c = 3 when H = 1) is added in the forward and
+ * gate.bias, initialised to zeros, holds the learned change from it. The
+ * gate weights are drawn N(0, init_std) like every other projection here
+ * (the paper's code starts them at zero).
+ *
+ * Parameters: qkv.weight [3D, D], gate.weight [2H, D] (rows: H input gates,
+ * then H forget gates), gate.bias [2H], norm.weight [dk], ogate.weight [D, D],
+ * out.weight [D, D]. The forward is linear -> column split -> logsigmoid ->
+ * the chunked mLSTM op -> per-head RMSNorm -> times sigmoid(x W_o^T) ->
+ * linear. State: (C [dk, dv], n [dk], m) per head and sequence, H * (dk*dk +
+ * dk + 1) floats, whatever the length. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixers/mixer.h"
+#include "ops/columns.h"
+#include "ops/gate.h"
+#include "ops/gate_maps.h"
+#include "ops/mlstm.h"
+#include "ops/ops.h"
+
+/* The forget gate's bias offsets run linearly from FGATE_LO to FGATE_HI over
+ * the heads: sigmoid(3) = 0.95 .. sigmoid(6) = 0.998 at initialisation. */
+#define FGATE_LO 3.0f
+#define FGATE_HI 6.0f
+
+typedef struct mlstm {
+    sl_tensor *wqkv, *wgate, *bgate, *wnorm, *wog, *wout;
+    int64_t D, H, dk, C;
+    float eps;
+    float offset[]; /* [2H]: 0 for the input gates, the forget offsets c_h */
+} mlstm;
+
+static sl_status mlstm_init(sl_mixer *m, sl_params *p)
+{
+    const sl_config *c = m->cfg;
+    mlstm *a = calloc(1, sizeof *a + (size_t)(2 * c->n_heads) * sizeof(float));
+    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    m->impl = a;
+    a->D = c->d_model;
+    a->H = c->n_heads;
+    a->dk = a->D / a->H;
+    a->C = c->chunk_size;
+    a->eps = (float)c->norm_eps;
+    for (int64_t h = 0; h < a->H; h++)
+        a->offset[a->H + h] =
+            a->H > 1 ? FGATE_LO + (FGATE_HI - FGATE_LO) * (float)h / (float)(a->H - 1) : FGATE_LO;
+    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
+    a->wgate = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, 2 * a->H, a->D);
+    a->bgate = SL_PARAM(p, "gate.bias", SL_INIT_ZEROS, 0, false, 2 * a->H);
+    a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->dk);
+    a->wog = SL_PARAM(p, "ogate.weight", SL_INIT_NORMAL, std, true, a->D, a->D);
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
+    return SL_OK;
+}
+
+static int64_t mlstm_state_floats(const sl_mixer *m, int64_t max_len)
+{
+    const mlstm *a = m->impl;
+    return a->H * sl_mlstm_state_floats(a->dk, a->dk);
+}
+
+static int64_t mlstm_scratch_floats(const sl_mixer *m, int64_t max_len)
+{
+    return 6 * m->cfg->d_model + 2 * m->cfg->n_heads;
+}
+
+/* x: [B, T, D] (or a packed [1, T, D] with seqs) -> [B, T, D]; state:
+ * [rows, H, dk*dk + dk + 1] or NULL. */
+static sl_tensor *mlstm_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
+                                const sl_seqs *seqs)
+{
+    mlstm *a = m->impl;
+    const int64_t D = a->D, H = a->H, B = x->shape[0], T = x->shape[1];
+    sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
+    sl_tensor *q = sl_columns(ctx, qkv, 0, D), *v = sl_columns(ctx, qkv, 2 * D, D);
+    sl_tensor *k = sl_scale(ctx, sl_columns(ctx, qkv, D, D), 1.0f / sqrtf((float)a->dk));
+    sl_tensor *off = SL_NEW(ctx, 2 * H);
+    memcpy(off->data, a->offset, (size_t)(2 * H) * sizeof(float));
+    sl_tensor *gates = sl_linear(ctx, x, a->wgate, sl_add(ctx, a->bgate, off));
+    sl_tensor *ig = sl_columns(ctx, gates, 0, H);
+    sl_tensor *lf = sl_logsigmoid(ctx, sl_columns(ctx, gates, H, H));
+    sl_tensor *s0 = NULL;
+    if (state && pos > 0) {
+        /* A copy: the op writes the final state back over `state`. At pos 0
+         * the state's old contents belong to another sequence: start fresh. */
+        s0 = SL_NEW(ctx, sl_seq_count(seqs, B), H, sl_mlstm_state_floats(a->dk, a->dk));
+        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
+    }
+    sl_tensor *h = sl_mlstm(ctx, q, k, v, ig, lf, s0, H, a->C, state, seqs);
+    sl_tensor *n = sl_rmsnorm(ctx, SL_VIEW(ctx, h, B, T, H, a->dk), a->wnorm, a->eps);
+    sl_tensor *o =
+        sl_mul(ctx, SL_VIEW(ctx, n, B, T, D), sl_sigmoid(ctx, sl_linear(ctx, x, a->wog, NULL)));
+    return sl_linear(ctx, o, a->wout, NULL);
+}
+
+/* x_t: [D] -> y_t: [D]; state: [H, dk*dk + dk + 1]; scratch: 6D + 2H. */
+static void mlstm_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
+                       float *scratch)
+{
+    mlstm *a = m->impl;
+    const int64_t D = a->D, H = a->H, dk = a->dk;
+    float *qkv = scratch, *g = qkv + 3 * D, *h = g + 2 * H, *og = h + D, *n = og + D;
+    if (pos == 0) sl_mlstm_state_fresh(state, H, dk, dk);
+    sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
+    /* The forward's order of operations: scale after the projection. */
+    for (int64_t i = 0; i < D; i++) qkv[D + i] *= 1.0f / sqrtf((float)dk);
+    sl_gemm(false, true, 1, 2 * H, D, x_t, a->wgate->data, 0.0f, g);
+    for (int64_t i = 0; i < 2 * H; i++) g[i] += a->bgate->data[i] + a->offset[i];
+    for (int64_t i = H; i < 2 * H; i++) g[i] = sl_logsigmoidf(g[i]);
+    sl_mlstm_step(state, qkv, qkv + D, qkv + 2 * D, g, g + H, H, dk, dk, h);
+    sl_gemm(false, true, 1, D, D, x_t, a->wog->data, 0.0f, og);
+    for (int64_t hh = 0; hh < H; hh++) {
+        const float *hv = h + hh * dk;
+        float ss = 0.0f;
+        for (int64_t j = 0; j < dk; j++) ss += hv[j] * hv[j];
+        const float rs = 1.0f / sqrtf(ss / (float)dk + a->eps);
+        for (int64_t j = 0; j < dk; j++)
+            n[hh * dk + j] = hv[j] * rs * a->wnorm->data[j] * sl_sigmoidf(og[hh * dk + j]);
+    }
+    sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
+}
+
+const sl_mixer_vtable sl_mixer_mlstm = {
+    .name = "mlstm",
+    .paper = "Beck et al. 2024, xLSTM: Extended Long Short-Term Memory",
+    .init = mlstm_init,
+    .forward = mlstm_forward,
+    .state_floats = mlstm_state_floats,
+    .scratch_floats = mlstm_scratch_floats,
+    .step = mlstm_step,
+    .state_desc =
+        "H*(dk*dk + dk + 1) floats per sequence (C, n and m per head), constant in length",
+};

@@ -1,0 +1,563 @@
+/* Chunkwise-parallel mLSTM (Beck et al. 2024, xLSTM, with the stabiliser of
+ * its appendix), forward and backward, plus the step-by-step reference and
+ * the one-token step. The equations and the state layout are in mlstm.h.
+ *
+ * One trick carries the denominator along: v gets a last column of ones and
+ * C a last column n, so with Va = [V | 1]: [L, dva], dva = dv + 1, and
+ * Ca = [C | n]: [dk, dva], a chunk is one decayed recurrence
+ *     N = diag(w) Q Ca + A Va,   N_i = [num_i | den_i]
+ *     A_ij = (q_i . k_j) P_ij,   P_ij = e^(D_ij - m_i)  (j <= i, else 0)
+ *     w_i = e^(b_i + m_prev - m_i)
+ *     Ca' = w_L Ca + (diag(f) K)^T Va,   f_j = P_Lj,  m' = m_L
+ * (the state leaving the chunk is the last row's: m_L is the max over the
+ * same terms as m', and its weights are the last row of P and w), then
+ * h_i = num_i / z_i with z_i = max(|den_i|, e^(-m_i)).
+ *
+ * Backward, m held fixed (mlstm.h says why), per chunk in reverse with dCa,
+ * the gradient of the state leaving it:
+ *     dN_i = [dh_i / z_i | -(dh_i . h_i) / z_i sign(den_i)]  (last entry 0
+ *            where the floor wins)
+ *     dQ = diag(w) dN Ca^T + (dA . P) K      dK = (dA . P)^T Q + diag(f) Va dCa^T
+ *     dVa = A^T dN + diag(f) K dCa           dCa_prev = w_L dCa + (diag(w) Q)^T dN
+ * with dA = dN Va^T on j <= i. The exponents give the gate gradients:
+ * d/d(D_ij) = dA_ij A_ij (to b_i, -b_j, it_j), d/d(b_i) of w_i is
+ * (diag(w) Q dN Ca^T)_i . q_i, and the state update adds
+ * f_j k_j . (Va dCa^T)_j to (b_L, -b_j, it_j) and w_L <Ca, dCa> to b_L;
+ * dlf_s is the sum of db_i from the chunk's end back to s.
+ *
+ * Precision: b is summed in double and every exponent formed in double
+ * before sl_expf (see expo): gates of -1e4 put b near 1e5 within a chunk,
+ * where float spacing alone would move the weights by a percent. m is
+ * rounded to float once (it is a float in the state) and every exponent is
+ * taken against that rounded value, so the scale a state is stored at and
+ * the m recorded with it agree exactly.
+ *
+ * The forward keeps the state entering each chunk (dk*dva + 1 floats per
+ * chunk and head). Work is split over rows x heads; each (row, head) is one
+ * thread's, in a fixed order, so results do not depend on the thread
+ * count. */
+#pragma GCC optimize("fp-contract=fast", "no-trapping-math")
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/fastmath.h"
+#include "ops/internal.h"
+#include "ops/mlstm.h"
+#include "ops/small_gemm.h"
+
+typedef struct mlstm_shape {
+    int64_t B, T, H, dk, dv, dva, C, rows;
+    const sl_seqs *seqs;
+    int64_t *coff; /* [rows + 1]: chunks before each row (states index) */
+} mlstm_shape;
+
+/* What the backward needs besides the node's tensors. */
+typedef struct mlstm_saved {
+    mlstm_shape s;
+    sl_tensor *q, *k, *v, *ig, *lf, *s0;
+    float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
+} mlstm_saved;
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+void sl_mlstm_state_fresh(float *s, int64_t n, int64_t dk, int64_t dv)
+{
+    const int64_t sz = sl_mlstm_state_floats(dk, dv);
+    for (int64_t i = 0; i < n; i++) {
+        memset(s + i * sz, 0, (size_t)(sz - 1) * sizeof(float));
+        s[i * sz + sz - 1] = SL_MLSTM_M_FRESH;
+    }
+}
+
+/* The floor e^(-m) with its exponent clamped as sl_expf clamps (mlstm.h). */
+static double floor_ref(double m)
+{
+    double e = -m;
+    e = e < -87.33654 ? -87.33654 : e;
+    e = e > 88.3762626647949 ? 88.3762626647949 : e;
+    return exp(e);
+}
+
+/* ----------------------------------------------------------- scratch */
+
+/* One thread's buffers for one chunk. */
+typedef struct head_buf {
+    float *Q, *K, *Qd, *Kf, *dQ, *dK, *dQd, *tmp; /* [C, dk] */
+    float *Va, *N, *dN, *dVa;                     /* [C, dva] */
+    float *A, *P;                                 /* [C, C] */
+    double *b;                                    /* [C]: cumulative log forget gate */
+    float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
+    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's scratch */
+} head_buf;
+
+static int64_t bt_floats(const mlstm_shape *s)
+{
+    const int64_t w = s->dk > s->dva ? s->dk : s->dva, n = s->C > s->dk ? s->C : s->dk;
+    return w * n;
+}
+
+static int64_t buf_floats(const mlstm_shape *s)
+{
+    const int64_t C = s->C, dk = s->dk, dva = s->dva;
+    /* b (doubles) first; a multiple of 16 floats keeps every thread's slice,
+     * and so b, 64-byte aligned. */
+    const int64_t n = 8 * C * dk + 4 * C * dva + 2 * C * C + 8 * C + 2 * dk * dva + bt_floats(s);
+    return (n + 15) & ~(int64_t)15;
+}
+
+static head_buf carve(const mlstm_shape *s, float *p)
+{
+    const int64_t C = s->C, dk = s->dk, dva = s->dva;
+    head_buf h;
+    h.b = (double *)p;
+    p += 2 * C;
+    float **ck[] = {&h.Q, &h.K, &h.Qd, &h.Kf, &h.dQ, &h.dK, &h.dQd, &h.tmp};
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
+    float **cv[] = {&h.Va, &h.N, &h.dN, &h.dVa};
+    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dva) *cv[i] = p;
+    h.A = p;
+    h.P = p + C * C;
+    p += 2 * C * C;
+    float **cs[] = {&h.g, &h.m, &h.w, &h.z, &h.db, &h.dig};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++, p += C) *cs[i] = p;
+    h.Ca = p;
+    h.dCa = p + dk * dva;
+    h.bt = h.dCa + dk * dva;
+    return h;
+}
+
+static int team_size(const mlstm_shape *s, int64_t tokens)
+{
+    int64_t work = tokens * s->H * s->dk * s->dv;
+    int nt = omp_get_max_threads();
+    if (work < SL_PAR_MIN || s->rows * s->H < 2) return 1;
+    return (int)min64(nt, s->rows * s->H);
+}
+
+/* ------------------------------------------------------------- helpers */
+
+/* State row (C [dk, dv], n [dk], m) <-> Ca [dk, dva] and m. */
+static void state_load(const float *src, int64_t dk, int64_t dv, float *Ca, float *m)
+{
+    const int64_t dva = dv + 1;
+    for (int64_t d = 0; d < dk; d++) {
+        memcpy(Ca + d * dva, src + d * dv, (size_t)dv * sizeof(float));
+        Ca[d * dva + dv] = src[dk * dv + d];
+    }
+    *m = src[dk * dv + dk];
+}
+
+static void state_store(const float *Ca, float m, int64_t dk, int64_t dv, float *dst)
+{
+    const int64_t dva = dv + 1;
+    for (int64_t d = 0; d < dk; d++) {
+        memcpy(dst + d * dv, Ca + d * dva, (size_t)dv * sizeof(float));
+        dst[dk * dv + d] = Ca[d * dva + dv];
+    }
+    dst[dk * dv + dk] = m;
+}
+
+/* The chunk's operands: Q, K: [L, dk], Va = [V | 1]: [L, dva], and its
+ * gates. tok: the chunk's first token over all B*T. */
+static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, const float *q,
+                       const float *k, const float *v, const float *ig, const float *lf,
+                       head_buf *w)
+{
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva;
+    pack(q + tok * H * dk + h * dk, H * dk, L, dk, w->Q);
+    pack(k + tok * H * dk + h * dk, H * dk, L, dk, w->K);
+    for (int64_t i = 0; i < L; i++) {
+        memcpy(w->Va + i * dva, v + (tok + i) * H * dv + h * dv, (size_t)dv * sizeof(float));
+        w->Va[i * dva + dv] = 1.0f;
+        w->b[i] = (i ? w->b[i - 1] : 0.0) + lf[(tok + i) * H + h];
+        w->g[i] = ig[(tok + i) * H + h];
+    }
+}
+
+/* The exponent D_ij - m_i = b_i - b_j + it_j - m_i of P_ij. b is summed in
+ * double and the exponent formed in double: under extreme gates b reaches
+ * 1e5 and more inside a chunk, where a float's spacing (~0.01) would move
+ * every weight by a percent; the rounded m_i (a float, like the state's m)
+ * is what the exponents are taken against, so scale and record agree. */
+static inline float expo(const head_buf *w, int64_t i, int64_t j)
+{
+    return (float)(((w->b[i] - w->b[j]) + w->g[j]) - (double)w->m[i]);
+}
+
+/* From b, the input gates g and m_prev: the stabiliser m (its max taken
+ * over the same exponents, so each is <= 0 up to m's rounding), the
+ * inter-chunk weights w, and A = (Q K^T) . P. */
+static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
+{
+    for (int64_t i = 0; i < L; i++) {
+        const double bi = w->b[i];
+        double mi = bi + m_prev;
+        for (int64_t j = 0; j <= i; j++) {
+            double dij = (bi - w->b[j]) + w->g[j];
+            mi = dij > mi ? dij : mi;
+        }
+        w->m[i] = (float)mi;
+        w->w[i] = sl_expf((float)((bi + m_prev) - (double)w->m[i]));
+    }
+    mm_nt(L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
+    for (int64_t i = 0; i < L; i++) {
+        for (int64_t j = 0; j <= i; j++) w->A[i * L + j] *= sl_expf(expo(w, i, j));
+        for (int64_t j = i + 1; j < L; j++) w->A[i * L + j] = 0.0f;
+    }
+}
+
+/* N = diag(w) Q Ca + A Va (Qd = diag(w) Q kept) and z_i = max(|den_i|, e^-m_i). */
+static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
+{
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = w->w[i] * w->Q[i * dk + d];
+    mm_nn(L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false);
+    mm_nn(L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true);
+    for (int64_t i = 0; i < L; i++) {
+        float den = fabsf(w->N[i * dva + dva - 1]), fl = sl_expf(-w->m[i]);
+        w->z[i] = den > fl ? den : fl;
+    }
+}
+
+/* Rows of the chunks of row r start at token tok0 (over all B*T). */
+static int64_t row_start(const mlstm_shape *s, int64_t r) { return sl_seq_start(s->seqs, r, s->T); }
+static int64_t row_len(const mlstm_shape *s, int64_t r) { return sl_seq_len(s->seqs, r, s->T); }
+
+/* ------------------------------------------------------------- forward */
+
+/* One (row, head). s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
+ * dk*dva + 1] or NULL. */
+static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
+                         const float *v, const float *ig, const float *lf, const float *s0,
+                         float *o, float *states, float *s_final, float *scratch)
+{
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
+    const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
+    const int64_t len = row_len(s, r), tok0 = row_start(s, r);
+    head_buf w = carve(s, scratch);
+    float m = SL_MLSTM_M_FRESH;
+    if (s0)
+        state_load(s0 + rh * ssz, dk, dv, w.Ca, &m);
+    else
+        memset(w.Ca, 0, (size_t)(dk * dva) * sizeof(float));
+    for (int64_t c = 0, t0 = 0; t0 < len; c++, t0 += s->C) {
+        const int64_t L = min64(s->C, len - t0), tok = tok0 + t0;
+        if (states) {
+            float *st = states + ((s->coff[r] + c) * H + h) * csz;
+            memcpy(st, w.Ca, (size_t)(dk * dva) * sizeof(float));
+            st[dk * dva] = m;
+        }
+        load_chunk(s, tok, h, L, q, k, v, ig, lf, &w);
+        chunk_weights(L, dk, m, &w);
+        chunk_outputs(L, dk, dva, &w);
+        for (int64_t i = 0; i < L; i++) {
+            float *oi = o + (tok + i) * H * dv + h * dv;
+            const float inv = 1.0f / w.z[i];
+#pragma omp simd
+            for (int64_t j = 0; j < dv; j++) oi[j] = w.N[i * dva + j] * inv;
+        }
+        /* The state leaving: the last row's weights. */
+        const float ml = w.m[L - 1];
+        for (int64_t j = 0; j < L; j++) {
+            float f = sl_expf(expo(&w, L - 1, j));
+            for (int64_t d = 0; d < dk; d++) w.Kf[j * dk + d] = f * w.K[j * dk + d];
+        }
+        const float gl = w.w[L - 1];
+        for (int64_t i = 0; i < dk * dva; i++) w.Ca[i] *= gl;
+        mm_nn(dk, dva, L, w.Kf, 1, dk, w.Va, dva, w.Ca, dva, true);
+        m = ml;
+    }
+    if (s_final) state_store(w.Ca, m, dk, dv, s_final + rh * ssz);
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* One (row, head) of the backward. Gradient pointers are NULL when not
+ * needed; dq, dk: [.., H*dk], dv, dout: [.., H*dv], dig, dlf: [.., H],
+ * ds0: [rows*H, ssz]. */
+static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
+                          const float *v, const float *ig, const float *lf, const float *dout,
+                          const float *states, float *dq, float *dkk, float *dvv, float *dig,
+                          float *dlf, float *ds0, float *scratch)
+{
+    const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
+    const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
+    const int64_t len = row_len(s, r), tok0 = row_start(s, r);
+    const int64_t nch = s->coff[r + 1] - s->coff[r];
+    head_buf w = carve(s, scratch);
+    memset(w.dCa, 0, (size_t)(dk * dva) * sizeof(float));
+    for (int64_t c = nch - 1; c >= 0; c--) {
+        const int64_t t0 = c * s->C, L = min64(s->C, len - t0), tok = tok0 + t0;
+        const float *st = states + ((s->coff[r] + c) * H + h) * csz;
+        memcpy(w.Ca, st, (size_t)(dk * dva) * sizeof(float));
+        const float m_prev = st[dk * dva];
+        load_chunk(s, tok, h, L, q, k, v, ig, lf, &w);
+        chunk_weights(L, dk, m_prev, &w);
+        chunk_outputs(L, dk, dva, &w);
+        memset(w.db, 0, (size_t)L * sizeof(float));
+        memset(w.dig, 0, (size_t)L * sizeof(float));
+
+        /* dN from h_i = num_i / z_i. */
+        for (int64_t i = 0; i < L; i++) {
+            const float *di = dout + (tok + i) * H * dv + h * dv, *ni = w.N + i * dva;
+            const float inv = 1.0f / w.z[i], den = ni[dv];
+            float hd = 0.0f;
+            for (int64_t j = 0; j < dv; j++) {
+                w.dN[i * dva + j] = di[j] * inv;
+                hd += di[j] * ni[j];
+            }
+            /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
+            const bool active = fabsf(den) > sl_expf(-w.m[i]);
+            w.dN[i * dva + dv] = active ? -hd * inv * inv * (den > 0 ? 1.0f : -1.0f) : 0.0f;
+        }
+        /* Reading the entering state: N += diag(w) Q Ca. */
+        mm_nt(L, dk, dva, w.dN, dva, w.Ca, dva, w.dQd, dk, false, w.bt);
+        for (int64_t i = 0; i < L; i++) {
+            float acc = 0.0f;
+            for (int64_t d = 0; d < dk; d++) {
+                acc += w.Qd[i * dk + d] * w.dQd[i * dk + d];
+                w.dQ[i * dk + d] = w.w[i] * w.dQd[i * dk + d];
+            }
+            w.db[i] += acc;
+        }
+        /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
+        mm_nt(L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
+        mm_nn(L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        for (int64_t i = 0; i < L; i++) {
+            for (int64_t j = 0; j <= i; j++) {
+                const float da = w.P[i * L + j], u = da * w.A[i * L + j];
+                w.db[i] += u;
+                w.db[j] -= u;
+                w.dig[j] += u;
+                w.P[i * L + j] = da * sl_expf(expo(&w, i, j));
+            }
+            for (int64_t j = i + 1; j < L; j++) w.P[i * L + j] = 0.0f;
+        }
+        mm_nn(L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
+        mm_nn(L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
+        /* Writing the leaving state: Ca' = w_L Ca + (diag(f) K)^T Va. */
+        const float gl = w.w[L - 1];
+        mm_nt(L, dk, dva, w.Va, dva, w.dCa, dva, w.tmp, dk, false, w.bt);
+        float dbl = 0.0f;
+        for (int64_t j = 0; j < L; j++) {
+            const float f = sl_expf(expo(&w, L - 1, j));
+            float e = 0.0f;
+            for (int64_t d = 0; d < dk; d++) {
+                const float t = w.tmp[j * dk + d];
+                e += w.K[j * dk + d] * t;
+                w.dK[j * dk + d] += f * t;
+                w.Kf[j * dk + d] = f * w.K[j * dk + d];
+            }
+            e *= f;
+            dbl += e;
+            w.db[j] -= e;
+            w.dig[j] += e;
+        }
+        mm_nn(L, dva, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
+        float cd = 0.0f;
+        for (int64_t i = 0; i < dk * dva; i++) cd += w.Ca[i] * w.dCa[i];
+        dbl += gl * cd;
+        w.db[L - 1] += dbl;
+        for (int64_t i = 0; i < dk * dva; i++) w.dCa[i] *= gl;
+        mm_nn(dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true);
+
+        if (dq) unpack_add(w.dQ, L, dk, dq + tok * H * dk + h * dk, H * dk);
+        if (dkk) unpack_add(w.dK, L, dk, dkk + tok * H * dk + h * dk, H * dk);
+        if (dvv)
+            for (int64_t i = 0; i < L; i++) {
+                float *dvi = dvv + (tok + i) * H * dv + h * dv;
+                for (int64_t j = 0; j < dv; j++) dvi[j] += w.dVa[i * dva + j];
+            }
+        if (dig)
+            for (int64_t i = 0; i < L; i++) dig[(tok + i) * H + h] += w.dig[i];
+        if (dlf) {
+            float acc = 0.0f;
+            for (int64_t i = L - 1; i >= 0; i--) {
+                acc += w.db[i];
+                dlf[(tok + i) * H + h] += acc;
+            }
+        }
+    }
+    if (ds0 && nch > 0) {
+        /* w.Ca holds the state entering chunk 0: s0. */
+        float *d = ds0 + rh * ssz, dm = 0.0f;
+        for (int64_t i = 0; i < dk * dva; i++) dm += w.dCa[i] * w.Ca[i];
+        for (int64_t dd = 0; dd < dk; dd++) {
+            for (int64_t j = 0; j < dv; j++) d[dd * dv + j] += w.dCa[dd * dva + j];
+            d[dk * dv + dd] += w.dCa[dd * dva + dv];
+        }
+        d[dk * dv + dk] += dm;
+    }
+}
+
+/* Node layout: in = {q, k, v, igate} (the tape keeps four), saved = all six
+ * tensors with the shape and the chunk states. */
+static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    const mlstm_saved *sv = nd->saved;
+    const mlstm_shape *s = &sv->s;
+    float *dq = sv->q->requires_grad ? sl_grad(ctx, sv->q) : NULL;
+    float *dk = sv->k->requires_grad ? sl_grad(ctx, sv->k) : NULL;
+    float *dv = sv->v->requires_grad ? sl_grad(ctx, sv->v) : NULL;
+    float *dig = sv->ig->requires_grad ? sl_grad(ctx, sv->ig) : NULL;
+    float *dlf = sv->lf->requires_grad ? sl_grad(ctx, sv->lf) : NULL;
+    float *ds0 = sv->s0 && sv->s0->requires_grad ? sl_grad(ctx, sv->s0) : NULL;
+    const float *dout = nd->out->grad;
+    int nt = team_size(s, s->B * s->T);
+    int64_t per = buf_floats(s);
+    float *scratch = sl_arena_floats(ctx, per * nt);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t rh = 0; rh < s->rows * s->H; rh++)
+        backward_head(s, rh, sv->q->data, sv->k->data, sv->v->data, sv->ig->data, sv->lf->data,
+                      dout, sv->states, dq, dk, dv, dig, dlf, ds0,
+                      scratch + per * omp_get_thread_num());
+}
+
+/* q, k: [B, T, H*dk], v: [B, T, H*dv], igate, lfgate: [B, T, H], s0: [rows,
+ * H, dk*dv + dk + 1] or NULL -> h: [B, T, H*dv]. */
+sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *igate,
+                    sl_tensor *lfgate, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
+                    const sl_seqs *seqs)
+{
+    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 && C > 0 &&
+                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1] &&
+                   q->shape[2] % H == 0 && v->shape[2] % H == 0 && q->shape[2] > 0 &&
+                   v->shape[2] > 0,
+               "sl_mlstm", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0, C > 0");
+    sl_require(igate->ndim == 3 && sl_same_shape(igate, lfgate) && igate->shape[0] == q->shape[0] &&
+                   igate->shape[1] == q->shape[1] && igate->shape[2] == H,
+               "sl_mlstm", "igate, lfgate [B, T, H]");
+    sl_require(sl_seqs_check(seqs, q, "sl_mlstm") == SL_OK, "sl_mlstm",
+               "seqs NULL or packed bounds over q [1, T, ...]");
+    mlstm_shape s = {.B = q->shape[0],
+                     .T = q->shape[1],
+                     .H = H,
+                     .dk = q->shape[2] / H,
+                     .dv = v->shape[2] / H,
+                     .C = C};
+    s.dva = s.dv + 1;
+    s.rows = sl_seq_count(seqs, s.B);
+    const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;
+    sl_require(!s0 || s0->n == s.rows * H * ssz, "sl_mlstm", "s0 [rows, H, dk*dv + dk + 1]");
+    if (seqs) {
+        /* A copy in the arena: the backward runs after the caller's bounds
+         * may be gone. */
+        sl_seqs *cp = sl_arena_alloc(&ctx->arena, sizeof *cp);
+        int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
+        memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
+        cp->n = seqs->n;
+        cp->cu = cu;
+        s.seqs = cp;
+    }
+    s.coff = sl_arena_alloc(&ctx->arena, (size_t)(s.rows + 1) * sizeof *s.coff);
+    s.coff[0] = 0;
+    for (int64_t r = 0; r < s.rows; r++) s.coff[r + 1] = s.coff[r] + (row_len(&s, r) + C - 1) / C;
+    sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
+    sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
+    float *states = NULL;
+    if (nd) {
+        mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        sv->s = s;
+        sv->q = q;
+        sv->k = k;
+        sv->v = v;
+        sv->ig = igate;
+        sv->lf = lfgate;
+        sv->s0 = s0;
+        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * csz);
+        nd->saved = sv;
+    }
+    int nt = team_size(&s, s.B * s.T);
+    int64_t per = buf_floats(&s);
+    float *scratch = sl_arena_floats(ctx, per * nt);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t rh = 0; rh < s.rows * H; rh++)
+        forward_head(&s, rh, q->data, k->data, v->data, igate->data, lfgate->data,
+                     s0 ? s0->data : NULL, o->data, states, s_final,
+                     scratch + per * omp_get_thread_num());
+    return o;
+}
+
+/* ------------------------------------------------------ reference, step */
+
+/* Layouts as sl_mlstm. The recurrence exactly as written in mlstm.h, in
+ * double; a fresh state's m is the sentinel (e^(-1e30 + ..) = 0 in double). */
+void sl_mlstm_ref(const float *q, const float *k, const float *v, const float *igate,
+                  const float *lfgate, const float *s0, const sl_seqs *seqs, int64_t B, int64_t T,
+                  int64_t H, int64_t dk, int64_t dv, float *h, float *s_final)
+{
+    const int64_t ssz = sl_mlstm_state_floats(dk, dv), rows = sl_seq_count(seqs, B);
+    double *S = malloc((size_t)ssz * sizeof(double));
+    sl_require(S != NULL, "sl_mlstm_ref", "memory for one state");
+    double *Cs = S, *n = S + dk * dv;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t hh = 0; hh < H; hh++) {
+            const int64_t rh = r * H + hh, t0 = sl_seq_start(seqs, r, T);
+            const int64_t len = sl_seq_len(seqs, r, T);
+            for (int64_t i = 0; i < dk * dv + dk; i++) S[i] = s0 ? s0[rh * ssz + i] : 0.0;
+            double m = s0 ? s0[rh * ssz + ssz - 1] : (double)SL_MLSTM_M_FRESH;
+            for (int64_t t = t0; t < t0 + len; t++) {
+                const float *qt = q + t * H * dk + hh * dk, *kt = k + t * H * dk + hh * dk;
+                const float *vt = v + t * H * dv + hh * dv;
+                const double it = igate[t * H + hh], lf = lfgate[t * H + hh];
+                const double mt = fmax(lf + m, it);
+                const double a = exp(lf + m - mt), bw = exp(it - mt);
+                for (int64_t d = 0; d < dk; d++) {
+                    for (int64_t j = 0; j < dv; j++)
+                        Cs[d * dv + j] = a * Cs[d * dv + j] + bw * (double)kt[d] * vt[j];
+                    n[d] = a * n[d] + bw * kt[d];
+                }
+                double den = 0.0;
+                for (int64_t d = 0; d < dk; d++) den += n[d] * qt[d];
+                const double z = fmax(fabs(den), floor_ref(mt));
+                for (int64_t j = 0; j < dv; j++) {
+                    double acc = 0.0;
+                    for (int64_t d = 0; d < dk; d++) acc += Cs[d * dv + j] * qt[d];
+                    h[t * H * dv + hh * dv + j] = (float)(acc / z);
+                }
+                m = mt;
+            }
+            if (s_final) {
+                for (int64_t i = 0; i < dk * dv + dk; i++) s_final[rh * ssz + i] = (float)S[i];
+                s_final[rh * ssz + ssz - 1] = (float)m;
+            }
+        }
+    free(S);
+}
+
+/* state: [H, dk*dv + dk + 1] in place; q, k: [H*dk], v: [H*dv], igate,
+ * lfgate: [H] -> h: [H*dv]. */
+void sl_mlstm_step(float *state, const float *q, const float *k, const float *v, const float *igate,
+                   const float *lfgate, int64_t H, int64_t dk, int64_t dv, float *h)
+{
+    const int64_t ssz = sl_mlstm_state_floats(dk, dv);
+    for (int64_t hh = 0; hh < H; hh++) {
+        float *Cs = state + hh * ssz, *n = Cs + dk * dv, *m = n + dk, *oh = h + hh * dv;
+        const float *qh = q + hh * dk, *kh = k + hh * dk, *vh = v + hh * dv;
+        const float it = igate[hh], lf = lfgate[hh];
+        /* Exponents in double, against m rounded to the float it is kept
+         * as (the chunked form's reasons: m and lf + m can be huge). */
+        const float mt = (float)fmax((double)lf + *m, (double)it);
+        const float a = sl_expf((float)(((double)lf + *m) - mt));
+        const float bw = sl_expf((float)((double)it - mt));
+        float den = 0.0f;
+        memset(oh, 0, (size_t)dv * sizeof(float));
+        for (int64_t d = 0; d < dk; d++) {
+            float *row = Cs + d * dv;
+            const float kb = bw * kh[d];
+#pragma omp simd
+            for (int64_t j = 0; j < dv; j++) {
+                row[j] = a * row[j] + kb * vh[j];
+                oh[j] += row[j] * qh[d];
+            }
+            n[d] = a * n[d] + kb;
+            den += n[d] * qh[d];
+        }
+        const float fl = sl_expf(-mt), z = fabsf(den) > fl ? fabsf(den) : fl, inv = 1.0f / z;
+        for (int64_t j = 0; j < dv; j++) oh[j] *= inv;
+        *m = mt;
+    }
+}
