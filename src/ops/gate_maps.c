@@ -5,26 +5,30 @@
 
 typedef float (*map_fn)(float);
 
-/* y = f(x) over n floats. */
-static sl_tensor *map_forward(sl_ctx *ctx, sl_tensor *x, map_fn f, sl_backward_fn back)
+/* y = f(x) over n floats. Always inlined, so that f is a known function
+ * in each caller and the loop vectorises (through a pointer it cost a call
+ * per element: 10% of a linear-attention layer's time). */
+static inline __attribute__((always_inline)) sl_tensor *map_forward(sl_ctx *ctx, sl_tensor *x,
+                                                                     map_fn f, sl_backward_fn back)
 {
     sl_tensor *y = sl_tensor_like(ctx, x);
     const float *px = x->data;
     float *py = y->data;
     int64_t n = x->n;
-#pragma omp parallel for schedule(static) if (n >= SL_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) py[i] = f(px[i]);
     SL_RECORD(ctx, back, y, x);
     return y;
 }
 
 /* dx += dy f'(x). */
-static void map_backward(sl_ctx *ctx, const sl_node *nd, map_fn dfdx)
+static inline __attribute__((always_inline)) void map_backward(sl_ctx *ctx, const sl_node *nd,
+                                                               map_fn dfdx)
 {
     const float *x = nd->in[0]->data, *dy = nd->out->grad;
     float *dx = sl_grad(ctx, nd->in[0]);
     int64_t n = nd->out->n;
-#pragma omp parallel for schedule(static) if (n >= SL_PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * dfdx(x[i]);
 }
 

@@ -172,6 +172,18 @@ static void sub_operands(int64_t r, int64_t n, int64_t dk, const head_buf *w)
     }
 }
 
+/* sum_d q_d k_d e^(bi_d - bj_d): one score of the diagonal block. A
+ * function of its own, so that the loop vectorises (inlined into the block
+ * loop, GCC kept a scalar sl_expf there). */
+static __attribute__((noinline)) float decayed_dot(const float *q, const float *k, const float *bi,
+                                                   const float *bj, int64_t dk)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t d = 0; d < dk; d++) s += q[d] * k[d] * sl_expf(bi[d] - bj[d]);
+    return s;
+}
+
 /* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
  * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
  * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
@@ -197,14 +209,8 @@ static void intra_scores(bool scalar, int64_t L, int64_t dk, const head_buf *w)
             mm_nt(n, r, dk, w->Qr, dk, w->Kr, dk, A + r * L, L, false, w->bt);
         }
         for (int64_t i = r; i < r + n; i++) {
-            const float *qi = Q + i * dk, *bi = Bc + i * dk;
-            for (int64_t j = r; j <= i; j++) {
-                const float *kj = K + j * dk, *bj = Bc + j * dk;
-                float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-                for (int64_t d = 0; d < dk; d++) s += qi[d] * kj[d] * sl_expf(bi[d] - bj[d]);
-                A[i * L + j] = s;
-            }
+            for (int64_t j = r; j <= i; j++)
+                A[i * L + j] = decayed_dot(Q + i * dk, K + j * dk, Bc + i * dk, Bc + j * dk, dk);
             for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
         }
     }
