@@ -60,4 +60,12 @@ static inline double close_ratio(const float *a, const float *b, long long n, do
     return worst;
 }
 
+/* Root-mean-square of x: the scale for absolute tolerances. */
+static inline double rms(const float *x, long long n)
+{
+    double s = 0;
+    for (long long i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s / (double)(n ? n : 1));
+}
+
 #endif

@@ -15,7 +15,8 @@
 
 typedef sl_tensor *(*gc_fn)(sl_ctx *ctx, sl_tensor **in, void *arg);
 
-/* A leaf tensor with malloc'd data and grad, filled with N(0, scale). */
+/* A leaf tensor with malloc'd data and grad, filled with N(0, scale), or
+ * zeros when rng is NULL. */
 static inline sl_tensor *gc_leaf(sl_rng *rng, float scale, int ndim, const int64_t *shape)
 {
     sl_tensor *t = calloc(1, sizeof *t);
@@ -27,7 +28,7 @@ static inline sl_tensor *gc_leaf(sl_rng *rng, float scale, int ndim, const int64
     }
     t->data = malloc((size_t)t->n * sizeof(float));
     t->grad = calloc((size_t)t->n, sizeof(float));
-    for (int64_t i = 0; i < t->n; i++) t->data[i] = scale * sl_rng_normal(rng);
+    for (int64_t i = 0; i < t->n; i++) t->data[i] = rng ? scale * sl_rng_normal(rng) : 0.0f;
     t->requires_grad = true;
     return t;
 }
@@ -39,6 +40,51 @@ static inline void gc_free(sl_tensor *t)
     free(t->data);
     free(t->grad);
     free(t);
+}
+
+/* Frees the non-NULL leaves among in[0 .. n). */
+static inline void gc_free_all(sl_tensor **in, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (in[i]) gc_free(in[i]);
+}
+
+/* An activation [1, d1, d2] in ctx over a copy of src, gradient on. */
+static inline sl_tensor *gc_ctx_leaf(sl_ctx *ctx, const float *src, int64_t d1, int64_t d2)
+{
+    sl_tensor *t = SL_NEW(ctx, 1, d1, d2);
+    memcpy(t->data, src, (size_t)t->n * sizeof(float));
+    t->requires_grad = true;
+    return t;
+}
+
+/* A malloc'd copy of n floats (NULL for NULL). */
+static inline float *gc_dup(const float *src, int64_t n)
+{
+    if (!src) return NULL;
+    float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memcpy(d, src, (size_t)n * sizeof(float));
+    return d;
+}
+
+/* Tokens [t0, t0 + n) of x: [1, T, W] as a new [1, n, W] leaf. */
+static inline sl_tensor *gc_leaf_slice(const sl_tensor *x, int64_t t0, int64_t n)
+{
+    const int64_t W = x->shape[2];
+    sl_tensor *y = gc_leaf(NULL, 0.0f, 3, (int64_t[]){1, n, W});
+    memcpy(y->data, x->data + t0 * W, (size_t)(n * W) * sizeof(float));
+    return y;
+}
+
+/* Tokens [t0, t0 + n) of each row of x: [B, T, W] as a new [B, n, W]
+ * activation in ctx (no gradient link to x). */
+static inline sl_tensor *gc_time_slice(sl_ctx *ctx, const sl_tensor *x, int64_t t0, int64_t n)
+{
+    int64_t B = x->shape[0], T = x->shape[1], W = x->shape[2];
+    sl_tensor *y = SL_NEW(ctx, B, n, W);
+    for (int64_t b = 0; b < B; b++)
+        memcpy(y->data + b * n * W, x->data + (b * T + t0) * W, (size_t)(n * W) * sizeof(float));
+    return y;
 }
 
 static inline double gc_loss(gc_fn f, sl_tensor **in, void *arg, const float *r, int64_t *nout)

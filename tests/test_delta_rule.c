@@ -370,23 +370,6 @@ static void test_threads_do_not_change_results(void)
     free(dout);
 }
 
-/* A leaf [1, d1, d2] over a copy of src, gradient on. */
-static sl_tensor *leaf(sl_ctx *ctx, const float *src, int64_t d1, int64_t d2)
-{
-    sl_tensor *t = SL_NEW(ctx, 1, d1, d2);
-    memcpy(t->data, src, (size_t)t->n * sizeof(float));
-    t->requires_grad = true;
-    return t;
-}
-
-static float *dup_floats(const float *src, int64_t n)
-{
-    if (!src) return NULL;
-    float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    memcpy(d, src, (size_t)n * sizeof(float));
-    return d;
-}
-
 /* One forward and backward, copied out: o, dq, dk, dv: [T, H*dk], dbeta,
  * dg: [T, H], S (final), dS0: [N, H, dk, dk]. dg, dS0 NULL without g, S0. */
 typedef struct dr_run {
@@ -403,20 +386,21 @@ static dr_run run_grads(const float *q, const float *k, const float *v, const fl
     int64_t D = H * dk, ns = N * H * dk * dk;
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *tq = leaf(&ctx, q, T, D), *tk = leaf(&ctx, k, T, D), *tv = leaf(&ctx, v, T, D);
-    sl_tensor *tb = leaf(&ctx, beta, T, H), *tg = g ? leaf(&ctx, g, T, H) : NULL;
-    sl_tensor *tS0 = S0 ? leaf(&ctx, S0, N, H * dk * dk) : NULL;
+    sl_tensor *tq = gc_ctx_leaf(&ctx, q, T, D), *tk = gc_ctx_leaf(&ctx, k, T, D);
+    sl_tensor *tv = gc_ctx_leaf(&ctx, v, T, D);
+    sl_tensor *tb = gc_ctx_leaf(&ctx, beta, T, H), *tg = g ? gc_ctx_leaf(&ctx, g, T, H) : NULL;
+    sl_tensor *tS0 = S0 ? gc_ctx_leaf(&ctx, S0, N, H * dk * dk) : NULL;
     dr_run r = {0};
     r.S = malloc((size_t)ns * sizeof(float));
     sl_tensor *o = sl_delta_rule(&ctx, tq, tk, tv, tb, tg, tS0, H, C, r.S, seqs);
     sl_backward_with(&ctx, o, dout);
-    r.o = dup_floats(o->data, T * D);
-    r.dq = dup_floats(tq->grad, T * D);
-    r.dk = dup_floats(tk->grad, T * D);
-    r.dv = dup_floats(tv->grad, T * D);
-    r.dbeta = dup_floats(tb->grad, T * H);
-    r.dg = tg ? dup_floats(tg->grad, T * H) : NULL;
-    r.dS0 = tS0 ? dup_floats(tS0->grad, ns) : NULL;
+    r.o = gc_dup(o->data, T * D);
+    r.dq = gc_dup(tq->grad, T * D);
+    r.dk = gc_dup(tk->grad, T * D);
+    r.dv = gc_dup(tv->grad, T * D);
+    r.dbeta = gc_dup(tb->grad, T * H);
+    r.dg = tg ? gc_dup(tg->grad, T * H) : NULL;
+    r.dS0 = tS0 ? gc_dup(tS0->grad, ns) : NULL;
     sl_ctx_free(&ctx);
     return r;
 }

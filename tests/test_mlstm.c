@@ -83,20 +83,6 @@ static void make_inputs(sl_rng *rng, int regime, int64_t B, int64_t T, int64_t H
         }
 }
 
-static void free_inputs(sl_tensor **in)
-{
-    for (int i = 0; i < 6; i++)
-        if (in[i]) gc_free(in[i]);
-}
-
-/* Root-mean-square of x: the scale for absolute tolerances. */
-static double rms(const float *x, int64_t n)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return sqrt(s / (double)(n ? n : 1));
-}
-
 /* |n_t . q_t| / e^(-m_t) = the unstabilised |den| over every token and head
  * (rows of T tokens): its smallest and largest values, in double. */
 static void den_range(sl_tensor **in, int64_t B, int64_t T, int64_t H, int64_t dk, int64_t dv,
@@ -216,7 +202,7 @@ static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t 
             free(ref);
             free(ref_fin);
             sl_ctx_free(&ctx);
-            free_inputs(in);
+            gc_free_all(in, 6);
         }
 }
 
@@ -230,16 +216,6 @@ static void test_chunked_matches_reference(void)
     check_against_reference(&rng, 8, 4, 4);
     check_against_reference(&rng, 8, 5, 3);
     check_against_reference(&rng, 64, 32, 32);
-}
-
-/* A [B, T, W] tensor's tokens [t0, t0 + n) as a new leaf-free tensor. */
-static sl_tensor *time_slice(sl_ctx *ctx, const sl_tensor *x, int64_t t0, int64_t n)
-{
-    int64_t B = x->shape[0], T = x->shape[1], W = x->shape[2];
-    sl_tensor *y = SL_NEW(ctx, B, n, W);
-    for (int64_t b = 0; b < B; b++)
-        memcpy(y->data + b * n * W, x->data + (b * T + t0) * W, (size_t)(n * W) * sizeof(float));
-    return y;
 }
 
 static void test_split_equals_whole(void)
@@ -268,7 +244,7 @@ static void test_split_equals_whole(void)
             for (int p = 0; p < 2; p++) {
                 int64_t lo = p ? t1 : 0, n = p ? T - t1 : t1;
                 sl_tensor *sl[5];
-                for (int i = 0; i < 5; i++) sl[i] = time_slice(&ctx, in[i], lo, n);
+                for (int i = 0; i < 5; i++) sl[i] = gc_time_slice(&ctx, in[i], lo, n);
                 /* The state goes out through s_final into the same buffer. */
                 part[p] =
                     sl_mlstm(&ctx, sl[0], sl[1], sl[2], sl[3], sl[4], st, H, C, st->data, NULL);
@@ -289,7 +265,7 @@ static void test_split_equals_whole(void)
                   s0, worst, rf);
             free(fin);
             sl_ctx_free(&ctx);
-            free_inputs(in);
+            gc_free_all(in, 6);
         }
 }
 
@@ -331,7 +307,7 @@ static void test_steps_equal_forward(void)
             CHECK(close_ratio(y, o->data, H * dv, 1e-6 * rms(o->data, o->n), 1e-5) <= 1,
                   "zero state == fresh state");
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 6);
     }
 }
 
@@ -356,7 +332,7 @@ static void check_gradients(int64_t B, int64_t T, int64_t H, int64_t dk, int64_t
             char name[64];
             snprintf(name, sizeof name, "mlstm %s C %lld s0 %d", REGIME[regime], (long long)C, s0);
             CHECK(gradcheck(name, ml_fn, in, s0 ? 6 : 5, &a, 1e-2f, 3e-4, 3e-3, 200), "%s", name);
-            free_inputs(in);
+            gc_free_all(in, 6);
         }
 }
 
@@ -412,7 +388,7 @@ static void test_threads_do_not_change_results(void)
     free(dout);
     free(ref_out);
     for (int i = 0; i < 6; i++) free(ref_grad[i]);
-    free_inputs(in);
+    gc_free_all(in, 6);
 }
 
 static void test_extreme_inputs_long_sequence(void)
@@ -469,25 +445,8 @@ static void test_extreme_inputs_long_sequence(void)
         free(ref);
         free(dout);
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 6);
     }
-}
-
-/* A [1, T, W] tensor's tokens [t0, t0 + n) as a fresh leaf. */
-static sl_tensor *leaf_slice(const sl_tensor *x, int64_t t0, int64_t n)
-{
-    const int64_t W = x->shape[2];
-    sl_tensor *y = calloc(1, sizeof *y);
-    y->ndim = 3;
-    y->shape[0] = 1;
-    y->shape[1] = n;
-    y->shape[2] = W;
-    y->n = n * W;
-    y->data = malloc((size_t)(n * W + 1) * sizeof(float));
-    y->grad = calloc((size_t)(n * W + 1), sizeof(float));
-    y->requires_grad = true;
-    memcpy(y->data, x->data + t0 * W, (size_t)(n * W) * sizeof(float));
-    return y;
 }
 
 static void test_packed_equals_one_by_one(void)
@@ -527,7 +486,7 @@ static void test_packed_equals_one_by_one(void)
         double worst = 0;
         for (int64_t i = 0; i < n; i++) {
             sl_tensor *one[6];
-            for (int j = 0; j < 5; j++) one[j] = leaf_slice(in[j], cu[i], lens[i]);
+            for (int j = 0; j < 5; j++) one[j] = gc_leaf_slice(in[j], cu[i], lens[i]);
             one[5] = NULL;
             if (s0) {
                 one[5] = GC_LEAF(&rng, 0.0f, 1, H, ssz);
@@ -561,7 +520,7 @@ static void test_packed_equals_one_by_one(void)
         free(fin);
         free(dout);
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 6);
     }
 }
 

@@ -66,20 +66,6 @@ static void make_inputs(sl_rng *rng, const rec_arg *a, int64_t B, int64_t T, int
     in[4] = a->with_s0 ? GC_LEAF(rng, 1.0f, B, H, dk, dv) : NULL;
 }
 
-static void free_inputs(sl_tensor **in)
-{
-    for (int i = 0; i < 5; i++)
-        if (in[i]) gc_free(in[i]);
-}
-
-/* Root-mean-square of x: the scale for absolute tolerances. */
-static double rms(const float *x, int64_t n)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return sqrt(s / (double)(n ? n : 1));
-}
-
 /* Chunked vs reference at every T in {1, C-1, C, C+1, 3C+5}, every mode,
  * with and without s0, for heads (dk, dv); B = 2, H = 2. */
 static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t dv)
@@ -120,7 +106,7 @@ static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t 
                 free(ref);
                 free(ref_fin);
                 sl_ctx_free(&ctx);
-                free_inputs(in);
+                gc_free_all(in, 5);
             }
 }
 
@@ -133,16 +119,6 @@ static void test_chunked_matches_reference(void)
     check_against_reference(&rng, 8, 4, 4);
     check_against_reference(&rng, 8, 5, 3);
     check_against_reference(&rng, 64, 32, 32);
-}
-
-/* A [B, T, W] tensor's tokens [t0, t0 + n) as a new leaf-free tensor. */
-static sl_tensor *time_slice(sl_ctx *ctx, const sl_tensor *x, int64_t t0, int64_t n)
-{
-    int64_t B = x->shape[0], T = x->shape[1], W = x->shape[2];
-    sl_tensor *y = SL_NEW(ctx, B, n, W);
-    for (int64_t b = 0; b < B; b++)
-        memcpy(y->data + b * n * W, x->data + (b * T + t0) * W, (size_t)(n * W) * sizeof(float));
-    return y;
 }
 
 static void test_split_equals_whole(void)
@@ -169,11 +145,11 @@ static void test_split_equals_whole(void)
             sl_tensor *part[2];
             for (int p = 0; p < 2; p++) {
                 int64_t lo = p ? t1 : 0, n = p ? T - t1 : t1;
-                sl_tensor *g = in[3] ? time_slice(&ctx, in[3], lo, n) : NULL;
+                sl_tensor *g = in[3] ? gc_time_slice(&ctx, in[3], lo, n) : NULL;
                 /* The state goes out through s_final into the same buffer. */
-                part[p] = sl_recurrence(&ctx, time_slice(&ctx, in[0], lo, n),
-                                        time_slice(&ctx, in[1], lo, n),
-                                        time_slice(&ctx, in[2], lo, n), g, lg, st, H, C, st->data,
+                part[p] = sl_recurrence(&ctx, gc_time_slice(&ctx, in[0], lo, n),
+                                        gc_time_slice(&ctx, in[1], lo, n),
+                                        gc_time_slice(&ctx, in[2], lo, n), g, lg, st, H, C, st->data,
                                         NULL);
             }
             double worst = 0;
@@ -190,7 +166,7 @@ static void test_split_equals_whole(void)
                   (long long)t1, worst, rf);
             free(fin);
             sl_ctx_free(&ctx);
-            free_inputs(in);
+            gc_free_all(in, 5);
         }
 }
 
@@ -223,7 +199,7 @@ static void test_steps_equal_forward(void)
         }
         CHECK(worst <= 1, "%s: ratio %g", MODE_NAME[mode], worst);
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 5);
     }
 }
 
@@ -248,7 +224,7 @@ static void check_gradients(int64_t B, int64_t T, int64_t H, int64_t dk, int64_t
             snprintf(name, sizeof name, "recurrence %s C %lld s0 %d", MODE_NAME[mode], (long long)C,
                      s0);
             CHECK(gradcheck(name, rec_fn, packed, n, &a, 1e-2f, 3e-4, 3e-3, 200), "%s", name);
-            free_inputs(in);
+            gc_free_all(in, 5);
         }
 }
 
@@ -304,16 +280,7 @@ static void test_threads_do_not_change_results(void)
     free(dout);
     free(ref_out);
     free(ref_dg);
-    free_inputs(in);
-}
-
-/* Rows [lo, lo + n) of a [1, T, w] tensor x as a new [1, n, w] leaf. */
-static sl_tensor *seq_copy(sl_rng *rng, const sl_tensor *x, int64_t lo, int64_t n)
-{
-    const int64_t w = x->shape[2];
-    sl_tensor *t = GC_LEAF(rng, 0.0f, 1, n, w);
-    memcpy(t->data, x->data + lo * w, (size_t)(n * w) * sizeof(float));
-    return t;
+    gc_free_all(in, 5);
 }
 
 /* A packed batch of sequences of lengths {0, 1, C-1, C, C+1, 2C+3} against
@@ -360,7 +327,7 @@ static void test_packed_equals_one_by_one(void)
             }
             sl_tensor *one[5];
             for (int j = 0; j < 4; j++)
-                one[j] = in[j] ? seq_copy(&rng, in[j], cu[i], lens[i]) : NULL;
+                one[j] = in[j] ? gc_leaf_slice(in[j], cu[i], lens[i]) : NULL;
             one[4] = GC_LEAF(&rng, 0.0f, 1, H, dk, dv);
             memcpy(one[4]->data, in[4]->data + i * ssz, (size_t)ssz * sizeof(float));
             sl_ctx c1;
@@ -388,7 +355,7 @@ static void test_packed_equals_one_by_one(void)
         free(ref);
         free(ref_fin);
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 5);
     }
 }
 
@@ -433,7 +400,7 @@ static void test_extreme_inputs_long_sequence(void)
               ctx.arena.peak, bound);
         free(dout);
         sl_ctx_free(&ctx);
-        free_inputs(in);
+        gc_free_all(in, 5);
     }
 }
 

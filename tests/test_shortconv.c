@@ -146,23 +146,6 @@ static void test_gradient_finite_differences(void)
     }
 }
 
-/* A leaf [1, d1, d2] over a copy of src, gradient on. */
-static sl_tensor *leaf(sl_ctx *ctx, const float *src, int64_t d1, int64_t d2)
-{
-    sl_tensor *t = SL_NEW(ctx, 1, d1, d2);
-    memcpy(t->data, src, (size_t)t->n * sizeof(float));
-    t->requires_grad = true;
-    return t;
-}
-
-static float *dup_floats(const float *src, int64_t n)
-{
-    if (!src) return NULL;
-    float *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    memcpy(d, src, (size_t)n * sizeof(float));
-    return d;
-}
-
 /* One forward and backward, copied out: y, dx: [T, C], S (final), ds0:
  * [N, K-1, C], dw: [C, K], db: [C]. ds0 NULL without s0. */
 typedef struct sc_run {
@@ -178,19 +161,19 @@ static sc_run run_grads(const float *x, const float *w, const float *bias, const
 {
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *tx = leaf(&ctx, x, T, C), *tb = leaf(&ctx, bias, 1, C), *tw = SL_NEW(&ctx, C, K);
-    sl_tensor *ts0 = s0 ? leaf(&ctx, s0, N, (K - 1) * C) : NULL;
+    sl_tensor *tx = gc_ctx_leaf(&ctx, x, T, C), *tb = gc_ctx_leaf(&ctx, bias, 1, C), *tw = SL_NEW(&ctx, C, K);
+    sl_tensor *ts0 = s0 ? gc_ctx_leaf(&ctx, s0, N, (K - 1) * C) : NULL;
     memcpy(tw->data, w, (size_t)(C * K) * sizeof(float));
     tw->requires_grad = true;
     sc_run r = {0};
     r.S = malloc((size_t)(N * (K - 1) * C + 1) * sizeof(float));
     sl_tensor *y = sl_shortconv(&ctx, tx, tw, tb, ts0, r.S, seqs);
     sl_backward_with(&ctx, y, dy);
-    r.y = dup_floats(y->data, T * C);
-    r.dx = dup_floats(tx->grad, T * C);
-    r.ds0 = ts0 ? dup_floats(ts0->grad, ts0->n) : NULL;
-    r.dw = dup_floats(tw->grad, C * K);
-    r.db = dup_floats(tb->grad, C);
+    r.y = gc_dup(y->data, T * C);
+    r.dx = gc_dup(tx->grad, T * C);
+    r.ds0 = ts0 ? gc_dup(ts0->grad, ts0->n) : NULL;
+    r.dw = gc_dup(tw->grad, C * K);
+    r.db = gc_dup(tb->grad, C);
     sl_ctx_free(&ctx);
     return r;
 }

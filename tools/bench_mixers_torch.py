@@ -448,9 +448,11 @@ def mlstm_chunked(q, k, v, it, lf, C):
     g = w[..., -1]                                                      # [B, H, N]
     S = torch.zeros_like(kv[:, :, 0])
     states = []
-    for n in range(kv.shape[2]):
+    # unbind, not kv[:, :, n]: each indexing's backward would write a whole
+    # zero-filled kv, making the loop quadratic in the number of chunks.
+    for gn, kvn in zip(g.unbind(2), kv.unbind(2)):
         states.append(S)
-        S = g[:, :, n, None, None] * S + kv[:, :, n]
+        S = gn[:, :, None, None] * S + kvn
     num = w.unsqueeze(-1) * (qc @ torch.stack(states, 2)) + A @ va     # [B, H, N, C, dv+1]
     z = torch.maximum(num[..., dv:].abs(), torch.exp(-mi).unsqueeze(-1))
     return from_chunks(num[..., :dv] / z, T)
