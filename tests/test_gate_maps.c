@@ -66,9 +66,24 @@ static void test_gradient_finite_differences(void)
     }
 }
 
+/* fastmath.h's log(1 + u) on [0, 1] against libm in double: relative error
+ * within float rounding, and exact at 0. */
+static void test_log1p_unit(void)
+{
+    double worst = 0;
+    for (int i = 0; i <= 100000; i++) {
+        const float u = i <= 50000 ? (float)i / 50000.0f : ldexpf(1.0f, -(i - 50000) / 400);
+        const double ref = log1p((double)u), got = sl_log1p_unit(u);
+        if (ref > 0) worst = fmax(worst, fabs(got - ref) / ref);
+    }
+    CHECK(worst < 3e-7, "relative error %g", worst);
+    CHECK(sl_log1p_unit(0.0f) == 0.0f, "log1p(0) = 0");
+}
+
 int main(void)
 {
     RUN(test_forward_matches_reference);
     RUN(test_gradient_finite_differences);
+    RUN(test_log1p_unit);
     return TEST_SUMMARY();
 }

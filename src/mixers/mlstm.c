@@ -12,10 +12,11 @@
  * The input gate is exponential (e^it) and the forget gate a sigmoid in log
  * space; m is the paper's stabiliser (src/ops/mlstm.h: it cancels exactly,
  * so it changes no output). The forget gate starts open, as in the paper's
- * code (forget bias linspace(3, 6) over the heads): the parameter kinds of
- * src/core draw zeros, ones, normal or uniform values, so the fixed offset
+ * code (forget bias linspace(3, 6) over the heads): the fixed offset
  * c_h = 3 + 3 h / (H - 1) (c = 3 when H = 1) is added in the forward and
  * gate.bias, initialised to zeros, holds the learned change from it. The
+ * bias has no weight decay and AdamW's steps do not depend on where a
+ * parameter starts, so this trains exactly as a bias initialised to c. The
  * gate weights are drawn N(0, init_std) like every other projection here
  * (the paper's code starts them at zero).
  *

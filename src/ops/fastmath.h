@@ -2,6 +2,8 @@
  * libm's expf/tanhf are scalar calls: in GELU, softmax and attention they
  * alone would cost more than the GEMMs around them.
  *
+ * (sl_log1p_unit does the same for log-sigmoid's log(1 + e^-|x|).)
+ *
  * sl_expf: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial
  * for e^r, and 2^n built in the exponent bits. Relative error < 3e-7; inputs
  * are clamped to [-87.3, 88.37] (results ~1e-38 and ~2.7e38, never inf), and
@@ -45,5 +47,24 @@ static inline float sl_expf(float x)
 static inline float sl_tanhf(float x) { return 1.0f - 2.0f / (sl_expf(2.0f * x) + 1.0f); }
 
 static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + sl_expf(-x)); }
+
+/* log(1 + u) for u in [0, 1], the range log-sigmoid needs: with
+ * s = u / (2 + u) in [0, 1/3], log(1 + u) = 2 atanh(s) = 2 s (1 + s^2/3 +
+ * s^4/5 + ...), eight terms (the first left out is < 2e-9 of the sum). No
+ * cancellation for small u, where s ~ u/2, and no libm call, so loops of
+ * it vectorise. */
+static inline float sl_log1p_unit(float u)
+{
+    const float s = u / (2.0f + u), z = s * s;
+    float p = 1.0f / 15.0f;
+    p = p * z + 1.0f / 13.0f;
+    p = p * z + 1.0f / 11.0f;
+    p = p * z + 1.0f / 9.0f;
+    p = p * z + 1.0f / 7.0f;
+    p = p * z + 1.0f / 5.0f;
+    p = p * z + 1.0f / 3.0f;
+    p = p * z + 1.0f;
+    return 2.0f * s * p;
+}
 
 #endif

@@ -23,7 +23,7 @@ static inline float sl_elu1f(float x) { return x > 0.0f ? x + 1.0f : sl_expf(x);
 static inline float sl_reluf(float x) { return x > 0.0f ? x : 0.0f; }
 static inline float sl_logsigmoidf(float x)
 {
-    return (x < 0.0f ? x : 0.0f) - log1pf(sl_expf(-fabsf(x)));
+    return (x < 0.0f ? x : 0.0f) - sl_log1p_unit(sl_expf(-fabsf(x)));
 }
 
 #endif
