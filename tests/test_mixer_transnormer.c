@@ -13,8 +13,8 @@
 
 extern const sl_mixer_vtable sl_mixer_transnormer;
 
-typedef enum { DIAG, NORM, NORM_DECAY } kind;
-static const char *const KIND[] = {"diag", "norm", "norm+decay"};
+typedef enum { DIAG, NORM, NORM_DECAY, DIAG_ROPE } kind;
+static const char *const KIND[] = {"diag", "norm", "norm+decay", "diag+rope"};
 
 /* D = 16, H = 2 (dk = 8), 4 layers: layer 0 is DiagAttention with blocks of
  * 5, layer 2 NormAttention (decay 1 - 2/3 of the slopes) with chunks of 4.
@@ -29,12 +29,13 @@ static void tiny(sl_config *c, kind k)
     c->block_size = 5;
     c->init_std = 0.3;
     c->decay = k == NORM_DECAY;
-    mc_layer = k == DIAG ? 0 : 2;
+    if (k == DIAG_ROPE) strcpy(c->pos, "rope");
+    mc_layer = k == DIAG || k == DIAG_ROPE ? 0 : 2;
 }
 
 static void test_step_matches_forward(void)
 {
-    for (int k = DIAG; k <= NORM_DECAY; k++) {
+    for (int k = DIAG; k <= DIAG_ROPE; k++) {
         sl_config c;
         tiny(&c, k);
         mc_check_step(&sl_mixer_transnormer, &c, 17, 0, 1e-4);
@@ -50,7 +51,7 @@ static void test_step_matches_forward(void)
 static void test_split_matches_whole(void)
 {
     static const int64_t splits[] = {1, 4, 5, 6, 12};
-    for (int k = DIAG; k <= NORM_DECAY; k++) {
+    for (int k = DIAG; k <= DIAG_ROPE; k++) {
         sl_config c;
         tiny(&c, k);
         mc_check_split(&sl_mixer_transnormer, &c, 2, 17, splits, 5, 1e-4);
@@ -62,7 +63,7 @@ static void test_packed_matches_one_by_one(void)
 {
     /* Empty sequences, one token, and lengths across blocks and chunks. */
     static const int64_t lens[] = {0, 7, 1, 13, 0, 5, 4};
-    for (int k = DIAG; k <= NORM_DECAY; k++) {
+    for (int k = DIAG; k <= DIAG_ROPE; k++) {
         sl_config c;
         tiny(&c, k);
         mc_check_packed(&sl_mixer_transnormer, &c, lens, 7, 1e-4);
@@ -76,7 +77,7 @@ static void test_gradient_finite_differences(void)
      * and a ragged one. Tolerances as the retnet mixer's: at h = 5e-3 the
      * truncation and the float rounding of ~350 outputs stay under atol
      * 5e-4; rtol 1e-2 still fails a 1%-wrong term. */
-    for (int k = DIAG; k <= NORM_DECAY; k++) {
+    for (int k = DIAG; k <= DIAG_ROPE; k++) {
         sl_config c;
         tiny(&c, k);
         mc_check_gradient(&sl_mixer_transnormer, &c, 2, 11, 5e-3f, 5e-4, 1e-2, 12);
@@ -86,7 +87,7 @@ static void test_gradient_finite_differences(void)
 
 static void test_long_large_inputs_stay_finite(void)
 {
-    for (int k = DIAG; k <= NORM_DECAY; k++) {
+    for (int k = DIAG; k <= DIAG_ROPE; k++) {
         sl_config c;
         tiny(&c, k);
         c.chunk_size = 64;
@@ -122,7 +123,7 @@ static void test_kinds(void)
 static void test_bidirectional(void)
 {
     static const int64_t lens[] = {7, 0, 1, 5, 12};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         sl_config c;
         tiny(&c, (kind)k);
         c.causal = false;

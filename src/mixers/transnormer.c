@@ -10,6 +10,8 @@
  *   dilution in the lower layers): the sequence is cut into non-overlapping
  *   blocks of w = block_size tokens at positions 0, w, 2w, ... and
  *     o_t = sum_{s in block(t), s <= t} softmax_s(q_t . k_s / sqrt(dk)) v_s
+ *   with q, k <- RoPE(q, k) first when pos = rope (a softmax over a block
+ *   sees no order otherwise; the model adds no positions with rope)
  *
  *   l >= L/2, NormAttention (linear attention whose scaling, the softmax-like
  *   denominator, is replaced by a normalisation of the output, which bounds
@@ -63,6 +65,8 @@ typedef struct transnormer {
     bool diag;               /* DiagAttention (lower half) or NormAttention */
     bool decay;              /* NormAttention: log_gamma applies */
     bool causal;
+    bool rope;               /* DiagAttention: RoPE on q, k (pos = rope) */
+    float theta;
     float eps;
     float log_gamma[];       /* [H]; kept here because the op's backward reads it */
 } transnormer;
@@ -91,7 +95,9 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
     a->w = c->block_size;
     a->eps = (float)c->norm_eps;
     a->causal = c->causal;
+    a->theta = (float)c->rope_theta;
     a->diag = m->layer < c->n_layers / 2;
+    a->rope = a->diag && strcmp(c->pos, "rope") == 0;
     a->decay = !a->diag && c->decay;
     if (a->decay) {
         double *s = malloc((size_t)a->H * sizeof *s);
@@ -222,6 +228,7 @@ static sl_tensor *tn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *stat
 {
     transnormer *a = m->impl;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
+    if (a->rope) qkv = sl_rope_qk(ctx, qkv, a->H, pos, a->theta, seqs);
     sl_tensor *o = a->diag ? diag_attention(a, ctx, qkv, state, pos, seqs)
                            : norm_attention(a, ctx, qkv, state, pos, seqs);
     return sl_linear(ctx, sl_rmsnorm(ctx, o, a->wnorm, a->eps), a->wout, NULL);
@@ -238,6 +245,10 @@ static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int
     sl_gemm(false, true, 1, 3 * D, D, x_t, a->wqkv->data, 0.0f, qkv);
     if (a->diag) {
         const int64_t r = pos % a->w;
+        if (a->rope) {
+            sl_rope_apply(qkv, a->H, a->dk, pos, a->theta);
+            sl_rope_apply(qkv + D, a->H, a->dk, pos, a->theta);
+        }
         memcpy(cache_k(a, state) + r * D, qkv + D, (size_t)D * sizeof(float));
         memcpy(cache_v(a, state) + r * D, qkv + 2 * D, (size_t)D * sizeof(float));
         sl_attention_decode(qkv, cache_k(a, state), cache_v(a, state), r + 1, a->H, a->dk, 0,
