@@ -62,18 +62,6 @@ def draw_weights(mixer, rng):
     return w
 
 
-def load_weights(mixer, path):
-    """Weights by name from a safetensors file; every one must be there."""
-    tensors, _ = safetensors_io.read(path)
-    w = {}
-    for name, shape in shapes(mixer).items():
-        a = tensors.get(name, tensors.get("param." + name))
-        if a is None or tuple(a.shape) != shape:
-            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
-        w[name] = a.astype(np.float32)
-    return w
-
-
 def short_conv(x, w):
     """Causal depthwise conv: y_t = sum_j w[:, j] x_{t + j - (K-1)}, zeros before 0."""
     y = F.conv1d(x.transpose(1, 2), w.unsqueeze(1), padding=w.shape[1] - 1, groups=w.shape[0])
@@ -121,7 +109,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
-    w = load_weights(a.mixer, a.weights) if a.weights else draw_weights(a.mixer, rng)
+    w = safetensors_io.read_named(a.weights, shapes(a.mixer)) if a.weights else draw_weights(a.mixer, rng)
     x32 = rng.standard_normal((B, T, D)).astype(np.float32)
     dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
     p = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in w.items()}

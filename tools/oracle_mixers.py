@@ -96,18 +96,6 @@ def draw_weights(mixer, rng):
     return w
 
 
-def load_weights(mixer, path):
-    """Weights by name from a safetensors file; every one must be there."""
-    tensors, _ = safetensors_io.read(path)
-    w = {}
-    for name, shape in shapes(mixer).items():
-        a = tensors.get(name, tensors.get("param." + name))
-        if a is None or tuple(a.shape) != shape:
-            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
-        w[name] = a.astype(np.float32)
-    return w
-
-
 def heads(x):
     """[B, T, H*d] -> [B, T, H, d]."""
     return x.reshape(x.shape[0], x.shape[1], H, -1)
@@ -238,7 +226,7 @@ def main():
     CONFIG["normalize"] = args.normalize
     MIXER_CONFIG["mamba2"]["conv_size"] = args.conv_size
     rng = np.random.default_rng(args.seed)
-    w = load_weights(args.mixer, args.weights) if args.weights else draw_weights(args.mixer, rng)
+    w = safetensors_io.read_named(args.weights, shapes(args.mixer)) if args.weights else draw_weights(args.mixer, rng)
     x32 = rng.standard_normal((B, T, D)).astype(np.float32)
     dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
     p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}

@@ -67,18 +67,6 @@ def draw_weights(rng):
     return w
 
 
-def load_weights(path):
-    """Weights by name from a safetensors file; every one must be there."""
-    tensors, _ = safetensors_io.read(path)
-    w = {}
-    for name, shape in shapes().items():
-        a = tensors.get(name, tensors.get("param." + name))
-        if a is None or tuple(a.shape) != shape:
-            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
-        w[name] = a.astype(np.float32)
-    return w
-
-
 def heads(x):
     """[B, T, H*d] -> [B, T, H, d]."""
     return x.reshape(x.shape[0], x.shape[1], H, -1)
@@ -139,7 +127,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
-    w = load_weights(args.weights) if args.weights else draw_weights(rng)
+    w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
     x32 = rng.standard_normal((B, T, D)).astype(np.float32)
     dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
     p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}

@@ -70,18 +70,6 @@ def draw_weights(D, rng):
     return w
 
 
-def load_weights(D, path):
-    """Weights by name from a safetensors file; every one must be there."""
-    tensors, _ = safetensors_io.read(path)
-    w = {}
-    for name, shape in shapes(D).items():
-        a = tensors.get(name, tensors.get("param." + name))
-        if a is None or tuple(a.shape) != shape:
-            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
-        w[name] = a.astype(np.float32)
-    return w
-
-
 def alibi_slopes(H):
     """ALiBi's slopes for H heads: 2^(-8(h+1)/P) for the largest power of two
     P <= H, then every other slope of 2P heads."""
@@ -150,7 +138,7 @@ def main():
     cfg, layer = KINDS[args.kind]["config"], KINDS[args.kind]["layer"]
     D = cfg["d_model"]
     rng = np.random.default_rng(args.seed)
-    w = load_weights(D, args.weights) if args.weights else draw_weights(D, rng)
+    w = safetensors_io.read_named(args.weights, shapes(D)) if args.weights else draw_weights(D, rng)
     x32 = rng.standard_normal((B, T, D)).astype(np.float32)
     dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
     p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}

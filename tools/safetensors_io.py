@@ -136,3 +136,17 @@ def write(path, tensors, metadata=None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def read_named(path, shapes):
+    """float32 arrays by name from a safetensors file, for a dict of
+    name -> shape; each may be stored as NAME or "param." + NAME (the oracle
+    fixtures' prefix), and every one must be there with its shape."""
+    tensors, _ = read(path)
+    w = {}
+    for name, shape in shapes.items():
+        a = tensors.get(name, tensors.get("param." + name))
+        if a is None or tuple(a.shape) != tuple(shape):
+            raise SystemExit(f"{path}: tensor '{name}' of shape {list(shape)} missing or misshapen")
+        w[name] = a.astype(np.float32)
+    return w
