@@ -17,9 +17,11 @@ typedef float v8 __attribute__((vector_size(32)));
 /* Unaligned, aliasing view of 8 floats: rows of packed chunk buffers. */
 typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
-/* Rows of C per register tile: SG_MR x 16 accumulators (8 of the 16 AVX
- * registers), so each row of B loaded serves SG_MR rows of C. */
-#define SG_MR 4
+/* Rows of C per register tile: SG_MR rows x 16 columns of accumulators,
+ * 12 of the 16 AVX registers (two more hold the row of B, one the
+ * broadcast), so each row of B loaded serves SG_MR rows of C. 6 rows ran
+ * the recurrence op 8% faster than 4. */
+#define SG_MR 6
 
 /* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B, the sums kept in
  * registers over the whole of K. Called with constant mr so the loops over
