@@ -99,13 +99,14 @@ typedef struct head_buf {
     float *dQ, *dK, *dV, *dB, *tmp, *dbs;        /* the chunk's gradients */
     float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
     float *Qr, *Kr, *dQr, *dKr;                  /* [C, dk]: sub-block operands (key decay) */
+    float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
 static int64_t buf_floats(const rec_shape *s)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 15 * C * dk + 4 * C * dv + 2 * C * C + C + 2 * dk * dv + w * n;
+    return 15 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 2 * dk * dv + w * n;
 }
 
 static head_buf carve(const rec_shape *s, float *p)
@@ -121,7 +122,8 @@ static head_buf carve(const rec_shape *s, float *p)
     h.P = p + C * C;
     p += 2 * C * C;
     h.dbs = p;
-    p += C;
+    h.bs = p + C;
+    p += 2 * C;
     h.S = p;
     h.dS = p + dk * dv;
     h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
@@ -189,15 +191,21 @@ static __attribute__((noinline)) float decayed_dot(const float *q, const float *
  * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
  * one exponential per (i, j, d) only inside the diagonal SUB x SUB blocks;
  * left of them A is a product of sub_operands. */
-static void intra_scores(bool scalar, int64_t L, int64_t dk, const head_buf *w)
+static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
     float *A = w->A;
-    if (scalar) {
+    if (mode != DECAY_KEY) {
         mm_nt(L, L, dk, Q, dk, K, dk, A, L, false, w->bt);
+        /* B_i gathered once so the row loops below run over contiguous
+         * values (and vectorise); no decay needs no factor at all. */
+        for (int64_t i = 0; i < L; i++) w->bs[i] = Bc[i * dk];
         for (int64_t i = 0; i < L; i++) {
-            const float bi = Bc[i * dk];
-            for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - Bc[j * dk]);
+            const float bi = w->bs[i];
+            if (mode != DECAY_NONE) {
+#pragma omp simd
+                for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - w->bs[j]);
+            }
             for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
         }
         return;
@@ -229,7 +237,6 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    const bool scalar = s->mode != DECAY_KEY;
     head_buf w = carve(s, scratch);
     if (s0)
         memcpy(w.S, s0 + rh * ssz, (size_t)ssz * sizeof(float));
@@ -245,7 +252,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
         mm_nn(L, dv, dk, w.Qd, dk, 1, w.S, dv, w.O, dv, false);
-        intra_scores(scalar, L, dk, &w);
+        intra_scores(s->mode, L, dk, &w);
         mm_nn(L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
         for (int64_t i = 0; i < L; i++)
             memcpy(o + rv + i * ldv, w.O + i * dv, (size_t)dv * sizeof(float));
@@ -265,19 +272,28 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
 
 /* The intra-chunk part: given dA = dO V^T (in P, j <= i), adds to dQ, dK
  * and to dB (per key dim) or dbs (scalar decay, one per row). */
-static void intra_backward(bool scalar, int64_t L, int64_t dk, const head_buf *w)
+static void intra_backward(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
-    if (scalar) {
+    if (mode != DECAY_KEY) {
+        /* w->bs holds B_i from intra_scores. Without a decay there is no
+         * decay gradient and no factor: dA . M = dA. */
         for (int64_t i = 0; i < L; i++) {
-            const float bi = w->Bc[i * dk];
-            for (int64_t j = 0; j <= i; j++) {
+            const float bi = w->bs[i];
+            float *p = w->P + i * L;
+            const float *a = w->A + i * L;
+            if (mode != DECAY_NONE) {
                 /* dA_ij A_ij is d/d(B_i - B_j) of the score. */
-                float da = w->P[i * L + j], u = da * w->A[i * L + j];
-                w->dbs[i] += u;
-                w->dbs[j] -= u;
-                w->P[i * L + j] = da * sl_expf(bi - w->Bc[j * dk]);
+                float di = 0.0f;
+#pragma omp simd reduction(+ : di)
+                for (int64_t j = 0; j <= i; j++) {
+                    const float u = p[j] * a[j];
+                    di += u;
+                    w->dbs[j] -= u;
+                    p[j] *= sl_expf(bi - w->bs[j]);
+                }
+                w->dbs[i] += di;
             }
-            for (int64_t j = i + 1; j < L; j++) w->P[i * L + j] = 0.0f;
+            for (int64_t j = i + 1; j < L; j++) p[j] = 0.0f;
         }
         mm_nn(L, dk, L, w->P, L, 1, w->K, dk, w->dQ, dk, true);
         mm_nn(L, dk, L, w->P, 1, L, w->Q, dk, w->dK, dk, true);
@@ -380,7 +396,6 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    const bool scalar = s->mode != DECAY_KEY;
     head_buf w = carve(s, scratch);
     float *dO = w.O; /* the forward's output buffer is free here */
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
@@ -395,7 +410,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         cum_decay(s, h, t0, L, w.Bc);
         decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
         decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
-        intra_scores(scalar, L, dk, &w);
+        intra_scores(s->mode, L, dk, &w);
         memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
         memset(w.dbs, 0, (size_t)L * sizeof(float));
         memset(w.dK, 0, (size_t)(L * dk) * sizeof(float));
@@ -409,7 +424,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         /* Inside the chunk: O += A V. */
         mm_nt(L, L, dv, dO, dv, w.V, dv, w.P, L, false, w.bt);
         mm_nn(L, dv, L, w.A, 1, L, dO, dv, w.dV, dv, false);
-        intra_backward(scalar, L, dk, &w);
+        intra_backward(s->mode, L, dk, &w);
         /* Writing the leaving state: S' = diag(e^b) S + (K . e^(b-B))^T V. */
         mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.tmp, dk, false, w.bt);
         float *dbl = w.dB + (L - 1) * dk;
