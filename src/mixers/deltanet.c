@@ -79,29 +79,6 @@ int64_t sl_deltanet_scratch_floats(const sl_mixer *m, int64_t max_len)
     return 8 * n->D + 2 * n->H + n->dk;
 }
 
-/* Moves len floats at offset off of each of B per-sequence states (stride
- * sf) to or from buf: [B, len] (B: the sequences, batch rows or packed).
- * Gathering at pos 0 gives zeros: a new sequence starts from an empty state
- * whatever the buffer holds. */
-static void state_gather(const float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
-                         int64_t pos, float *buf)
-{
-    for (int64_t b = 0; b < B; b++) {
-        if (pos > 0)
-            memcpy(buf + b * len, state + b * sf + off, (size_t)len * sizeof(float));
-        else
-            memset(buf + b * len, 0, (size_t)len * sizeof(float));
-    }
-}
-
-/* The inverse of state_gather: buf: [B, len] -> each state at offset off. */
-static void state_scatter(float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
-                          const float *buf)
-{
-    for (int64_t b = 0; b < B; b++)
-        memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
-}
-
 /* x: [B, T, D] (one projection) -> silu(shortconv(x)): [B, T, D]; with a
  * state ([N, sf], N = sl_seq_count(seqs, B)), the conv rows at offset off
  * continue from and are left updated, one row per sequence. */
@@ -113,9 +90,9 @@ static sl_tensor *conv_silu(sl_ctx *ctx, const sl_deltanet *n, sl_tensor *x, sl_
     if (!state) return sl_silu(ctx, sl_shortconv(ctx, x, w, NULL, NULL, NULL, seqs));
     int64_t N = sl_seq_count(seqs, x->shape[0]);
     sl_tensor *s0 = SL_NEW(ctx, N, n->K - 1, n->D);
-    state_gather(state, sf, off, conv_floats(n), N, pos, s0->data);
+    sl_state_gather(state, sf, off, conv_floats(n), N, pos, s0->data);
     sl_tensor *y = sl_shortconv(ctx, x, w, NULL, s0, s0->data, seqs);
-    state_scatter(state, sf, off, conv_floats(n), N, s0->data);
+    sl_state_scatter(state, sf, off, conv_floats(n), N, s0->data);
     return sl_silu(ctx, y);
 }
 
@@ -144,10 +121,10 @@ sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *st
     sl_tensor *S = NULL;
     if (state) {
         S = SL_NEW(ctx, N, H, dk, dk);
-        state_gather(state, sf, 3 * cf, H * dk * dk, N, pos, S->data);
+        sl_state_gather(state, sf, 3 * cf, H * dk * dk, N, pos, S->data);
     }
     sl_tensor *o = sl_delta_rule(ctx, q, k, v, beta, g, S, H, n->C, S ? S->data : NULL, seqs);
-    if (state) state_scatter(state, sf, 3 * cf, H * dk * dk, N, S->data);
+    if (state) sl_state_scatter(state, sf, 3 * cf, H * dk * dk, N, S->data);
     o = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, H, dk), n->norm, n->eps);
     o = SL_VIEW(ctx, o, B, T, D);
     if (n->wgate) o = sl_mul(ctx, o, sl_silu(ctx, sl_linear(ctx, x, n->wgate, NULL)));

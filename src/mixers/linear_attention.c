@@ -108,17 +108,6 @@ static sl_tensor *feature_map(sl_ctx *ctx, const linattn *a, sl_tensor *x)
     }
 }
 
-/* The part [off, off + n) of each of the B sequences' states (rows sf
- * apart) gathered into [B, n], or scattered back when !in. */
-static void state_part(float *state, int64_t B, int64_t sf, int64_t off, int64_t n, float *part,
-                       bool in)
-{
-    for (int64_t b = 0; b < B; b++) {
-        float *s = state + b * sf + off, *p = part + b * n;
-        memcpy(in ? p : s, in ? s : p, (size_t)n * sizeof(float));
-    }
-}
-
 /* x: [B, T, D] -> [B, T, D]; state: [rows, state_floats] or NULL, rows = B
  * or the packed sequences. */
 static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
@@ -132,15 +121,18 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
     sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf));
     sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf));
     sl_tensor *v = sl_columns(ctx, qkv, 2 * Hf, D);
+    /* The normaliser is the same recurrence with v = 1. */
+    sl_tensor *ones = NULL;
+    if (a->normalize) {
+        ones = SL_NEW(ctx, x->shape[0], T, H);
+        for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+    }
     if (!a->causal) {
         sl_require(!state, "linear_attention", "no state in bidirectional mode");
         sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, NULL, H, a->C, seqs);
-        if (a->normalize) {
-            sl_tensor *ones = SL_NEW(ctx, x->shape[0], T, H);
-            for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+        if (ones)
             o = sl_div_heads(ctx, o, sl_recurrence_bidir(ctx, q, k, ones, NULL, H, a->C, seqs),
                              NORM_EPS);
-        }
         return sl_linear(ctx, o, a->wout, NULL);
     }
     /* Carried state: gathered into the op's [rows, H, dk, dv] layout; at pos 0
@@ -152,23 +144,21 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
         z_fin = nz ? sl_arena_floats(ctx, B * nz) : NULL;
         if (pos > 0) {
             s0 = SL_NEW(ctx, B, H, fk, dk);
-            state_part(state, B, sf, 0, ns, s0->data, true);
+            sl_state_gather(state, sf, 0, ns, B, pos, s0->data);
             if (nz) {
                 z0 = SL_NEW(ctx, B, H, fk, 1);
-                state_part(state, B, sf, ns, nz, z0->data, true);
+                sl_state_gather(state, sf, ns, nz, B, pos, z0->data);
             }
         }
     }
     sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, NULL, s0, H, a->C, s_fin, seqs);
-    if (a->normalize) {
-        sl_tensor *ones = SL_NEW(ctx, x->shape[0], T, H);
-        for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
+    if (ones) {
         sl_tensor *den = sl_recurrence(ctx, q, k, ones, NULL, NULL, z0, H, a->C, z_fin, seqs);
         o = sl_div_heads(ctx, o, den, NORM_EPS);
     }
     if (state) {
-        state_part(state, B, sf, 0, ns, s_fin, false);
-        if (nz) state_part(state, B, sf, ns, nz, z_fin, false);
+        sl_state_scatter(state, sf, 0, ns, B, s_fin);
+        if (nz) sl_state_scatter(state, sf, ns, nz, B, z_fin);
     }
     return sl_linear(ctx, o, a->wout, NULL);
 }

@@ -90,27 +90,6 @@ static int64_t mamba2_scratch_floats(const sl_mixer *m, int64_t max_len)
     return 10 * a->D + 3 * a->H;
 }
 
-/* Moves len floats at offset off of each of B per-sequence states (stride
- * sf) to buf: [B, len]; at pos 0 zeros, a new sequence's empty state. */
-static void state_gather(const float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
-                         int64_t pos, float *buf)
-{
-    for (int64_t b = 0; b < B; b++) {
-        if (pos > 0)
-            memcpy(buf + b * len, state + b * sf + off, (size_t)len * sizeof(float));
-        else
-            memset(buf + b * len, 0, (size_t)len * sizeof(float));
-    }
-}
-
-/* The inverse of state_gather: buf: [B, len] -> each state at offset off. */
-static void state_scatter(float *state, int64_t sf, int64_t off, int64_t len, int64_t B,
-                          const float *buf)
-{
-    for (int64_t b = 0; b < B; b++)
-        memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
-}
-
 static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos,
                                  const sl_seqs *seqs)
 {
@@ -123,9 +102,9 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     sl_tensor *dt_in = sl_columns(ctx, proj, 4 * D, H); /* [B, T, H] */
     if (a->conv && state) {
         sl_tensor *c0 = SL_NEW(ctx, B, a->K - 1, 3 * D);
-        state_gather(state, sf, 0, cf, B, pos, c0->data);
+        sl_state_gather(state, sf, 0, cf, B, pos, c0->data);
         xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, c0, c0->data, seqs);
-        state_scatter(state, sf, 0, cf, B, c0->data);
+        sl_state_scatter(state, sf, 0, cf, B, c0->data);
     } else if (a->conv) {
         xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, NULL, NULL, seqs);
     }
@@ -141,10 +120,10 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     sl_tensor *S = NULL;
     if (state) {
         S = SL_NEW(ctx, B, H, P, P);
-        state_gather(state, sf, cf, H * P * P, B, pos, S->data);
+        sl_state_gather(state, sf, cf, H * P * P, B, pos, S->data);
     }
     sl_tensor *y = sl_recurrence(ctx, Cm, Bm, v, g, NULL, S, H, a->C, S ? S->data : NULL, seqs);
-    if (state) state_scatter(state, sf, cf, H * P * P, B, S->data);
+    if (state) sl_state_scatter(state, sf, cf, H * P * P, B, S->data);
     y = sl_add(ctx, y, sl_mul_heads(ctx, x, a->dskip)); /* + D_h x */
     y = sl_rmsnorm(ctx, sl_mul(ctx, y, sl_silu(ctx, z)), a->wnorm, a->eps);
     return sl_linear(ctx, y, a->wout, NULL);

@@ -8,6 +8,8 @@
 #ifndef SL_MIXER_H
 #define SL_MIXER_H
 
+#include <string.h>
+
 #include "core/core.h"
 #include "model/config.h"
 
@@ -47,6 +49,29 @@ struct sl_mixer {
     int64_t layer;
     void *impl; /* the mixer's own parameters and settings (malloc'd) */
 };
+
+/* Moves len floats at offset off of each of n per-sequence states (rows sf
+ * apart) into buf: [n, len]. At pos 0 it gives zeros: a sequence that
+ * starts at position 0 starts from an empty state, whatever the buffer
+ * holds from another. */
+static inline void sl_state_gather(const float *state, int64_t sf, int64_t off, int64_t len,
+                                   int64_t n, int64_t pos, float *buf)
+{
+    for (int64_t b = 0; b < n; b++) {
+        if (pos > 0)
+            memcpy(buf + b * len, state + b * sf + off, (size_t)len * sizeof(float));
+        else
+            memset(buf + b * len, 0, (size_t)len * sizeof(float));
+    }
+}
+
+/* The inverse of sl_state_gather: buf: [n, len] -> each state at offset off. */
+static inline void sl_state_scatter(float *state, int64_t sf, int64_t off, int64_t len, int64_t n,
+                                    const float *buf)
+{
+    for (int64_t b = 0; b < n; b++)
+        memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
+}
 
 /* registry.c */
 const sl_mixer_vtable *sl_mixer_lookup(const char *name);
