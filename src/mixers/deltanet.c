@@ -83,8 +83,7 @@ int64_t sl_deltanet_scratch_floats(const sl_mixer *m, int64_t max_len)
  * state ([N, sf], N = sl_seq_count(seqs, B)), the conv rows at offset off
  * continue from and are left updated, one row per sequence. */
 static sl_tensor *conv_silu(sl_ctx *ctx, const sl_deltanet *n, sl_tensor *x, sl_tensor *w,
-                            float *state, int64_t sf, int64_t off, int64_t pos,
-                            const sl_seqs *seqs)
+                            float *state, int64_t sf, int64_t off, int64_t pos, const sl_seqs *seqs)
 {
     if (!w) return sl_silu(ctx, x);
     if (!state) return sl_silu(ctx, sl_shortconv(ctx, x, w, NULL, NULL, NULL, seqs));
@@ -99,7 +98,7 @@ static sl_tensor *conv_silu(sl_ctx *ctx, const sl_deltanet *n, sl_tensor *x, sl_
 /* x: [B, T, D] -> [B, T, D]; state: [N, state_floats] or NULL, N = B, or
  * seqs->n for a packed x [1, T, D]. */
 sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
-                                 const sl_seqs *seqs)
+                               const sl_seqs *seqs)
 {
     sl_deltanet *n = m->impl;
     /* The state rows are gathered before any op sees the bounds, so check
@@ -117,7 +116,8 @@ sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *st
     q = sl_l2norm(ctx, q, dk);
     k = sl_l2norm(ctx, k, dk);
     sl_tensor *beta = sl_sigmoid(ctx, sl_linear(ctx, x, n->wbeta, NULL));
-    sl_tensor *g = n->wa ? sl_decay_gate(ctx, sl_linear(ctx, x, n->wa, NULL), n->alog, n->dtb) : NULL;
+    sl_tensor *g =
+        n->wa ? sl_decay_gate(ctx, sl_linear(ctx, x, n->wa, NULL), n->alog, n->dtb) : NULL;
     sl_tensor *S = NULL;
     if (state) {
         S = SL_NEW(ctx, N, H, dk, dk);
@@ -170,7 +170,8 @@ void sl_deltanet_step(sl_mixer *m, float *state, const float *x_t, float *y_t, i
         for (int64_t h = 0; h < H; h++)
             g[h] = -expf(n->alog->data[h]) * sl_softplusf(g[h] + n->dtb->data[h]);
     }
-    sl_delta_rule_step(qkv, qkv + D, qkv + 2 * D, beta, n->wa ? g : NULL, H, dk, state + 3 * cf, o, kS);
+    sl_delta_rule_step(qkv, qkv + D, qkv + 2 * D, beta, n->wa ? g : NULL, H, dk, state + 3 * cf, o,
+                       kS);
     for (int64_t h = 0; h < H; h++) {
         float *oh = o + h * dk, ss = 0;
         for (int64_t j = 0; j < dk; j++) ss += oh[j] * oh[j];

@@ -33,7 +33,8 @@ static sl_status gdn_init(sl_mixer *m, sl_params *p)
 
 const sl_mixer_vtable sl_mixer_gated_deltanet = {
     .name = "gated_deltanet",
-    .paper = "Yang, Kautz, Hatamizadeh 2025, Gated Delta Networks: Improving Mamba2 with Delta Rule",
+    .paper =
+        "Yang, Kautz, Hatamizadeh 2025, Gated Delta Networks: Improving Mamba2 with Delta Rule",
     .init = gdn_init,
     .forward = sl_deltanet_forward,
     .state_floats = sl_deltanet_state_floats,

@@ -5,13 +5,13 @@
 #include "mixers/mixer.h"
 
 extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_linear_attention, sl_mixer_retnet,
-    sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2,
-    sl_mixer_transnormer, sl_mixer_mlstm;
+    sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer,
+    sl_mixer_mlstm;
 
 static const sl_mixer_vtable *const REGISTRY[] = {
-    &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet, &sl_mixer_gla,
-    &sl_mixer_deltanet,  &sl_mixer_gated_deltanet,   &sl_mixer_mamba2, &sl_mixer_transnormer,
-    &sl_mixer_mlstm,
+    &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet,
+    &sl_mixer_gla,       &sl_mixer_deltanet,         &sl_mixer_gated_deltanet,
+    &sl_mixer_mamba2,    &sl_mixer_transnormer,      &sl_mixer_mlstm,
 };
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }
@@ -31,7 +31,8 @@ sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, i
     memset(m, 0, sizeof *m);
     m->vt = sl_mixer_lookup(name);
     if (!m->vt)
-        return sl_fail(SL_ERR_CONFIG, "config: layer %lld: unknown mixer \"%s\" (see `seqlab mixers`)",
+        return sl_fail(SL_ERR_CONFIG,
+                       "config: layer %lld: unknown mixer \"%s\" (see `seqlab mixers`)",
                        (long long)layer, name);
     m->cfg = cfg;
     m->layer = layer;

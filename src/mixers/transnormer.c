@@ -62,13 +62,13 @@
 typedef struct transnormer {
     sl_tensor *wqkv, *wnorm, *wout;
     int64_t D, H, dk, C, w;
-    bool diag;               /* DiagAttention (lower half) or NormAttention */
-    bool decay;              /* NormAttention: log_gamma applies */
+    bool diag;  /* DiagAttention (lower half) or NormAttention */
+    bool decay; /* NormAttention: log_gamma applies */
     bool causal;
-    bool rope;               /* DiagAttention: RoPE on q, k (pos = rope) */
+    bool rope; /* DiagAttention: RoPE on q, k (pos = rope) */
     float theta;
     float eps;
-    float log_gamma[];       /* [H]; kept here because the op's backward reads it */
+    float log_gamma[]; /* [H]; kept here because the op's backward reads it */
 } transnormer;
 
 /* The ALiBi slopes of H heads (Press et al. 2022), as TransNormerLLM builds
@@ -79,7 +79,8 @@ static void alibi_slopes(int64_t H, double *s)
     while (2 * P <= H) P *= 2;
     for (int64_t h = 0; h < P; h++) s[h] = exp2(-8.0 * (double)(h + 1) / (double)P);
     /* The rest: slopes 0, 2, 4, ... of 2P heads, 2^(-8(2j+1)/(2P)). */
-    for (int64_t j = 0; j < H - P; j++) s[P + j] = exp2(-8.0 * (double)(2 * j + 1) / (double)(2 * P));
+    for (int64_t j = 0; j < H - P; j++)
+        s[P + j] = exp2(-8.0 * (double)(2 * j + 1) / (double)(2 * P));
 }
 
 static sl_status tn_init(sl_mixer *m, sl_params *p)

@@ -125,11 +125,9 @@ static bool tile_ranges(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t 
  * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. The sums
  * start from zero and C is added at the end: C is often a gradient row not
  * yet in cache, and loading it first would stall the whole FMA chain on it. */
-static inline __attribute__((always_inline)) void tile(const int mr, const int nv, int64_t k0,
-                                                       int64_t k1, const float *a, int64_t ras,
-                                                       int64_t cas, const float *b, int64_t ldb,
-                                                       float *c, int64_t ldc, const bool acc,
-                                                       const float *rs)
+static inline __attribute__((always_inline)) void
+tile(const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
+     const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
 {
     v8 r[MR][2];
     for (int m = 0; m < mr; m++)
@@ -151,21 +149,18 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
         }
 }
 
-#define TILE_ROWS(R)                                                                      \
-    case R:                                                                               \
-        if (nv == 2)                                                                      \
-            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                     \
-        else                                                                              \
-            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                     \
+#define TILE_ROWS(R)                                                                               \
+    case R:                                                                                        \
+        if (nv == 2)                                                                               \
+            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
+        else                                                                                       \
+            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
         break
 
 /* tile() with run-time mr (row tails) and nv, dispatched to constant ones. */
-static inline __attribute__((always_inline)) void tile_any(int mr, int nv, int64_t k0,
-                                                           int64_t k1, const float *a,
-                                                           int64_t ras, int64_t cas,
-                                                           const float *b, int64_t ldb, float *c,
-                                                           int64_t ldc, const bool acc,
-                                                           const float *rs)
+static inline __attribute__((always_inline)) void
+tile_any(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
+         const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
 {
     switch (mr) {
         TILE_ROWS(6);
@@ -180,8 +175,8 @@ static inline __attribute__((always_inline)) void tile_any(int mr, int nv, int64
 /* Columns [n0, n1) of C that are not a whole vector (N % 8 != 0), scalar;
  * same contract as tile(). */
 static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const float *a,
-                      int64_t ras, int64_t cas, const float *b, int64_t ldb, float *c,
-                      int64_t ldc, bool acc, const float *rs)
+                      int64_t ras, int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
+                      bool acc, const float *rs)
 {
     for (int m = 0; m < mr; m++)
         for (int64_t n = n0; n < n1; n++) {
@@ -362,7 +357,10 @@ static attn_rows rows_of(const sl_seqs *seqs, int64_t B, int64_t T)
     return r;
 }
 
-static inline int64_t row_start(const attn_rows *r, int64_t s) { return r->cu ? r->cu[s] : s * r->T; }
+static inline int64_t row_start(const attn_rows *r, int64_t s)
+{
+    return r->cu ? r->cu[s] : s * r->T;
+}
 static inline int64_t row_len(const attn_rows *r, int64_t s)
 {
     return r->cu ? r->cu[s + 1] - r->cu[s] : r->T;
@@ -572,7 +570,8 @@ static void check_packed(const sl_seqs *seqs, const sl_tensor *qkv, const char *
               seqs->cu[seqs->n] == qkv->shape[1];
     for (int64_t i = 0; ok && i < seqs->n; i++) ok = seqs->cu[i + 1] >= seqs->cu[i];
     if (!ok) {
-        fprintf(stderr, "seqlab: internal error: %s: packed bounds that do not cover qkv [1, T, ...]\n",
+        fprintf(stderr,
+                "seqlab: internal error: %s: packed bounds that do not cover qkv [1, T, ...]\n",
                 who);
         abort();
     }
@@ -583,7 +582,8 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
                         const sl_seqs *seqs)
 {
     if (qkv->ndim != 3 || H <= 0 || qkv->shape[2] % (3 * H) != 0) {
-        fprintf(stderr, "seqlab: internal error: attention over qkv of %d dims, last %lld, H %lld\n",
+        fprintf(stderr,
+                "seqlab: internal error: attention over qkv of %d dims, last %lld, H %lld\n",
                 qkv->ndim, (long long)sl_last(qkv), (long long)H);
         abort();
     }
@@ -629,8 +629,8 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
 
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full score matrix of
  * every (sequence, head) in double. */
-void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh,
-                      bool causal, int64_t window, const sl_seqs *seqs, float *out)
+void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, bool causal,
+                      int64_t window, const sl_seqs *seqs, float *out)
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
@@ -677,8 +677,8 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 
 /* q: [H*dh], kc, vc: [Tk, H*dh] -> out: [H*dh]; scratch: [Tk]. The query sits
  * at position Tk-1, so causality is implicit and only the window cuts. */
-void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk,
-                         int64_t H, int64_t dh, int64_t window, float *scratch, float *out)
+void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk, int64_t H,
+                         int64_t dh, int64_t window, float *scratch, float *out)
 {
     const int64_t D = H * dh;
     const float scale = 1.0f / sqrtf((float)dh);

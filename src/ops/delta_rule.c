@@ -101,27 +101,30 @@ typedef struct dr_saved {
 
 /* One chunk's recomputable quantities (shapes for c <= C rows). */
 typedef struct dr_chunk {
-    float *Q, *K, *V;    /* [c, dk] gathered rows */
-    float *Kb, *Vb;      /* [c, dk] diag(beta E) K, diag(beta) V */
-    float *W, *U;        /* [c, dk]; U holds U' after chunk_prepare */
-    float *tmp;          /* [c, dk] scratch */
-    float *KK, *T, *M;   /* [c, c] */
-    float *G;            /* [c, c] Gamma on and below the diagonal, 0 above */
-    float *gam, *bt;     /* [c] cumulative log decay, beta */
-    float *E, *F;        /* [c] e^gam, e^{gam_c - gam} */
+    float *Q, *K, *V;  /* [c, dk] gathered rows */
+    float *Kb, *Vb;    /* [c, dk] diag(beta E) K, diag(beta) V */
+    float *W, *U;      /* [c, dk]; U holds U' after chunk_prepare */
+    float *tmp;        /* [c, dk] scratch */
+    float *KK, *T, *M; /* [c, c] */
+    float *G;          /* [c, c] Gamma on and below the diagonal, 0 above */
+    float *gam, *bt;   /* [c] cumulative log decay, beta */
+    float *E, *F;      /* [c] e^gam, e^{gam_c - gam} */
 } dr_chunk;
 
-static int64_t chunk_floats(const dr_dims *d) { return 8 * d->C * d->dk + 4 * d->C * d->C + 4 * d->C; }
+static int64_t chunk_floats(const dr_dims *d)
+{
+    return 8 * d->C * d->dk + 4 * d->C * d->C + 4 * d->C;
+}
 
 /* Carves a dr_chunk out of ws (chunk_floats of it). */
 static dr_chunk chunk_carve(const dr_dims *d, float *ws)
 {
     int64_t Cd = d->C * d->dk, CC = d->C * d->C;
     float *sq = ws + 8 * Cd, *vec = sq + 4 * CC;
-    dr_chunk k = {ws,          ws + Cd,    ws + 2 * Cd, ws + 3 * Cd,    ws + 4 * Cd,
-                  ws + 5 * Cd, ws + 6 * Cd, ws + 7 * Cd, sq,            sq + CC,
-                  sq + 2 * CC, sq + 3 * CC, vec,         vec + d->C,    vec + 2 * d->C,
-                  vec + 3 * d->C};
+    dr_chunk k = {ws,          ws + Cd,     ws + 2 * Cd,    ws + 3 * Cd,
+                  ws + 4 * Cd, ws + 5 * Cd, ws + 6 * Cd,    ws + 7 * Cd,
+                  sq,          sq + CC,     sq + 2 * CC,    sq + 3 * CC,
+                  vec,         vec + d->C,  vec + 2 * d->C, vec + 3 * d->C};
     return k;
 }
 
@@ -347,7 +350,7 @@ static void chunk_backward(const dr_dims *d, const float *q, const float *k, con
             float gm = j < i ? ck.G[i * c + j] : 0.0f, da = -dA[i * c + j];
             s += da * gm * ck.KK[i * c + j];
             dA[i * c + j] = da;
-            t2[i * c + j] = da * bt[i] * gm;              /* dKK */
+            t2[i * c + j] = da * bt[i] * gm;                 /* dKK */
             ck.M[i * c + j] = bt[i] * gm * ck.KK[i * c + j]; /* M is spent: A for gamma_grad */
         }
         dbt[i] += s;
@@ -476,10 +479,11 @@ sl_tensor *sl_delta_rule(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
 /* Same layouts as sl_delta_rule (q: [B, T, H*dk], states [N, H, dk, dk]);
  * the state is kept in double. */
 void sl_delta_rule_ref(const float *q, const float *k, const float *v, const float *beta,
-                       const float *g, const float *S0, int64_t B, int64_t T, int64_t H,
-                       int64_t dk, float *o, float *S_out, const sl_seqs *seqs)
+                       const float *g, const float *S0, int64_t B, int64_t T, int64_t H, int64_t dk,
+                       float *o, float *S_out, const sl_seqs *seqs)
 {
-    double *S = malloc((size_t)(dk * dk) * sizeof(double)), *kS = malloc((size_t)dk * sizeof(double));
+    double *S = malloc((size_t)(dk * dk) * sizeof(double)),
+           *kS = malloc((size_t)dk * sizeof(double));
     int64_t D = H * dk, N = sl_seq_count(seqs, B);
     /* b: the sequence (a batch row, or one packed sequence); its tokens are
      * start..start+len over all B*T, and its state row is b. */
@@ -505,15 +509,16 @@ void sl_delta_rule_ref(const float *q, const float *k, const float *v, const flo
                 }
             }
             if (S_out)
-                for (int64_t i = 0; i < dk * dk; i++) S_out[(b * H + h) * dk * dk + i] = (float)S[i];
+                for (int64_t i = 0; i < dk * dk; i++)
+                    S_out[(b * H + h) * dk * dk + i] = (float)S[i];
         }
     free(S);
     free(kS);
 }
 
 /* S: [dk, dk] <- a S + k u^T, u = beta (v - a S^T k); kS: [dk] scratch. */
-static void token_update(float *S, const float *k, const float *v, float beta, float a,
-                         int64_t dk, float *kS)
+static void token_update(float *S, const float *k, const float *v, float beta, float a, int64_t dk,
+                         float *kS)
 {
     memset(kS, 0, (size_t)dk * sizeof(float));
     for (int64_t i = 0; i < dk; i++) {
