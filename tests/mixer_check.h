@@ -12,6 +12,19 @@
 #include "gradcheck.h"
 #include "mixers/mixer.h"
 
+/* The config every mixer test starts from: D = 16, H = 2 (dk = 8), 2
+ * layers, chunks of 5, so a dozen tokens cross several chunks; init_std 0.3
+ * makes every path matter to the output. */
+static inline void mc_tiny(sl_config *c)
+{
+    sl_config_defaults(c);
+    c->d_model = 16;
+    c->n_heads = 2;
+    c->n_layers = 2;
+    c->chunk_size = 5;
+    c->init_std = 0.3;
+}
+
 /* A mixer of layer mc_layer (0 unless a test sets it: mixers whose form
  * depends on depth) with its parameters declared, allocated and drawn. */
 typedef struct mc_mixer {

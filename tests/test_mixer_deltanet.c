@@ -12,17 +12,12 @@ extern const sl_mixer_vtable sl_mixer_deltanet, sl_mixer_gated_deltanet;
 static const sl_mixer_vtable *const VARIANTS[] = {&sl_mixer_deltanet, &sl_mixer_gated_deltanet};
 #define NVARIANTS (sizeof VARIANTS / sizeof VARIANTS[0])
 
-/* D = 16, H = 2 (dk = 8), conv 4, chunk 4: a dozen tokens cross several
- * chunks. init_std 0.3 makes every path matter to the output. */
+/* mc_tiny with conv 4 and chunks of 4. */
 static void tiny(sl_config *c)
 {
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
+    mc_tiny(c);
     c->conv_size = 4;
     c->chunk_size = 4;
-    c->init_std = 0.3;
 }
 
 static void test_step_matches_forward(void)

@@ -6,22 +6,10 @@
 
 extern const sl_mixer_vtable sl_mixer_gla;
 
-/* D = 16, H = 2 (dk = 8), chunk 5: a dozen tokens cross several chunks.
- * init_std 0.3 makes every path matter to the output. */
-static void tiny(sl_config *c)
-{
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
-    c->chunk_size = 5;
-    c->init_std = 0.3;
-}
-
 static void test_step_matches_forward(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     /* Chunked fp32 forward vs the token recurrence: ~1e-6 apart. */
     mc_check_step(&sl_mixer_gla, &c, 17, 0, 1e-4);
     /* A prefill over a chunk edge, then steps from the state it left. */
@@ -31,7 +19,7 @@ static void test_step_matches_forward(void)
 static void test_split_matches_whole(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     static const int64_t splits[] = {1, 4, 5, 6, 12};
     mc_check_split(&sl_mixer_gla, &c, 2, 17, splits, 5, 1e-4);
 }
@@ -41,7 +29,7 @@ static void test_packed_matches_one_by_one(void)
     /* Lengths on both sides of the chunk (5), an empty one and one token. */
     static const int64_t lens[] = {7, 0, 1, 5, 12, 4};
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     mc_check_packed(&sl_mixer_gla, &c, lens, 6, 1e-4);
 }
 
@@ -54,14 +42,14 @@ static void test_gradient_finite_differences(void)
      * atol 5e-4; rtol 1e-2 allows for the larger output-weight gradients
      * and still fails a 1%-wrong term. */
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     mc_check_gradient(&sl_mixer_gla, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
 }
 
 static void test_long_large_inputs_stay_finite(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     c.chunk_size = 64;
     mc_check_long_finite(&sl_mixer_gla, &c, 4096, 100.0f);
 }

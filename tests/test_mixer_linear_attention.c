@@ -10,16 +10,10 @@
 
 extern const sl_mixer_vtable sl_mixer_linear_attention;
 
-/* D = 16, H = 2 (dk = 8), chunk 5: a dozen tokens cross several chunks.
- * init_std 0.3 makes every path matter to the output. */
+/* mc_tiny with a feature map, the normaliser and feature_dim. */
 static void tiny(sl_config *c, const char *phi, bool normalize, int64_t feature_dim)
 {
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
-    c->chunk_size = 5;
-    c->init_std = 0.3;
+    mc_tiny(c);
     strcpy(c->feature_map, phi);
     c->normalize = normalize;
     c->feature_dim = feature_dim;

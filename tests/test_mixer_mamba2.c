@@ -6,23 +6,10 @@
 
 extern const sl_mixer_vtable sl_mixer_mamba2;
 
-/* D = 16, H = 2 (P = N = 8), chunk 5, conv_size 4 (the default): a dozen
- * tokens cross several chunks. init_std 0.3 makes every path matter to the
- * output. */
-static void tiny(sl_config *c)
-{
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
-    c->chunk_size = 5;
-    c->init_std = 0.3;
-}
-
 static void test_step_matches_forward(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     /* Chunked fp32 forward vs the token recurrence: ~1e-6 apart. */
     mc_check_step(&sl_mixer_mamba2, &c, 17, 0, 1e-4);
     /* A prefill over a chunk edge, then steps from the state it left. */
@@ -35,7 +22,7 @@ static void test_step_matches_forward(void)
 static void test_split_matches_whole(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     /* 1 and 2 are shorter than the conv's K-1 = 3 rows of state. */
     static const int64_t splits[] = {1, 2, 5, 6, 12};
     mc_check_split(&sl_mixer_mamba2, &c, 2, 17, splits, 5, 1e-4);
@@ -46,7 +33,7 @@ static void test_packed_matches_one_by_one(void)
     /* Lengths on both sides of the chunk (5) and of the conv's K-1 = 3. */
     static const int64_t lens[] = {7, 0, 1, 2, 5, 12, 4};
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     mc_check_packed(&sl_mixer_mamba2, &c, lens, 7, 1e-4);
     c.conv_size = 0;
     mc_check_packed(&sl_mixer_mamba2, &c, lens, 7, 1e-4);
@@ -61,14 +48,14 @@ static void test_gradient_finite_differences(void)
      * atol 5e-4; rtol 1e-2 allows for the larger output-weight gradients
      * and still fails a 1%-wrong term. */
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     mc_check_gradient(&sl_mixer_mamba2, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
 }
 
 static void test_long_large_inputs_stay_finite(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     c.chunk_size = 64;
     mc_check_long_finite(&sl_mixer_mamba2, &c, 4096, 100.0f);
 }

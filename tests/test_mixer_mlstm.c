@@ -7,23 +7,13 @@
 
 extern const sl_mixer_vtable sl_mixer_mlstm;
 
-/* D = 16, H = 2 (dk = 8), chunk 5: a dozen tokens cross several chunks.
- * init_std 0.3 makes every path matter to the output (input-gate
- * pre-activations ~N(0, 1.2), forget gates from sigmoid(3) and sigmoid(6)). */
-static void tiny(sl_config *c)
-{
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
-    c->chunk_size = 5;
-    c->init_std = 0.3;
-}
+/* With mc_tiny's init_std 0.3 the input-gate pre-activations are ~N(0, 1.2)
+ * and the forget gates start between sigmoid(3) and sigmoid(6). */
 
 static void test_step_matches_forward(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     /* Chunked fp32 forward vs the token recurrence: ~1e-6 apart. */
     mc_check_step(&sl_mixer_mlstm, &c, 17, 0, 1e-4);
     /* A prefill over a chunk edge, then steps from the state it left. */
@@ -33,7 +23,7 @@ static void test_step_matches_forward(void)
 static void test_split_matches_whole(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     static const int64_t splits[] = {1, 4, 5, 6, 12};
     mc_check_split(&sl_mixer_mlstm, &c, 2, 17, splits, 5, 1e-4);
 }
@@ -44,14 +34,14 @@ static void test_gradient_finite_differences(void)
      * at h = 5e-3 the h^2 truncation and the float rounding of ~200 outputs
      * stay under atol 5e-4, and rtol 1e-2 still fails a 1%-wrong term. */
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     mc_check_gradient(&sl_mixer_mlstm, &c, 2, 7, 5e-3f, 5e-4, 1e-2, 12);
 }
 
 static void test_long_large_inputs_stay_finite(void)
 {
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     c.chunk_size = 64;
     mc_check_long_finite(&sl_mixer_mlstm, &c, 4096, 100.0f);
 }
@@ -61,7 +51,7 @@ static void test_packed_matches_one_by_one(void)
     /* Chunk 5: an empty sequence, one token, exactly a chunk, several
      * chunks with a ragged end. */
     sl_config c;
-    tiny(&c);
+    mc_tiny(&c);
     static const int64_t lens[] = {7, 0, 1, 5, 12, 3};
     mc_check_packed(&sl_mixer_mlstm, &c, lens, 6, 1e-5);
 }

@@ -16,18 +16,14 @@ extern const sl_mixer_vtable sl_mixer_transnormer;
 typedef enum { DIAG, NORM, NORM_DECAY, DIAG_ROPE } kind;
 static const char *const KIND[] = {"diag", "norm", "norm+decay", "diag+rope"};
 
-/* D = 16, H = 2 (dk = 8), 4 layers: layer 0 is DiagAttention with blocks of
- * 5, layer 2 NormAttention (decay 1 - 2/3 of the slopes) with chunks of 4.
- * init_std 0.3 makes every path matter to the output. */
+/* mc_tiny with 4 layers: layer 0 is DiagAttention with blocks of 5, layer
+ * 2 NormAttention (decay 1 - 2/3 of the slopes) with chunks of 4. */
 static void tiny(sl_config *c, kind k)
 {
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
+    mc_tiny(c);
     c->n_layers = 4;
     c->chunk_size = 4;
     c->block_size = 5;
-    c->init_std = 0.3;
     c->decay = k == NORM_DECAY;
     if (k == DIAG_ROPE) strcpy(c->pos, "rope");
     mc_layer = k == DIAG || k == DIAG_ROPE ? 0 : 2;
