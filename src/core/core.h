@@ -83,6 +83,12 @@ struct sl_ctx;
 /* An arena copy of s (NULL for NULL), for an op whose backward reads the
  * bounds after the caller's array may be gone. */
 const sl_seqs *sl_seqs_keep(struct sl_ctx *ctx, const sl_seqs *s);
+/* For a chunked kernel: off[r] = the chunks of C tokens in the rows before
+ * row r (of sl_seq_count(s, B), each chunked from its own start), off[rows]
+ * the total; off: [rows + 1] from the arena. Saved per-chunk states are
+ * indexed by it. */
+int64_t *sl_seq_chunk_offsets(struct sl_ctx *ctx, const sl_seqs *s, int64_t B, int64_t T,
+                              int64_t C);
 
 /* ----------------------------------------------------------------- arena */
 /* A bump allocator. When a step needs more than the block holds, it takes

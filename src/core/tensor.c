@@ -193,3 +193,12 @@ const sl_seqs *sl_seqs_keep(sl_ctx *ctx, const sl_seqs *s)
     *cp = (sl_seqs){s->n, cu};
     return cp;
 }
+
+int64_t *sl_seq_chunk_offsets(sl_ctx *ctx, const sl_seqs *s, int64_t B, int64_t T, int64_t C)
+{
+    const int64_t rows = sl_seq_count(s, B);
+    int64_t *off = sl_arena_alloc(&ctx->arena, (size_t)(rows + 1) * sizeof *off);
+    off[0] = 0;
+    for (int64_t r = 0; r < rows; r++) off[r + 1] = off[r] + (sl_seq_len(s, r, T) + C - 1) / C;
+    return off;
+}

@@ -69,16 +69,14 @@ static dr_rows rows_make(sl_ctx *ctx, const sl_seqs *seqs, int64_t B, int64_t T,
 {
     dr_rows r;
     r.n = sl_seq_count(seqs, B);
-    int64_t *buf = sl_arena_alloc(&ctx->arena, (size_t)(3 * r.n + 1) * sizeof(int64_t));
+    int64_t *buf = sl_arena_alloc(&ctx->arena, (size_t)(2 * r.n) * sizeof(int64_t));
     r.start = buf;
     r.len = buf + r.n;
-    r.choff = buf + 2 * r.n;
-    r.choff[0] = 0;
     for (int64_t i = 0; i < r.n; i++) {
         r.start[i] = sl_seq_start(seqs, i, T);
         r.len[i] = sl_seq_len(seqs, i, T);
-        r.choff[i + 1] = r.choff[i] + (r.len[i] + C - 1) / C;
     }
+    r.choff = sl_seq_chunk_offsets(ctx, seqs, B, T, C);
     return r;
 }
 

@@ -442,19 +442,9 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
     s.rows = sl_seq_count(seqs, s.B);
     const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;
     sl_require(!s0 || s0->n == s.rows * H * ssz, "sl_mlstm", "s0 [rows, H, dk*dv + dk + 1]");
-    if (seqs) {
-        /* A copy in the arena: the backward runs after the caller's bounds
-         * may be gone. */
-        sl_seqs *cp = sl_arena_alloc(&ctx->arena, sizeof *cp);
-        int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
-        memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
-        cp->n = seqs->n;
-        cp->cu = cu;
-        s.seqs = cp;
-    }
-    s.coff = sl_arena_alloc(&ctx->arena, (size_t)(s.rows + 1) * sizeof *s.coff);
-    s.coff[0] = 0;
-    for (int64_t r = 0; r < s.rows; r++) s.coff[r + 1] = s.coff[r] + (row_len(&s, r) + C - 1) / C;
+    /* The backward runs after the caller's bounds may be gone. */
+    s.seqs = sl_seqs_keep(ctx, seqs);
+    s.coff = sl_seq_chunk_offsets(ctx, seqs, s.B, s.T, C);
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
     float *states = NULL;

@@ -481,10 +481,7 @@ static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
 {
     s->rows = sl_seq_count(seqs, s->B);
     s->seqs = sl_seqs_keep(ctx, seqs);
-    s->coff = sl_arena_alloc(&ctx->arena, (size_t)(s->rows + 1) * sizeof *s->coff);
-    s->coff[0] = 0;
-    for (int64_t r = 0; r < s->rows; r++)
-        s->coff[r + 1] = s->coff[r] + (sl_seq_len(s->seqs, r, s->T) + s->C - 1) / s->C;
+    s->coff = sl_seq_chunk_offsets(ctx, seqs, s->B, s->T, s->C);
 }
 
 /* q, k: [B, T, H*dk], v: [B, T, H*dv], g: NULL, [B, T, H] or [B, T, H*dk],
