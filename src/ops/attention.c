@@ -562,21 +562,6 @@ static void attention_backward(sl_ctx *ctx, const sl_node *nd)
     }
 }
 
-/* Stops on a packed batch that does not describe qkv (a caller's bug). */
-static void check_packed(const sl_seqs *seqs, const sl_tensor *qkv, const char *who)
-{
-    if (!seqs) return;
-    bool ok = qkv->shape[0] == 1 && seqs->n >= 1 && seqs->cu && seqs->cu[0] == 0 &&
-              seqs->cu[seqs->n] == qkv->shape[1];
-    for (int64_t i = 0; ok && i < seqs->n; i++) ok = seqs->cu[i + 1] >= seqs->cu[i];
-    if (!ok) {
-        fprintf(stderr,
-                "seqlab: internal error: %s: packed bounds that do not cover qkv [1, T, ...]\n",
-                who);
-        abort();
-    }
-}
-
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
 sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window,
                         const sl_seqs *seqs)
@@ -587,7 +572,8 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
                 qkv->ndim, (long long)sl_last(qkv), (long long)H);
         abort();
     }
-    check_packed(seqs, qkv, "sl_attention");
+    sl_require(sl_seqs_check(seqs, qkv, "sl_attention") == SL_OK, "sl_attention",
+               "packed bounds that cover qkv [1, T, ...]");
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, dh = D / H;
     const int64_t BT = B * T;
     const attn_rows rows = rows_of(seqs, B, T);
@@ -603,10 +589,9 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
         if (seqs) {
             /* The caller's bounds need not outlive this call; the backward
              * reads a copy. */
-            int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(seqs->n + 1) * sizeof *cu);
-            memcpy(cu, seqs->cu, (size_t)(seqs->n + 1) * sizeof *cu);
-            nd->aux = cu;
-            nd->iarg[3] = seqs->n;
+            const sl_seqs *kept = sl_seqs_keep(ctx, seqs);
+            nd->aux = kept->cu;
+            nd->iarg[3] = kept->n;
         }
     }
     int nt = team_size(rows.n * H, rows.work * H * dh);

@@ -164,11 +164,7 @@ sl_tensor *sl_shortconv(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *bias
     if (nd) {
         sc_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         *sv = (sc_saved){wt, zeros, {0, NULL}};
-        if (seqs) {
-            int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(N + 1) * sizeof(int64_t));
-            memcpy(cu, seqs->cu, (size_t)(N + 1) * sizeof(int64_t));
-            sv->seqs = (sl_seqs){N, cu};
-        }
+        if (seqs) sv->seqs = *sl_seqs_keep(ctx, seqs);
         nd->saved = sv;
     }
 #pragma omp parallel for schedule(static) if (B * T * C * K >= SL_PAR_MIN)
