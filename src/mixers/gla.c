@@ -78,14 +78,7 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
     sl_tensor *z = sl_columns(ctx, qkvz, 3 * D, D);
     sl_tensor *logit = sl_linear(ctx, sl_linear(ctx, x, a->w1, NULL), a->w2, a->b2);
     sl_tensor *gk = sl_scale(ctx, sl_logsigmoid(ctx, logit), 1.0f / GATE_NORM);
-    sl_tensor *s0 = NULL;
-    if (state && pos > 0) {
-        /* A copy: the op writes the final state back over `state`. At pos 0
-         * the state's old contents belong to another sequence: start from
-         * zeros. */
-        s0 = SL_NEW(ctx, rows, a->H, a->dk, a->dk);
-        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
-    }
+    sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
     sl_tensor *o = sl_recurrence(ctx, q, k, v, gk, NULL, s0, a->H, a->C, state, seqs);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
 }

@@ -73,6 +73,19 @@ static inline void sl_state_scatter(float *state, int64_t sf, int64_t off, int64
         memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
 }
 
+/* The carried state as a kernel's initial-state operand [n, sf] (a copy:
+ * the kernel writes its final state back over `state`), or NULL (a fresh
+ * state) when there is none or at pos 0, where the buffer's old contents
+ * belong to another sequence. */
+static inline sl_tensor *sl_state_in(sl_ctx *ctx, const float *state, int64_t pos, int64_t n,
+                                     int64_t sf)
+{
+    if (!state || pos == 0) return NULL;
+    sl_tensor *s0 = SL_NEW(ctx, n, sf);
+    memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
+    return s0;
+}
+
 /* registry.c */
 const sl_mixer_vtable *sl_mixer_lookup(const char *name);
 size_t sl_mixer_count(void);

@@ -99,13 +99,8 @@ static sl_tensor *mlstm_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     sl_tensor *gates = sl_linear(ctx, x, a->wgate, sl_add(ctx, a->bgate, off));
     sl_tensor *ig = sl_columns(ctx, gates, 0, H);
     sl_tensor *lf = sl_logsigmoid(ctx, sl_columns(ctx, gates, H, H));
-    sl_tensor *s0 = NULL;
-    if (state && pos > 0) {
-        /* A copy: the op writes the final state back over `state`. At pos 0
-         * the state's old contents belong to another sequence: start fresh. */
-        s0 = SL_NEW(ctx, sl_seq_count(seqs, B), H, sl_mlstm_state_floats(a->dk, a->dk));
-        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
-    }
+    sl_tensor *s0 = sl_state_in(ctx, state, pos, sl_seq_count(seqs, B),
+                                H * sl_mlstm_state_floats(a->dk, a->dk));
     sl_tensor *h = sl_mlstm(ctx, q, k, v, ig, lf, s0, H, a->C, state, seqs);
     sl_tensor *n = sl_rmsnorm(ctx, SL_VIEW(ctx, h, B, T, H, a->dk), a->wnorm, a->eps);
     sl_tensor *o =

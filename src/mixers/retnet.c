@@ -85,14 +85,7 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
         sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, a->log_gamma, a->H, a->C, seqs);
         return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
     }
-    sl_tensor *s0 = NULL;
-    if (state && pos > 0) {
-        /* A copy: the op writes the final state back over `state`. At pos 0
-         * the state's old contents belong to another sequence: start from
-         * zeros. */
-        s0 = SL_NEW(ctx, rows, a->H, a->dk, a->dk);
-        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
-    }
+    sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
     sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, a->log_gamma, s0, a->H, a->C, state, seqs);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
 }

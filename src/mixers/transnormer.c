@@ -143,13 +143,8 @@ static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
         sl_require(!state, "transnormer", "no state in bidirectional mode");
         return sl_recurrence_bidir(ctx, q, k, v, lg, a->H, a->C, seqs);
     }
-    sl_tensor *s0 = NULL;
-    if (state && pos > 0) {
-        /* A copy: the op writes the final state back over `state`. At pos 0
-         * the state's old contents belong to another sequence: zeros. */
-        s0 = SL_NEW(ctx, sl_seq_count(seqs, qkv->shape[0]), a->H, a->dk, a->dk);
-        memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
-    }
+    sl_tensor *s0 =
+        sl_state_in(ctx, state, pos, sl_seq_count(seqs, qkv->shape[0]), a->H * a->dk * a->dk);
     return sl_recurrence(ctx, q, k, v, NULL, lg, s0, a->H, a->C, state, seqs);
 }
 
