@@ -196,10 +196,11 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
     float *A = w->A;
     if (mode != DECAY_KEY) {
-        mm_nt(L, L, dk, Q, dk, K, dk, A, L, false, w->bt);
+        mm_nt_part(SG_C_LOWER, L, L, dk, Q, dk, K, dk, A, L, false, w->bt);
         /* B_i gathered once so the row loops below run over contiguous
          * values (and vectorise); no decay needs no factor at all. */
-        for (int64_t i = 0; i < L; i++) w->bs[i] = Bc[i * dk];
+        if (mode != DECAY_NONE)
+            for (int64_t i = 0; i < L; i++) w->bs[i] = Bc[i * dk];
         for (int64_t i = 0; i < L; i++) {
             const float bi = w->bs[i];
             if (mode != DECAY_NONE) {
@@ -238,6 +239,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
     head_buf w = carve(s, scratch);
+    const bool decay = s->mode != DECAY_NONE;
     if (s0)
         memcpy(w.S, s0 + rh * ssz, (size_t)ssz * sizeof(float));
     else
@@ -249,21 +251,30 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         pack(q + rk, ldk, L, dk, w.Q);
         pack(k + rk, ldk, L, dk, w.K);
         pack(v + rv, ldv, L, dv, w.V);
-        cum_decay(s, h, t0, L, w.Bc);
-        decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
-        mm_nn(L, dv, dk, w.Qd, dk, 1, w.S, dv, w.O, dv, false);
+        /* Without a decay every factor is 1: Q and K serve as their decayed
+         * forms. */
+        const float *Qd = w.Q, *Kd = w.K;
+        if (decay) {
+            cum_decay(s, h, t0, L, w.Bc);
+            decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
+            Qd = w.Qd;
+        }
+        mm_nn(L, dv, dk, Qd, dk, 1, w.S, dv, w.O, dv, false);
         intra_scores(s->mode, L, dk, &w);
-        mm_nn(L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
+        mm_part(SG_A_LOWER, L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
         for (int64_t i = 0; i < L; i++)
             memcpy(o + rv + i * ldv, w.O + i * dv, (size_t)dv * sizeof(float));
-        decayed(w.K, w.Bc, L, dk, true, w.Kd, NULL);
-        const float *bl = w.Bc + (L - 1) * dk;
-        for (int64_t d = 0; d < dk; d++) {
-            float e = sl_expf(bl[d]);
+        if (decay) {
+            decayed(w.K, w.Bc, L, dk, true, w.Kd, NULL);
+            Kd = w.Kd;
+            const float *bl = w.Bc + (L - 1) * dk;
+            for (int64_t d = 0; d < dk; d++) {
+                float e = sl_expf(bl[d]);
 #pragma omp simd
-            for (int64_t j = 0; j < dv; j++) w.S[d * dv + j] *= e;
+                for (int64_t j = 0; j < dv; j++) w.S[d * dv + j] *= e;
+            }
         }
-        mm_nn(dk, dv, L, w.Kd, 1, dk, w.V, dv, w.S, dv, true);
+        mm_nn(dk, dv, L, Kd, 1, dk, w.V, dv, w.S, dv, true);
     }
     if (s_final) memcpy(s_final + rh * ssz, w.S, (size_t)ssz * sizeof(float));
 }
@@ -271,17 +282,18 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
 /* ------------------------------------------------------------ backward */
 
 /* The intra-chunk part: given dA = dO V^T (in P, j <= i), adds to dQ, dK
- * and to dB (per key dim) or dbs (scalar decay, one per row). */
-static void intra_backward(int mode, int64_t L, int64_t dk, const head_buf *w)
+ * and, when db (a decay gradient is wanted), to dB (per key dim) or dbs
+ * (scalar decay, one per row). The key-dim decay always forms dB. */
+static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_buf *w)
 {
     if (mode != DECAY_KEY) {
         /* w->bs holds B_i from intra_scores. Without a decay there is no
          * decay gradient and no factor: dA . M = dA. */
         for (int64_t i = 0; i < L; i++) {
-            const float bi = w->bs[i];
             float *p = w->P + i * L;
             const float *a = w->A + i * L;
-            if (mode != DECAY_NONE) {
+            if (mode != DECAY_NONE && db) {
+                const float bi = w->bs[i];
                 /* dA_ij A_ij is d/d(B_i - B_j) of the score. */
                 float di = 0.0f;
 #pragma omp simd reduction(+ : di)
@@ -292,11 +304,15 @@ static void intra_backward(int mode, int64_t L, int64_t dk, const head_buf *w)
                     p[j] *= sl_expf(bi - w->bs[j]);
                 }
                 w->dbs[i] += di;
+            } else if (mode != DECAY_NONE) {
+                const float bi = w->bs[i];
+#pragma omp simd
+                for (int64_t j = 0; j <= i; j++) p[j] *= sl_expf(bi - w->bs[j]);
             }
             for (int64_t j = i + 1; j < L; j++) p[j] = 0.0f;
         }
-        mm_nn(L, dk, L, w->P, L, 1, w->K, dk, w->dQ, dk, true);
-        mm_nn(L, dk, L, w->P, 1, L, w->Q, dk, w->dK, dk, true);
+        mm_part(SG_A_LOWER, L, dk, L, w->P, L, 1, w->K, dk, w->dQ, dk, true);
+        mm_part(SG_A_UPPER, L, dk, L, w->P, 1, L, w->Q, dk, w->dK, dk, true);
         return;
     }
     for (int64_t r = 0; r < L; r += SUB) {
@@ -398,6 +414,9 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
     row_span(s, rh / H, h, states, &start, &len, &st);
     head_buf w = carve(s, scratch);
     float *dO = w.O; /* the forward's output buffer is free here */
+    /* The decay's gradient is formed only when wanted (a per-head decay is
+     * a constant); the key-dim decay's intra-chunk loop forms it anyway. */
+    const bool decay = s->mode != DECAY_NONE, db = s->mode == DECAY_KEY || (decay && dg);
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
@@ -407,43 +426,63 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         pack(k + rk, ldk, L, dk, w.K);
         pack(v + rv, ldv, L, dv, w.V);
         pack(dout + rv, ldv, L, dv, dO);
-        cum_decay(s, h, t0, L, w.Bc);
-        decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
-        decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
+        /* Without a decay Q and K are their decayed forms and every factor
+         * is 1. */
+        const float *Qd = w.Q, *Kd = w.K;
+        if (decay) {
+            cum_decay(s, h, t0, L, w.Bc);
+            decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
+            decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
+            Qd = w.Qd;
+            Kd = w.Kd;
+        }
         intra_scores(s->mode, L, dk, &w);
-        memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
-        memset(w.dbs, 0, (size_t)L * sizeof(float));
+        if (db) {
+            memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
+            memset(w.dbs, 0, (size_t)L * sizeof(float));
+        }
         memset(w.dK, 0, (size_t)(L * dk) * sizeof(float));
 
         /* Reading the entering state: O += (Q . e^B) S. */
         mm_nt(L, dk, dv, dO, dv, Sp, dv, w.dQ, dk, false, w.bt);
-        for (int64_t i = 0; i < L * dk; i++) {
-            w.dB[i] += w.dQ[i] * w.Qd[i];
-            w.dQ[i] *= w.E[i];
-        }
+        if (db)
+            for (int64_t i = 0; i < L * dk; i++) w.dB[i] += w.dQ[i] * w.Qd[i];
+        if (decay)
+            for (int64_t i = 0; i < L * dk; i++) w.dQ[i] *= w.E[i];
         /* Inside the chunk: O += A V. */
-        mm_nt(L, L, dv, dO, dv, w.V, dv, w.P, L, false, w.bt);
-        mm_nn(L, dv, L, w.A, 1, L, dO, dv, w.dV, dv, false);
-        intra_backward(s->mode, L, dk, &w);
+        mm_nt_part(SG_C_LOWER, L, L, dv, dO, dv, w.V, dv, w.P, L, false, w.bt);
+        mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, dO, dv, w.dV, dv, false);
+        intra_backward(s->mode, db, L, dk, &w);
         /* Writing the leaving state: S' = diag(e^b) S + (K . e^(b-B))^T V. */
-        mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.tmp, dk, false, w.bt);
-        float *dbl = w.dB + (L - 1) * dk;
-        for (int64_t j = 0; j < L; j++)
-            for (int64_t d = 0; d < dk; d++) {
-                float x = w.tmp[j * dk + d], u = x * w.Kd[j * dk + d];
-                w.dK[j * dk + d] += x * w.F[j * dk + d];
-                w.dB[j * dk + d] -= u;
-                dbl[d] += u;
-            }
-        mm_nn(L, dv, dk, w.Kd, dk, 1, w.dS, dv, w.dV, dv, true);
-        const float *el = w.E + (L - 1) * dk;
-        for (int64_t d = 0; d < dk; d++) {
-            float sd = 0.0f;
-            for (int64_t j = 0; j < dv; j++) sd += Sp[d * dv + j] * w.dS[d * dv + j];
-            dbl[d] += el[d] * sd;
-            for (int64_t j = 0; j < dv; j++) w.dS[d * dv + j] *= el[d];
+        if (!decay) {
+            mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.dK, dk, true, w.bt);
+        } else {
+            mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.tmp, dk, false, w.bt);
+            for (int64_t i = 0; i < L * dk; i++) w.dK[i] += w.tmp[i] * w.F[i];
         }
-        mm_nn(dk, dv, L, w.Qd, 1, dk, dO, dv, w.dS, dv, true);
+        mm_nn(L, dv, dk, Kd, dk, 1, w.dS, dv, w.dV, dv, true);
+        if (db) {
+            float *dbl = w.dB + (L - 1) * dk;
+            for (int64_t j = 0; j < L; j++)
+                for (int64_t d = 0; d < dk; d++) {
+                    float u = w.tmp[j * dk + d] * w.Kd[j * dk + d];
+                    w.dB[j * dk + d] -= u;
+                    dbl[d] += u;
+                }
+            const float *el = w.E + (L - 1) * dk;
+            for (int64_t d = 0; d < dk; d++) {
+                float sd = 0.0f;
+                for (int64_t j = 0; j < dv; j++) sd += Sp[d * dv + j] * w.dS[d * dv + j];
+                dbl[d] += el[d] * sd;
+            }
+        }
+        if (decay) {
+            const float *el = w.E + (L - 1) * dk;
+            for (int64_t d = 0; d < dk; d++)
+#pragma omp simd
+                for (int64_t j = 0; j < dv; j++) w.dS[d * dv + j] *= el[d];
+        }
+        mm_nn(dk, dv, L, Qd, 1, dk, dO, dv, w.dS, dv, true);
 
         if (dq) unpack_add(w.dQ, L, dk, dq + rk, ldk);
         if (dkk) unpack_add(w.dK, L, dk, dkk + rk, ldk);

@@ -30,17 +30,18 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
  * the recurrence op 8% faster than 4. */
 #define SG_MR 6
 
-/* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B, the sums kept in
- * registers over the whole of K. Called with constant mr so the loops over
- * it unroll. */
+/* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B over k in [k0, k1),
+ * the sums kept in registers. Called with constant mr so the loops over it
+ * unroll. */
 static inline __attribute__((always_inline)) void tile16(const int mr, int64_t i, int64_t j,
-                                                         int64_t K, const float *a, int64_t ras,
-                                                         int64_t cas, const float *b, int64_t ldb,
-                                                         float *c, int64_t ldc, bool acc)
+                                                         int64_t k0, int64_t k1, const float *a,
+                                                         int64_t ras, int64_t cas, const float *b,
+                                                         int64_t ldb, float *c, int64_t ldc,
+                                                         bool acc)
 {
     v8 r[SG_MR][2];
     for (int m = 0; m < mr; m++) r[m][0] = r[m][1] = (v8){0};
-    for (int64_t kk = 0; kk < K; kk++) {
+    for (int64_t kk = k0; kk < k1; kk++) {
         const float *bk = b + kk * ldb + j;
         v8 b0 = *(const v8u *)bk, b1 = *(const v8u *)(bk + 8);
         for (int m = 0; m < mr; m++) {
@@ -60,30 +61,65 @@ static inline __attribute__((always_inline)) void tile16(const int mr, int64_t i
     }
 }
 
+/* What a chunk product may skip. The intra-chunk products of the chunked
+ * kernels are causal: a score matrix is zero above its diagonal, so half of
+ * each such product is known zero, and skipping it saves about a quarter of
+ * a chunk's work.
+ *   SG_FULL     nothing
+ *   SG_A_LOWER  A(i, k) = 0 for k > i: row i sums k <= i only
+ *   SG_A_UPPER  A(i, k) = 0 for k < i: row i sums k >= i only
+ *   SG_C_LOWER  only C(i, j) with j <= i is wanted; tiles wholly above the
+ *               diagonal are not computed (nor written: the caller clears them)
+ * The skips are per register tile, so a tile that straddles the diagonal
+ * still reads A's zeros there: they must be stored as zeros. */
+enum { SG_FULL, SG_A_LOWER, SG_A_UPPER, SG_C_LOWER };
+
+/* The k range rows [i, i + mr) need. */
+static inline void k_span(int part, int64_t i, int64_t mr, int64_t K, int64_t *k0, int64_t *k1)
+{
+    *k0 = part == SG_A_UPPER ? (i < K ? i : K) : 0;
+    *k1 = part == SG_A_LOWER && i + mr < K ? i + mr : K;
+}
+
 /* C[M, N] (+)= A B, A(i, k) = a[i ras + k cas] (so A^T is free), B: [K, N]
- * rows ldb apart, C rows ldc apart. Whole 16-column blocks go through
- * register tiles; the last N % 16 columns are plain dot products. */
-static inline void mm_nn(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras, int64_t cas,
-                  const float *b, int64_t ldb, float *c, int64_t ldc, bool acc)
+ * rows ldb apart, C rows ldc apart, skipping what part says is zero or not
+ * wanted. Whole 16-column blocks go through register tiles; the last N % 16
+ * columns are plain dot products. */
+static inline void mm_part(int part, int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
+                           int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
+                           bool acc)
 {
     const int64_t n16 = N & ~(int64_t)15;
     for (int64_t i = 0; i < M; i += SG_MR) {
         const bool whole = M - i >= SG_MR;
-        for (int64_t j = 0; j < n16; j += 16) {
+        const int64_t jend = part == SG_C_LOWER && i + SG_MR < n16 ? i + SG_MR : n16;
+        int64_t k0, k1;
+        for (int64_t j = 0; j < jend; j += 16) {
             if (whole) {
-                tile16(SG_MR, i, j, K, a, ras, cas, b, ldb, c, ldc, acc);
+                k_span(part, i, SG_MR, K, &k0, &k1);
+                tile16(SG_MR, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
             } else {
-                for (int64_t m = i; m < M; m++)
-                    tile16(1, m, j, K, a, ras, cas, b, ldb, c, ldc, acc);
+                for (int64_t m = i; m < M; m++) {
+                    k_span(part, m, 1, K, &k0, &k1);
+                    tile16(1, m, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
+                }
             }
         }
-        for (int64_t m = i; m < M && m < i + SG_MR; m++)
-            for (int64_t j = n16; j < N; j++) {
+        for (int64_t m = i; m < M && m < i + SG_MR; m++) {
+            k_span(part, m, 1, K, &k0, &k1);
+            for (int64_t j = n16; j < N && (part != SG_C_LOWER || j <= m); j++) {
                 float s = 0.0f;
-                for (int64_t kk = 0; kk < K; kk++) s += a[m * ras + kk * cas] * b[kk * ldb + j];
+                for (int64_t kk = k0; kk < k1; kk++) s += a[m * ras + kk * cas] * b[kk * ldb + j];
                 c[m * ldc + j] = acc ? c[m * ldc + j] + s : s;
             }
+        }
     }
+}
+
+static inline void mm_nn(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras, int64_t cas,
+                         const float *b, int64_t ldb, float *c, int64_t ldc, bool acc)
+{
+    mm_part(SG_FULL, M, N, K, a, ras, cas, b, ldb, c, ldc, acc);
 }
 
 /* dst: [K, N] (rows N apart) <- src^T, src: [N, K] rows ld apart. Whole
@@ -121,14 +157,22 @@ static inline void transpose(const float *src, int64_t ld, int64_t N, int64_t K,
             dst[kk * N + j] = src[j * ld + kk];
 }
 
-/* C[M, N] (+)= A B^T: A: [M, K] rows lda apart, B: [N, K] rows ldb apart.
- * B is transposed into bt: [K, N] first, so the product runs in mm_nn's
- * register tiles rather than as one horizontal sum per entry of C. */
-static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda, const float *b,
-                  int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
+/* C[M, N] (+)= A B^T: A: [M, K] rows lda apart, B: [N, K] rows ldb apart;
+ * part: SG_FULL or SG_C_LOWER. B is transposed into bt: [K, N] first, so
+ * the product runs in the register tiles rather than as one horizontal sum
+ * per entry of C. */
+static inline void mm_nt_part(int part, int64_t M, int64_t N, int64_t K, const float *a,
+                              int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                              bool acc, float *bt)
 {
     transpose(b, ldb, N, K, bt);
-    mm_nn(M, N, K, a, lda, 1, bt, N, c, ldc, acc);
+    mm_part(part, M, N, K, a, lda, 1, bt, N, c, ldc, acc);
+}
+
+static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda, const float *b,
+                         int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
+{
+    mm_nt_part(SG_FULL, M, N, K, a, lda, b, ldb, c, ldc, acc, bt);
 }
 
 /* dst: [L, w] <- rows of src ld apart. */
