@@ -2,13 +2,17 @@
  * reference in every decay mode and at lengths around chunk edges, a split
  * sequence against a whole one, the one-token step against the op, the
  * backward against finite differences, a packed batch of variable-length
- * sequences against each alone, and finite results with O(T) memory at
- * T = 65536 under extreme inputs. */
+ * sequences against each alone, finite results with O(T) memory at
+ * T = 65536 under extreme inputs, and blocks read in place from one wide
+ * tensor through a fused feature map against the unfused composition. */
 #include <omp.h>
 #include <string.h>
 
 #include "check.h"
 #include "gradcheck.h"
+#include "ops/columns.h"
+#include "ops/gate_maps.h"
+#include "ops/ops.h"
 #include "ops/recurrence.h"
 
 enum { MODE_NONE, MODE_HEAD, MODE_TOKEN, MODE_KEY, NMODES };
@@ -404,6 +408,105 @@ static void test_extreme_inputs_long_sequence(void)
     }
 }
 
+/* Blocks of one wide tensor X = [pad 1 | q | v | k | pad 2]: [B, T, W],
+ * each row of heads H x (dk, dv), and a per-key-dim gate g or a per-head
+ * decay. */
+typedef struct {
+    int map, mode;
+    float q_scale;
+    int64_t H, dk, dv, C;
+    float log_gamma[4];
+} blocks_arg;
+
+static sl_rec_in blocks_of(const blocks_arg *a, sl_tensor *X)
+{
+    const int64_t Hk = a->H * a->dk;
+    return (sl_rec_in){.q = X, .k = X, .v = X, .q_off = 1, .v_off = 1 + Hk,
+                       .k_off = 1 + Hk + a->H * a->dv, .dk = a->dk, .dv = a->dv,
+                       .map = a->map, .q_scale = a->q_scale};
+}
+
+/* in = {X, g}: the fused op. */
+static sl_tensor *blocks_fused(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const blocks_arg *a = arg;
+    const sl_rec_in r = blocks_of(a, in[0]);
+    return sl_recurrence_in(ctx, &r, a->mode == MODE_KEY ? in[1] : NULL,
+                            a->mode == MODE_HEAD ? a->log_gamma : NULL, NULL, a->H, a->C, NULL,
+                            NULL);
+}
+
+/* The same from separate ops: column copies, the map, the scale. */
+static sl_tensor *blocks_unfused(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const blocks_arg *a = arg;
+    const sl_rec_in r = blocks_of(a, in[0]);
+    sl_tensor *qk[2] = {sl_columns(ctx, in[0], r.q_off, a->H * a->dk),
+                        sl_columns(ctx, in[0], r.k_off, a->H * a->dk)};
+    for (int i = 0; i < 2; i++)
+        if (a->map != SL_REC_PLAIN)
+            qk[i] = a->map == SL_REC_ELU1 ? sl_elu1(ctx, qk[i]) : sl_relu(ctx, qk[i]);
+    return sl_recurrence(ctx, sl_scale(ctx, qk[0], a->q_scale), qk[1],
+                         sl_columns(ctx, in[0], r.v_off, a->H * a->dv),
+                         a->mode == MODE_KEY ? in[1] : NULL,
+                         a->mode == MODE_HEAD ? a->log_gamma : NULL, NULL, a->H, a->C, NULL,
+                         NULL);
+}
+
+/* Output and gradients of X and g: fused == unfused up to rounding, and the
+ * fused gradients by finite differences. */
+static void test_blocks_of_one_tensor(void)
+{
+    const int maps[3] = {SL_REC_PLAIN, SL_REC_ELU1, SL_REC_RELU};
+    sl_rng rng;
+    sl_rng_seed(&rng, 21);
+    for (int mi = 0; mi < 3; mi++)
+        for (int mode = MODE_HEAD; mode <= MODE_KEY; mode += MODE_KEY - MODE_HEAD) {
+            blocks_arg a = {maps[mi], mode, mi == 0 ? 0.5f : 1.0f, 2, 3, 2, 5, {0}};
+            for (int h = 0; h < 2; h++) a.log_gamma[h] = -0.1f * (float)(h + 1);
+            const int64_t B = 2, T = 19, W = 1 + a.H * (2 * a.dk + a.dv) + 2;
+            sl_tensor *in[2] = {GC_LEAF(&rng, 0.8f, B, T, W), GC_LEAF(&rng, 1.0f, B, T, a.H * a.dk)};
+            fill_gates(&rng, in[1]->data, in[1]->n);
+            float *grads[2][2];
+            double worst = 0;
+            for (int f = 0; f < 2; f++) {
+                sl_ctx ctx;
+                sl_ctx_init(&ctx, 1 << 20);
+                for (int i = 0; i < 2; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
+                sl_tensor *o = (f ? blocks_unfused : blocks_fused)(&ctx, in, &a);
+                float *dy = malloc((size_t)o->n * sizeof(float));
+                for (int64_t i = 0; i < o->n; i++) dy[i] = sinf((float)i);
+                sl_backward_with(&ctx, o, dy);
+                for (int i = 0; i < 2; i++) {
+                    grads[f][i] = malloc((size_t)in[i]->n * sizeof(float));
+                    memcpy(grads[f][i], in[i]->grad, (size_t)in[i]->n * sizeof(float));
+                }
+                static float out0[4096];
+                CHECK(o->n <= 4096, "output fits");
+                if (f == 0) memcpy(out0, o->data, (size_t)o->n * sizeof(float));
+                else
+                    for (int64_t i = 0; i < o->n; i++)
+                        worst = fmax(worst, fabs(out0[i] - o->data[i]) / (1e-3 + fabs(o->data[i])));
+                free(dy);
+                sl_ctx_free(&ctx);
+            }
+            for (int i = 0; i < 2; i++) {
+                for (int64_t j = 0; j < in[i]->n; j++)
+                    worst = fmax(worst, fabs(grads[0][i][j] - grads[1][i][j]) /
+                                            (1e-3 + fabs(grads[1][i][j])));
+                free(grads[0][i]);
+                free(grads[1][i]);
+            }
+            CHECK(worst < 1e-4, "map %d mode %s: fused vs unfused %g", a.map, MODE_NAME[mode],
+                  worst);
+            char name[64];
+            snprintf(name, sizeof name, "blocks map %d mode %s", a.map, MODE_NAME[mode]);
+            if (a.map != SL_REC_RELU) /* relu's kink at 0 defeats finite differences */
+                CHECK(gradcheck(name, blocks_fused, in, 2, &a, 1e-2f, 3e-4, 3e-3, 200), "%s", name);
+            gc_free_all(in, 2);
+        }
+}
+
 int main(void)
 {
     RUN(test_chunked_matches_reference);
@@ -413,5 +516,6 @@ int main(void)
     RUN(test_threads_do_not_change_results);
     RUN(test_packed_equals_one_by_one);
     RUN(test_extreme_inputs_long_sequence);
+    RUN(test_blocks_of_one_tensor);
     return TEST_SUMMARY();
 }

@@ -16,9 +16,11 @@
  * so identity with normalize is refused. With causal = false the sums run
  * over the whole sequence (j <= t becomes every j; sl_recurrence_bidir) and
  * there is no step. Parameters: qkv.weight [2Hf + D, D], out.weight [D, D].
- * The forward is linear -> column split -> phi -> the chunked recurrence op
- * (twice with normalize) -> linear. State per sequence: S [H, F, dk], then
- * z [H, F] with normalize (F = f except for taylor). */
+ * The forward is linear -> the chunked recurrence op reading q, k, v in
+ * place from the projection with phi fused into its reads (taylor: column
+ * split -> features -> the op), twice with normalize -> linear. State per
+ * sequence: S [H, F, dk], then z [H, F] with normalize (F = f except for
+ * taylor). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +110,31 @@ static sl_tensor *feature_map(sl_ctx *ctx, const linattn *a, sl_tensor *x)
     }
 }
 
+/* Where the recurrence reads q, k and v. elu1 and relu are fused into the
+ * op's reads of the projection; taylor widens q and k to F features, so
+ * those are computed first. */
+static sl_rec_in recurrence_in(sl_ctx *ctx, const linattn *a, sl_tensor *qkv)
+{
+    const int64_t Hf = a->H * a->f;
+    if (a->phi == PHI_TAYLOR)
+        return (sl_rec_in){.q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf)),
+                           .k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf)),
+                           .v = qkv,
+                           .v_off = 2 * Hf,
+                           .dk = a->fk,
+                           .dv = a->dk};
+    return (sl_rec_in){.q = qkv,
+                       .k = qkv,
+                       .v = qkv,
+                       .k_off = Hf,
+                       .v_off = 2 * Hf,
+                       .dk = a->f,
+                       .dv = a->dk,
+                       .map = a->phi == PHI_ELU1   ? SL_REC_ELU1
+                              : a->phi == PHI_RELU ? SL_REC_RELU
+                                                   : SL_REC_PLAIN};
+}
+
 /* x: [B, T, D] -> [B, T, D]; state: [rows, state_floats] or NULL, rows = B
  * or the packed sequences. */
 static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
@@ -118,9 +145,6 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
     const int64_t dk = a->dk, fk = a->fk, Hf = H * a->f;
     const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
-    sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf));
-    sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf));
-    sl_tensor *v = sl_columns(ctx, qkv, 2 * Hf, D);
     /* The normaliser is the same recurrence with v = 1. */
     sl_tensor *ones = NULL;
     if (a->normalize) {
@@ -129,6 +153,9 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
     }
     if (!a->causal) {
         sl_require(!state, "linear_attention", "no state in bidirectional mode");
+        sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf));
+        sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf));
+        sl_tensor *v = sl_columns(ctx, qkv, 2 * Hf, D);
         sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, NULL, H, a->C, seqs);
         if (ones)
             o = sl_div_heads(ctx, o, sl_recurrence_bidir(ctx, q, k, ones, NULL, H, a->C, seqs),
@@ -151,9 +178,13 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
             }
         }
     }
-    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, NULL, s0, H, a->C, s_fin, seqs);
+    sl_rec_in in = recurrence_in(ctx, a, qkv);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, NULL, s0, H, a->C, s_fin, seqs);
     if (ones) {
-        sl_tensor *den = sl_recurrence(ctx, q, k, ones, NULL, NULL, z0, H, a->C, z_fin, seqs);
+        in.v = ones;
+        in.v_off = 0;
+        in.dv = 1;
+        sl_tensor *den = sl_recurrence_in(ctx, &in, NULL, NULL, z0, H, a->C, z_fin, seqs);
         o = sl_div_heads(ctx, o, den, NORM_EPS);
     }
     if (state) {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "ops/fastmath.h"
+#include "ops/gate_maps.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
@@ -37,6 +38,10 @@ enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
 
 typedef struct rec_shape {
     int64_t B, T, H, dk, dv, C;
+    int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
+    int64_t qoff, koff, voff; /* the first column of each block in its tensor */
+    int map;                  /* SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU, on q and k */
+    float q_scale;
     int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
     const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
     int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
@@ -53,6 +58,62 @@ typedef struct rec_saved {
 } rec_saved;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* dst: [L, w] <- scale phi(x) for the rows x of src, ld apart. The same
+ * sl_elu1f and sl_reluf as the standalone ops and step(), so the fused and
+ * unfused forms agree bit for bit. */
+static void pack_in(const float *src, int64_t ld, int64_t L, int64_t w, int map, float scale,
+                    float *dst)
+{
+    if (map == SL_REC_PLAIN && scale == 1.0f) {
+        pack(src, ld, L, w, dst);
+        return;
+    }
+    for (int64_t i = 0; i < L; i++) {
+        const float *x = src + i * ld;
+        float *y = dst + i * w;
+        if (map == SL_REC_ELU1) {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) y[j] = scale * sl_elu1f(x[j]);
+        } else if (map == SL_REC_RELU) {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) y[j] = scale * sl_reluf(x[j]);
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) y[j] = scale * x[j];
+        }
+    }
+}
+
+/* Rows of dst ld apart += dY: [L, w] taken back through pack_in, given its
+ * output Y: phi' is read off phi itself (elu + 1: min(phi, 1), as phi = e^x
+ * <= 1 exactly where x <= 0; relu: phi > 0). */
+static void unpack_in(const float *dY, const float *Y, int64_t L, int64_t w, int map, float scale,
+                      float *dst, int64_t ld)
+{
+    if (map == SL_REC_PLAIN && scale == 1.0f) {
+        unpack_add(dY, L, w, dst, ld);
+        return;
+    }
+    const float inv = 1.0f / scale;
+    for (int64_t i = 0; i < L; i++) {
+        const float *g = dY + i * w, *y = Y + i * w;
+        float *d = dst + i * ld;
+        if (map == SL_REC_ELU1) {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) {
+                const float phi = y[j] * inv;
+                d[j] += scale * g[j] * (phi < 1.0f ? phi : 1.0f);
+            }
+        } else if (map == SL_REC_RELU) {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) d[j] += y[j] > 0.0f ? scale * g[j] : 0.0f;
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < w; j++) d[j] += scale * g[j];
+        }
+    }
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -234,7 +295,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
                          float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
-    const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
@@ -246,11 +307,11 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         memset(w.S, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = 0; c * s->C < len; c++) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
-        const int64_t rk = t0 * ldk + h * dk, rv = t0 * ldv + h * dv;
+        const int64_t ro = t0 * ldo + h * dv;
         if (st) memcpy(st + c * ssz, w.S, (size_t)ssz * sizeof(float));
-        pack(q + rk, ldk, L, dk, w.Q);
-        pack(k + rk, ldk, L, dk, w.K);
-        pack(v + rv, ldv, L, dv, w.V);
+        pack_in(q + t0 * s->ldq + s->qoff + h * dk, s->ldq, L, dk, s->map, s->q_scale, w.Q);
+        pack_in(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, s->map, 1.0f, w.K);
+        pack(v + t0 * s->ldv + s->voff + h * dv, s->ldv, L, dv, w.V);
         /* Without a decay every factor is 1: Q and K serve as their decayed
          * forms. */
         const float *Qd = w.Q, *Kd = w.K;
@@ -263,7 +324,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         intra_scores(s->mode, L, dk, &w);
         mm_part(SG_A_LOWER, L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
         for (int64_t i = 0; i < L; i++)
-            memcpy(o + rv + i * ldv, w.O + i * dv, (size_t)dv * sizeof(float));
+            memcpy(o + ro + i * ldo, w.O + i * dv, (size_t)dv * sizeof(float));
         if (decay) {
             decayed(w.K, w.Bc, L, dk, true, w.Kd, NULL);
             Kd = w.Kd;
@@ -408,7 +469,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
                           float *dkk, float *dvv, float *dg, float *ds0, float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
-    const int64_t ldk = H * dk, ldv = H * dv, ssz = dk * dv;
+    const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
@@ -420,12 +481,13 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
-        const int64_t rk = t0 * ldk + h * dk, rv = t0 * ldv + h * dv;
+        const int64_t rq = t0 * s->ldq + s->qoff + h * dk, rk = t0 * s->ldk + s->koff + h * dk;
+        const int64_t rv = t0 * s->ldv + s->voff + h * dv;
         const float *Sp = st + c * ssz;
-        pack(q + rk, ldk, L, dk, w.Q);
-        pack(k + rk, ldk, L, dk, w.K);
-        pack(v + rv, ldv, L, dv, w.V);
-        pack(dout + rv, ldv, L, dv, dO);
+        pack_in(q + rq, s->ldq, L, dk, s->map, s->q_scale, w.Q);
+        pack_in(k + rk, s->ldk, L, dk, s->map, 1.0f, w.K);
+        pack(v + rv, s->ldv, L, dv, w.V);
+        pack(dout + t0 * ldo + h * dv, ldo, L, dv, dO);
         /* Without a decay Q and K are their decayed forms and every factor
          * is 1. */
         const float *Qd = w.Q, *Kd = w.K;
@@ -484,16 +546,17 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         }
         mm_nn(dk, dv, L, Qd, 1, dk, dO, dv, w.dS, dv, true);
 
-        if (dq) unpack_add(w.dQ, L, dk, dq + rk, ldk);
-        if (dkk) unpack_add(w.dK, L, dk, dkk + rk, ldk);
-        if (dvv) unpack_add(w.dV, L, dv, dvv + rv, ldv);
+        if (dq) unpack_in(w.dQ, w.Q, L, dk, s->map, s->q_scale, dq + rq, s->ldq);
+        if (dkk) unpack_in(w.dK, w.K, L, dk, s->map, 1.0f, dkk + rk, s->ldk);
+        if (dvv) unpack_add(w.dV, L, dv, dvv + rv, s->ldv);
         if (dg) decay_grad(s, h, t0, L, &w, dg);
     }
     if (ds0)
         for (int64_t i = 0; i < ssz; i++) ds0[rh * ssz + i] += w.dS[i];
 }
 
-/* Node layout: in = {q, k, v, g (or NULL)}, saved = rec_saved. */
+/* Node layout: in = {the tensors q, k and v are read from (one tensor
+ * three times for a packed projection), g (or NULL)}, saved = rec_saved. */
 static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const rec_saved *sv = nd->saved;
@@ -523,43 +586,57 @@ static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
     s->coff = sl_seq_chunk_offsets(ctx, seqs, s->B, s->T, s->C);
 }
 
-/* q, k: [B, T, H*dk], v: [B, T, H*dv], g: NULL, [B, T, H] or [B, T, H*dk],
- * log_gamma: [H] or NULL, s0: [rows, H, dk, dv] or NULL -> o: [B, T, H*dv],
- * rows = B, or seqs->n for a packed batch (B = 1). */
-sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
-                         const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
-                         float *s_final, const sl_seqs *seqs)
+/* Blocks of in's tensors -> o: [B, T, H*dv]; see sl_recurrence_in. */
+sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
+                            const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
+                            float *s_final, const sl_seqs *seqs)
 {
-    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 && C > 0 &&
-                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1] &&
-                   q->shape[2] % H == 0 && v->shape[2] % H == 0,
-               "sl_recurrence", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0, C > 0");
+    sl_tensor *q = in->q, *k = in->k, *v = in->v;
+    const int64_t dk = in->dk, dv = in->dv;
+    sl_require(q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && H > 0 && C > 0 && dk > 0 &&
+                   dv > 0 && k->shape[0] == q->shape[0] && k->shape[1] == q->shape[1] &&
+                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1],
+               "sl_recurrence", "q, k, v [B, T, ...] alike, H, C, dk, dv > 0");
+    sl_require(in->q_off >= 0 && in->q_off + H * dk <= q->shape[2] && in->k_off >= 0 &&
+                   in->k_off + H * dk <= k->shape[2] && in->v_off >= 0 &&
+                   in->v_off + H * dv <= v->shape[2],
+               "sl_recurrence", "q, k blocks of H*dk and a v block of H*dv columns in range");
+    sl_require(in->map == SL_REC_PLAIN || in->map == SL_REC_ELU1 || in->map == SL_REC_RELU,
+               "sl_recurrence", "map SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU");
     rec_shape s = {.B = q->shape[0],
                    .T = q->shape[1],
                    .H = H,
-                   .dk = q->shape[2] / H,
-                   .dv = v->shape[2] / H,
+                   .dk = dk,
+                   .dv = dv,
                    .C = C,
+                   .ldq = q->shape[2],
+                   .ldk = k->shape[2],
+                   .ldv = v->shape[2],
+                   .qoff = in->q_off,
+                   .koff = in->k_off,
+                   .voff = in->v_off,
+                   .map = in->map,
+                   .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
                    .log_gamma = log_gamma};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
     plan_rows(ctx, &s, seqs);
     s.mode = log_gamma ? DECAY_HEAD : DECAY_NONE;
     if (g) {
         sl_require(!log_gamma && g->ndim == 3 && g->shape[0] == s.B && g->shape[1] == s.T &&
-                       (g->shape[2] == H || g->shape[2] == H * s.dk),
+                       (g->shape[2] == H || g->shape[2] == H * dk),
                    "sl_recurrence", "g [B, T, H] or [B, T, H*dk], and no log_gamma with it");
-        s.mode = g->shape[2] == H * s.dk && s.dk != 1 ? DECAY_KEY : DECAY_TOKEN;
+        s.mode = g->shape[2] == H * dk && dk != 1 ? DECAY_KEY : DECAY_TOKEN;
         s.g = g->data;
     }
-    sl_require(!s0 || (s0->n == s.rows * H * s.dk * s.dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
-    sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
+    sl_require(!s0 || (s0->n == s.rows * H * dk * dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
+    sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * dv);
     sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
     float *states = NULL;
     if (nd) {
         rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
         sv->s0 = s0;
-        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * s.dk * s.dv);
+        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * dk * dv);
         nd->saved = sv;
     }
     int nt = team_size(&s);
@@ -570,6 +647,18 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
         forward_head(&s, rh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
                      s_final, scratch + per * omp_get_thread_num());
     return o;
+}
+
+/* q, k: [B, T, H*dk], v: [B, T, H*dv], the rest as sl_recurrence_in. */
+sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
+                         const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
+                         float *s_final, const sl_seqs *seqs)
+{
+    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 &&
+                   q->shape[2] % H == 0 && v->shape[2] % H == 0,
+               "sl_recurrence", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0");
+    const sl_rec_in in = {.q = q, .k = k, .v = v, .dk = q->shape[2] / H, .dv = v->shape[2] / H};
+    return sl_recurrence_in(ctx, &in, g, log_gamma, s0, H, C, s_final, seqs);
 }
 
 /* ------------------------------------------------------ reference, step */

@@ -30,6 +30,31 @@ sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
                          const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
                          float *s_final, const sl_seqs *seqs);
 
+/* Maps the op can apply to q and k as it reads them, fused: no mapped copy
+ * is stored, and the gradient goes back through the map as it is written. */
+enum { SL_REC_PLAIN, SL_REC_ELU1, SL_REC_RELU };
+
+/* Where sl_recurrence_in reads q, k and v: blocks of columns of the last
+ * dims of [B, T, *] tensors, read in place (q: columns [q_off, q_off + H*dk)
+ * of the tensor q, and so on; q, k and v may be one packed projection). Their
+ * gradients land in the same columns of the tensors' gradients, so the
+ * projection needs no split into copies. On the way in, q and k go through
+ * map (elu1: elu(x) + 1, relu), and q is then scaled by q_scale (0 reads
+ * as 1). */
+typedef struct sl_rec_in {
+    sl_tensor *q, *k, *v;
+    int64_t q_off, k_off, v_off;
+    int64_t dk, dv;
+    int map;
+    float q_scale;
+} sl_rec_in;
+
+/* sl_recurrence on blocks of in's tensors: the same op, state and
+ * gradients. */
+sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
+                            const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
+                            float *s_final, const sl_seqs *seqs);
+
 /* The non-causal form with a symmetric decay (bidirectional linear
  * attention; RetNet / TransNormer encoders): over each whole row or packed
  * sequence,
