@@ -20,7 +20,8 @@ typedef struct {
 static sl_tensor *bidir_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     const bidir_arg *a = arg;
-    return sl_recurrence_bidir(ctx, in[0], in[1], in[2], a->log_gamma, H, a->C, a->seqs);
+    const sl_rec_in r = {.q = in[0], .k = in[1], .v = in[2], .dk = DK, .dv = DV};
+    return sl_recurrence_bidir(ctx, &r, a->log_gamma, H, a->C, a->seqs);
 }
 
 /* The definition over tokens [t0, t0 + L) of q, k: [.., H*DK], v: [.., H*DV]. */

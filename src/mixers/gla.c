@@ -9,8 +9,9 @@
  * The 1/16 keeps the gates near 1 (slow forgetting) at initialisation, as in
  * the paper. Parameters: qkvz.weight [4D, D], gate1.weight [16, D],
  * gate2.weight [D, 16], gate2.bias [D], norm.weight [dk], out.weight [D, D].
- * The forward is linear -> column split -> logsigmoid gates -> the chunked
- * recurrence op -> gated RMSNorm -> linear. State: one [H, dk, dv] matrix
+ * The forward is linear -> logsigmoid gates -> the chunked recurrence op
+ * (reading q / sqrt(dk), k and v in place from the projection) -> gated
+ * RMSNorm of it and the z columns -> linear. State: one [H, dk, dv] matrix
  * per sequence, whatever the length. */
 #include <math.h>
 #include <stdlib.h>
@@ -73,13 +74,13 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
     gla *a = m->impl;
     const int64_t rows = sl_seq_count(seqs, x->shape[0]), D = a->D;
     sl_tensor *qkvz = sl_linear(ctx, x, a->wqkvz, NULL);
-    sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkvz, 0, D), 1.0f / sqrtf((float)a->dk));
-    sl_tensor *k = sl_columns(ctx, qkvz, D, D), *v = sl_columns(ctx, qkvz, 2 * D, D);
+    const sl_rec_in in = {.q = qkvz, .k = qkvz, .v = qkvz, .k_off = D, .v_off = 2 * D,
+                          .dk = a->dk, .dv = a->dk, .q_scale = 1.0f / sqrtf((float)a->dk)};
     sl_tensor *z = sl_columns(ctx, qkvz, 3 * D, D);
     sl_tensor *logit = sl_linear(ctx, sl_linear(ctx, x, a->w1, NULL), a->w2, a->b2);
     sl_tensor *gk = sl_scale(ctx, sl_logsigmoid(ctx, logit), 1.0f / GATE_NORM);
     sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
-    sl_tensor *o = sl_recurrence(ctx, q, k, v, gk, NULL, s0, a->H, a->C, state, seqs);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, gk, NULL, s0, a->H, a->C, state, seqs);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
 }
 

@@ -141,8 +141,8 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
                                   const sl_seqs *seqs)
 {
     linattn *a = m->impl;
-    const int64_t B = sl_seq_count(seqs, x->shape[0]), T = x->shape[1], D = a->D, H = a->H;
-    const int64_t dk = a->dk, fk = a->fk, Hf = H * a->f;
+    const int64_t B = sl_seq_count(seqs, x->shape[0]), T = x->shape[1], H = a->H;
+    const int64_t dk = a->dk, fk = a->fk;
     const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
     /* The normaliser is the same recurrence with v = 1. */
@@ -151,14 +151,17 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
         ones = SL_NEW(ctx, x->shape[0], T, H);
         for (int64_t i = 0; i < ones->n; i++) ones->data[i] = 1.0f;
     }
+    sl_rec_in in = recurrence_in(ctx, a, qkv), den_in = in;
+    if (ones) {
+        den_in.v = ones;
+        den_in.v_off = 0;
+        den_in.dv = 1;
+    }
     if (!a->causal) {
         sl_require(!state, "linear_attention", "no state in bidirectional mode");
-        sl_tensor *q = feature_map(ctx, a, sl_columns(ctx, qkv, 0, Hf));
-        sl_tensor *k = feature_map(ctx, a, sl_columns(ctx, qkv, Hf, Hf));
-        sl_tensor *v = sl_columns(ctx, qkv, 2 * Hf, D);
-        sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, NULL, H, a->C, seqs);
+        sl_tensor *o = sl_recurrence_bidir(ctx, &in, NULL, H, a->C, seqs);
         if (ones)
-            o = sl_div_heads(ctx, o, sl_recurrence_bidir(ctx, q, k, ones, NULL, H, a->C, seqs),
+            o = sl_div_heads(ctx, o, sl_recurrence_bidir(ctx, &den_in, NULL, H, a->C, seqs),
                              NORM_EPS);
         return sl_linear(ctx, o, a->wout, NULL);
     }
@@ -178,13 +181,9 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
             }
         }
     }
-    sl_rec_in in = recurrence_in(ctx, a, qkv);
     sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, NULL, s0, H, a->C, s_fin, seqs);
     if (ones) {
-        in.v = ones;
-        in.v_off = 0;
-        in.dv = 1;
-        sl_tensor *den = sl_recurrence_in(ctx, &in, NULL, NULL, z0, H, a->C, z_fin, seqs);
+        sl_tensor *den = sl_recurrence_in(ctx, &den_in, NULL, NULL, z0, H, a->C, z_fin, seqs);
         o = sl_div_heads(ctx, o, den, NORM_EPS);
     }
     if (state) {

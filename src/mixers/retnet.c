@@ -14,15 +14,15 @@
  * whole sequence (sl_recurrence_bidir), as in RetNet-style encoders; there
  * is then no step.
  * Parameters: qkv.weight [3D, D], gate.weight [D, D], norm.weight [dk],
- * out.weight [D, D]. The forward is linear -> rope -> column split -> the
- * chunked recurrence op -> gated RMSNorm -> linear. State: one [H, dk, dv]
+ * out.weight [D, D]. The forward is linear -> rope -> the chunked
+ * recurrence op (reading q / sqrt(dk), k and v in place from the projection)
+ * -> gated RMSNorm -> linear. State: one [H, dk, dv]
  * matrix per sequence, whatever the length. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mixers/mixer.h"
-#include "ops/columns.h"
 #include "ops/gated_norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
@@ -77,16 +77,16 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
     const int64_t rows = sl_seq_count(seqs, x->shape[0]), D = a->D;
     sl_tensor *qkv =
         sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, pos, a->theta, seqs);
-    sl_tensor *q = sl_scale(ctx, sl_columns(ctx, qkv, 0, D), 1.0f / sqrtf((float)a->dk));
-    sl_tensor *k = sl_columns(ctx, qkv, D, D), *v = sl_columns(ctx, qkv, 2 * D, D);
+    const sl_rec_in in = {.q = qkv, .k = qkv, .v = qkv, .k_off = D, .v_off = 2 * D,
+                          .dk = a->dk, .dv = a->dk, .q_scale = 1.0f / sqrtf((float)a->dk)};
     sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);
     if (!a->causal) {
         sl_require(!state, "retnet", "no state in bidirectional mode");
-        sl_tensor *o = sl_recurrence_bidir(ctx, q, k, v, a->log_gamma, a->H, a->C, seqs);
+        sl_tensor *o = sl_recurrence_bidir(ctx, &in, a->log_gamma, a->H, a->C, seqs);
         return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
     }
     sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
-    sl_tensor *o = sl_recurrence(ctx, q, k, v, NULL, a->log_gamma, s0, a->H, a->C, state, seqs);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, a->log_gamma, s0, a->H, a->C, state, seqs);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
 }
 

@@ -38,9 +38,9 @@
  * an 8-head layer by e^-8 per token.
  *
  * Parameters (both kinds): qkv.weight [3D, D], norm.weight [D],
- * out.weight [D, D]. NormAttention is composed of ops: linear -> column
- * split -> elu+1 -> the chunked recurrence op (per-head log decay) ->
- * RMSNorm -> linear; its state is S, [H, dk, dk] per sequence. DiagAttention
+ * out.weight [D, D]. NormAttention is composed of ops: linear -> the
+ * chunked recurrence op (per-head log decay; elu+1 fused into its reads of
+ * q and k from the projection) -> RMSNorm -> linear; its state is S, [H, dk, dk] per sequence. DiagAttention
  * runs the fused attention op over a packed batch whose "sequences" are the
  * blocks (intersected with the caller's packed sequences, or with the batch
  * rows after viewing [B, T] as [1, B*T]); its state is a KV cache of the
@@ -54,7 +54,6 @@
 #include <string.h>
 
 #include "mixers/mixer.h"
-#include "ops/columns.h"
 #include "ops/gate_maps.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
@@ -135,17 +134,16 @@ static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
                                  int64_t pos, const sl_seqs *seqs)
 {
     const int64_t D = a->D;
-    sl_tensor *q = sl_elu1(ctx, sl_columns(ctx, qkv, 0, D));
-    sl_tensor *k = sl_elu1(ctx, sl_columns(ctx, qkv, D, D));
-    sl_tensor *v = sl_columns(ctx, qkv, 2 * D, D);
+    const sl_rec_in in = {.q = qkv, .k = qkv, .v = qkv, .k_off = D, .v_off = 2 * D,
+                          .dk = a->dk, .dv = a->dk, .map = SL_REC_ELU1};
     const float *lg = a->decay ? a->log_gamma : NULL;
     if (!a->causal) {
         sl_require(!state, "transnormer", "no state in bidirectional mode");
-        return sl_recurrence_bidir(ctx, q, k, v, lg, a->H, a->C, seqs);
+        return sl_recurrence_bidir(ctx, &in, lg, a->H, a->C, seqs);
     }
     sl_tensor *s0 =
         sl_state_in(ctx, state, pos, sl_seq_count(seqs, qkv->shape[0]), a->H * a->dk * a->dk);
-    return sl_recurrence(ctx, q, k, v, NULL, lg, s0, a->H, a->C, state, seqs);
+    return sl_recurrence_in(ctx, &in, NULL, lg, s0, a->H, a->C, state, seqs);
 }
 
 /* ------------------------------------------------------- DiagAttention */

@@ -59,12 +59,13 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
  * attention; RetNet / TransNormer encoders): over each whole row or packed
  * sequence,
  *     o_t = sum_j e^(|t - j| log_gamma[h]) (q_t . k_j) v_j
- * with log_gamma: [H] or NULL (no decay). Layouts as sl_recurrence; no
- * state in or out. Built from ops: the causal op (j <= t), plus the causal
- * op over time-reversed sequences (j >= t), minus the diagonal j = t that
- * both count; so it is O(T) and its backward is theirs. */
-sl_tensor *sl_recurrence_bidir(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v,
-                               const float *log_gamma, int64_t H, int64_t C, const sl_seqs *seqs);
+ * with q, k, v the blocks of in (mapped and scaled as sl_recurrence_in reads
+ * them) and log_gamma: [H] or NULL (no decay); o: [B, T, H*dv]; no state in
+ * or out. Built from ops: the causal op (j <= t), plus the causal op over
+ * time-reversed sequences (j >= t), minus the diagonal j = t that both
+ * count; so it is O(T) and its backward is theirs. */
+sl_tensor *sl_recurrence_bidir(sl_ctx *ctx, const sl_rec_in *in, const float *log_gamma,
+                               int64_t H, int64_t C, const sl_seqs *seqs);
 
 /* The oracle: the recurrence token by token, state and sums in double.
  * Same layouts as sl_recurrence; g has gw floats per head (1 or dk) or is

@@ -6,17 +6,38 @@
  * (GLA, Mamba2) would need gamma_{j+1..t} from one side and gamma_{t+1..j}
  * from the other, a different reversed input; only symmetric constant decays
  * are offered, which is what RetNet and TransNormer define. */
+#include "ops/columns.h"
 #include "ops/flip_time.h"
+#include "ops/gate_maps.h"
 #include "ops/head_dot.h"
 #include "ops/mul_heads.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 
-/* q, k: [B, T, H*dk], v: [B, T, H*dv] -> o: [B, T, H*dv] */
-sl_tensor *sl_recurrence_bidir(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v,
-                               const float *log_gamma, int64_t H, int64_t C, const sl_seqs *seqs)
+/* in's blocks as tensors of their own, mapped and scaled as the op reads
+ * them: q, k: [B, T, H*dk], v: [B, T, H*dv]. */
+static void blocks(sl_ctx *ctx, const sl_rec_in *in, int64_t H, sl_tensor **q, sl_tensor **k,
+                   sl_tensor **v)
 {
-    sl_tensor *fwd = sl_recurrence(ctx, q, k, v, NULL, log_gamma, NULL, H, C, NULL, seqs);
+    sl_tensor *qk[2] = {sl_columns(ctx, in->q, in->q_off, H * in->dk),
+                        sl_columns(ctx, in->k, in->k_off, H * in->dk)};
+    for (int i = 0; i < 2; i++) {
+        if (in->map == SL_REC_ELU1) qk[i] = sl_elu1(ctx, qk[i]);
+        if (in->map == SL_REC_RELU) qk[i] = sl_relu(ctx, qk[i]);
+    }
+    *q = in->q_scale != 0.0f && in->q_scale != 1.0f ? sl_scale(ctx, qk[0], in->q_scale) : qk[0];
+    *k = qk[1];
+    *v = sl_columns(ctx, in->v, in->v_off, H * in->dv);
+}
+
+/* in's blocks -> o: [B, T, H*dv]. The causal half reads them in place; the
+ * reversed half and the diagonal need them as tensors. */
+sl_tensor *sl_recurrence_bidir(sl_ctx *ctx, const sl_rec_in *in, const float *log_gamma,
+                               int64_t H, int64_t C, const sl_seqs *seqs)
+{
+    sl_tensor *q, *k, *v;
+    blocks(ctx, in, H, &q, &k, &v);
+    sl_tensor *fwd = sl_recurrence_in(ctx, in, NULL, log_gamma, NULL, H, C, NULL, seqs);
     sl_tensor *rev = sl_recurrence(ctx, sl_flip_time(ctx, q, seqs), sl_flip_time(ctx, k, seqs),
                                    sl_flip_time(ctx, v, seqs), NULL, log_gamma, NULL, H, C, NULL,
                                    seqs);
