@@ -81,6 +81,22 @@ static inline void k_span(int part, int64_t i, int64_t mr, int64_t K, int64_t *k
     *k1 = part == SG_A_LOWER && i + mr < K ? i + mr : K;
 }
 
+/* tile16 for the last mr < SG_MR rows of a product, each count its own
+ * unrolled copy: one row at a time would leave two FMA chains per row, too
+ * few to cover the FMA latency (64-row chunks end in 4 such rows). */
+static inline void tile16_tail(int64_t mr, int64_t i, int64_t j, int64_t k0, int64_t k1,
+                               const float *a, int64_t ras, int64_t cas, const float *b,
+                               int64_t ldb, float *c, int64_t ldc, bool acc)
+{
+    switch (mr) {
+    case 5: tile16(5, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
+    case 4: tile16(4, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
+    case 3: tile16(3, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
+    case 2: tile16(2, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
+    default: tile16(1, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
+    }
+}
+
 /* C[M, N] (+)= A B, A(i, k) = a[i ras + k cas] (so A^T is free), B: [K, N]
  * rows ldb apart, C rows ldc apart, skipping what part says is zero or not
  * wanted. Whole 16-column blocks go through register tiles; the last N % 16
@@ -91,21 +107,15 @@ static inline void mm_part(int part, int64_t M, int64_t N, int64_t K, const floa
 {
     const int64_t n16 = N & ~(int64_t)15;
     for (int64_t i = 0; i < M; i += SG_MR) {
-        const bool whole = M - i >= SG_MR;
+        const int64_t mr = M - i < SG_MR ? M - i : SG_MR;
         const int64_t jend = part == SG_C_LOWER && i + SG_MR < n16 ? i + SG_MR : n16;
         int64_t k0, k1;
+        k_span(part, i, mr, K, &k0, &k1);
         for (int64_t j = 0; j < jend; j += 16) {
-            if (whole) {
-                k_span(part, i, SG_MR, K, &k0, &k1);
-                tile16(SG_MR, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
-            } else {
-                for (int64_t m = i; m < M; m++) {
-                    k_span(part, m, 1, K, &k0, &k1);
-                    tile16(1, m, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
-                }
-            }
+            if (mr == SG_MR) tile16(SG_MR, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
+            else tile16_tail(mr, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
         }
-        for (int64_t m = i; m < M && m < i + SG_MR; m++) {
+        for (int64_t m = i; m < i + mr; m++) {
             k_span(part, m, 1, K, &k0, &k1);
             for (int64_t j = n16; j < N && (part != SG_C_LOWER || j <= m); j++) {
                 float s = 0.0f;
@@ -173,6 +183,19 @@ static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_
                          int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
 {
     mm_nt_part(SG_FULL, M, N, K, a, lda, b, ldb, c, ldc, acc, bt);
+}
+
+/* Asks for rows [0, L) of w floats, ld apart, to be brought into the
+ * cache ahead of use (for writing too when write). A chunk's rows are a few
+ * hundred bytes each, kilobytes apart in a packed projection: too short a
+ * run for the hardware prefetchers, so each row would start with a miss. */
+static inline void prefetch_rows(const float *src, int64_t ld, int64_t L, int64_t w, bool write)
+{
+    for (int64_t i = 0; i < L; i++)
+        for (int64_t j = 0; j < w; j += 16) {
+            if (write) __builtin_prefetch(src + i * ld + j, 1, 2);
+            else __builtin_prefetch(src + i * ld + j, 0, 2);
+        }
 }
 
 /* dst: [L, w] <- rows of src ld apart. */
