@@ -270,8 +270,8 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
         if (mode != DECAY_NONE)
             for (int64_t i = 0; i < L; i++) w->bs[i] = Bc[i * dk];
         for (int64_t i = 0; i < L; i++) {
-            const float bi = w->bs[i];
             if (mode != DECAY_NONE) {
+                const float bi = w->bs[i];
 #pragma omp simd
                 for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - w->bs[j]);
             }
