@@ -202,7 +202,7 @@ static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
         w->m[i] = (float)mi;
         w->w[i] = sl_expf((float)((bi + m_prev) - (double)w->m[i]));
     }
-    mm_nt(L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
+    mm_nt_part(SG_C_LOWER, L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
     for (int64_t i = 0; i < L; i++) {
         for (int64_t j = 0; j <= i; j++) w->A[i * L + j] *= sl_expf(expo(w, i, j));
         for (int64_t j = i + 1; j < L; j++) w->A[i * L + j] = 0.0f;
@@ -215,7 +215,7 @@ static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
     for (int64_t i = 0; i < L; i++)
         for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = w->w[i] * w->Q[i * dk + d];
     mm_nn(L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false);
-    mm_nn(L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true);
+    mm_part(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true);
     for (int64_t i = 0; i < L; i++) {
         float den = fabsf(w->N[i * dva + dva - 1]), fl = sl_expf(-w->m[i]);
         w->z[i] = den > fl ? den : fl;
@@ -324,8 +324,8 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             w.db[i] += acc;
         }
         /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
-        mm_nt(L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
-        mm_nn(L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
+        mm_part(SG_A_UPPER, L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
         for (int64_t i = 0; i < L; i++) {
             for (int64_t j = 0; j <= i; j++) {
                 const float da = w.P[i * L + j], u = da * w.A[i * L + j];
@@ -336,8 +336,8 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             }
             for (int64_t j = i + 1; j < L; j++) w.P[i * L + j] = 0.0f;
         }
-        mm_nn(L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
-        mm_nn(L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
+        mm_part(SG_A_LOWER, L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
+        mm_part(SG_A_UPPER, L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
         /* Writing the leaving state: Ca' = w_L Ca + (diag(f) K)^T Va. */
         const float gl = w.w[L - 1];
         mm_nt(L, dk, dva, w.Va, dva, w.dCa, dva, w.tmp, dk, false, w.bt);
