@@ -26,7 +26,7 @@
  * dlf_s is the sum of db_i from the chunk's end back to s.
  *
  * Precision: b is summed in double and every exponent formed in double
- * before sl_expf (see expo): gates of -1e4 put b near 1e5 within a chunk,
+ * before sl_expf (see chunk_weights): gates of -1e4 put b near 1e5 within a chunk,
  * where float spacing alone would move the weights by a percent. m is
  * rounded to float once (it is a float in the state) and every exponent is
  * taken against that rounded value, so the scale a state is stored at and
@@ -87,7 +87,7 @@ static double floor_ref(double m)
 typedef struct head_buf {
     float *Q, *K, *Qd, *Kf, *dQ, *dK, *dQd, *tmp; /* [C, dk] */
     float *Va, *N, *dN, *dVa;                     /* [C, dva] */
-    float *A, *P;                                 /* [C, C] */
+    float *A, *P, *E;                             /* [C, C] */
     double *b;                                    /* [C]: cumulative log forget gate */
     float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
     float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's scratch */
@@ -104,7 +104,7 @@ static int64_t buf_floats(const mlstm_shape *s)
     const int64_t C = s->C, dk = s->dk, dva = s->dva;
     /* b (doubles) first; a multiple of 16 floats keeps every thread's slice,
      * and so b, 64-byte aligned. */
-    const int64_t n = 8 * C * dk + 4 * C * dva + 2 * C * C + 8 * C + 2 * dk * dva + bt_floats(s);
+    const int64_t n = 8 * C * dk + 4 * C * dva + 3 * C * C + 8 * C + 2 * dk * dva + bt_floats(s);
     return (n + 15) & ~(int64_t)15;
 }
 
@@ -120,7 +120,8 @@ static head_buf carve(const mlstm_shape *s, float *p)
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dva) *cv[i] = p;
     h.A = p;
     h.P = p + C * C;
-    p += 2 * C * C;
+    h.E = p + 2 * C * C;
+    p += 3 * C * C;
     float **cs[] = {&h.g, &h.m, &h.w, &h.z, &h.db, &h.dig};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++, p += C) *cs[i] = p;
     h.Ca = p;
@@ -177,35 +178,46 @@ static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, 
     }
 }
 
-/* The exponent D_ij - m_i = b_i - b_j + it_j - m_i of P_ij. b is summed in
- * double and the exponent formed in double: under extreme gates b reaches
- * 1e5 and more inside a chunk, where a float's spacing (~0.01) would move
- * every weight by a percent; the rounded m_i (a float, like the state's m)
- * is what the exponents are taken against, so scale and record agree. */
-static inline float expo(const head_buf *w, int64_t i, int64_t j)
-{
-    return (float)(((w->b[i] - w->b[j]) + w->g[j]) - (double)w->m[i]);
-}
-
 /* From b, the input gates g and m_prev: the stabiliser m (its max taken
  * over the same exponents, so each is <= 0 up to m's rounding), the
- * inter-chunk weights w, and A = (Q K^T) . P. */
+ * inter-chunk weights w, the factors E_ij = e^(D_ij - m_i) (j <= i; the
+ * backward's dA . P and both passes' f_j = E_Lj read them) and
+ * A = (Q K^T) . E.
+ *
+ * b is summed in double and each exponent D_ij - m_i = b_i - b_j + it_j - m_i
+ * formed in double: under extreme gates b reaches 1e5 and more inside a
+ * chunk, where a float's spacing (~0.01) would move every weight by a
+ * percent; the rounded m_i (a float, like the state's m) is what the
+ * exponents are taken against, so scale and record agree. A row's
+ * exponents are one vector loop, the double sums converted to float lane
+ * by lane before sl_expf. */
 static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
 {
+    const double *b = w->b;
+    const float *g = w->g;
     for (int64_t i = 0; i < L; i++) {
-        const double bi = w->b[i];
+        const double bi = b[i];
         double mi = bi + m_prev;
+#pragma omp simd reduction(max : mi)
         for (int64_t j = 0; j <= i; j++) {
-            double dij = (bi - w->b[j]) + w->g[j];
+            const double dij = (bi - b[j]) + g[j];
             mi = dij > mi ? dij : mi;
         }
         w->m[i] = (float)mi;
-        w->w[i] = sl_expf((float)((bi + m_prev) - (double)w->m[i]));
+        const double mr = w->m[i];
+        w->w[i] = sl_expf((float)((bi + m_prev) - mr));
+        float *e = w->E + i * L;
+#pragma omp simd
+        for (int64_t j = 0; j <= i; j++) e[j] = sl_expf((float)(((bi - b[j]) + g[j]) - mr));
     }
     mm_nt_part(SG_C_LOWER, L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
     for (int64_t i = 0; i < L; i++) {
-        for (int64_t j = 0; j <= i; j++) w->A[i * L + j] *= sl_expf(expo(w, i, j));
-        for (int64_t j = i + 1; j < L; j++) w->A[i * L + j] = 0.0f;
+        float *a = w->A + i * L;
+        const float *e = w->E + i * L;
+#pragma omp simd
+        for (int64_t j = 0; j <= i; j++) a[j] *= e[j];
+        /* The tiles of A V straddling the diagonal read these. */
+        for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
     }
 }
 
@@ -261,8 +273,10 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
         }
         /* The state leaving: the last row's weights. */
         const float ml = w.m[L - 1];
+        const float *fl = w.E + (L - 1) * L;
         for (int64_t j = 0; j < L; j++) {
-            float f = sl_expf(expo(&w, L - 1, j));
+            const float f = fl[j];
+#pragma omp simd
             for (int64_t d = 0; d < dk; d++) w.Kf[j * dk + d] = f * w.K[j * dk + d];
         }
         const float gl = w.w[L - 1];
@@ -305,6 +319,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             const float *di = dout + (tok + i) * H * dv + h * dv, *ni = w.N + i * dva;
             const float inv = 1.0f / w.z[i], den = ni[dv];
             float hd = 0.0f;
+#pragma omp simd reduction(+ : hd)
             for (int64_t j = 0; j < dv; j++) {
                 w.dN[i * dva + j] = di[j] * inv;
                 hd += di[j] * ni[j];
@@ -317,6 +332,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         mm_nt(L, dk, dva, w.dN, dva, w.Ca, dva, w.dQd, dk, false, w.bt);
         for (int64_t i = 0; i < L; i++) {
             float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
             for (int64_t d = 0; d < dk; d++) {
                 acc += w.Qd[i * dk + d] * w.dQd[i * dk + d];
                 w.dQ[i * dk + d] = w.w[i] * w.dQd[i * dk + d];
@@ -326,15 +342,22 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
         mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
         mm_part(SG_A_UPPER, L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        /* u = dA_ij A_ij goes to b_i by rows and to it_j by columns; dig
+         * collects what goes to -b_j, subtracted from db once at the end. */
         for (int64_t i = 0; i < L; i++) {
+            float *p = w.P + i * L;
+            const float *a = w.A + i * L, *e = w.E + i * L;
+            float ri = 0.0f;
+#pragma omp simd reduction(+ : ri)
             for (int64_t j = 0; j <= i; j++) {
-                const float da = w.P[i * L + j], u = da * w.A[i * L + j];
-                w.db[i] += u;
-                w.db[j] -= u;
+                const float u = p[j] * a[j];
+                ri += u;
                 w.dig[j] += u;
-                w.P[i * L + j] = da * sl_expf(expo(&w, i, j));
+                p[j] *= e[j];
             }
-            for (int64_t j = i + 1; j < L; j++) w.P[i * L + j] = 0.0f;
+            w.db[i] += ri;
+            /* The tiles of P K and P^T Q straddling the diagonal read these. */
+            for (int64_t j = i + 1; j < L; j++) p[j] = 0.0f;
         }
         mm_part(SG_A_LOWER, L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
         mm_part(SG_A_UPPER, L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
@@ -343,8 +366,9 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         mm_nt(L, dk, dva, w.Va, dva, w.dCa, dva, w.tmp, dk, false, w.bt);
         float dbl = 0.0f;
         for (int64_t j = 0; j < L; j++) {
-            const float f = sl_expf(expo(&w, L - 1, j));
+            const float f = w.E[(L - 1) * L + j];
             float e = 0.0f;
+#pragma omp simd reduction(+ : e)
             for (int64_t d = 0; d < dk; d++) {
                 const float t = w.tmp[j * dk + d];
                 e += w.K[j * dk + d] * t;
@@ -353,14 +377,15 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             }
             e *= f;
             dbl += e;
-            w.db[j] -= e;
             w.dig[j] += e;
         }
         mm_nn(L, dva, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
         float cd = 0.0f;
+#pragma omp simd reduction(+ : cd)
         for (int64_t i = 0; i < dk * dva; i++) cd += w.Ca[i] * w.dCa[i];
         dbl += gl * cd;
         w.db[L - 1] += dbl;
+        for (int64_t j = 0; j < L; j++) w.db[j] -= w.dig[j];
         for (int64_t i = 0; i < dk * dva; i++) w.dCa[i] *= gl;
         mm_nn(dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true);
 
