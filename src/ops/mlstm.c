@@ -90,9 +90,11 @@ typedef struct head_buf {
     float *A, *P, *E;                             /* [C, C] */
     double *b;                                    /* [C]: cumulative log forget gate */
     float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
-    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's scratch */
+    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's and mm_dva's scratch */
 } head_buf;
 
+/* mm_nt's B^T, [K, N] for its products (K, N in dk, dva, C); mm_dva's
+ * K + M <= 2 max(C, dk) fit too, as dva >= 2. */
 static int64_t bt_floats(const mlstm_shape *s)
 {
     const int64_t w = s->dk > s->dva ? s->dk : s->dva, n = s->C > s->dk ? s->C : s->dk;
@@ -139,6 +141,44 @@ static int team_size(const mlstm_shape *s, int64_t tokens)
 }
 
 /* ------------------------------------------------------------- helpers */
+
+/* C[M, N] (+)= A B as mm_part computes it (part SG_FULL, SG_A_LOWER or
+ * SG_A_UPPER), for the N = dva products: mm_part takes the columns past the
+ * last whole 16 (here the denominator's one) as strided dot products, which
+ * cost about as much as the 64 columns before them. Here each such column
+ * of B is copied out and the column of C formed by vector loops: dot
+ * products when A's rows are contiguous (cas = 1), else (ras = 1, A^T)
+ * a sum of A's contiguous columns. col: [K + M] scratch. */
+static void mm_dva(int part, int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
+                   int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc, bool acc,
+                   float *col)
+{
+    const int64_t n16 = N & ~(int64_t)15;
+    float *bj = col, *cj = col + K;
+    mm_part(part, M, n16, K, a, ras, cas, b, ldb, c, ldc, acc);
+    for (int64_t j = n16; j < N; j++) {
+        for (int64_t kk = 0; kk < K; kk++) bj[kk] = b[kk * ldb + j];
+        if (cas == 1)
+            for (int64_t m = 0; m < M; m++) {
+                int64_t k0, k1;
+                k_span(part, m, 1, K, &k0, &k1);
+                const float *am = a + m * ras;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t kk = k0; kk < k1; kk++) s += am[kk] * bj[kk];
+                cj[m] = s;
+            }
+        else {
+            memset(cj, 0, (size_t)M * sizeof(float));
+            for (int64_t kk = 0; kk < K; kk++) {
+                const float *ak = a + kk * cas, x = bj[kk];
+#pragma omp simd
+                for (int64_t m = 0; m < M; m++) cj[m] += ak[m] * x;
+            }
+        }
+        for (int64_t m = 0; m < M; m++) c[m * ldc + j] = acc ? c[m * ldc + j] + cj[m] : cj[m];
+    }
+}
 
 /* State row (C [dk, dv], n [dk], m) <-> Ca [dk, dva] and m. */
 static void state_load(const float *src, int64_t dk, int64_t dv, float *Ca, float *m)
@@ -226,8 +266,8 @@ static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
 {
     for (int64_t i = 0; i < L; i++)
         for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = w->w[i] * w->Q[i * dk + d];
-    mm_nn(L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false);
-    mm_part(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true);
+    mm_dva(SG_FULL, L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false, w->bt);
+    mm_dva(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true, w->bt);
     for (int64_t i = 0; i < L; i++) {
         float den = fabsf(w->N[i * dva + dva - 1]), fl = sl_expf(-w->m[i]);
         w->z[i] = den > fl ? den : fl;
@@ -281,7 +321,7 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
         }
         const float gl = w.w[L - 1];
         for (int64_t i = 0; i < dk * dva; i++) w.Ca[i] *= gl;
-        mm_nn(dk, dva, L, w.Kf, 1, dk, w.Va, dva, w.Ca, dva, true);
+        mm_dva(SG_FULL, dk, dva, L, w.Kf, 1, dk, w.Va, dva, w.Ca, dva, true, w.bt);
         m = ml;
     }
     if (s_final) state_store(w.Ca, m, dk, dv, s_final + rh * ssz);
@@ -341,7 +381,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         }
         /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
         mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
-        mm_part(SG_A_UPPER, L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
         /* u = dA_ij A_ij goes to b_i by rows and to it_j by columns; dig
          * collects what goes to -b_j, subtracted from db once at the end. */
         for (int64_t i = 0; i < L; i++) {
@@ -379,7 +419,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             dbl += e;
             w.dig[j] += e;
         }
-        mm_nn(L, dva, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
+        mm_nn(L, dv, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
         float cd = 0.0f;
 #pragma omp simd reduction(+ : cd)
         for (int64_t i = 0; i < dk * dva; i++) cd += w.Ca[i] * w.dCa[i];
@@ -387,7 +427,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         w.db[L - 1] += dbl;
         for (int64_t j = 0; j < L; j++) w.db[j] -= w.dig[j];
         for (int64_t i = 0; i < dk * dva; i++) w.dCa[i] *= gl;
-        mm_nn(dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true);
+        mm_dva(SG_FULL, dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true, w.bt);
 
         if (dq) unpack_add(w.dQ, L, dk, dq + tok * H * dk + h * dk, H * dk);
         if (dkk) unpack_add(w.dK, L, dk, dkk + tok * H * dk + h * dk, H * dk);
