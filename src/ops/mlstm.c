@@ -59,6 +59,7 @@ typedef struct mlstm_saved {
     mlstm_shape s;
     sl_tensor *q, *k, *v, *ig, *lf, *s0;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
+    float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -90,7 +91,7 @@ typedef struct head_buf {
     float *A, *P, *E;                             /* [C, C] */
     double *b;                                    /* [C]: cumulative log forget gate */
     float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
-    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's and mm_dva's scratch */
+    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt/mm_dva scratch */
 } head_buf;
 
 /* mm_nt's B^T, [K, N] for its products (K, N in dk, dva, C); mm_dva's
@@ -261,11 +262,20 @@ static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
     }
 }
 
-/* N = diag(w) Q Ca + A Va (Qd = diag(w) Q kept) and z_i = max(|den_i|, e^-m_i). */
+/* Qd = diag(w) Q. */
+static void decayed_q(int64_t L, int64_t dk, head_buf *w)
+{
+    for (int64_t i = 0; i < L; i++) {
+        const float wi = w->w[i];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = wi * w->Q[i * dk + d];
+    }
+}
+
+/* N = diag(w) Q Ca + A Va (Qd kept) and z_i = max(|den_i|, e^-m_i). */
 static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
 {
-    for (int64_t i = 0; i < L; i++)
-        for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = w->w[i] * w->Q[i * dk + d];
+    decayed_q(L, dk, w);
     mm_dva(SG_FULL, L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false, w->bt);
     mm_dva(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true, w->bt);
     for (int64_t i = 0; i < L; i++) {
@@ -281,10 +291,10 @@ static int64_t row_len(const mlstm_shape *s, int64_t r) { return sl_seq_len(s->s
 /* ------------------------------------------------------------- forward */
 
 /* One (row, head). s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
- * dk*dva + 1] or NULL. */
+ * dk*dva + 1] and den: [B*T, H], both or neither NULL. */
 static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
                          const float *v, const float *ig, const float *lf, const float *s0,
-                         float *o, float *states, float *s_final, float *scratch)
+                         float *o, float *states, float *den, float *s_final, float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
@@ -310,6 +320,7 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
             const float inv = 1.0f / w.z[i];
 #pragma omp simd
             for (int64_t j = 0; j < dv; j++) oi[j] = w.N[i * dva + j] * inv;
+            if (den) den[(tok + i) * H + h] = w.N[i * dva + dv];
         }
         /* The state leaving: the last row's weights. */
         const float ml = w.m[L - 1];
@@ -329,13 +340,15 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
 
 /* ------------------------------------------------------------ backward */
 
-/* One (row, head) of the backward. Gradient pointers are NULL when not
- * needed; dq, dk: [.., H*dk], dv, dout: [.., H*dv], dig, dlf: [.., H],
- * ds0: [rows*H, ssz]. */
+/* One (row, head) of the backward. out: the forward's h, den and states:
+ * what it kept. Gradient pointers are NULL when not needed; dq, dk:
+ * [.., H*dk], dv, out, dout: [.., H*dv], den, dig, dlf: [.., H], ds0:
+ * [rows*H, ssz]. */
 static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
-                          const float *v, const float *ig, const float *lf, const float *dout,
-                          const float *states, float *dq, float *dkk, float *dvv, float *dig,
-                          float *dlf, float *ds0, float *scratch)
+                          const float *v, const float *ig, const float *lf, const float *out,
+                          const float *dout, const float *states, const float *den, float *dq,
+                          float *dkk, float *dvv, float *dig, float *dlf, float *ds0,
+                          float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
@@ -350,23 +363,26 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         const float m_prev = st[dk * dva];
         load_chunk(s, tok, h, L, q, k, v, ig, lf, &w);
         chunk_weights(L, dk, m_prev, &w);
-        chunk_outputs(L, dk, dva, &w);
+        decayed_q(L, dk, &w);
         memset(w.db, 0, (size_t)L * sizeof(float));
         memset(w.dig, 0, (size_t)L * sizeof(float));
 
-        /* dN from h_i = num_i / z_i. */
+        /* dN from h_i = num_i / z_i, with h and den as the forward left
+         * them (m is formed again exactly as it was there). */
         for (int64_t i = 0; i < L; i++) {
-            const float *di = dout + (tok + i) * H * dv + h * dv, *ni = w.N + i * dva;
-            const float inv = 1.0f / w.z[i], den = ni[dv];
+            const float *di = dout + (tok + i) * H * dv + h * dv,
+                        *hi = out + (tok + i) * H * dv + h * dv;
+            const float dn = den[(tok + i) * H + h], fl = sl_expf(-w.m[i]);
+            /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
+            const bool active = fabsf(dn) > fl;
+            const float inv = 1.0f / (active ? fabsf(dn) : fl);
             float hd = 0.0f;
 #pragma omp simd reduction(+ : hd)
             for (int64_t j = 0; j < dv; j++) {
                 w.dN[i * dva + j] = di[j] * inv;
-                hd += di[j] * ni[j];
+                hd += di[j] * hi[j];
             }
-            /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
-            const bool active = fabsf(den) > sl_expf(-w.m[i]);
-            w.dN[i * dva + dv] = active ? -hd * inv * inv * (den > 0 ? 1.0f : -1.0f) : 0.0f;
+            w.dN[i * dva + dv] = active ? -hd * inv * (dn > 0 ? 1.0f : -1.0f) : 0.0f;
         }
         /* Reading the entering state: N += diag(w) Q Ca. */
         mm_nt(L, dk, dva, w.dN, dva, w.Ca, dva, w.dQd, dk, false, w.bt);
@@ -477,7 +493,7 @@ static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int64_t rh = 0; rh < s->rows * s->H; rh++)
         backward_head(s, rh, sv->q->data, sv->k->data, sv->v->data, sv->ig->data, sv->lf->data,
-                      dout, sv->states, dq, dk, dv, dig, dlf, ds0,
+                      nd->out->data, dout, sv->states, sv->den, dq, dk, dv, dig, dlf, ds0,
                       scratch + per * omp_get_thread_num());
 }
 
@@ -512,7 +528,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
     s.coff = sl_seq_chunk_offsets(ctx, seqs, s.B, s.T, C);
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
-    float *states = NULL;
+    float *states = NULL, *den = NULL;
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
@@ -523,6 +539,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
         sv->lf = lfgate;
         sv->s0 = s0;
         sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * csz);
+        sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;
     }
     int nt = team_size(&s, s.B * s.T);
@@ -531,7 +548,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int64_t rh = 0; rh < s.rows * H; rh++)
         forward_head(&s, rh, q->data, k->data, v->data, igate->data, lfgate->data,
-                     s0 ? s0->data : NULL, o->data, states, s_final,
+                     s0 ? s0->data : NULL, o->data, states, den, s_final,
                      scratch + per * omp_get_thread_num());
     return o;
 }
