@@ -90,7 +90,7 @@ typedef struct head_buf {
     float *Va, *N, *dN, *dVa;                     /* [C, dva] */
     float *A, *P, *E;                             /* [C, C] */
     double *b;                                    /* [C]: cumulative log forget gate */
-    float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
+    float *g, *m, *w, *fl, *z, *db, *dig;         /* [C]: it, m, w, e^(-m), z and grads */
     float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt/mm_dva scratch */
 } head_buf;
 
@@ -107,7 +107,7 @@ static int64_t buf_floats(const mlstm_shape *s)
     const int64_t C = s->C, dk = s->dk, dva = s->dva;
     /* b (doubles) first; a multiple of 16 floats keeps every thread's slice,
      * and so b, 64-byte aligned. */
-    const int64_t n = 8 * C * dk + 4 * C * dva + 3 * C * C + 8 * C + 2 * dk * dva + bt_floats(s);
+    const int64_t n = 8 * C * dk + 4 * C * dva + 3 * C * C + 9 * C + 2 * dk * dva + bt_floats(s);
     return (n + 15) & ~(int64_t)15;
 }
 
@@ -125,7 +125,7 @@ static head_buf carve(const mlstm_shape *s, float *p)
     h.P = p + C * C;
     h.E = p + 2 * C * C;
     p += 3 * C * C;
-    float **cs[] = {&h.g, &h.m, &h.w, &h.z, &h.db, &h.dig};
+    float **cs[] = {&h.g, &h.m, &h.w, &h.fl, &h.z, &h.db, &h.dig};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++, p += C) *cs[i] = p;
     h.Ca = p;
     h.dCa = p + dk * dva;
@@ -221,9 +221,9 @@ static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, 
 
 /* From b, the input gates g and m_prev: the stabiliser m (its max taken
  * over the same exponents, so each is <= 0 up to m's rounding), the
- * inter-chunk weights w, the factors E_ij = e^(D_ij - m_i) (j <= i; the
- * backward's dA . P and both passes' f_j = E_Lj read them) and
- * A = (Q K^T) . E.
+ * inter-chunk weights w, the floors fl = e^(-m) of z, the factors
+ * E_ij = e^(D_ij - m_i) (j <= i; the backward's dA . P and both passes'
+ * f_j = E_Lj read them) and A = (Q K^T) . E.
  *
  * b is summed in double and each exponent D_ij - m_i = b_i - b_j + it_j - m_i
  * formed in double: under extreme gates b reaches 1e5 and more inside a
@@ -245,11 +245,20 @@ static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
             mi = dij > mi ? dij : mi;
         }
         w->m[i] = (float)mi;
-        const double mr = w->m[i];
-        w->w[i] = sl_expf((float)((bi + m_prev) - mr));
-        float *e = w->E + i * L;
+    }
 #pragma omp simd
-        for (int64_t j = 0; j <= i; j++) e[j] = sl_expf((float)(((bi - b[j]) + g[j]) - mr));
+    for (int64_t i = 0; i < L; i++) {
+        w->w[i] = sl_expf((float)((b[i] + m_prev) - (double)w->m[i]));
+        w->fl[i] = sl_expf(-w->m[i]);
+    }
+    for (int64_t i = 0; i < L; i++) {
+        const double bi = b[i], mr = w->m[i];
+        float *e = w->E + i * L;
+        /* Up to a whole vector past i: a scalar remainder would cost more
+         * than these (finite, unread) extra entries. */
+        const int64_t n = min64(L, (i + 8) & ~(int64_t)7);
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) e[j] = sl_expf((float)(((bi - b[j]) + g[j]) - mr));
     }
     mm_nt_part(SG_C_LOWER, L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
     for (int64_t i = 0; i < L; i++) {
@@ -272,15 +281,15 @@ static void decayed_q(int64_t L, int64_t dk, head_buf *w)
     }
 }
 
-/* N = diag(w) Q Ca + A Va (Qd kept) and z_i = max(|den_i|, e^-m_i). */
+/* N = diag(w) Q Ca + A Va (Qd kept) and z_i = max(|den_i|, fl_i). */
 static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
 {
     decayed_q(L, dk, w);
     mm_dva(SG_FULL, L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false, w->bt);
     mm_dva(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true, w->bt);
     for (int64_t i = 0; i < L; i++) {
-        float den = fabsf(w->N[i * dva + dva - 1]), fl = sl_expf(-w->m[i]);
-        w->z[i] = den > fl ? den : fl;
+        const float den = fabsf(w->N[i * dva + dva - 1]);
+        w->z[i] = den > w->fl[i] ? den : w->fl[i];
     }
 }
 
@@ -372,7 +381,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         for (int64_t i = 0; i < L; i++) {
             const float *di = dout + (tok + i) * H * dv + h * dv,
                         *hi = out + (tok + i) * H * dv + h * dv;
-            const float dn = den[(tok + i) * H + h], fl = sl_expf(-w.m[i]);
+            const float dn = den[(tok + i) * H + h], fl = w.fl[i];
             /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
             const bool active = fabsf(dn) > fl;
             const float inv = 1.0f / (active ? fabsf(dn) : fl);
