@@ -6,18 +6,18 @@
  * C a last column n, so with Va = [V | 1]: [L, dva], dva = dv + 1, and
  * Ca = [C | n]: [dk, dva], a chunk is one decayed recurrence
  *     N = diag(w) Q Ca + A Va,   N_i = [num_i | den_i]
- *     A_ij = (q_i . k_j) P_ij,   P_ij = e^(D_ij - m_i)  (j <= i, else 0)
+ *     A_ij = (q_i . k_j) E_ij,   E_ij = e^(D_ij - m_i)  (j <= i, else 0)
  *     w_i = e^(b_i + m_prev - m_i)
- *     Ca' = w_L Ca + (diag(f) K)^T Va,   f_j = P_Lj,  m' = m_L
+ *     Ca' = w_L Ca + (diag(f) K)^T Va,   f_j = E_Lj,  m' = m_L
  * (the state leaving the chunk is the last row's: m_L is the max over the
- * same terms as m', and its weights are the last row of P and w), then
+ * same terms as m', and its weights are the last row of E and w), then
  * h_i = num_i / z_i with z_i = max(|den_i|, e^(-m_i)).
  *
  * Backward, m held fixed (mlstm.h says why), per chunk in reverse with dCa,
  * the gradient of the state leaving it:
  *     dN_i = [dh_i / z_i | -(dh_i . h_i) / z_i sign(den_i)]  (last entry 0
  *            where the floor wins)
- *     dQ = diag(w) dN Ca^T + (dA . P) K      dK = (dA . P)^T Q + diag(f) Va dCa^T
+ *     dQ = diag(w) dN Ca^T + (dA . E) K      dK = (dA . E)^T Q + diag(f) Va dCa^T
  *     dVa = A^T dN + diag(f) K dCa           dCa_prev = w_L dCa + (diag(w) Q)^T dN
  * with dA = dN Va^T on j <= i. The exponents give the gate gradients:
  * d/d(D_ij) = dA_ij A_ij (to b_i, -b_j, it_j), d/d(b_i) of w_i is
@@ -25,17 +25,24 @@
  * f_j k_j . (Va dCa^T)_j to (b_L, -b_j, it_j) and w_L <Ca, dCa> to b_L;
  * dlf_s is the sum of db_i from the chunk's end back to s.
  *
+ * Cost. The products with a causal factor (Q K^T, A Va, dN Va^T, A^T dN,
+ * (dA . E) K, (dA . E)^T Q) skip its zero half (mm_part's parts); the
+ * N = dva products take the denominator's column as vector loops (mm_dva).
+ * E is formed once per chunk and pass, in vector loops, and kept for the
+ * backward's dA . E and both passes' f.
+ *
  * Precision: b is summed in double and every exponent formed in double
- * before sl_expf (see chunk_weights): gates of -1e4 put b near 1e5 within a chunk,
- * where float spacing alone would move the weights by a percent. m is
- * rounded to float once (it is a float in the state) and every exponent is
- * taken against that rounded value, so the scale a state is stored at and
- * the m recorded with it agree exactly.
+ * before sl_expf (see chunk_weights): gates of -1e4 put b near 1e5 within a
+ * chunk, where float spacing alone would move the weights by a percent. m
+ * is rounded to float once (it is a float in the state) and every exponent
+ * is taken against that rounded value, so the scale a state is stored at
+ * and the m recorded with it agree exactly.
  *
  * The forward keeps the state entering each chunk (dk*dva + 1 floats per
- * chunk and head). Work is split over rows x heads; each (row, head) is one
- * thread's, in a fixed order, so results do not depend on the thread
- * count. */
+ * chunk and head) and each token's den_i (one float per token and head):
+ * with its output h they give the backward dN without forming N again.
+ * Work is split over rows x heads; each (row, head) is one thread's, in a
+ * fixed order, so results do not depend on the thread count. */
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
@@ -222,7 +229,7 @@ static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, 
 /* From b, the input gates g and m_prev: the stabiliser m (its max taken
  * over the same exponents, so each is <= 0 up to m's rounding), the
  * inter-chunk weights w, the floors fl = e^(-m) of z, the factors
- * E_ij = e^(D_ij - m_i) (j <= i; the backward's dA . P and both passes'
+ * E_ij = e^(D_ij - m_i) (j <= i; the backward's dA . E and both passes'
  * f_j = E_Lj read them) and A = (Q K^T) . E.
  *
  * b is summed in double and each exponent D_ij - m_i = b_i - b_j + it_j - m_i
@@ -404,7 +411,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             }
             w.db[i] += acc;
         }
-        /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
+        /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . E. */
         mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
         mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
         /* u = dA_ij A_ij goes to b_i by rows and to it_j by columns; dig
