@@ -340,9 +340,9 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
         }
         /* The state leaving: the last row's weights. */
         const float ml = w.m[L - 1];
-        const float *fl = w.E + (L - 1) * L;
+        const float *eL = w.E + (L - 1) * L;
         for (int64_t j = 0; j < L; j++) {
-            const float f = fl[j];
+            const float f = eL[j];
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) w.Kf[j * dk + d] = f * w.K[j * dk + d];
         }
@@ -413,6 +413,7 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         }
         /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . E. */
         mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
+        /* dVa's last column, the ones', wants no gradient: dv columns. */
         mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
         /* u = dA_ij A_ij goes to b_i by rows and to it_j by columns; dig
          * collects what goes to -b_j, subtracted from db once at the end. */
