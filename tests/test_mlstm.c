@@ -348,6 +348,10 @@ static void test_gradient_finite_differences(void)
     /* T = 45 with C = 40: the 40-token chunk covers whole 16-column tiles and
      * a tail in every product over tokens, and the last chunk is ragged. */
     check_gradients(1, 45, 1, 3, 2, 40, 5);
+    /* dk = dv = 16 (dva = 17): the backward's products over dk, dv and dva
+     * run whole 16-column tiles as well as the denominator's column (its
+     * own vector loops), over a whole 16-token chunk and a ragged one. */
+    check_gradients(1, 23, 1, 16, 16, 16, 6);
 }
 
 static void test_threads_do_not_change_results(void)

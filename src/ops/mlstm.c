@@ -6,18 +6,18 @@
  * C a last column n, so with Va = [V | 1]: [L, dva], dva = dv + 1, and
  * Ca = [C | n]: [dk, dva], a chunk is one decayed recurrence
  *     N = diag(w) Q Ca + A Va,   N_i = [num_i | den_i]
- *     A_ij = (q_i . k_j) P_ij,   P_ij = e^(D_ij - m_i)  (j <= i, else 0)
+ *     A_ij = (q_i . k_j) E_ij,   E_ij = e^(D_ij - m_i)  (j <= i, else 0)
  *     w_i = e^(b_i + m_prev - m_i)
- *     Ca' = w_L Ca + (diag(f) K)^T Va,   f_j = P_Lj,  m' = m_L
+ *     Ca' = w_L Ca + (diag(f) K)^T Va,   f_j = E_Lj,  m' = m_L
  * (the state leaving the chunk is the last row's: m_L is the max over the
- * same terms as m', and its weights are the last row of P and w), then
+ * same terms as m', and its weights are the last row of E and w), then
  * h_i = num_i / z_i with z_i = max(|den_i|, e^(-m_i)).
  *
  * Backward, m held fixed (mlstm.h says why), per chunk in reverse with dCa,
  * the gradient of the state leaving it:
  *     dN_i = [dh_i / z_i | -(dh_i . h_i) / z_i sign(den_i)]  (last entry 0
  *            where the floor wins)
- *     dQ = diag(w) dN Ca^T + (dA . P) K      dK = (dA . P)^T Q + diag(f) Va dCa^T
+ *     dQ = diag(w) dN Ca^T + (dA . E) K      dK = (dA . E)^T Q + diag(f) Va dCa^T
  *     dVa = A^T dN + diag(f) K dCa           dCa_prev = w_L dCa + (diag(w) Q)^T dN
  * with dA = dN Va^T on j <= i. The exponents give the gate gradients:
  * d/d(D_ij) = dA_ij A_ij (to b_i, -b_j, it_j), d/d(b_i) of w_i is
@@ -25,17 +25,24 @@
  * f_j k_j . (Va dCa^T)_j to (b_L, -b_j, it_j) and w_L <Ca, dCa> to b_L;
  * dlf_s is the sum of db_i from the chunk's end back to s.
  *
+ * Cost. The products with a causal factor (Q K^T, A Va, dN Va^T, A^T dN,
+ * (dA . E) K, (dA . E)^T Q) skip its zero half (mm_part's parts); the
+ * N = dva products take the denominator's column as vector loops (mm_dva).
+ * E is formed once per chunk and pass, in vector loops, and kept for the
+ * backward's dA . E and both passes' f.
+ *
  * Precision: b is summed in double and every exponent formed in double
- * before sl_expf (see expo): gates of -1e4 put b near 1e5 within a chunk,
- * where float spacing alone would move the weights by a percent. m is
- * rounded to float once (it is a float in the state) and every exponent is
- * taken against that rounded value, so the scale a state is stored at and
- * the m recorded with it agree exactly.
+ * before sl_expf (see chunk_weights): gates of -1e4 put b near 1e5 within a
+ * chunk, where float spacing alone would move the weights by a percent. m
+ * is rounded to float once (it is a float in the state) and every exponent
+ * is taken against that rounded value, so the scale a state is stored at
+ * and the m recorded with it agree exactly.
  *
  * The forward keeps the state entering each chunk (dk*dva + 1 floats per
- * chunk and head). Work is split over rows x heads; each (row, head) is one
- * thread's, in a fixed order, so results do not depend on the thread
- * count. */
+ * chunk and head) and each token's den_i (one float per token and head):
+ * with its output h they give the backward dN without forming N again.
+ * Work is split over rows x heads; each (row, head) is one thread's, in a
+ * fixed order, so results do not depend on the thread count. */
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
@@ -59,6 +66,7 @@ typedef struct mlstm_saved {
     mlstm_shape s;
     sl_tensor *q, *k, *v, *ig, *lf, *s0;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
+    float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -87,12 +95,14 @@ static double floor_ref(double m)
 typedef struct head_buf {
     float *Q, *K, *Qd, *Kf, *dQ, *dK, *dQd, *tmp; /* [C, dk] */
     float *Va, *N, *dN, *dVa;                     /* [C, dva] */
-    float *A, *P;                                 /* [C, C] */
+    float *A, *P, *E;                             /* [C, C] */
     double *b;                                    /* [C]: cumulative log forget gate */
-    float *g, *m, *w, *z, *db, *dig;              /* [C]: it, m, w, z and grads */
-    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt's scratch */
+    float *g, *m, *w, *fl, *z, *db, *dig;         /* [C]: it, m, w, e^(-m), z and grads */
+    float *Ca, *dCa, *bt;                         /* state, its gradient, mm_nt/mm_dva scratch */
 } head_buf;
 
+/* mm_nt's B^T, [K, N] for its products (K, N in dk, dva, C); mm_dva's
+ * K + M <= 2 max(C, dk) fit too, as dva >= 2. */
 static int64_t bt_floats(const mlstm_shape *s)
 {
     const int64_t w = s->dk > s->dva ? s->dk : s->dva, n = s->C > s->dk ? s->C : s->dk;
@@ -104,7 +114,7 @@ static int64_t buf_floats(const mlstm_shape *s)
     const int64_t C = s->C, dk = s->dk, dva = s->dva;
     /* b (doubles) first; a multiple of 16 floats keeps every thread's slice,
      * and so b, 64-byte aligned. */
-    const int64_t n = 8 * C * dk + 4 * C * dva + 2 * C * C + 8 * C + 2 * dk * dva + bt_floats(s);
+    const int64_t n = 8 * C * dk + 4 * C * dva + 3 * C * C + 9 * C + 2 * dk * dva + bt_floats(s);
     return (n + 15) & ~(int64_t)15;
 }
 
@@ -120,8 +130,9 @@ static head_buf carve(const mlstm_shape *s, float *p)
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dva) *cv[i] = p;
     h.A = p;
     h.P = p + C * C;
-    p += 2 * C * C;
-    float **cs[] = {&h.g, &h.m, &h.w, &h.z, &h.db, &h.dig};
+    h.E = p + 2 * C * C;
+    p += 3 * C * C;
+    float **cs[] = {&h.g, &h.m, &h.w, &h.fl, &h.z, &h.db, &h.dig};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++, p += C) *cs[i] = p;
     h.Ca = p;
     h.dCa = p + dk * dva;
@@ -138,6 +149,44 @@ static int team_size(const mlstm_shape *s, int64_t tokens)
 }
 
 /* ------------------------------------------------------------- helpers */
+
+/* C[M, N] (+)= A B as mm_part computes it (part SG_FULL, SG_A_LOWER or
+ * SG_A_UPPER), for the N = dva products: mm_part takes the columns past the
+ * last whole 16 (here the denominator's one) as strided dot products, which
+ * cost about as much as the 64 columns before them. Here each such column
+ * of B is copied out and the column of C formed by vector loops: dot
+ * products when A's rows are contiguous (cas = 1), else (ras = 1, A^T)
+ * a sum of A's contiguous columns. col: [K + M] scratch. */
+static void mm_dva(int part, int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
+                   int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc, bool acc,
+                   float *col)
+{
+    const int64_t n16 = N & ~(int64_t)15;
+    float *bj = col, *cj = col + K;
+    mm_part(part, M, n16, K, a, ras, cas, b, ldb, c, ldc, acc);
+    for (int64_t j = n16; j < N; j++) {
+        for (int64_t kk = 0; kk < K; kk++) bj[kk] = b[kk * ldb + j];
+        if (cas == 1)
+            for (int64_t m = 0; m < M; m++) {
+                int64_t k0, k1;
+                k_span(part, m, 1, K, &k0, &k1);
+                const float *am = a + m * ras;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t kk = k0; kk < k1; kk++) s += am[kk] * bj[kk];
+                cj[m] = s;
+            }
+        else {
+            memset(cj, 0, (size_t)M * sizeof(float));
+            for (int64_t kk = 0; kk < K; kk++) {
+                const float *ak = a + kk * cas, x = bj[kk];
+#pragma omp simd
+                for (int64_t m = 0; m < M; m++) cj[m] += ak[m] * x;
+            }
+        }
+        for (int64_t m = 0; m < M; m++) c[m * ldc + j] = acc ? c[m * ldc + j] + cj[m] : cj[m];
+    }
+}
 
 /* State row (C [dk, dv], n [dk], m) <-> Ca [dk, dva] and m. */
 static void state_load(const float *src, int64_t dk, int64_t dv, float *Ca, float *m)
@@ -177,48 +226,77 @@ static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, 
     }
 }
 
-/* The exponent D_ij - m_i = b_i - b_j + it_j - m_i of P_ij. b is summed in
- * double and the exponent formed in double: under extreme gates b reaches
- * 1e5 and more inside a chunk, where a float's spacing (~0.01) would move
- * every weight by a percent; the rounded m_i (a float, like the state's m)
- * is what the exponents are taken against, so scale and record agree. */
-static inline float expo(const head_buf *w, int64_t i, int64_t j)
-{
-    return (float)(((w->b[i] - w->b[j]) + w->g[j]) - (double)w->m[i]);
-}
-
 /* From b, the input gates g and m_prev: the stabiliser m (its max taken
  * over the same exponents, so each is <= 0 up to m's rounding), the
- * inter-chunk weights w, and A = (Q K^T) . P. */
+ * inter-chunk weights w, the floors fl = e^(-m) of z, the factors
+ * E_ij = e^(D_ij - m_i) (j <= i; the backward's dA . E and both passes'
+ * f_j = E_Lj read them) and A = (Q K^T) . E.
+ *
+ * b is summed in double and each exponent D_ij - m_i = b_i - b_j + it_j - m_i
+ * formed in double: under extreme gates b reaches 1e5 and more inside a
+ * chunk, where a float's spacing (~0.01) would move every weight by a
+ * percent; the rounded m_i (a float, like the state's m) is what the
+ * exponents are taken against, so scale and record agree. A row's
+ * exponents are one vector loop, the double sums converted to float lane
+ * by lane before sl_expf. */
 static void chunk_weights(int64_t L, int64_t dk, float m_prev, head_buf *w)
 {
+    const double *b = w->b;
+    const float *g = w->g;
     for (int64_t i = 0; i < L; i++) {
-        const double bi = w->b[i];
+        const double bi = b[i];
         double mi = bi + m_prev;
+#pragma omp simd reduction(max : mi)
         for (int64_t j = 0; j <= i; j++) {
-            double dij = (bi - w->b[j]) + w->g[j];
+            const double dij = (bi - b[j]) + g[j];
             mi = dij > mi ? dij : mi;
         }
         w->m[i] = (float)mi;
-        w->w[i] = sl_expf((float)((bi + m_prev) - (double)w->m[i]));
     }
-    mm_nt(L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
+#pragma omp simd
     for (int64_t i = 0; i < L; i++) {
-        for (int64_t j = 0; j <= i; j++) w->A[i * L + j] *= sl_expf(expo(w, i, j));
-        for (int64_t j = i + 1; j < L; j++) w->A[i * L + j] = 0.0f;
+        w->w[i] = sl_expf((float)((b[i] + m_prev) - (double)w->m[i]));
+        w->fl[i] = sl_expf(-w->m[i]);
+    }
+    for (int64_t i = 0; i < L; i++) {
+        const double bi = b[i], mr = w->m[i];
+        float *e = w->E + i * L;
+        /* Up to a whole vector past i: a scalar remainder would cost more
+         * than these (finite, unread) extra entries. */
+        const int64_t n = min64(L, (i + 8) & ~(int64_t)7);
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) e[j] = sl_expf((float)(((bi - b[j]) + g[j]) - mr));
+    }
+    mm_nt_part(SG_C_LOWER, L, L, dk, w->Q, dk, w->K, dk, w->A, L, false, w->bt);
+    for (int64_t i = 0; i < L; i++) {
+        float *a = w->A + i * L;
+        const float *e = w->E + i * L;
+#pragma omp simd
+        for (int64_t j = 0; j <= i; j++) a[j] *= e[j];
+        /* The tiles of A V straddling the diagonal read these. */
+        for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
     }
 }
 
-/* N = diag(w) Q Ca + A Va (Qd = diag(w) Q kept) and z_i = max(|den_i|, e^-m_i). */
+/* Qd = diag(w) Q. */
+static void decayed_q(int64_t L, int64_t dk, head_buf *w)
+{
+    for (int64_t i = 0; i < L; i++) {
+        const float wi = w->w[i];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = wi * w->Q[i * dk + d];
+    }
+}
+
+/* N = diag(w) Q Ca + A Va (Qd kept) and z_i = max(|den_i|, fl_i). */
 static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
 {
-    for (int64_t i = 0; i < L; i++)
-        for (int64_t d = 0; d < dk; d++) w->Qd[i * dk + d] = w->w[i] * w->Q[i * dk + d];
-    mm_nn(L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false);
-    mm_nn(L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true);
+    decayed_q(L, dk, w);
+    mm_dva(SG_FULL, L, dva, dk, w->Qd, dk, 1, w->Ca, dva, w->N, dva, false, w->bt);
+    mm_dva(SG_A_LOWER, L, dva, L, w->A, L, 1, w->Va, dva, w->N, dva, true, w->bt);
     for (int64_t i = 0; i < L; i++) {
-        float den = fabsf(w->N[i * dva + dva - 1]), fl = sl_expf(-w->m[i]);
-        w->z[i] = den > fl ? den : fl;
+        const float den = fabsf(w->N[i * dva + dva - 1]);
+        w->z[i] = den > w->fl[i] ? den : w->fl[i];
     }
 }
 
@@ -229,10 +307,10 @@ static int64_t row_len(const mlstm_shape *s, int64_t r) { return sl_seq_len(s->s
 /* ------------------------------------------------------------- forward */
 
 /* One (row, head). s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
- * dk*dva + 1] or NULL. */
+ * dk*dva + 1] and den: [B*T, H], both or neither NULL. */
 static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
                          const float *v, const float *ig, const float *lf, const float *s0,
-                         float *o, float *states, float *s_final, float *scratch)
+                         float *o, float *states, float *den, float *s_final, float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
@@ -258,16 +336,19 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
             const float inv = 1.0f / w.z[i];
 #pragma omp simd
             for (int64_t j = 0; j < dv; j++) oi[j] = w.N[i * dva + j] * inv;
+            if (den) den[(tok + i) * H + h] = w.N[i * dva + dv];
         }
         /* The state leaving: the last row's weights. */
         const float ml = w.m[L - 1];
+        const float *eL = w.E + (L - 1) * L;
         for (int64_t j = 0; j < L; j++) {
-            float f = sl_expf(expo(&w, L - 1, j));
+            const float f = eL[j];
+#pragma omp simd
             for (int64_t d = 0; d < dk; d++) w.Kf[j * dk + d] = f * w.K[j * dk + d];
         }
         const float gl = w.w[L - 1];
         for (int64_t i = 0; i < dk * dva; i++) w.Ca[i] *= gl;
-        mm_nn(dk, dva, L, w.Kf, 1, dk, w.Va, dva, w.Ca, dva, true);
+        mm_dva(SG_FULL, dk, dva, L, w.Kf, 1, dk, w.Va, dva, w.Ca, dva, true, w.bt);
         m = ml;
     }
     if (s_final) state_store(w.Ca, m, dk, dv, s_final + rh * ssz);
@@ -275,13 +356,15 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
 
 /* ------------------------------------------------------------ backward */
 
-/* One (row, head) of the backward. Gradient pointers are NULL when not
- * needed; dq, dk: [.., H*dk], dv, dout: [.., H*dv], dig, dlf: [.., H],
- * ds0: [rows*H, ssz]. */
+/* One (row, head) of the backward. out: the forward's h, den and states:
+ * what it kept. Gradient pointers are NULL when not needed; dq, dk:
+ * [.., H*dk], dv, out, dout: [.., H*dv], den, dig, dlf: [.., H], ds0:
+ * [rows*H, ssz]. */
 static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
-                          const float *v, const float *ig, const float *lf, const float *dout,
-                          const float *states, float *dq, float *dkk, float *dvv, float *dig,
-                          float *dlf, float *ds0, float *scratch)
+                          const float *v, const float *ig, const float *lf, const float *out,
+                          const float *dout, const float *states, const float *den, float *dq,
+                          float *dkk, float *dvv, float *dig, float *dlf, float *ds0,
+                          float *scratch)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
@@ -296,55 +379,69 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         const float m_prev = st[dk * dva];
         load_chunk(s, tok, h, L, q, k, v, ig, lf, &w);
         chunk_weights(L, dk, m_prev, &w);
-        chunk_outputs(L, dk, dva, &w);
+        decayed_q(L, dk, &w);
         memset(w.db, 0, (size_t)L * sizeof(float));
         memset(w.dig, 0, (size_t)L * sizeof(float));
 
-        /* dN from h_i = num_i / z_i. */
+        /* dN from h_i = num_i / z_i, with h and den as the forward left
+         * them (m is formed again exactly as it was there). */
         for (int64_t i = 0; i < L; i++) {
-            const float *di = dout + (tok + i) * H * dv + h * dv, *ni = w.N + i * dva;
-            const float inv = 1.0f / w.z[i], den = ni[dv];
+            const float *di = dout + (tok + i) * H * dv + h * dv,
+                        *hi = out + (tok + i) * H * dv + h * dv;
+            const float dn = den[(tok + i) * H + h], fl = w.fl[i];
+            /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
+            const bool active = fabsf(dn) > fl;
+            const float inv = 1.0f / (active ? fabsf(dn) : fl);
             float hd = 0.0f;
+#pragma omp simd reduction(+ : hd)
             for (int64_t j = 0; j < dv; j++) {
                 w.dN[i * dva + j] = di[j] * inv;
-                hd += di[j] * ni[j];
+                hd += di[j] * hi[j];
             }
-            /* |den| won the max: z = |den|, dz = -(dh . h) / z. */
-            const bool active = fabsf(den) > sl_expf(-w.m[i]);
-            w.dN[i * dva + dv] = active ? -hd * inv * inv * (den > 0 ? 1.0f : -1.0f) : 0.0f;
+            w.dN[i * dva + dv] = active ? -hd * inv * (dn > 0 ? 1.0f : -1.0f) : 0.0f;
         }
         /* Reading the entering state: N += diag(w) Q Ca. */
         mm_nt(L, dk, dva, w.dN, dva, w.Ca, dva, w.dQd, dk, false, w.bt);
         for (int64_t i = 0; i < L; i++) {
             float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
             for (int64_t d = 0; d < dk; d++) {
                 acc += w.Qd[i * dk + d] * w.dQd[i * dk + d];
                 w.dQ[i * dk + d] = w.w[i] * w.dQd[i * dk + d];
             }
             w.db[i] += acc;
         }
-        /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . P. */
-        mm_nt(L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
-        mm_nn(L, dva, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        /* Inside the chunk: N += A Va. P <- dA = dN Va^T, then dA . E. */
+        mm_nt_part(SG_C_LOWER, L, L, dva, w.dN, dva, w.Va, dva, w.P, L, false, w.bt);
+        /* dVa's last column, the ones', wants no gradient: dv columns. */
+        mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, w.dN, dva, w.dVa, dva, false);
+        /* u = dA_ij A_ij goes to b_i by rows and to it_j by columns; dig
+         * collects what goes to -b_j, subtracted from db once at the end. */
         for (int64_t i = 0; i < L; i++) {
+            float *p = w.P + i * L;
+            const float *a = w.A + i * L, *e = w.E + i * L;
+            float ri = 0.0f;
+#pragma omp simd reduction(+ : ri)
             for (int64_t j = 0; j <= i; j++) {
-                const float da = w.P[i * L + j], u = da * w.A[i * L + j];
-                w.db[i] += u;
-                w.db[j] -= u;
+                const float u = p[j] * a[j];
+                ri += u;
                 w.dig[j] += u;
-                w.P[i * L + j] = da * sl_expf(expo(&w, i, j));
+                p[j] *= e[j];
             }
-            for (int64_t j = i + 1; j < L; j++) w.P[i * L + j] = 0.0f;
+            w.db[i] += ri;
+            /* The tiles of P K and P^T Q straddling the diagonal read these. */
+            for (int64_t j = i + 1; j < L; j++) p[j] = 0.0f;
         }
-        mm_nn(L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
-        mm_nn(L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
+        mm_part(SG_A_LOWER, L, dk, L, w.P, L, 1, w.K, dk, w.dQ, dk, true);
+        mm_part(SG_A_UPPER, L, dk, L, w.P, 1, L, w.Q, dk, w.dK, dk, false);
         /* Writing the leaving state: Ca' = w_L Ca + (diag(f) K)^T Va. */
         const float gl = w.w[L - 1];
         mm_nt(L, dk, dva, w.Va, dva, w.dCa, dva, w.tmp, dk, false, w.bt);
         float dbl = 0.0f;
         for (int64_t j = 0; j < L; j++) {
-            const float f = sl_expf(expo(&w, L - 1, j));
+            const float f = w.E[(L - 1) * L + j];
             float e = 0.0f;
+#pragma omp simd reduction(+ : e)
             for (int64_t d = 0; d < dk; d++) {
                 const float t = w.tmp[j * dk + d];
                 e += w.K[j * dk + d] * t;
@@ -353,16 +450,17 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
             }
             e *= f;
             dbl += e;
-            w.db[j] -= e;
             w.dig[j] += e;
         }
-        mm_nn(L, dva, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
+        mm_nn(L, dv, dk, w.Kf, dk, 1, w.dCa, dva, w.dVa, dva, true);
         float cd = 0.0f;
+#pragma omp simd reduction(+ : cd)
         for (int64_t i = 0; i < dk * dva; i++) cd += w.Ca[i] * w.dCa[i];
         dbl += gl * cd;
         w.db[L - 1] += dbl;
+        for (int64_t j = 0; j < L; j++) w.db[j] -= w.dig[j];
         for (int64_t i = 0; i < dk * dva; i++) w.dCa[i] *= gl;
-        mm_nn(dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true);
+        mm_dva(SG_FULL, dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true, w.bt);
 
         if (dq) unpack_add(w.dQ, L, dk, dq + tok * H * dk + h * dk, H * dk);
         if (dkk) unpack_add(w.dK, L, dk, dkk + tok * H * dk + h * dk, H * dk);
@@ -412,7 +510,7 @@ static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int64_t rh = 0; rh < s->rows * s->H; rh++)
         backward_head(s, rh, sv->q->data, sv->k->data, sv->v->data, sv->ig->data, sv->lf->data,
-                      dout, sv->states, dq, dk, dv, dig, dlf, ds0,
+                      nd->out->data, dout, sv->states, sv->den, dq, dk, dv, dig, dlf, ds0,
                       scratch + per * omp_get_thread_num());
 }
 
@@ -447,7 +545,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
     s.coff = sl_seq_chunk_offsets(ctx, seqs, s.B, s.T, C);
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
-    float *states = NULL;
+    float *states = NULL, *den = NULL;
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
@@ -458,6 +556,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
         sv->lf = lfgate;
         sv->s0 = s0;
         sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * csz);
+        sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;
     }
     int nt = team_size(&s, s.B * s.T);
@@ -466,7 +565,7 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int64_t rh = 0; rh < s.rows * H; rh++)
         forward_head(&s, rh, q->data, k->data, v->data, igate->data, lfgate->data,
-                     s0 ? s0->data : NULL, o->data, states, s_final,
+                     s0 ? s0->data : NULL, o->data, states, den, s_final,
                      scratch + per * omp_get_thread_num());
     return o;
 }
