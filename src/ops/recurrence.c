@@ -146,18 +146,6 @@ static void decayed(const float *x, const float *Bc, int64_t L, int64_t dk, bool
     }
 }
 
-/* The rows of head h's blocks of q, k and v (or of their gradients, to be
- * written: write) for tokens t0 .. t0+L-1, ahead of the chunk that reads
- * them; NULL pointers are skipped. */
-static void prefetch_qkv(const rec_shape *s, int64_t h, int64_t t0, int64_t L, const float *q,
-                         const float *k, const float *v, bool write)
-{
-    const int64_t dk = s->dk, dv = s->dv;
-    if (q) prefetch_rows(q + t0 * s->ldq + s->qoff + h * dk, s->ldq, L, dk, write);
-    if (k) prefetch_rows(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, write);
-    if (v) prefetch_rows(v + t0 * s->ldv + s->voff + h * dv, s->ldv, L, dv, write);
-}
-
 /* ----------------------------------------------------------- scratch */
 
 /* One thread's buffers for one chunk. */
@@ -315,8 +303,6 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
     for (int64_t c = 0; c * s->C < len; c++) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
         const int64_t ro = t0 * ldo + h * dv;
-        if ((c + 1) * s->C < len)
-            prefetch_qkv(s, h, t0 + s->C, min64(s->C, len - (c + 1) * s->C), q, k, v, false);
         if (st) memcpy(st + c * ssz, w.S, (size_t)ssz * sizeof(float));
         pack_in(q + t0 * s->ldq + s->qoff + h * dk, s->ldq, L, dk, s->map, s->q_scale, w.Q);
         pack_in(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, s->map, 1.0f, w.K);
@@ -493,11 +479,6 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         const int64_t rq = t0 * s->ldq + s->qoff + h * dk, rk = t0 * s->ldk + s->koff + h * dk;
         const int64_t rv = t0 * s->ldv + s->voff + h * dv;
         const float *Sp = st + c * ssz;
-        if (c > 0) {
-            prefetch_qkv(s, h, t0 - s->C, s->C, q, k, v, false);
-            prefetch_qkv(s, h, t0 - s->C, s->C, dq, dkk, dvv, true);
-            prefetch_rows(dout + (t0 - s->C) * ldo + h * dv, ldo, s->C, dv, false);
-        }
         pack_in(q + rq, s->ldq, L, dk, s->map, s->q_scale, w.Q);
         pack_in(k + rk, s->ldk, L, dk, s->map, 1.0f, w.K);
         pack(v + rv, s->ldv, L, dv, w.V);

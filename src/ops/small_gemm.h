@@ -185,19 +185,6 @@ static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_
     mm_nt_part(SG_FULL, M, N, K, a, lda, b, ldb, c, ldc, acc, bt);
 }
 
-/* Asks for rows [0, L) of w floats, ld apart, to be brought into the
- * cache ahead of use (for writing too when write). A chunk's rows are a few
- * hundred bytes each, kilobytes apart in a packed projection: too short a
- * run for the hardware prefetchers, so each row would start with a miss. */
-static inline void prefetch_rows(const float *src, int64_t ld, int64_t L, int64_t w, bool write)
-{
-    for (int64_t i = 0; i < L; i++)
-        for (int64_t j = 0; j < w; j += 16) {
-            if (write) __builtin_prefetch(src + i * ld + j, 1, 2);
-            else __builtin_prefetch(src + i * ld + j, 0, 2);
-        }
-}
-
 /* dst: [L, w] <- rows of src ld apart. */
 static inline void pack(const float *src, int64_t ld, int64_t L, int64_t w, float *dst)
 {
