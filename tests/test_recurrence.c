@@ -413,7 +413,7 @@ static void test_extreme_inputs_long_sequence(void)
  * decay. */
 typedef struct {
     int map, mode;
-    float q_scale;
+    float q_scale, k_scale;
     int64_t H, dk, dv, C;
     float log_gamma[4];
 } blocks_arg;
@@ -423,7 +423,7 @@ static sl_rec_in blocks_of(const blocks_arg *a, sl_tensor *X)
     const int64_t Hk = a->H * a->dk;
     return (sl_rec_in){.q = X, .k = X, .v = X, .q_off = 1, .v_off = 1 + Hk,
                        .k_off = 1 + Hk + a->H * a->dv, .dk = a->dk, .dv = a->dv,
-                       .map = a->map, .q_scale = a->q_scale};
+                       .map = a->map, .q_scale = a->q_scale, .k_scale = a->k_scale};
 }
 
 /* in = {X, g}: the fused op. */
@@ -446,7 +446,7 @@ static sl_tensor *blocks_unfused(sl_ctx *ctx, sl_tensor **in, void *arg)
     for (int i = 0; i < 2; i++)
         if (a->map != SL_REC_PLAIN)
             qk[i] = a->map == SL_REC_ELU1 ? sl_elu1(ctx, qk[i]) : sl_relu(ctx, qk[i]);
-    return sl_recurrence(ctx, sl_scale(ctx, qk[0], a->q_scale), qk[1],
+    return sl_recurrence(ctx, sl_scale(ctx, qk[0], a->q_scale), sl_scale(ctx, qk[1], a->k_scale),
                          sl_columns(ctx, in[0], r.v_off, a->H * a->dv),
                          a->mode == MODE_KEY ? in[1] : NULL,
                          a->mode == MODE_HEAD ? a->log_gamma : NULL, NULL, a->H, a->C, NULL,
@@ -462,7 +462,8 @@ static void test_blocks_of_one_tensor(void)
     sl_rng_seed(&rng, 21);
     for (int mi = 0; mi < 3; mi++)
         for (int mode = MODE_HEAD; mode <= MODE_KEY; mode += MODE_KEY - MODE_HEAD) {
-            blocks_arg a = {maps[mi], mode, mi == 0 ? 0.5f : 1.0f, 2, 3, 2, 5, {0}};
+            blocks_arg a = {maps[mi], mode, mi == 0 ? 0.5f : 1.0f, mi == 1 ? 1.5f : 1.0f, 2, 3, 2, 5,
+                            {0}};
             for (int h = 0; h < 2; h++) a.log_gamma[h] = -0.1f * (float)(h + 1);
             const int64_t B = 2, T = 19, W = 1 + a.H * (2 * a.dk + a.dv) + 2;
             sl_tensor *in[2] = {GC_LEAF(&rng, 0.8f, B, T, W), GC_LEAF(&rng, 1.0f, B, T, a.H * a.dk)};

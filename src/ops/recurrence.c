@@ -27,8 +27,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "ops/block_io.h"
 #include "ops/fastmath.h"
-#include "ops/gate_maps.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
@@ -41,7 +41,7 @@ typedef struct rec_shape {
     int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
     int64_t qoff, koff, voff; /* the first column of each block in its tensor */
     int map;                  /* SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU, on q and k */
-    float q_scale;
+    float q_scale, k_scale;
     int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
     const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
     int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
@@ -58,57 +58,6 @@ typedef struct rec_saved {
 } rec_saved;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* dst: [L, w] <- scale phi(x) for the rows x of src, ld apart. The same
- * sl_elu1f and sl_reluf as the standalone ops and step(), so the fused and
- * unfused forms agree bit for bit. */
-static void pack_in(const float *src, int64_t ld, int64_t L, int64_t w, int map, float scale,
-                    float *dst)
-{
-    pack(src, ld, L, w, dst);
-    if (map == SL_REC_PLAIN && scale == 1.0f) return;
-    const int64_t n = L * w;
-    if (map == SL_REC_ELU1) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dst[i] = scale * sl_elu1f(dst[i]);
-    } else if (map == SL_REC_RELU) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dst[i] = scale * sl_reluf(dst[i]);
-    } else {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dst[i] *= scale;
-    }
-}
-
-/* Rows of dst ld apart += dY: [L, w] taken back through pack_in, given its
- * output Y: phi' is read off phi itself (elu + 1: min(phi, 1), as phi = e^x
- * <= 1 exactly where x <= 0; relu: phi > 0). */
-static void unpack_in(const float *dY, const float *Y, int64_t L, int64_t w, int map, float scale,
-                      float *dst, int64_t ld)
-{
-    if (map == SL_REC_PLAIN && scale == 1.0f) {
-        unpack_add(dY, L, w, dst, ld);
-        return;
-    }
-    const float inv = 1.0f / scale;
-    for (int64_t i = 0; i < L; i++) {
-        const float *g = dY + i * w, *y = Y + i * w;
-        float *d = dst + i * ld;
-        if (map == SL_REC_ELU1) {
-#pragma omp simd
-            for (int64_t j = 0; j < w; j++) {
-                const float phi = y[j] * inv;
-                d[j] += scale * g[j] * (phi < 1.0f ? phi : 1.0f);
-            }
-        } else if (map == SL_REC_RELU) {
-#pragma omp simd
-            for (int64_t j = 0; j < w; j++) d[j] += y[j] > 0.0f ? scale * g[j] : 0.0f;
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < w; j++) d[j] += scale * g[j];
-        }
-    }
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -305,7 +254,7 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         const int64_t ro = t0 * ldo + h * dv;
         if (st) memcpy(st + c * ssz, w.S, (size_t)ssz * sizeof(float));
         pack_in(q + t0 * s->ldq + s->qoff + h * dk, s->ldq, L, dk, s->map, s->q_scale, w.Q);
-        pack_in(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, s->map, 1.0f, w.K);
+        pack_in(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, s->map, s->k_scale, w.K);
         pack(v + t0 * s->ldv + s->voff + h * dv, s->ldv, L, dv, w.V);
         /* Without a decay every factor is 1: Q and K serve as their decayed
          * forms. */
@@ -480,7 +429,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         const int64_t rv = t0 * s->ldv + s->voff + h * dv;
         const float *Sp = st + c * ssz;
         pack_in(q + rq, s->ldq, L, dk, s->map, s->q_scale, w.Q);
-        pack_in(k + rk, s->ldk, L, dk, s->map, 1.0f, w.K);
+        pack_in(k + rk, s->ldk, L, dk, s->map, s->k_scale, w.K);
         pack(v + rv, s->ldv, L, dv, w.V);
         pack(dout + t0 * ldo + h * dv, ldo, L, dv, dO);
         /* Without a decay Q and K are their decayed forms and every factor
@@ -542,7 +491,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         mm_nn(dk, dv, L, Qd, 1, dk, dO, dv, w.dS, dv, true);
 
         if (dq) unpack_in(w.dQ, w.Q, L, dk, s->map, s->q_scale, dq + rq, s->ldq);
-        if (dkk) unpack_in(w.dK, w.K, L, dk, s->map, 1.0f, dkk + rk, s->ldk);
+        if (dkk) unpack_in(w.dK, w.K, L, dk, s->map, s->k_scale, dkk + rk, s->ldk);
         if (dvv) unpack_add(w.dV, L, dv, dvv + rv, s->ldv);
         if (dg) decay_grad(s, h, t0, L, &w, dg);
     }
@@ -612,6 +561,7 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
                    .voff = in->v_off,
                    .map = in->map,
                    .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
+                   .k_scale = in->k_scale != 0.0f ? in->k_scale : 1.0f,
                    .log_gamma = log_gamma};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
     plan_rows(ctx, &s, seqs);

@@ -39,14 +39,14 @@ enum { SL_REC_PLAIN, SL_REC_ELU1, SL_REC_RELU };
  * of the tensor q, and so on; q, k and v may be one packed projection). Their
  * gradients land in the same columns of the tensors' gradients, so the
  * projection needs no split into copies. On the way in, q and k go through
- * map (elu1: elu(x) + 1, relu), and q is then scaled by q_scale (0 reads
- * as 1). */
+ * map (elu1: elu(x) + 1, relu), and are then scaled by q_scale and k_scale
+ * (0 reads as 1). */
 typedef struct sl_rec_in {
     sl_tensor *q, *k, *v;
     int64_t q_off, k_off, v_off;
     int64_t dk, dv;
     int map;
-    float q_scale;
+    float q_scale, k_scale;
 } sl_rec_in;
 
 /* sl_recurrence on blocks of in's tensors: the same op, state and

@@ -25,7 +25,10 @@ static void blocks(sl_ctx *ctx, const sl_rec_in *in, int64_t H, sl_tensor **q, s
         if (in->map == SL_REC_ELU1) qk[i] = sl_elu1(ctx, qk[i]);
         if (in->map == SL_REC_RELU) qk[i] = sl_relu(ctx, qk[i]);
     }
-    *q = in->q_scale != 0.0f && in->q_scale != 1.0f ? sl_scale(ctx, qk[0], in->q_scale) : qk[0];
+    const float scale[2] = {in->q_scale, in->k_scale};
+    for (int i = 0; i < 2; i++)
+        if (scale[i] != 0.0f && scale[i] != 1.0f) qk[i] = sl_scale(ctx, qk[i], scale[i]);
+    *q = qk[0];
     *k = qk[1];
     *v = sl_columns(ctx, in->v, in->v_off, H * in->dv);
 }
