@@ -4,14 +4,18 @@
  * differences (every input, s0 included, with the normaliser's floor winning
  * everywhere and with |n . q| winning everywhere), the thread count not
  * changing any bit, finite results with O(T) memory at T = 65536 under
- * extreme gates, and packed variable-length batches against each sequence
- * alone, forward and backward. */
+ * extreme gates, packed variable-length batches against each sequence
+ * alone, forward and backward, and q, k, v read in place as blocks of one
+ * wide tensor (with scales) against column copies, and by finite
+ * differences. */
 #include <omp.h>
 #include <string.h>
 
 #include "check.h"
 #include "gradcheck.h"
+#include "ops/columns.h"
 #include "ops/mlstm.h"
+#include "ops/ops.h"
 
 /* How the inputs are drawn. MIX: q, v N(0, scale), k N(0, scale) / sqrt(dk)
  * as the mixer scales it, input gates N(0, 2) (both the floor and |n . q|
@@ -528,6 +532,145 @@ static void test_packed_equals_one_by_one(void)
     }
 }
 
+/* Blocks of one wide tensor X = [pad 1 | q | v | k | pad 2]: [B, T, W],
+ * heads H x (dk, dv); q and k scaled as they are read (0 reads as 1). */
+typedef struct {
+    float q_scale, k_scale;
+    int64_t H, dk, dv, C;
+} blocks_arg;
+
+static float scale_of(float s) { return s != 0.0f ? s : 1.0f; }
+
+static sl_rec_in blocks_of(const blocks_arg *a, sl_tensor *X)
+{
+    const int64_t Hk = a->H * a->dk;
+    return (sl_rec_in){.q = X,
+                       .k = X,
+                       .v = X,
+                       .q_off = 1,
+                       .v_off = 1 + Hk,
+                       .k_off = 1 + Hk + a->H * a->dv,
+                       .dk = a->dk,
+                       .dv = a->dv,
+                       .map = SL_REC_PLAIN,
+                       .q_scale = a->q_scale,
+                       .k_scale = a->k_scale};
+}
+
+/* in = {X, igate, lfgate, s0}: the fused op. */
+static sl_tensor *blocks_fused(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const blocks_arg *a = arg;
+    const sl_rec_in r = blocks_of(a, in[0]);
+    return sl_mlstm_in(ctx, &r, in[1], in[2], in[3], a->H, a->C, NULL, NULL);
+}
+
+/* The same from separate ops: column copies, then the scales. */
+static sl_tensor *blocks_unfused(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const blocks_arg *a = arg;
+    const sl_rec_in r = blocks_of(a, in[0]);
+    const int64_t Hk = a->H * a->dk;
+    sl_tensor *q = sl_scale(ctx, sl_columns(ctx, in[0], r.q_off, Hk), scale_of(a->q_scale));
+    sl_tensor *k = sl_scale(ctx, sl_columns(ctx, in[0], r.k_off, Hk), scale_of(a->k_scale));
+    sl_tensor *v = sl_columns(ctx, in[0], r.v_off, a->H * a->dv);
+    return sl_mlstm(ctx, q, k, v, in[1], in[2], in[3], a->H, a->C, NULL, NULL);
+}
+
+/* in = {X, igate, lfgate, s0} for B rows of T tokens, drawn by make_inputs
+ * in the regime given: the blocks of X are its q, k, v divided by the
+ * scales, so the op reads make_inputs' values; the pads are N(0, 1).
+ * lo, hi: den_range over those values. */
+static void make_blocks(sl_rng *rng, int regime, const blocks_arg *a, int64_t B, int64_t T,
+                        sl_tensor **in, double *lo, double *hi)
+{
+    const int64_t H = a->H, dk = a->dk, dv = a->dv, W = 1 + H * (2 * dk + dv) + 2;
+    sl_tensor *sep[6];
+    make_inputs(rng, regime, B, T, H, dk, dv, B, true, 0.7f, sep);
+    den_range(sep, B, T, H, dk, dv, lo, hi);
+    in[0] = GC_LEAF(rng, 1.0f, B, T, W);
+    const sl_rec_in r = blocks_of(a, in[0]);
+    const float qs = scale_of(a->q_scale), ks = scale_of(a->k_scale);
+    for (int64_t t = 0; t < B * T; t++) {
+        float *x = in[0]->data + t * W;
+        for (int64_t j = 0; j < H * dk; j++) {
+            x[r.q_off + j] = sep[0]->data[t * H * dk + j] / qs;
+            x[r.k_off + j] = sep[1]->data[t * H * dk + j] / ks;
+        }
+        for (int64_t j = 0; j < H * dv; j++) x[r.v_off + j] = sep[2]->data[t * H * dv + j];
+    }
+    for (int i = 0; i < 3; i++) in[1 + i] = sep[3 + i];
+    gc_free_all(sep, 3);
+}
+
+/* The largest |fused - unfused| / (1e-3 + |unfused|) over the output and
+ * the gradients of every input, for the upstream gradient sin(i). */
+static double fused_vs_unfused(sl_tensor **in, blocks_arg *a)
+{
+    float *out[2], *grads[2][4];
+    int64_t n = 0;
+    for (int f = 0; f < 2; f++) {
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 22);
+        for (int i = 0; i < 4; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
+        sl_tensor *o = (f ? blocks_unfused : blocks_fused)(&ctx, in, a);
+        n = o->n;
+        float *dy = malloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) dy[i] = sinf((float)i);
+        sl_backward_with(&ctx, o, dy);
+        out[f] = gc_dup(o->data, n);
+        for (int i = 0; i < 4; i++) grads[f][i] = gc_dup(in[i]->grad, in[i]->n);
+        free(dy);
+        sl_ctx_free(&ctx);
+    }
+    double worst = 0;
+    for (int64_t j = 0; j < n; j++)
+        worst = fmax(worst, fabs(out[0][j] - out[1][j]) / (1e-3 + fabs(out[1][j])));
+    for (int i = 0; i < 4; i++)
+        for (int64_t j = 0; j < in[i]->n; j++)
+            worst = fmax(worst, fabs(grads[0][i][j] - grads[1][i][j]) /
+                                    (1e-3 + fabs(grads[1][i][j])));
+    for (int f = 0; f < 2; f++) {
+        free(out[f]);
+        for (int i = 0; i < 4; i++) free(grads[f][i]);
+    }
+    return worst;
+}
+
+/* q, k, v as blocks of one wide tensor, k scaled as read (as the mixer
+ * reads its projection), with and without a q scale: output and the
+ * gradients of X, both gates and s0 equal to column copies scaled by
+ * sl_scale, and the fused gradients by finite differences (the pads' are
+ * 0 both ways). */
+static void test_blocks_of_one_tensor(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 31);
+    for (int c = 0; c < 2; c++) {
+        /* dk = dv = 16 with C = 16: whole tiles, a ragged last chunk. */
+        blocks_arg a = {c ? 1.3f : 0.0f, 0.7f, 2, 16 - 11 * c, 16 - 13 * c, 16 - 9 * c};
+        sl_tensor *in[4];
+        double lo, hi;
+        make_blocks(&rng, MIX, &a, 2, 37, in, &lo, &hi);
+        const double worst = fused_vs_unfused(in, &a);
+        CHECK(worst < 1e-5, "q scale %g, k scale %g, dk %lld: fused vs unfused %g", a.q_scale,
+              a.k_scale, (long long)a.dk, worst);
+        gc_free_all(in, 4);
+    }
+    for (int c = 0; c < 2; c++) {
+        /* Two whole chunks and a ragged one; |n . q| well over the floor. */
+        blocks_arg a = {c ? 1.3f : 0.0f, 0.7f, 2, 3, 2, 3};
+        sl_tensor *in[4];
+        double lo, hi;
+        make_blocks(&rng, DEN_POS, &a, 2, 8, in, &lo, &hi);
+        CHECK(lo > 1.3, "blocks: |den| / floor >= %g, over the regime's margin", lo);
+        char name[64];
+        snprintf(name, sizeof name, "mlstm blocks q scale %g k scale %g", a.q_scale, a.k_scale);
+        CHECK(gradcheck(name, blocks_fused, in, 4, &a, 1e-2f, 3e-4, 3e-3, 400), "%s", name);
+        gc_free_all(in, 4);
+    }
+}
+
 int main(void)
 {
     RUN(test_chunked_matches_reference);
@@ -537,5 +680,6 @@ int main(void)
     RUN(test_threads_do_not_change_results);
     RUN(test_extreme_inputs_long_sequence);
     RUN(test_packed_equals_one_by_one);
+    RUN(test_blocks_of_one_tensor);
     return TEST_SUMMARY();
 }

@@ -22,10 +22,12 @@
  *
  * Parameters: qkv.weight [3D, D], gate.weight [2H, D] (rows: H input gates,
  * then H forget gates), gate.bias [2H], norm.weight [dk], ogate.weight [D, D],
- * out.weight [D, D]. The forward is linear -> column split -> logsigmoid ->
- * the chunked mLSTM op -> per-head RMSNorm -> times sigmoid(x W_o^T) ->
- * linear. State: (C [dk, dv], n [dk], m) per head and sequence, H * (dk*dk +
- * dk + 1) floats, whatever the length. */
+ * out.weight [D, D]. The forward is linear -> the chunked mLSTM op, which
+ * reads q, k and v in place as column blocks of the projection (k scaled by
+ * 1/sqrt(dk) as it is read: no copies), with the gates' columns (the forget
+ * half through logsigmoid) -> per-head RMSNorm -> times sigmoid(x W_o^T) ->
+ * linear. State: (C [dk, dv], n [dk], m) per head and sequence,
+ * H * (dk*dk + dk + 1) floats, whatever the length. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +93,18 @@ static sl_tensor *mlstm_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
 {
     mlstm *a = m->impl;
     const int64_t D = a->D, H = a->H, B = x->shape[0], T = x->shape[1];
+    /* qkv: [B, T, 3D]; the op reads its q, k, v blocks in place. */
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
-    sl_tensor *q = sl_columns(ctx, qkv, 0, D), *v = sl_columns(ctx, qkv, 2 * D, D);
-    sl_tensor *k = sl_scale(ctx, sl_columns(ctx, qkv, D, D), 1.0f / sqrtf((float)a->dk));
+    const sl_rec_in in = {.q = qkv,
+                          .k = qkv,
+                          .v = qkv,
+                          .q_off = 0,
+                          .k_off = D,
+                          .v_off = 2 * D,
+                          .dk = a->dk,
+                          .dv = a->dk,
+                          .map = SL_REC_PLAIN,
+                          .k_scale = 1.0f / sqrtf((float)a->dk)};
     sl_tensor *off = SL_NEW(ctx, 2 * H);
     memcpy(off->data, a->offset, (size_t)(2 * H) * sizeof(float));
     sl_tensor *gates = sl_linear(ctx, x, a->wgate, sl_add(ctx, a->bgate, off));
@@ -101,7 +112,7 @@ static sl_tensor *mlstm_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     sl_tensor *lf = sl_logsigmoid(ctx, sl_columns(ctx, gates, H, H));
     sl_tensor *s0 = sl_state_in(ctx, state, pos, sl_seq_count(seqs, B),
                                 H * sl_mlstm_state_floats(a->dk, a->dk));
-    sl_tensor *h = sl_mlstm(ctx, q, k, v, ig, lf, s0, H, a->C, state, seqs);
+    sl_tensor *h = sl_mlstm_in(ctx, &in, ig, lf, s0, H, a->C, state, seqs);
     sl_tensor *n = sl_rmsnorm(ctx, SL_VIEW(ctx, h, B, T, H, a->dk), a->wnorm, a->eps);
     sl_tensor *o =
         sl_mul(ctx, SL_VIEW(ctx, n, B, T, D), sl_sigmoid(ctx, sl_linear(ctx, x, a->wog, NULL)));

@@ -42,7 +42,13 @@
  * chunk and head) and each token's den_i (one float per token and head):
  * with its output h they give the backward dN without forming N again.
  * Work is split over rows x heads; each (row, head) is one thread's, in a
- * fixed order, so results do not depend on the thread count. */
+ * fixed order, so results do not depend on the thread count.
+ *
+ * q, k and v are read in place from blocks of columns of their tensors
+ * (sl_mlstm_in; one packed projection in the mixer), q and k scaled as they
+ * are packed into the chunk (block_io.h's pack_in), and dq, dk, dv are added
+ * into the same columns of the tensors' gradients through the scales
+ * (unpack_in); sl_mlstm is the case of whole tensors at offset 0. */
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
@@ -50,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/block_io.h"
 #include "ops/fastmath.h"
 #include "ops/internal.h"
 #include "ops/mlstm.h"
@@ -57,11 +64,16 @@
 
 typedef struct mlstm_shape {
     int64_t B, T, H, dk, dv, dva, C, rows;
+    int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
+    int64_t qoff, koff, voff; /* the first column of each block in its tensor */
+    float q_scale, k_scale;   /* applied to q and k as they are read */
     const sl_seqs *seqs;
     int64_t *coff; /* [rows + 1]: chunks before each row (states index) */
 } mlstm_shape;
 
-/* What the backward needs besides the node's tensors. */
+/* What the backward needs besides the node's tensors. q, k, v: the tensors
+ * the blocks are read from (one tensor three times for a packed
+ * projection). */
 typedef struct mlstm_saved {
     mlstm_shape s;
     sl_tensor *q, *k, *v, *ig, *lf, *s0;
@@ -209,17 +221,19 @@ static void state_store(const float *Ca, float m, int64_t dk, int64_t dv, float 
     dst[dk * dv + dk] = m;
 }
 
-/* The chunk's operands: Q, K: [L, dk], Va = [V | 1]: [L, dva], and its
- * gates. tok: the chunk's first token over all B*T. */
+/* The chunk's operands: Q, K: [L, dk] (scaled as read), Va = [V | 1]:
+ * [L, dva], and its gates. tok: the chunk's first token over all B*T; q, k,
+ * v: the tensors the blocks are read from (rows ldq, ldk, ldv apart). */
 static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, const float *q,
                        const float *k, const float *v, const float *ig, const float *lf,
                        head_buf *w)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva;
-    pack(q + tok * H * dk + h * dk, H * dk, L, dk, w->Q);
-    pack(k + tok * H * dk + h * dk, H * dk, L, dk, w->K);
+    pack_in(q + tok * s->ldq + s->qoff + h * dk, s->ldq, L, dk, SL_REC_PLAIN, s->q_scale, w->Q);
+    pack_in(k + tok * s->ldk + s->koff + h * dk, s->ldk, L, dk, SL_REC_PLAIN, s->k_scale, w->K);
     for (int64_t i = 0; i < L; i++) {
-        memcpy(w->Va + i * dva, v + (tok + i) * H * dv + h * dv, (size_t)dv * sizeof(float));
+        memcpy(w->Va + i * dva, v + (tok + i) * s->ldv + s->voff + h * dv,
+               (size_t)dv * sizeof(float));
         w->Va[i * dva + dv] = 1.0f;
         w->b[i] = (i ? w->b[i - 1] : 0.0) + lf[(tok + i) * H + h];
         w->g[i] = ig[(tok + i) * H + h];
@@ -306,7 +320,8 @@ static int64_t row_len(const mlstm_shape *s, int64_t r) { return sl_seq_len(s->s
 
 /* ------------------------------------------------------------- forward */
 
-/* One (row, head). s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
+/* One (row, head). q, k, v: the tensors the blocks are read from; o:
+ * [B*T, H*dv]; s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
  * dk*dva + 1] and den: [B*T, H], both or neither NULL. */
 static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
                          const float *v, const float *ig, const float *lf, const float *s0,
@@ -357,9 +372,10 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
 /* ------------------------------------------------------------ backward */
 
 /* One (row, head) of the backward. out: the forward's h, den and states:
- * what it kept. Gradient pointers are NULL when not needed; dq, dk:
- * [.., H*dk], dv, out, dout: [.., H*dv], den, dig, dlf: [.., H], ds0:
- * [rows*H, ssz]. */
+ * what it kept. Gradient pointers are NULL when not needed; q, k, v and dq,
+ * dkk, dvv: the tensors the blocks are read from and their gradients (the
+ * blocks' columns, rows ldq, ldk, ldv apart); out, dout: [.., H*dv]; den,
+ * dig, dlf: [.., H]; ds0: [rows*H, ssz]. */
 static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
                           const float *v, const float *ig, const float *lf, const float *out,
                           const float *dout, const float *states, const float *den, float *dq,
@@ -462,11 +478,15 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         for (int64_t i = 0; i < dk * dva; i++) w.dCa[i] *= gl;
         mm_dva(SG_FULL, dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true, w.bt);
 
-        if (dq) unpack_add(w.dQ, L, dk, dq + tok * H * dk + h * dk, H * dk);
-        if (dkk) unpack_add(w.dK, L, dk, dkk + tok * H * dk + h * dk, H * dk);
+        if (dq)
+            unpack_in(w.dQ, w.Q, L, dk, SL_REC_PLAIN, s->q_scale,
+                      dq + tok * s->ldq + s->qoff + h * dk, s->ldq);
+        if (dkk)
+            unpack_in(w.dK, w.K, L, dk, SL_REC_PLAIN, s->k_scale,
+                      dkk + tok * s->ldk + s->koff + h * dk, s->ldk);
         if (dvv)
             for (int64_t i = 0; i < L; i++) {
-                float *dvi = dvv + (tok + i) * H * dv + h * dv;
+                float *dvi = dvv + (tok + i) * s->ldv + s->voff + h * dv;
                 for (int64_t j = 0; j < dv; j++) dvi[j] += w.dVa[i * dva + j];
             }
         if (dig)
@@ -491,8 +511,9 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
     }
 }
 
-/* Node layout: in = {q, k, v, igate} (the tape keeps four), saved = all six
- * tensors with the shape and the chunk states. */
+/* Node layout: in = {q, k, v, igate} (the tape keeps four; q, k, v are the
+ * tensors the blocks are read from, possibly one tensor three times), saved
+ * = all six tensors with the shape and the chunk states. */
 static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const mlstm_saved *sv = nd->saved;
@@ -514,17 +535,22 @@ static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
                       scratch + per * omp_get_thread_num());
 }
 
-/* q, k: [B, T, H*dk], v: [B, T, H*dv], igate, lfgate: [B, T, H], s0: [rows,
- * H, dk*dv + dk + 1] or NULL -> h: [B, T, H*dv]. */
-sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *igate,
-                    sl_tensor *lfgate, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
-                    const sl_seqs *seqs)
+/* Blocks of in's tensors ([B, T, *]), igate, lfgate: [B, T, H], s0: [rows,
+ * H, dk*dv + dk + 1] or NULL -> h: [B, T, H*dv]; see sl_mlstm_in. */
+sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_tensor *lfgate,
+                       sl_tensor *s0, int64_t H, int64_t C, float *s_final, const sl_seqs *seqs)
 {
-    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 && C > 0 &&
-                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1] &&
-                   q->shape[2] % H == 0 && v->shape[2] % H == 0 && q->shape[2] > 0 &&
-                   v->shape[2] > 0,
-               "sl_mlstm", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0, C > 0");
+    sl_tensor *q = in->q, *k = in->k, *v = in->v;
+    const int64_t dk = in->dk, dv = in->dv;
+    sl_require(q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && H > 0 && C > 0 && dk > 0 &&
+                   dv > 0 && k->shape[0] == q->shape[0] && k->shape[1] == q->shape[1] &&
+                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1],
+               "sl_mlstm", "q, k, v [B, T, ...] alike, H, C, dk, dv > 0");
+    sl_require(in->q_off >= 0 && in->q_off + H * dk <= q->shape[2] && in->k_off >= 0 &&
+                   in->k_off + H * dk <= k->shape[2] && in->v_off >= 0 &&
+                   in->v_off + H * dv <= v->shape[2],
+               "sl_mlstm", "q, k blocks of H*dk and a v block of H*dv columns in range");
+    sl_require(in->map == SL_REC_PLAIN, "sl_mlstm", "map SL_REC_PLAIN");
     sl_require(igate->ndim == 3 && sl_same_shape(igate, lfgate) && igate->shape[0] == q->shape[0] &&
                    igate->shape[1] == q->shape[1] && igate->shape[2] == H,
                "sl_mlstm", "igate, lfgate [B, T, H]");
@@ -533,9 +559,17 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
     mlstm_shape s = {.B = q->shape[0],
                      .T = q->shape[1],
                      .H = H,
-                     .dk = q->shape[2] / H,
-                     .dv = v->shape[2] / H,
-                     .C = C};
+                     .dk = dk,
+                     .dv = dv,
+                     .C = C,
+                     .ldq = q->shape[2],
+                     .ldk = k->shape[2],
+                     .ldv = v->shape[2],
+                     .qoff = in->q_off,
+                     .koff = in->k_off,
+                     .voff = in->v_off,
+                     .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
+                     .k_scale = in->k_scale != 0.0f ? in->k_scale : 1.0f};
     s.dva = s.dv + 1;
     s.rows = sl_seq_count(seqs, s.B);
     const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;
@@ -568,6 +602,18 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
                      s0 ? s0->data : NULL, o->data, states, den, s_final,
                      scratch + per * omp_get_thread_num());
     return o;
+}
+
+/* q, k: [B, T, H*dk], v: [B, T, H*dv], the rest as sl_mlstm_in. */
+sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *igate,
+                    sl_tensor *lfgate, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
+                    const sl_seqs *seqs)
+{
+    sl_require(q->ndim == 3 && sl_same_shape(q, k) && v->ndim == 3 && H > 0 &&
+                   q->shape[2] % H == 0 && v->shape[2] % H == 0,
+               "sl_mlstm", "q, k [B, T, H*dk], v [B, T, H*dv], H > 0");
+    const sl_rec_in in = {.q = q, .k = k, .v = v, .dk = q->shape[2] / H, .dv = v->shape[2] / H};
+    return sl_mlstm_in(ctx, &in, igate, lfgate, s0, H, C, s_final, seqs);
 }
 
 /* ------------------------------------------------------ reference, step */

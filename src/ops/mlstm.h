@@ -1,7 +1,8 @@
 /* The matrix memory of xLSTM's mLSTM cell (Beck et al. 2024, "xLSTM:
  * Extended Long Short-Term Memory", section 2.3 and appendix A.3), with its
- * stabiliser. Per sequence row r and head h, with q_t, k_t in R^dk (the
- * caller scales k by 1/sqrt(dk)), v_t in R^dv, the input gate's
+ * stabiliser. Per sequence row r and head h, with q_t, k_t in R^dk (k
+ * scaled by 1/sqrt(dk): by the caller, or by sl_mlstm_in's k_scale as it
+ * reads k), v_t in R^dv, the input gate's
  * pre-activation it_t (the gate itself is exp(it_t)) and the log forget
  * gate lf_t <= 0 (logsigmoid of the forget pre-activation):
  *
@@ -48,6 +49,7 @@
 #define SL_OPS_MLSTM_H
 
 #include "core/core.h"
+#include "ops/recurrence.h"
 
 /* m of a fresh state: stands for -inf and stays finite (see above). */
 #define SL_MLSTM_M_FRESH (-1e30f)
@@ -80,6 +82,16 @@ void sl_mlstm_state_fresh(float *s, int64_t n, int64_t dk, int64_t dv);
 sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *igate,
                     sl_tensor *lfgate, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
                     const sl_seqs *seqs);
+
+/* sl_mlstm on blocks of in's tensors (sl_rec_in, recurrence.h), read in
+ * place: q, k are the H*dk columns from q_off, k_off of [B, T, *] tensors,
+ * v the H*dv columns from v_off (q, k and v may be one packed projection),
+ * times q_scale and k_scale as they are read (0 reads as 1); map must be
+ * SL_REC_PLAIN. The same op, state and gradients as sl_mlstm on the scaled
+ * blocks; dq, dk, dv land in the same columns of the tensors' gradients
+ * (through the scales), so the projection needs no split into copies. */
+sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_tensor *lfgate,
+                       sl_tensor *s0, int64_t H, int64_t C, float *s_final, const sl_seqs *seqs);
 
 /* The oracle: the recurrence token by token, state and sums in double.
  * Layouts as sl_mlstm (q, k: [B, T, H*dk], ..., h: [B, T, H*dv]); s0 and
