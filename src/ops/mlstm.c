@@ -542,15 +542,8 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
 {
     sl_tensor *q = in->q, *k = in->k, *v = in->v;
     const int64_t dk = in->dk, dv = in->dv;
-    sl_require(q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && H > 0 && C > 0 && dk > 0 &&
-                   dv > 0 && k->shape[0] == q->shape[0] && k->shape[1] == q->shape[1] &&
-                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1],
-               "sl_mlstm", "q, k, v [B, T, ...] alike, H, C, dk, dv > 0");
-    sl_require(in->q_off >= 0 && in->q_off + H * dk <= q->shape[2] && in->k_off >= 0 &&
-                   in->k_off + H * dk <= k->shape[2] && in->v_off >= 0 &&
-                   in->v_off + H * dv <= v->shape[2],
-               "sl_mlstm", "q, k blocks of H*dk and a v block of H*dv columns in range");
-    sl_require(in->map == SL_REC_PLAIN, "sl_mlstm", "map SL_REC_PLAIN");
+    sl_rec_in_check(in, H, "sl_mlstm");
+    sl_require(C > 0 && in->map == SL_REC_PLAIN, "sl_mlstm", "C > 0, map SL_REC_PLAIN");
     sl_require(igate->ndim == 3 && sl_same_shape(igate, lfgate) && igate->shape[0] == q->shape[0] &&
                    igate->shape[1] == q->shape[1] && igate->shape[2] == H,
                "sl_mlstm", "igate, lfgate [B, T, H]");

@@ -530,6 +530,31 @@ static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
     s->coff = sl_seq_chunk_offsets(ctx, seqs, s->B, s->T, s->C);
 }
 
+/* Columns [off, off + w) and [off2, off2 + w2) of one tensor: the same or
+ * apart. */
+static bool same_or_apart(int64_t off, int64_t w, int64_t off2, int64_t w2)
+{
+    return (off == off2 && w == w2) || off + w <= off2 || off2 + w2 <= off;
+}
+
+void sl_rec_in_check(const sl_rec_in *in, int64_t H, const char *op)
+{
+    const sl_tensor *q = in->q, *k = in->k, *v = in->v;
+    const int64_t wk = H * in->dk, wv = H * in->dv;
+    sl_require(q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && H > 0 && in->dk > 0 &&
+                   in->dv > 0 && k->shape[0] == q->shape[0] && k->shape[1] == q->shape[1] &&
+                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1],
+               op, "q, k, v [B, T, ...] alike, H, dk, dv > 0");
+    sl_require(in->q_off >= 0 && in->q_off + wk <= q->shape[2] && in->k_off >= 0 &&
+                   in->k_off + wk <= k->shape[2] && in->v_off >= 0 &&
+                   in->v_off + wv <= v->shape[2],
+               op, "q, k blocks of H*dk and a v block of H*dv columns in range");
+    sl_require((q != k || same_or_apart(in->q_off, wk, in->k_off, wk)) &&
+                   (q != v || same_or_apart(in->q_off, wk, in->v_off, wv)) &&
+                   (k != v || same_or_apart(in->k_off, wk, in->v_off, wv)),
+               op, "blocks of one tensor that coincide or do not overlap");
+}
+
 /* Blocks of in's tensors -> o: [B, T, H*dv]; see sl_recurrence_in. */
 sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
                             const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
@@ -537,16 +562,10 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
 {
     sl_tensor *q = in->q, *k = in->k, *v = in->v;
     const int64_t dk = in->dk, dv = in->dv;
-    sl_require(q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && H > 0 && C > 0 && dk > 0 &&
-                   dv > 0 && k->shape[0] == q->shape[0] && k->shape[1] == q->shape[1] &&
-                   v->shape[0] == q->shape[0] && v->shape[1] == q->shape[1],
-               "sl_recurrence", "q, k, v [B, T, ...] alike, H, C, dk, dv > 0");
-    sl_require(in->q_off >= 0 && in->q_off + H * dk <= q->shape[2] && in->k_off >= 0 &&
-                   in->k_off + H * dk <= k->shape[2] && in->v_off >= 0 &&
-                   in->v_off + H * dv <= v->shape[2],
-               "sl_recurrence", "q, k blocks of H*dk and a v block of H*dv columns in range");
-    sl_require(in->map == SL_REC_PLAIN || in->map == SL_REC_ELU1 || in->map == SL_REC_RELU,
-               "sl_recurrence", "map SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU");
+    sl_rec_in_check(in, H, "sl_recurrence");
+    sl_require(C > 0 && (in->map == SL_REC_PLAIN || in->map == SL_REC_ELU1 ||
+                         in->map == SL_REC_RELU),
+               "sl_recurrence", "C > 0, map SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU");
     rec_shape s = {.B = q->shape[0],
                    .T = q->shape[1],
                    .H = H,

@@ -49,6 +49,12 @@ typedef struct sl_rec_in {
     float q_scale, k_scale;
 } sl_rec_in;
 
+/* Aborts naming op unless in's tensors are [B, T, *] alike with its blocks
+ * in range, and blocks of one tensor coincide or do not overlap (the
+ * backward writes each head's columns from its own thread, so a partial
+ * overlap would race). */
+void sl_rec_in_check(const sl_rec_in *in, int64_t H, const char *op);
+
 /* sl_recurrence on blocks of in's tensors: the same op, state and
  * gradients. */
 sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
