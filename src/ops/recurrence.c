@@ -57,20 +57,30 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* ------------------------------------------------------------- helpers */
 
 /* Bc: [L, dk], the inclusive cumulative log decay of head h over tokens
- * t0 .. t0+L-1, counted over all B*T tokens. */
+ * t0 .. t0+L-1, counted over all B*T tokens. One branch per mode, outside
+ * the loops: a key-dim decay adds g's row to the previous row (a loop over
+ * d that vectorises), a scalar one sums once per row and fills the row. */
 static void cum_decay(const rec_shape *s, int64_t h, int64_t t0, int64_t L, float *Bc)
 {
     const int64_t dk = s->dk, H = s->H;
-    for (int64_t i = 0; i < L; i++) {
-        float *row = Bc + i * dk;
-        const int64_t t = t0 + i;
-        for (int64_t d = 0; d < dk; d++) {
-            float gi = s->mode == DECAY_NONE    ? 0.0f
-                       : s->mode == DECAY_HEAD  ? s->log_gamma[h]
-                       : s->mode == DECAY_TOKEN ? s->g[t * H + h]
-                                                : s->g[(t * H + h) * dk + d];
-            row[d] = (i ? row[d - dk] : 0.0f) + gi;
+    if (s->mode == DECAY_KEY) {
+        const float *g = s->g + (t0 * H + h) * dk; /* rows H*dk apart */
+        memcpy(Bc, g, (size_t)dk * sizeof(float));
+        for (int64_t i = 1; i < L; i++) {
+            const float *prev = Bc + (i - 1) * dk, *gi = g + i * H * dk;
+            float *row = Bc + i * dk;
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) row[d] = prev[d] + gi[d];
         }
+        return;
+    }
+    float b = 0.0f;
+    for (int64_t i = 0; i < L; i++) {
+        b += s->mode == DECAY_HEAD    ? s->log_gamma[h]
+             : s->mode == DECAY_TOKEN ? s->g[(t0 + i) * H + h]
+                                      : 0.0f;
+        float *row = Bc + i * dk;
+        for (int64_t d = 0; d < dk; d++) row[d] = b;
     }
 }
 
@@ -383,12 +393,18 @@ static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, cons
 {
     const int64_t dk = s->dk, H = s->H;
     if (s->mode == DECAY_KEY) {
-        for (int64_t d = 0; d < dk; d++) {
-            float acc = 0.0f;
-            for (int64_t i = L - 1; i >= 0; i--) {
-                acc += w->dB[i * dk + d];
-                dg[((t + i) * H + h) * dk + d] += acc;
+        /* dB becomes its suffix sums in place (it is not read again this
+         * chunk), row by row so both loops run over contiguous d. */
+        float *dB = w->dB;
+        for (int64_t i = L - 1; i >= 0; i--) {
+            float *row = dB + i * dk, *out = dg + ((t + i) * H + h) * dk;
+            if (i < L - 1) {
+                const float *next = row + dk;
+#pragma omp simd
+                for (int64_t d = 0; d < dk; d++) row[d] += next[d];
             }
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) out[d] += row[d];
         }
     } else {
         float acc = 0.0f;
