@@ -109,6 +109,8 @@ typedef struct head_buf {
     float *dQ, *dK, *dV, *dB, *tmp, *dbs;        /* the chunk's gradients */
     float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
     float *Qr, *Kr, *dQr, *dKr;                  /* [C, dk]: sub-block operands (key decay) */
+    float *EQ, *EK, *Es;                         /* [C, dk]: their factors, and steps */
+    float *f;                                    /* [dk]: a running product of steps */
     float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
@@ -116,7 +118,7 @@ static int64_t buf_floats(const rec_shape *s)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 15 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 2 * dk * dv + w * n;
+    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + dk + 2 * dk * dv + w * n;
 }
 
 static head_buf carve(const rec_shape *s, float *p)
@@ -124,7 +126,8 @@ static head_buf carve(const rec_shape *s, float *p)
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     head_buf h;
     float **ck[] = {&h.Q,  &h.K,  &h.Bc, &h.Qd, &h.Kd, &h.E,   &h.F,  &h.dQ,
-                    &h.dK, &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr};
+                    &h.dK, &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr, &h.EQ,
+                    &h.EK, &h.Es};
     for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
     float **cv[] = {&h.V, &h.O, &h.dV};
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
@@ -133,7 +136,8 @@ static head_buf carve(const rec_shape *s, float *p)
     p += 2 * C * C;
     h.dbs = p;
     h.bs = p + C;
-    p += 2 * C;
+    h.f = p + 2 * C;
+    p += 2 * C + dk;
     h.S = p;
     h.dS = p + dk * dv;
     h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
@@ -162,45 +166,107 @@ static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, in
 /* Rows of the sub-blocks a chunk's key-decay scores are split into. */
 #define SUB 16
 
-/* For the sub-block of rows [r, r + n): Qr_i = Q_i . e^(B_i - B_r) and, for
- * the earlier tokens j < r, Kr_j = K_j . e^(B_r - B_j). Both exponents are
- * sums of gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd):
- * the scores left of the diagonal block are one product, not an exponential
- * per (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4). */
-static void sub_operands(int64_t r, int64_t n, int64_t dk, const head_buf *w)
+/* For the sub-block of rows [r, r + n), r > 0: Qr_i = Q_i . EQ_i with
+ * EQ_i = e^(B_i - B_r) (when queries; rows r .. r+n-1 of Qr and EQ, so all
+ * blocks' stay for the backward) and, for the earlier tokens j < r,
+ * Kr_j = K_j . EK_j with EK_j = e^(B_r - B_j). Both exponents are sums of
+ * gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd): the
+ * scores left of the diagonal block are one product, not an exponential per
+ * (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4).
+ * EQ is the block's running product of steps (diag_steps, which must have
+ * run). Blocks are taken in order, r = SUB, 2 SUB, ..: EK then holds the
+ * previous block's factors, and the rows before r - SUB only move on by
+ * e^(B_r - B_{r-SUB}) (a product of factors <= 1), so each block takes SUB
+ * rows of exponentials, not r. */
+static void sub_operands(int64_t r, int64_t n, int64_t dk, bool queries, const head_buf *w)
 {
     const float *br = w->Bc + r * dk;
-    for (int64_t i = 0; i < n; i++) {
-        const float *q = w->Q + (r + i) * dk, *b = w->Bc + (r + i) * dk;
-        float *o = w->Qr + i * dk;
+    if (queries) {
+        for (int64_t d = 0; d < dk; d++) w->EQ[r * dk + d] = 1.0f;
+        memcpy(w->Qr + r * dk, w->Q + r * dk, (size_t)dk * sizeof(float));
+        for (int64_t i = r + 1; i < r + n; i++) {
+            const float *q = w->Q + i * dk, *st = w->Es + i * dk;
+            float *e = w->EQ + i * dk, *o = w->Qr + i * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) o[d] = q[d] * sl_expf(b[d] - br[d]);
+            for (int64_t d = 0; d < dk; d++) {
+                e[d] = e[d - dk] * st[d];
+                o[d] = q[d] * e[d];
+            }
+        }
     }
-    for (int64_t j = 0; j < r; j++) {
-        const float *k = w->K + j * dk, *b = w->Bc + j * dk;
-        float *o = w->Kr + j * dk;
+    for (int64_t j = r - SUB; j < r; j++) {
+        const float *b = w->Bc + j * dk;
+        float *e = w->EK + j * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) o[d] = k[d] * sl_expf(br[d] - b[d]);
+        for (int64_t d = 0; d < dk; d++) e[d] = sl_expf(br[d] - b[d]);
+    }
+    const float *m = w->EK + (r - SUB) * dk; /* e^(B_r - B_{r-SUB}) */
+    for (int64_t j = 0; j < r; j++) {
+        const float *k = w->K + j * dk;
+        float *e = w->EK + j * dk, *o = w->Kr + j * dk;
+        if (j < r - SUB) {
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) e[d] *= m[d];
+        }
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) o[d] = k[d] * e[d];
     }
 }
 
-/* sum_d q_d k_d e^(bi_d - bj_d): one score of the diagonal block. A
- * function of its own, so that the loop vectorises (inlined into the block
- * loop, GCC kept a scalar sl_expf there). */
-static __attribute__((noinline)) float decayed_dot(const float *q, const float *k, const float *bi,
-                                                   const float *bj, int64_t dk)
+/* Es_t = e^(B_t - B_{t-1}) for the rows t inside a diagonal block (not its
+ * first): inside a block e^(B_i - B_j) = Es_{j+1} .. Es_i, a product of at
+ * most SUB - 1 factors <= 1, so the diagonal blocks take one exponential
+ * per (t, d), not one per (i, j, d). */
+static void diag_steps(int64_t L, int64_t dk, const head_buf *w)
+{
+    for (int64_t t = 1; t < L; t++) {
+        if (t % SUB == 0) continue;
+        const float *b = w->Bc + t * dk;
+        float *e = w->Es + t * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) e[d] = sl_expf(b[d] - b[d - dk]);
+    }
+}
+
+/* sum_d f_d k_d after f *= e: the next score of a diagonal block's row,
+ * one token further back. A function of its own so that the loop
+ * vectorises. */
+static __attribute__((noinline)) float step_dot(float *f, const float *e, const float *k,
+                                                int64_t dk)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t d = 0; d < dk; d++) s += q[d] * k[d] * sl_expf(bi[d] - bj[d]);
+    for (int64_t d = 0; d < dk; d++) {
+        f[d] *= e[d];
+        s += f[d] * k[d];
+    }
     return s;
+}
+
+/* Rows [r, r + n) of A inside the diagonal block, and 0 right of it: row i
+ * walks j from i back to r, carrying f = Q_i . e^(B_i - B_j) (Es). */
+static void diag_scores(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
+{
+    for (int64_t i = r; i < r + n; i++) {
+        float *a = w->A + i * L;
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t d = 0; d < dk; d++) s += qi[d] * ki[d];
+        a[i] = s;
+        memcpy(w->f, qi, (size_t)dk * sizeof(float));
+        for (int64_t j = i - 1; j >= r; j--)
+            a[j] = step_dot(w->f, w->Es + (j + 1) * dk, w->K + j * dk, dk);
+        for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
+    }
 }
 
 /* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
  * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
  * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
- * one exponential per (i, j, d) only inside the diagonal SUB x SUB blocks;
- * left of them A is a product of sub_operands. */
+ * products of steps (diag_steps) inside the diagonal SUB x SUB blocks; left
+ * of them A is a product of sub_operands. What the key-dim decay leaves in
+ * Qr, EQ and Es is intra_backward's. */
 static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
@@ -221,17 +287,14 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
         }
         return;
     }
+    diag_steps(L, dk, w);
     for (int64_t r = 0; r < L; r += SUB) {
         const int64_t n = min64(SUB, L - r);
         if (r > 0) {
-            sub_operands(r, n, dk, w);
-            mm_nt(n, r, dk, w->Qr, dk, w->Kr, dk, A + r * L, L, false, w->bt);
+            sub_operands(r, n, dk, true, w);
+            mm_nt(n, r, dk, w->Qr + r * dk, dk, w->Kr, dk, A + r * L, L, false, w->bt);
         }
-        for (int64_t i = r; i < r + n; i++) {
-            for (int64_t j = r; j <= i; j++)
-                A[i * L + j] = decayed_dot(Q + i * dk, K + j * dk, Bc + i * dk, Bc + j * dk, dk);
-            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
-        }
+        diag_scores(r, n, L, dk, w);
     }
 }
 
@@ -291,6 +354,53 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
 
 /* ------------------------------------------------------------ backward */
 
+/* The diagonal block of rows [r, r + n): with F_ij = e^(B_i - B_j) carried
+ * as in diag_scores, t = dA_ij F_ij gives dQ_i += t . K_j and
+ * dK_j += t . Q_i. Summed over the block's pairs j < i into dQr and dKr
+ * first, since dB_i then is Q_i . dQr_i - K_i . dKr_i (A_ij depends on
+ * B_i - B_j; the pairs j = i have no decay and go straight to dQ, dK). */
+static void diag_backward(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
+{
+    float *dq = w->dQr, *dkr = w->dKr; /* [n, dk] */
+    memset(dq, 0, (size_t)(n * dk) * sizeof(float));
+    memset(dkr, 0, (size_t)(n * dk) * sizeof(float));
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk, *p = w->P + i * L;
+        float *dqi = dq + (i - r) * dk, *f = w->f;
+        for (int64_t d = 0; d < dk; d++) f[d] = 1.0f;
+        for (int64_t j = i - 1; j >= r; j--) {
+            const float *e = w->Es + (j + 1) * dk, *kj = w->K + j * dk;
+            float *dkj = dkr + (j - r) * dk;
+            const float da = p[j];
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) {
+                f[d] *= e[d];
+                const float t = da * f[d];
+                dqi[d] += t * kj[d];
+                dkj[d] += t * qi[d];
+            }
+        }
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk;
+        const float da = p[i];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += da * ki[d];
+            dKi[d] += da * qi[d];
+        }
+    }
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+        const float *gq = dq + (i - r) * dk, *gk = dkr + (i - r) * dk;
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk, *dbi = w->dB + i * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += gq[d];
+            dKi[d] += gk[d];
+            dbi[d] += qi[d] * gq[d] - ki[d] * gk[d];
+        }
+    }
+}
+
 /* The intra-chunk part: given dA = dO V^T (in P, j <= i), adds to dQ, dK
  * and, when db (a decay gradient is wanted), to dB (per key dim) or dbs
  * (scalar decay, one per row). The key-dim decay always forms dB. */
@@ -330,58 +440,33 @@ static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_
         if (r > 0) {
             /* Left of the diagonal block: A = Qr Kr^T (sub_operands), so
              * dQr = dA Kr and dKr = dA^T Qr, and through the factors
-             * dQ += dQr . e^(B_i - B_r), dB_i += dQr . Qr, and
-             * dK += dKr . e^(B_r - B_j), dB_j -= dKr . Kr. B_r's own terms
-             * cancel: A depends on differences of B only. */
-            sub_operands(r, n, dk, w);
+             * dQ += dQr . EQ, dB_i += dQr . Qr, and dK += dKr . EK,
+             * dB_j -= dKr . Kr. B_r's own terms cancel: A depends on
+             * differences of B only. Qr and EQ are intra_scores'. */
+            sub_operands(r, n, dk, false, w);
             const float *dA = w->P + r * L;
             mm_nn(n, dk, r, dA, L, 1, w->Kr, dk, w->dQr, dk, false);
-            mm_nn(r, dk, n, dA, 1, L, w->Qr, dk, w->dKr, dk, false);
-            const float *br = w->Bc + r * dk;
-            for (int64_t i = 0; i < n; i++) {
-                const float *g = w->dQr + i * dk, *qr = w->Qr + i * dk, *b = w->Bc + (r + i) * dk;
-                float *dq = w->dQ + (r + i) * dk, *db = w->dB + (r + i) * dk;
+            mm_nn(r, dk, n, dA, 1, L, w->Qr + r * dk, dk, w->dKr, dk, false);
+            for (int64_t i = r; i < r + n; i++) {
+                const float *g = w->dQr + (i - r) * dk, *qr = w->Qr + i * dk, *e = w->EQ + i * dk;
+                float *dq = w->dQ + i * dk, *db = w->dB + i * dk;
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) {
-                    dq[d] += g[d] * sl_expf(b[d] - br[d]);
+                    dq[d] += g[d] * e[d];
                     db[d] += g[d] * qr[d];
                 }
             }
             for (int64_t j = 0; j < r; j++) {
-                const float *g = w->dKr + j * dk, *kr = w->Kr + j * dk, *b = w->Bc + j * dk;
+                const float *g = w->dKr + j * dk, *kr = w->Kr + j * dk, *e = w->EK + j * dk;
                 float *dkj = w->dK + j * dk, *db = w->dB + j * dk;
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) {
-                    dkj[d] += g[d] * sl_expf(br[d] - b[d]);
+                    dkj[d] += g[d] * e[d];
                     db[d] -= g[d] * kr[d];
                 }
             }
         }
-        for (int64_t i = r; i < r + n; i++) {
-            const float *qi = w->Q + i * dk, *bi = w->Bc + i * dk;
-            float *dqi = w->dQ + i * dk, *dbi = w->dB + i * dk;
-            for (int64_t j = r; j <= i; j++) {
-                const float *kj = w->K + j * dk, *bj = w->Bc + j * dk;
-                float *dkj = w->dK + j * dk, *dbj = w->dB + j * dk, da = w->P[i * L + j];
-                if (j == i) {
-                    /* e^(B_i - B_i) = 1: no decay gradient. */
-#pragma omp simd
-                    for (int64_t d = 0; d < dk; d++) {
-                        dqi[d] += da * kj[d];
-                        dkj[d] += da * qi[d];
-                    }
-                    continue;
-                }
-#pragma omp simd
-                for (int64_t d = 0; d < dk; d++) {
-                    float t = da * sl_expf(bi[d] - bj[d]), u = t * qi[d] * kj[d];
-                    dqi[d] += t * kj[d];
-                    dkj[d] += t * qi[d];
-                    dbi[d] += u;
-                    dbj[d] -= u;
-                }
-            }
-        }
+        diag_backward(r, n, L, dk, w);
     }
 }
 
@@ -394,15 +479,18 @@ static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, cons
     const int64_t dk = s->dk, H = s->H;
     if (s->mode == DECAY_KEY) {
         /* dB becomes its suffix sums in place (it is not read again this
-         * chunk), row by row so both loops run over contiguous d. */
+         * chunk), row by row so the loops run over contiguous d; dg's rows
+         * are then walked forwards, which measured faster than backwards. */
         float *dB = w->dB;
-        for (int64_t i = L - 1; i >= 0; i--) {
-            float *row = dB + i * dk, *out = dg + ((t + i) * H + h) * dk;
-            if (i < L - 1) {
-                const float *next = row + dk;
+        for (int64_t i = L - 2; i >= 0; i--) {
+            float *row = dB + i * dk;
+            const float *next = row + dk;
 #pragma omp simd
-                for (int64_t d = 0; d < dk; d++) row[d] += next[d];
-            }
+            for (int64_t d = 0; d < dk; d++) row[d] += next[d];
+        }
+        for (int64_t i = 0; i < L; i++) {
+            const float *row = dB + i * dk;
+            float *out = dg + ((t + i) * H + h) * dk;
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) out[d] += row[d];
         }
