@@ -110,7 +110,7 @@ typedef struct head_buf {
     float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
     float *Qr, *Kr, *dQr, *dKr;                  /* [C, dk]: sub-block operands (key decay) */
     float *EQ, *EK, *Es;                         /* [C, dk]: their factors, and steps */
-    float *f;                                    /* [dk]: a running product of steps */
+    float *f;                                    /* [4, dk]: running products of steps */
     float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
@@ -118,7 +118,7 @@ static int64_t buf_floats(const rec_shape *s)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + dk + 2 * dk * dv + w * n;
+    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 4 * dk + 2 * dk * dv + w * n;
 }
 
 static head_buf carve(const rec_shape *s, float *p)
@@ -137,7 +137,7 @@ static head_buf carve(const rec_shape *s, float *p)
     h.dbs = p;
     h.bs = p + C;
     h.f = p + 2 * C;
-    p += 2 * C + dk;
+    p += 2 * C + 4 * dk;
     h.S = p;
     h.dS = p + dk * dv;
     h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
@@ -173,14 +173,13 @@ static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, in
  * gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd): the
  * scores left of the diagonal block are one product, not an exponential per
  * (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4).
- * EQ is the block's running product of steps (diag_steps, which must have
- * run). Blocks are taken in order, r = SUB, 2 SUB, ..: EK then holds the
- * previous block's factors, and the rows before r - SUB only move on by
- * e^(B_r - B_{r-SUB}) (a product of factors <= 1), so each block takes SUB
- * rows of exponentials, not r. */
+ * The factors are products of steps (decay_steps, which must have run), so
+ * none takes an exponential of its own: EQ runs forward from row r, and EK
+ * back from row r over the previous block. Blocks are taken in order,
+ * r = SUB, 2 SUB, ..: EK then holds the previous block's factors, and the
+ * rows before r - SUB move on by EK_{r-SUB} = e^(B_r - B_{r-SUB}). */
 static void sub_operands(int64_t r, int64_t n, int64_t dk, bool queries, const head_buf *w)
 {
-    const float *br = w->Bc + r * dk;
     if (queries) {
         for (int64_t d = 0; d < dk; d++) w->EQ[r * dk + d] = 1.0f;
         memcpy(w->Qr + r * dk, w->Q + r * dk, (size_t)dk * sizeof(float));
@@ -194,13 +193,14 @@ static void sub_operands(int64_t r, int64_t n, int64_t dk, bool queries, const h
             }
         }
     }
-    for (int64_t j = r - SUB; j < r; j++) {
-        const float *b = w->Bc + j * dk;
+    memcpy(w->EK + (r - 1) * dk, w->Es + r * dk, (size_t)dk * sizeof(float));
+    for (int64_t j = r - 2; j >= r - SUB; j--) {
+        const float *st = w->Es + (j + 1) * dk;
         float *e = w->EK + j * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) e[d] = sl_expf(br[d] - b[d]);
+        for (int64_t d = 0; d < dk; d++) e[d] = e[d + dk] * st[d];
     }
-    const float *m = w->EK + (r - SUB) * dk; /* e^(B_r - B_{r-SUB}) */
+    const float *m = w->EK + (r - SUB) * dk;
     for (int64_t j = 0; j < r; j++) {
         const float *k = w->K + j * dk;
         float *e = w->EK + j * dk, *o = w->Kr + j * dk;
@@ -213,14 +213,15 @@ static void sub_operands(int64_t r, int64_t n, int64_t dk, bool queries, const h
     }
 }
 
-/* Es_t = e^(B_t - B_{t-1}) for the rows t inside a diagonal block (not its
- * first): inside a block e^(B_i - B_j) = Es_{j+1} .. Es_i, a product of at
- * most SUB - 1 factors <= 1, so the diagonal blocks take one exponential
- * per (t, d), not one per (i, j, d). */
-static void diag_steps(int64_t L, int64_t dk, const head_buf *w)
+/* Es_t = e^(B_t - B_{t-1}), t = 1 .. L-1: every factor of the key-dim
+ * scores is a product of these, e^(B_i - B_j) = Es_{j+1} .. Es_i for
+ * j <= i, so the chunk takes one exponential per (t, d), not one per
+ * (i, j, d). Each step is <= 1, so no product overflows (under strong decay
+ * they underflow to 0, as the factors they stand for would); their rounding
+ * grows with the number of steps (< C), not with the size of B. */
+static void decay_steps(int64_t L, int64_t dk, const head_buf *w)
 {
     for (int64_t t = 1; t < L; t++) {
-        if (t % SUB == 0) continue;
         const float *b = w->Bc + t * dk;
         float *e = w->Es + t * dk;
 #pragma omp simd
@@ -229,10 +230,8 @@ static void diag_steps(int64_t L, int64_t dk, const head_buf *w)
 }
 
 /* sum_d f_d k_d after f *= e: the next score of a diagonal block's row,
- * one token further back. A function of its own so that the loop
- * vectorises. */
-static __attribute__((noinline)) float step_dot(float *f, const float *e, const float *k,
-                                                int64_t dk)
+ * one token further back. */
+static float step_dot(float *f, const float *e, const float *k, int64_t dk)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -243,30 +242,64 @@ static __attribute__((noinline)) float step_dot(float *f, const float *e, const 
     return s;
 }
 
+/* step_dot for 4 rows, f: [4, dk] -> s: [4]: four independent sums, and e
+ * and k load once for the four. */
+static void step_dot4(float *f, const float *e, const float *k, int64_t dk, float *s)
+{
+    float *f0 = f, *f1 = f + dk, *f2 = f + 2 * dk, *f3 = f + 3 * dk;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t d = 0; d < dk; d++) {
+        f0[d] *= e[d];
+        f1[d] *= e[d];
+        f2[d] *= e[d];
+        f3[d] *= e[d];
+        s0 += f0[d] * k[d];
+        s1 += f1[d] * k[d];
+        s2 += f2[d] * k[d];
+        s3 += f3[d] * k[d];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
 /* Rows [r, r + n) of A inside the diagonal block, and 0 right of it: row i
- * walks j from i back to r, carrying f = Q_i . e^(B_i - B_j) (Es). */
+ * walks j from i back to r, carrying f_i = Q_i . e^(B_i - B_j). Rows go in
+ * fours: each walks alone through the four's own triangle, then the four
+ * walk on together (step_dot4); a last group of fewer walks alone. */
 static void diag_scores(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
 {
-    for (int64_t i = r; i < r + n; i++) {
-        float *a = w->A + i * L;
-        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
-        float s = 0.0f;
+    for (int64_t i0 = r; i0 < r + n; i0 += 4) {
+        const int64_t m = min64(4, r + n - i0), alone_to = m == 4 ? i0 : r;
+        for (int64_t i = i0; i < i0 + m; i++) {
+            float *a = w->A + i * L, *f = w->f + (i - i0) * dk;
+            const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+            float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-        for (int64_t d = 0; d < dk; d++) s += qi[d] * ki[d];
-        a[i] = s;
-        memcpy(w->f, qi, (size_t)dk * sizeof(float));
-        for (int64_t j = i - 1; j >= r; j--)
-            a[j] = step_dot(w->f, w->Es + (j + 1) * dk, w->K + j * dk, dk);
-        for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
+            for (int64_t d = 0; d < dk; d++) s += qi[d] * ki[d];
+            a[i] = s;
+            memcpy(f, qi, (size_t)dk * sizeof(float));
+            for (int64_t j = i - 1; j >= alone_to; j--)
+                a[j] = step_dot(f, w->Es + (j + 1) * dk, w->K + j * dk, dk);
+            for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
+        }
+        if (m < 4) continue;
+        for (int64_t j = i0 - 1; j >= r; j--) {
+            float s[4];
+            step_dot4(w->f, w->Es + (j + 1) * dk, w->K + j * dk, dk, s);
+            for (int64_t u = 0; u < 4; u++) w->A[(i0 + u) * L + j] = s[u];
+        }
     }
 }
 
 /* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
  * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
- * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
- * products of steps (diag_steps) inside the diagonal SUB x SUB blocks; left
- * of them A is a product of sub_operands. What the key-dim decay leaves in
- * Qr, EQ and Es is intra_backward's. */
+ * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay
+ * forms its factors as products of steps (decay_steps): inside the diagonal
+ * SUB x SUB blocks per score, left of them as the operands of one product
+ * (sub_operands). What it leaves in Qr, EQ and Es is intra_backward's. */
 static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
@@ -287,7 +320,7 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
         }
         return;
     }
-    diag_steps(L, dk, w);
+    decay_steps(L, dk, w);
     for (int64_t r = 0; r < L; r += SUB) {
         const int64_t n = min64(SUB, L - r);
         if (r > 0) {
