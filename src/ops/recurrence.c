@@ -295,6 +295,53 @@ static void diag_scores(int64_t r, int64_t n, int64_t L, int64_t dk, const head_
     }
 }
 
+/* The diagonal block of rows [r, r + n): with F_ij = e^(B_i - B_j) carried
+ * as in diag_scores, t = dA_ij F_ij gives dQ_i += t . K_j and
+ * dK_j += t . Q_i. Summed over the block's pairs j < i into dQr and dKr
+ * first, since dB_i then is Q_i . dQr_i - K_i . dKr_i (A_ij depends on
+ * B_i - B_j; the pairs j = i have no decay and go straight to dQ, dK). */
+static void diag_backward(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
+{
+    float *dq = w->dQr, *dkr = w->dKr; /* [n, dk] */
+    memset(dq, 0, (size_t)(n * dk) * sizeof(float));
+    memset(dkr, 0, (size_t)(n * dk) * sizeof(float));
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk, *p = w->P + i * L;
+        float *dqi = dq + (i - r) * dk, *f = w->f;
+        for (int64_t d = 0; d < dk; d++) f[d] = 1.0f;
+        for (int64_t j = i - 1; j >= r; j--) {
+            const float *e = w->Es + (j + 1) * dk, *kj = w->K + j * dk;
+            float *dkj = dkr + (j - r) * dk;
+            const float da = p[j];
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) {
+                f[d] *= e[d];
+                const float t = da * f[d];
+                dqi[d] += t * kj[d];
+                dkj[d] += t * qi[d];
+            }
+        }
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk;
+        const float da = p[i];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += da * ki[d];
+            dKi[d] += da * qi[d];
+        }
+    }
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+        const float *gq = dq + (i - r) * dk, *gk = dkr + (i - r) * dk;
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk, *dbi = w->dB + i * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += gq[d];
+            dKi[d] += gk[d];
+            dbi[d] += qi[d] * gq[d] - ki[d] * gk[d];
+        }
+    }
+}
+
 /* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
  * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
  * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay
@@ -387,53 +434,6 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
 }
 
 /* ------------------------------------------------------------ backward */
-
-/* The diagonal block of rows [r, r + n): with F_ij = e^(B_i - B_j) carried
- * as in diag_scores, t = dA_ij F_ij gives dQ_i += t . K_j and
- * dK_j += t . Q_i. Summed over the block's pairs j < i into dQr and dKr
- * first, since dB_i then is Q_i . dQr_i - K_i . dKr_i (A_ij depends on
- * B_i - B_j; the pairs j = i have no decay and go straight to dQ, dK). */
-static void diag_backward(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
-{
-    float *dq = w->dQr, *dkr = w->dKr; /* [n, dk] */
-    memset(dq, 0, (size_t)(n * dk) * sizeof(float));
-    memset(dkr, 0, (size_t)(n * dk) * sizeof(float));
-    for (int64_t i = r; i < r + n; i++) {
-        const float *qi = w->Q + i * dk, *ki = w->K + i * dk, *p = w->P + i * L;
-        float *dqi = dq + (i - r) * dk, *f = w->f;
-        for (int64_t d = 0; d < dk; d++) f[d] = 1.0f;
-        for (int64_t j = i - 1; j >= r; j--) {
-            const float *e = w->Es + (j + 1) * dk, *kj = w->K + j * dk;
-            float *dkj = dkr + (j - r) * dk;
-            const float da = p[j];
-#pragma omp simd
-            for (int64_t d = 0; d < dk; d++) {
-                f[d] *= e[d];
-                const float t = da * f[d];
-                dqi[d] += t * kj[d];
-                dkj[d] += t * qi[d];
-            }
-        }
-        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk;
-        const float da = p[i];
-#pragma omp simd
-        for (int64_t d = 0; d < dk; d++) {
-            dQi[d] += da * ki[d];
-            dKi[d] += da * qi[d];
-        }
-    }
-    for (int64_t i = r; i < r + n; i++) {
-        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
-        const float *gq = dq + (i - r) * dk, *gk = dkr + (i - r) * dk;
-        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk, *dbi = w->dB + i * dk;
-#pragma omp simd
-        for (int64_t d = 0; d < dk; d++) {
-            dQi[d] += gq[d];
-            dKi[d] += gk[d];
-            dbi[d] += qi[d] * gq[d] - ki[d] * gk[d];
-        }
-    }
-}
 
 /* The intra-chunk part: given dA = dO V^T (in P, j <= i), adds to dQ, dK
  * and, when db (a decay gradient is wanted), to dB (per key dim) or dbs
