@@ -1,10 +1,11 @@
 /* Decayed matrix-state recurrence: the chunked op against the step-by-step
  * reference in every decay mode and at lengths around chunk edges, a split
  * sequence against a whole one, the one-token step against the op, the
- * backward against finite differences, a packed batch of variable-length
- * sequences against each alone, finite results with O(T) memory at
- * T = 65536 under extreme inputs, and blocks read in place from one wide
- * tensor through a fused feature map against the unfused composition. */
+ * backward against finite differences, a key-dim decay with equal gates
+ * against the per-token decay, a packed batch of variable-length sequences
+ * against each alone, finite results with O(T) memory at T = 65536 under
+ * extreme inputs, and blocks read in place from one wide tensor through a
+ * fused feature map against the unfused composition. */
 #include <omp.h>
 #include <string.h>
 
@@ -247,6 +248,71 @@ static void test_gradient_finite_differences(void)
      * columns, so a 40-token chunk covers whole tiles and a column tail in
      * every product over tokens, and the last chunk is ragged. */
     check_gradients(1, 45, 1, 3, 2, 40, 5);
+}
+
+/* A key-dim decay whose dk gates are equal is the per-token decay: the two
+ * run different code (products of per-key steps in sub-blocks of the
+ * chunk, with the diagonal blocks scored pair by pair; one masked product),
+ * so outputs and the gradients of q, k, v and s0 must agree, and the key
+ * gates' gradient summed over d must be the token gate's. A realistic head
+ * (dk 64) and three chunks plus a ragged one, so every sub-block path runs
+ * with whole vectors, where the finite-difference checks use dk = 3. */
+static void test_key_decay_matches_token_decay(void)
+{
+    const int64_t B = 2, T = 3 * 64 + 21, H = 2, dk = 64, dv = 16, C = 64;
+    sl_rng rng;
+    sl_rng_seed(&rng, 8);
+    rec_arg tok = {MODE_TOKEN, H, C, {0}, true}, key = {MODE_KEY, H, C, {0}, true};
+    sl_tensor *in[5], *kin[5];
+    make_inputs(&rng, &tok, B, T, dk, dv, 1.0f, in);
+    for (int i = 0; i < 5; i++) kin[i] = in[i];
+    kin[3] = GC_LEAF(&rng, 0.0f, B, T, H * dk);
+    for (int64_t i = 0; i < kin[3]->n; i++) kin[3]->data[i] = in[3]->data[i / dk];
+    float *dout = malloc((size_t)(B * T * H * dv) * sizeof(float));
+    for (int64_t i = 0; i < B * T * H * dv; i++) dout[i] = sl_rng_normal(&rng);
+    sl_tensor *o[2];
+    float *grads[2][5];
+    for (int run = 0; run < 2; run++) {
+        sl_tensor **x = run ? kin : in;
+        for (int i = 0; i < 5; i++) memset(x[i]->grad, 0, (size_t)x[i]->n * sizeof(float));
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        sl_tensor *y = rec_fn(&ctx, x, run ? &key : &tok);
+        sl_backward_with(&ctx, y, dout);
+        o[run] = GC_LEAF(&rng, 0.0f, B, T, H * dv);
+        memcpy(o[run]->data, y->data, (size_t)y->n * sizeof(float));
+        for (int i = 0; i < 5; i++) {
+            grads[run][i] = malloc((size_t)x[i]->n * sizeof(float));
+            memcpy(grads[run][i], x[i]->grad, (size_t)x[i]->n * sizeof(float));
+        }
+        sl_ctx_free(&ctx);
+    }
+    /* The token gate's gradient from the key gates': summed over d. */
+    float *dg_key = malloc((size_t)in[3]->n * sizeof(float));
+    for (int64_t i = 0; i < in[3]->n; i++) {
+        double acc = 0;
+        for (int64_t d = 0; d < dk; d++) acc += grads[1][3][i * dk + d];
+        dg_key[i] = (float)acc;
+    }
+    /* Both are float sums of the same terms in different orders: 1e-5
+     * relative with a floor of 1e-5 of the RMS, as against the reference;
+     * the gate gradients are differences of such sums over a chunk, so 1e-4. */
+    double worst =
+        close_ratio(o[1]->data, o[0]->data, o[0]->n, 1e-5 * rms(o[0]->data, o[0]->n), 1e-5);
+    for (int i = 0; i < 5; i++) {
+        const float *a = i == 3 ? dg_key : grads[1][i], *b = grads[0][i];
+        const double tol = i == 3 ? 1e-4 : 1e-5;
+        worst = fmax(worst, close_ratio(a, b, in[i]->n, tol * rms(b, in[i]->n), tol));
+    }
+    CHECK(worst <= 1, "key-dim decay with equal gates vs per-token decay: ratio %g", worst);
+    for (int run = 0; run < 2; run++) {
+        gc_free(o[run]);
+        for (int i = 0; i < 5; i++) free(grads[run][i]);
+    }
+    free(dg_key);
+    free(dout);
+    gc_free(kin[3]);
+    gc_free_all(in, 5);
 }
 
 static void test_threads_do_not_change_results(void)
@@ -514,6 +580,7 @@ int main(void)
     RUN(test_split_equals_whole);
     RUN(test_steps_equal_forward);
     RUN(test_gradient_finite_differences);
+    RUN(test_key_decay_matches_token_decay);
     RUN(test_threads_do_not_change_results);
     RUN(test_packed_equals_one_by_one);
     RUN(test_extreme_inputs_long_sequence);

@@ -62,20 +62,30 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* ------------------------------------------------------------- helpers */
 
 /* Bc: [L, dk], the inclusive cumulative log decay of head h over tokens
- * t0 .. t0+L-1, counted over all B*T tokens. */
+ * t0 .. t0+L-1, counted over all B*T tokens. One branch per mode, outside
+ * the loops: a key-dim decay adds g's row to the previous row (a loop over
+ * d that vectorises), a scalar one sums once per row and fills the row. */
 static void cum_decay(const rec_shape *s, int64_t h, int64_t t0, int64_t L, float *Bc)
 {
     const int64_t dk = s->dk, H = s->H;
-    for (int64_t i = 0; i < L; i++) {
-        float *row = Bc + i * dk;
-        const int64_t t = t0 + i;
-        for (int64_t d = 0; d < dk; d++) {
-            float gi = s->mode == DECAY_NONE    ? 0.0f
-                       : s->mode == DECAY_HEAD  ? s->log_gamma[h]
-                       : s->mode == DECAY_TOKEN ? s->g[t * H + h]
-                                                : s->g[(t * H + h) * dk + d];
-            row[d] = (i ? row[d - dk] : 0.0f) + gi;
+    if (s->mode == DECAY_KEY) {
+        const float *g = s->g + (t0 * H + h) * dk; /* rows H*dk apart */
+        memcpy(Bc, g, (size_t)dk * sizeof(float));
+        for (int64_t i = 1; i < L; i++) {
+            const float *prev = Bc + (i - 1) * dk, *gi = g + i * H * dk;
+            float *row = Bc + i * dk;
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) row[d] = prev[d] + gi[d];
         }
+        return;
+    }
+    float b = 0.0f;
+    for (int64_t i = 0; i < L; i++) {
+        b += s->mode == DECAY_HEAD    ? s->log_gamma[h]
+             : s->mode == DECAY_TOKEN ? s->g[(t0 + i) * H + h]
+                                      : 0.0f;
+        float *row = Bc + i * dk;
+        for (int64_t d = 0; d < dk; d++) row[d] = b;
     }
 }
 
@@ -104,6 +114,8 @@ typedef struct head_buf {
     float *dQ, *dK, *dV, *dB, *tmp, *dbs;        /* the chunk's gradients */
     float *S, *dS, *bt;                          /* state, its gradient, mm_nt's scratch */
     float *Qr, *Kr, *dQr, *dKr;                  /* [C, dk]: sub-block operands (key decay) */
+    float *EQ, *EK, *Es;                         /* [C, dk]: their factors, and steps */
+    float *f;                                    /* [4, dk]: running products of steps */
     float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
@@ -111,15 +123,15 @@ static int64_t buf_floats(const rec_shape *s)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 15 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 2 * dk * dv + w * n;
+    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 4 * dk + 2 * dk * dv + w * n;
 }
 
 static head_buf carve(const rec_shape *s, float *p)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     head_buf h;
-    float **ck[] = {&h.Q,  &h.K,  &h.Bc, &h.Qd, &h.Kd, &h.E,   &h.F,  &h.dQ,
-                    &h.dK, &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr};
+    float **ck[] = {&h.Q,  &h.K,   &h.Bc, &h.Qd, &h.Kd,  &h.E,   &h.F,  &h.dQ, &h.dK,
+                    &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr, &h.EQ, &h.EK, &h.Es};
     for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
     float **cv[] = {&h.V, &h.O, &h.dV};
     for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
@@ -128,7 +140,8 @@ static head_buf carve(const rec_shape *s, float *p)
     p += 2 * C * C;
     h.dbs = p;
     h.bs = p + C;
-    p += 2 * C;
+    h.f = p + 2 * C;
+    p += 2 * C + 4 * dk;
     h.S = p;
     h.dS = p + dk * dv;
     h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
@@ -154,48 +167,192 @@ static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, in
     *st = states ? states + (s->coff[r] * s->H + h * nch) * s->dk * s->dv : NULL;
 }
 
-/* Rows of the sub-blocks a chunk's key-decay scores are split into. */
+/* Rows of the sub-blocks a chunk's key-decay scores are split into. 8 and
+ * 32 both ran slower: 8 with more, smaller products left of the diagonal,
+ * 32 with longer walks in the diagonal blocks' backward. */
 #define SUB 16
 
-/* For the sub-block of rows [r, r + n): Qr_i = Q_i . e^(B_i - B_r) and, for
- * the earlier tokens j < r, Kr_j = K_j . e^(B_r - B_j). Both exponents are
- * sums of gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd):
- * the scores left of the diagonal block are one product, not an exponential
- * per (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4). */
-static void sub_operands(int64_t r, int64_t n, int64_t dk, const head_buf *w)
+/* For the sub-block of rows [r, r + n), r > 0: Qr_i = Q_i . EQ_i with
+ * EQ_i = e^(B_i - B_r) (when queries; rows r .. r+n-1 of Qr and EQ, so all
+ * blocks' stay for the backward) and, for the earlier tokens j < r,
+ * Kr_j = K_j . EK_j with EK_j = e^(B_r - B_j). Both exponents are sums of
+ * gates, so <= 0, and Qr_i . Kr_j = sum_d Q_id K_jd e^(B_id - B_jd): the
+ * scores left of the diagonal block are one product, not an exponential per
+ * (i, j, d) (GLA's secondary chunking, Yang et al. 2023, section 4).
+ * The factors are products of steps (decay_steps, which must have run), so
+ * none takes an exponential of its own: EQ runs forward from row r, and EK
+ * back from row r over the previous block. Blocks are taken in order,
+ * r = SUB, 2 SUB, ..: EK then holds the previous block's factors, and the
+ * rows before r - SUB move on by EK_{r-SUB} = e^(B_r - B_{r-SUB}). */
+static void sub_operands(int64_t r, int64_t n, int64_t dk, bool queries, const head_buf *w)
 {
-    const float *br = w->Bc + r * dk;
-    for (int64_t i = 0; i < n; i++) {
-        const float *q = w->Q + (r + i) * dk, *b = w->Bc + (r + i) * dk;
-        float *o = w->Qr + i * dk;
+    if (queries) {
+        for (int64_t d = 0; d < dk; d++) w->EQ[r * dk + d] = 1.0f;
+        memcpy(w->Qr + r * dk, w->Q + r * dk, (size_t)dk * sizeof(float));
+        for (int64_t i = r + 1; i < r + n; i++) {
+            const float *q = w->Q + i * dk, *st = w->Es + i * dk;
+            float *e = w->EQ + i * dk, *o = w->Qr + i * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) o[d] = q[d] * sl_expf(b[d] - br[d]);
+            for (int64_t d = 0; d < dk; d++) {
+                e[d] = e[d - dk] * st[d];
+                o[d] = q[d] * e[d];
+            }
+        }
     }
-    for (int64_t j = 0; j < r; j++) {
-        const float *k = w->K + j * dk, *b = w->Bc + j * dk;
-        float *o = w->Kr + j * dk;
+    memcpy(w->EK + (r - 1) * dk, w->Es + r * dk, (size_t)dk * sizeof(float));
+    for (int64_t j = r - 2; j >= r - SUB; j--) {
+        const float *st = w->Es + (j + 1) * dk;
+        float *e = w->EK + j * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) o[d] = k[d] * sl_expf(br[d] - b[d]);
+        for (int64_t d = 0; d < dk; d++) e[d] = e[d + dk] * st[d];
+    }
+    const float *m = w->EK + (r - SUB) * dk;
+    for (int64_t j = 0; j < r; j++) {
+        const float *k = w->K + j * dk;
+        float *e = w->EK + j * dk, *o = w->Kr + j * dk;
+        if (j < r - SUB) {
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) e[d] *= m[d];
+        }
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) o[d] = k[d] * e[d];
     }
 }
 
-/* sum_d q_d k_d e^(bi_d - bj_d): one score of the diagonal block. A
- * function of its own, so that the loop vectorises (inlined into the block
- * loop, GCC kept a scalar sl_expf there). */
-static __attribute__((noinline)) float decayed_dot(const float *q, const float *k, const float *bi,
-                                                   const float *bj, int64_t dk)
+/* Es_t = e^(B_t - B_{t-1}), t = 1 .. L-1: every factor of the key-dim
+ * scores is a product of these, e^(B_i - B_j) = Es_{j+1} .. Es_i for
+ * j <= i, so the chunk takes one exponential per (t, d), not one per
+ * (i, j, d). Each step is <= 1 (g <= 0), so no product overflows (under strong decay
+ * they underflow to 0, as the factors they stand for would); their rounding
+ * grows with the number of steps (< C), not with the size of B. */
+static void decay_steps(int64_t L, int64_t dk, const head_buf *w)
+{
+    for (int64_t t = 1; t < L; t++) {
+        const float *b = w->Bc + t * dk;
+        float *e = w->Es + t * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) e[d] = sl_expf(b[d] - b[d - dk]);
+    }
+}
+
+/* sum_d f_d k_d after f *= e: the next score of a diagonal block's row,
+ * one token further back. */
+static float step_dot(float *f, const float *e, const float *k, int64_t dk)
 {
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t d = 0; d < dk; d++) s += q[d] * k[d] * sl_expf(bi[d] - bj[d]);
+    for (int64_t d = 0; d < dk; d++) {
+        f[d] *= e[d];
+        s += f[d] * k[d];
+    }
     return s;
+}
+
+/* step_dot for 4 rows, f: [4, dk] -> s: [4]: four independent sums, and e
+ * and k load once for the four. */
+static void step_dot4(float *f, const float *e, const float *k, int64_t dk, float *s)
+{
+    float *f0 = f, *f1 = f + dk, *f2 = f + 2 * dk, *f3 = f + 3 * dk;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t d = 0; d < dk; d++) {
+        f0[d] *= e[d];
+        f1[d] *= e[d];
+        f2[d] *= e[d];
+        f3[d] *= e[d];
+        s0 += f0[d] * k[d];
+        s1 += f1[d] * k[d];
+        s2 += f2[d] * k[d];
+        s3 += f3[d] * k[d];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* Rows [r, r + n) of A inside the diagonal block, and 0 right of it: row i
+ * walks j from i back to r, carrying f_i = Q_i . e^(B_i - B_j). Rows go in
+ * fours: each walks alone through the four's own triangle, then the four
+ * walk on together (step_dot4); a last group of fewer walks alone. */
+static void diag_scores(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
+{
+    for (int64_t i0 = r; i0 < r + n; i0 += 4) {
+        const int64_t m = min64(4, r + n - i0), alone_to = m == 4 ? i0 : r;
+        for (int64_t i = i0; i < i0 + m; i++) {
+            float *a = w->A + i * L, *f = w->f + (i - i0) * dk;
+            const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t d = 0; d < dk; d++) s += qi[d] * ki[d];
+            a[i] = s;
+            memcpy(f, qi, (size_t)dk * sizeof(float));
+            for (int64_t j = i - 1; j >= alone_to; j--)
+                a[j] = step_dot(f, w->Es + (j + 1) * dk, w->K + j * dk, dk);
+            for (int64_t j = i + 1; j < L; j++) a[j] = 0.0f;
+        }
+        if (m < 4) continue;
+        for (int64_t j = i0 - 1; j >= r; j--) {
+            float s[4];
+            step_dot4(w->f, w->Es + (j + 1) * dk, w->K + j * dk, dk, s);
+            for (int64_t u = 0; u < 4; u++) w->A[(i0 + u) * L + j] = s[u];
+        }
+    }
+}
+
+/* The diagonal block of rows [r, r + n): with F_ij = e^(B_i - B_j) carried
+ * as in diag_scores, t = dA_ij F_ij gives dQ_i += t . K_j and
+ * dK_j += t . Q_i. Summed over the block's pairs j < i into dQr and dKr
+ * first, since dB_i then is Q_i . dQr_i - K_i . dKr_i (A_ij depends on
+ * B_i - B_j; the pairs j = i have no decay and go straight to dQ, dK). */
+static void diag_backward(int64_t r, int64_t n, int64_t L, int64_t dk, const head_buf *w)
+{
+    float *dq = w->dQr, *dkr = w->dKr; /* [n, dk] */
+    memset(dq, 0, (size_t)(n * dk) * sizeof(float));
+    memset(dkr, 0, (size_t)(n * dk) * sizeof(float));
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk, *p = w->P + i * L;
+        float *dqi = dq + (i - r) * dk, *f = w->f;
+        for (int64_t d = 0; d < dk; d++) f[d] = 1.0f;
+        for (int64_t j = i - 1; j >= r; j--) {
+            const float *e = w->Es + (j + 1) * dk, *kj = w->K + j * dk;
+            float *dkj = dkr + (j - r) * dk;
+            const float da = p[j];
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) {
+                f[d] *= e[d];
+                const float t = da * f[d];
+                dqi[d] += t * kj[d];
+                dkj[d] += t * qi[d];
+            }
+        }
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk;
+        const float da = p[i];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += da * ki[d];
+            dKi[d] += da * qi[d];
+        }
+    }
+    for (int64_t i = r; i < r + n; i++) {
+        const float *qi = w->Q + i * dk, *ki = w->K + i * dk;
+        const float *gq = dq + (i - r) * dk, *gk = dkr + (i - r) * dk;
+        float *dQi = w->dQ + i * dk, *dKi = w->dK + i * dk, *dbi = w->dB + i * dk;
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) {
+            dQi[d] += gq[d];
+            dKi[d] += gk[d];
+            dbi[d] += qi[d] * gq[d] - ki[d] * gk[d];
+        }
+    }
 }
 
 /* A: [L, L] = the decay-masked scores, A_ij = sum_d Q_id K_jd e^(B_id - B_jd)
  * for j <= i, 0 above the diagonal. Scalar decays factor out of the sum, so
- * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay takes
- * one exponential per (i, j, d) only inside the diagonal SUB x SUB blocks;
- * left of them A is a product of sub_operands. */
+ * there A = (Q K^T) . e^(b_i - b_j) from one product. A key-dim decay
+ * forms its factors as products of steps (decay_steps): inside the diagonal
+ * SUB x SUB blocks per score, left of them as the operands of one product
+ * (sub_operands). What it leaves in Qr, EQ and Es is intra_backward's. */
 static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
@@ -216,17 +373,14 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
         }
         return;
     }
+    decay_steps(L, dk, w);
     for (int64_t r = 0; r < L; r += SUB) {
         const int64_t n = min64(SUB, L - r);
         if (r > 0) {
-            sub_operands(r, n, dk, w);
-            mm_nt(n, r, dk, w->Qr, dk, w->Kr, dk, A + r * L, L, false, w->bt);
+            sub_operands(r, n, dk, true, w);
+            mm_nt(n, r, dk, w->Qr + r * dk, dk, w->Kr, dk, A + r * L, L, false, w->bt);
         }
-        for (int64_t i = r; i < r + n; i++) {
-            for (int64_t j = r; j <= i; j++)
-                A[i * L + j] = decayed_dot(Q + i * dk, K + j * dk, Bc + i * dk, Bc + j * dk, dk);
-            for (int64_t j = i + 1; j < L; j++) A[i * L + j] = 0.0f;
-        }
+        diag_scores(r, n, L, dk, w);
     }
 }
 
@@ -325,58 +479,33 @@ static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_
         if (r > 0) {
             /* Left of the diagonal block: A = Qr Kr^T (sub_operands), so
              * dQr = dA Kr and dKr = dA^T Qr, and through the factors
-             * dQ += dQr . e^(B_i - B_r), dB_i += dQr . Qr, and
-             * dK += dKr . e^(B_r - B_j), dB_j -= dKr . Kr. B_r's own terms
-             * cancel: A depends on differences of B only. */
-            sub_operands(r, n, dk, w);
+             * dQ += dQr . EQ, dB_i += dQr . Qr, and dK += dKr . EK,
+             * dB_j -= dKr . Kr. B_r's own terms cancel: A depends on
+             * differences of B only. Qr and EQ are intra_scores'. */
+            sub_operands(r, n, dk, false, w);
             const float *dA = w->P + r * L;
             mm_nn(n, dk, r, dA, L, 1, w->Kr, dk, w->dQr, dk, false);
-            mm_nn(r, dk, n, dA, 1, L, w->Qr, dk, w->dKr, dk, false);
-            const float *br = w->Bc + r * dk;
-            for (int64_t i = 0; i < n; i++) {
-                const float *g = w->dQr + i * dk, *qr = w->Qr + i * dk, *b = w->Bc + (r + i) * dk;
-                float *dq = w->dQ + (r + i) * dk, *db = w->dB + (r + i) * dk;
+            mm_nn(r, dk, n, dA, 1, L, w->Qr + r * dk, dk, w->dKr, dk, false);
+            for (int64_t i = r; i < r + n; i++) {
+                const float *g = w->dQr + (i - r) * dk, *qr = w->Qr + i * dk, *e = w->EQ + i * dk;
+                float *dq = w->dQ + i * dk, *db = w->dB + i * dk;
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) {
-                    dq[d] += g[d] * sl_expf(b[d] - br[d]);
+                    dq[d] += g[d] * e[d];
                     db[d] += g[d] * qr[d];
                 }
             }
             for (int64_t j = 0; j < r; j++) {
-                const float *g = w->dKr + j * dk, *kr = w->Kr + j * dk, *b = w->Bc + j * dk;
+                const float *g = w->dKr + j * dk, *kr = w->Kr + j * dk, *e = w->EK + j * dk;
                 float *dkj = w->dK + j * dk, *db = w->dB + j * dk;
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) {
-                    dkj[d] += g[d] * sl_expf(br[d] - b[d]);
+                    dkj[d] += g[d] * e[d];
                     db[d] -= g[d] * kr[d];
                 }
             }
         }
-        for (int64_t i = r; i < r + n; i++) {
-            const float *qi = w->Q + i * dk, *bi = w->Bc + i * dk;
-            float *dqi = w->dQ + i * dk, *dbi = w->dB + i * dk;
-            for (int64_t j = r; j <= i; j++) {
-                const float *kj = w->K + j * dk, *bj = w->Bc + j * dk;
-                float *dkj = w->dK + j * dk, *dbj = w->dB + j * dk, da = w->P[i * L + j];
-                if (j == i) {
-                    /* e^(B_i - B_i) = 1: no decay gradient. */
-#pragma omp simd
-                    for (int64_t d = 0; d < dk; d++) {
-                        dqi[d] += da * kj[d];
-                        dkj[d] += da * qi[d];
-                    }
-                    continue;
-                }
-#pragma omp simd
-                for (int64_t d = 0; d < dk; d++) {
-                    float t = da * sl_expf(bi[d] - bj[d]), u = t * qi[d] * kj[d];
-                    dqi[d] += t * kj[d];
-                    dkj[d] += t * qi[d];
-                    dbi[d] += u;
-                    dbj[d] -= u;
-                }
-            }
-        }
+        diag_backward(r, n, L, dk, w);
     }
 }
 
@@ -388,12 +517,21 @@ static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, cons
 {
     const int64_t dk = s->dk, H = s->H;
     if (s->mode == DECAY_KEY) {
-        for (int64_t d = 0; d < dk; d++) {
-            float acc = 0.0f;
-            for (int64_t i = L - 1; i >= 0; i--) {
-                acc += w->dB[i * dk + d];
-                dg[((t + i) * H + h) * dk + d] += acc;
-            }
+        /* dB becomes its suffix sums in place (it is not read again this
+         * chunk), row by row so the loops run over contiguous d; dg's rows
+         * are then walked forwards, which measured faster than backwards. */
+        float *dB = w->dB;
+        for (int64_t i = L - 2; i >= 0; i--) {
+            float *row = dB + i * dk;
+            const float *next = row + dk;
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) row[d] += next[d];
+        }
+        for (int64_t i = 0; i < L; i++) {
+            const float *row = dB + i * dk;
+            float *out = dg + ((t + i) * H + h) * dk;
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) out[d] += row[d];
         }
     } else {
         float acc = 0.0f;
