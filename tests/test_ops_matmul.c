@@ -22,11 +22,13 @@ static void fill(sl_rng *rng, float *p, int64_t n)
 static void test_gemm_matches_reference(void)
 {
     /* (M, N, K): odd sizes, the sgemv cases M == 1 and N == 1, a dot product,
-     * and long reductions that sl_gemm splits over K across threads (checked
-     * at 1, 2 and 3 threads, the last leaving an uneven final slice). */
-    const int64_t sizes[][3] = {{7, 5, 3},    {13, 17, 11},   {1, 9, 7},
-                                {9, 1, 7},    {1, 1, 5},      {33, 65, 31},
-                                {64, 1, 129}, {37, 29, 3001}, {5, 300, 1030}};
+     * long reductions that sl_gemm splits over K across threads, and a tall
+     * product it splits over M (checked at 1, 2 and 3 threads, the last
+     * leaving uneven slices). */
+    const int64_t sizes[][3] = {{7, 5, 3},      {13, 17, 11},  {1, 9, 7},
+                                {9, 1, 7},      {1, 1, 5},     {33, 65, 31},
+                                {64, 1, 129},   {37, 29, 3001}, {5, 300, 1030},
+                                {2053, 19, 13}};
     for (int threads = 1; threads <= 3; threads++) {
         sl_set_threads(threads);
         sl_rng rng;

@@ -76,6 +76,32 @@ static void gemm_split_k(bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
     }
 }
 
+/* A tall product (the projections of every token, M = B*T rows) ran
+ * 10-15% faster as one single-threaded OpenBLAS call per thread on its own
+ * rows than as one call threaded by OpenBLAS (T x 768 x 256 and T x 256 x
+ * 768 at T = 4096 and 16384, 2 threads, the two alternated; equal at
+ * T = 1024). Each entry of C is still one call's full sum over K, so the
+ * split does not change results. */
+static bool split_over_m(int64_t M, int64_t N, int nt)
+{
+    return nt > 1 && !omp_in_parallel() && M >= 2048 && M >= N;
+}
+
+static void gemm_split_m(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                         const float *B, float beta, float *C, int nt)
+{
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        int64_t m0 = M * t / nt, m1 = M * (t + 1) / nt;
+        /* Rows of A are columns when A is transposed; lda stays the whole
+         * matrix's. The calls run single-threaded inside this region. */
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)(m1 - m0), (int)N, (int)K, 1.0f, ta ? A + m0 : A + m0 * K,
+                    (int)(ta ? M : K), B, (int)(tb ? K : N), beta, C + m0 * N, (int)N);
+    }
+}
+
 /* Same contract as sl_gemm_ref. */
 void sl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
              float beta, float *C)
@@ -84,6 +110,10 @@ void sl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, 
     if (M > 1 && N > 1 && split_over_k(M, N, K, nt)) {
         if (beta == 0) memset(C, 0, (size_t)(M * N) * sizeof(float));
         gemm_split_k(ta, tb, M, N, K, A, B, beta == 0 ? 1.0f : beta, C, nt);
+        return;
+    }
+    if (N > 1 && K > 0 && split_over_m(M, N, nt)) {
+        gemm_split_m(ta, tb, M, N, K, A, B, beta, C, nt);
         return;
     }
     gemm_blas(ta, tb, M, N, K, A, B, beta, C);
