@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float sl_expf(float x)
+/* Always inlined: a call left in a loop keeps the loop scalar, and GCC
+ * stops inlining into large kernels (the recurrence's backward called it
+ * out of line for every element of elu + 1). */
+static inline __attribute__((always_inline)) float sl_expf(float x)
 {
     x = x < -87.33654f ? -87.33654f : x;
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
