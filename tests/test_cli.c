@@ -1,6 +1,7 @@
 /* The seqlab binary on bad input: each case must exit with status 1 or 2
  * (never a signal), print one message naming the file or field, and leave
- * no partial file behind. Also the happy path: train, eval, generate. */
+ * no partial file behind. Also the happy paths: train, eval, generate, and
+ * a mixer benchmark. */
 #include <dirent.h>
 #include <libgen.h>
 #include <string.h>
@@ -133,6 +134,27 @@ static void test_bad_configs_and_data(void)
     EXPECT_FAIL(A("generate %s/run/checkpoint.safetensors --prompt a --top-p 2", dir), "--top-p");
 }
 
+/* seqlab bench --mixer on a tiny layer: one JSON line per length with the
+ * rounds asked for, and clear errors for an unknown mixer and bad rounds. */
+static void test_bench_mixer(void)
+{
+    CHECK(run("bench --mixer linear_attention --seq 64,128 --d-model 32 --heads 2 --reps 1 "
+              "--rounds 2 --threads 1") == 0,
+          "bench --mixer: %s", err);
+    char p[256], out[4096];
+    snprintf(p, sizeof p, "%s/stdout.txt", dir);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = '\0';
+    if (f) fclose(f);
+    int lines = 0;
+    for (const char *q = out; (q = strstr(q, "\"rounds\":2,")); q++) lines++;
+    CHECK(lines == 2, "two JSON lines with rounds 2 in: %s", out);
+    CHECK(strstr(out, "\"seq\":128") && strstr(out, "time ~ T^"), "lengths and exponent: %s", out);
+    EXPECT_FAIL("bench --mixer nope --seq 64 --d-model 32 --heads 2", "unknown mixer \"nope\"");
+    EXPECT_FAIL("bench --mixer linear_attention --rounds 0", "--rounds", ">= 1");
+}
+
 static void test_nan_loss_exits_nonzero(void)
 {
     char p[256];
@@ -164,6 +186,7 @@ int main(int argc, char **argv)
     RUN(test_bad_checkpoints);
     RUN(test_bad_configs_and_data);
     RUN(test_nan_loss_exits_nonzero);
+    RUN(test_bench_mixer);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

@@ -2,7 +2,14 @@
  * peak activation memory over sequence lengths, the fitted exponent of time
  * in T, and step() latency per token near the start and the end of the
  * sequence. With --compare, tools/bench_mixers_torch.py runs the same layer
- * and chunked algorithm in PyTorch on the same thread count. */
+ * and chunked algorithm in PyTorch on the same thread count.
+ *
+ * --rounds N alternates the two N times per length (ours, PyTorch, ours,
+ * ...): this machine's speed drifts by up to 1.5x over seconds to minutes,
+ * so a ratio of two measurements taken minutes apart measures the drift as
+ * much as the code. Each round's ratio pairs neighbouring measurements; the
+ * speed-up reported is their median, and the times are the medians of the
+ * rounds' medians. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +21,7 @@
 
 typedef struct point {
     int64_t T;
-    double ms, peak_mb, step_us_start, step_us_end, torch_ms;
+    double ms, peak_mb, step_us_start, step_us_end, torch_ms, speedup;
 } point;
 
 /* Median of reps forward + backward runs over x: [1, T, D]. */
@@ -101,12 +108,36 @@ static double torch_ms(const char *name, const sl_config *c, int64_t reps)
     return ms;
 }
 
+/* pt: one length over rounds (at most 64): ours, then PyTorch's when
+ * compare, alternately. torch_ms and speedup stay 0 if PyTorch failed. */
+static sl_status measure_rounds(const char *name, const sl_config *c, int64_t reps, int64_t rounds,
+                                bool compare, point *pt)
+{
+    double ours[64], torch[64], ratio[64];
+    int64_t n = rounds < 64 ? rounds : 64, ok = 0;
+    for (int64_t r = 0; r < n; r++) {
+        point p = *pt;
+        sl_status st = measure(name, c, reps, &p);
+        if (st) return st;
+        if (r == 0) *pt = p;
+        ours[r] = p.ms;
+        torch[r] = compare ? torch_ms(name, c, reps) : 0;
+        if (torch[r] > 0) ratio[ok++] = torch[r] / p.ms;
+    }
+    pt->ms = cli_median(ours, n);
+    if (compare && ok == n) {
+        pt->torch_ms = cli_median(torch, n);
+        pt->speedup = cli_median(ratio, n);
+    }
+    return SL_OK;
+}
+
 int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t H, int64_t reps,
-                bool compare)
+                int64_t rounds, bool compare)
 {
     point pts[16];
-    printf("seqlab bench --mixer %s: d_model %lld, %lld heads, batch 1, %d threads\n", name,
-           (long long)D, (long long)H, sl_get_threads());
+    printf("seqlab bench --mixer %s: d_model %lld, %lld heads, batch 1, %d threads, %lld rounds\n",
+           name, (long long)D, (long long)H, sl_get_threads(), (long long)rounds);
     printf("%8s %12s %10s %14s %14s%s\n", "T", "fwd+bwd ms", "peak MB", "step us @0",
            "step us @T-1", compare ? "   PyTorch ms  speed-up" : "");
     for (int i = 0; i < nT; i++) {
@@ -120,11 +151,10 @@ int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t 
         point *pt = &pts[i];
         memset(pt, 0, sizeof *pt);
         pt->T = Ts[i];
-        if (measure(name, &c, reps, pt)) return cli_error("bench");
-        if (compare) pt->torch_ms = torch_ms(name, &c, reps);
+        if (measure_rounds(name, &c, reps, rounds, compare, pt)) return cli_error("bench");
         printf("%8lld %12.2f %10.1f %14.1f %14.1f", (long long)pt->T, pt->ms, pt->peak_mb,
                pt->step_us_start, pt->step_us_end);
-        if (compare && pt->torch_ms > 0) printf(" %12.2f %8.2fx", pt->torch_ms, pt->torch_ms / pt->ms);
+        if (compare && pt->torch_ms > 0) printf(" %12.2f %8.2fx", pt->torch_ms, pt->speedup);
         else if (compare) printf(" %12s", "n/a");
         printf("\n");
         fflush(stdout);
@@ -138,9 +168,11 @@ int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t 
     double slope = nT > 1 ? (nT * sxy - sx * sy) / (nT * sxx - sx * sx) : 0;
     if (nT > 1) printf("time ~ T^%.2f\n", slope);
     for (int i = 0; i < nT; i++)
-        printf("{\"mixer\":\"%s\",\"seq\":%lld,\"threads\":%d,\"ms\":%.3f,\"peak_mb\":%.2f,"
-               "\"step_us_start\":%.2f,\"step_us_end\":%.2f,\"torch_ms\":%.3f,\"exponent\":%.3f}\n",
-               name, (long long)pts[i].T, sl_get_threads(), pts[i].ms, pts[i].peak_mb,
-               pts[i].step_us_start, pts[i].step_us_end, pts[i].torch_ms, slope);
+        printf("{\"mixer\":\"%s\",\"seq\":%lld,\"threads\":%d,\"rounds\":%lld,\"ms\":%.3f,"
+               "\"peak_mb\":%.2f,\"step_us_start\":%.2f,\"step_us_end\":%.2f,\"torch_ms\":%.3f,"
+               "\"speedup\":%.3f,\"exponent\":%.3f}\n",
+               name, (long long)pts[i].T, sl_get_threads(), (long long)rounds, pts[i].ms,
+               pts[i].peak_mb, pts[i].step_us_start, pts[i].step_us_end, pts[i].torch_ms,
+               pts[i].speedup, slope);
     return 0;
 }
