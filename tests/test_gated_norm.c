@@ -35,7 +35,7 @@ static void test_forward_and_step_match_reference(void)
     for (int64_t i = 0; i < o->n; i++) o->data[i] = 3.0f * sl_rng_normal(&rng);
     for (int64_t i = 0; i < z->n; i++) z->data[i] = 2.0f * sl_rng_normal(&rng);
     for (int64_t i = 0; i < w->n; i++) w->data[i] = 1.0f + 0.3f * sl_rng_normal(&rng);
-    sl_tensor *y = sl_gated_rmsnorm(&ctx, o, z, w, G, EPS);
+    sl_tensor *y = sl_gated_rmsnorm(&ctx, o, z, 0, w, G, EPS);
     for (int64_t r = 0; r < B * T; r++) {
         double ref[G * GS];
         float yt[G * GS];
@@ -49,9 +49,10 @@ static void test_forward_and_step_match_reference(void)
     sl_ctx_free(&ctx);
 }
 
+/* in = {o, z, w}; arg: z's first column in its tensor. */
 static sl_tensor *gn_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
-    return sl_gated_rmsnorm(ctx, in[0], in[1], in[2], G, EPS);
+    return sl_gated_rmsnorm(ctx, in[0], in[1], *(const int64_t *)arg, in[2], G, EPS);
 }
 
 static void test_gradient_finite_differences(void)
@@ -61,11 +62,16 @@ static void test_gradient_finite_differences(void)
      * outputs (~1e-6 / 1e-2) stay under atol 3e-4. */
     sl_rng rng;
     sl_rng_seed(&rng, 2);
-    sl_tensor *in[3] = {GC_LEAF(&rng, 1.0f, 2, 2, G * GS), GC_LEAF(&rng, 1.0f, 2, 2, G * GS),
-                        GC_LEAF(&rng, 0.3f, GS)};
-    for (int64_t i = 0; i < GS; i++) in[2]->data[i] += 1.0f;
-    CHECK(gradcheck("gated_rmsnorm", gn_fn, in, 3, NULL, 1e-2f, 3e-4, 3e-3, 100), "gated_rmsnorm");
-    for (int i = 0; i < 3; i++) gc_free(in[i]);
+    /* z alone, then z as the block at column 2 of a wider tensor (the
+     * padding columns must get no gradient). */
+    for (int64_t off = 0; off <= 2; off += 2) {
+        sl_tensor *in[3] = {GC_LEAF(&rng, 1.0f, 2, 2, G * GS),
+                            GC_LEAF(&rng, 1.0f, 2, 2, G * GS + 2 * off), GC_LEAF(&rng, 0.3f, GS)};
+        for (int64_t i = 0; i < GS; i++) in[2]->data[i] += 1.0f;
+        CHECK(gradcheck("gated_rmsnorm", gn_fn, in, 3, &off, 1e-2f, 3e-4, 3e-3, 100),
+              "gated_rmsnorm z_off %lld", (long long)off);
+        for (int i = 0; i < 3; i++) gc_free(in[i]);
+    }
 }
 
 int main(void)

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "mixers/mixer.h"
-#include "ops/columns.h"
 #include "ops/gate_maps.h"
 #include "ops/gated_norm.h"
 #include "ops/ops.h"
@@ -76,12 +75,11 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
     sl_tensor *qkvz = sl_linear(ctx, x, a->wqkvz, NULL);
     const sl_rec_in in = {.q = qkvz, .k = qkvz, .v = qkvz, .k_off = D, .v_off = 2 * D,
                           .dk = a->dk, .dv = a->dk, .q_scale = 1.0f / sqrtf((float)a->dk)};
-    sl_tensor *z = sl_columns(ctx, qkvz, 3 * D, D);
     sl_tensor *logit = sl_linear(ctx, sl_linear(ctx, x, a->w1, NULL), a->w2, a->b2);
     sl_tensor *gk = sl_scale(ctx, sl_logsigmoid(ctx, logit), 1.0f / GATE_NORM);
     sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
     sl_tensor *o = sl_recurrence_in(ctx, &in, gk, NULL, s0, a->H, a->C, state, seqs);
-    return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, a->wnorm, a->H, a->eps), a->wout, NULL);
+    return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, qkvz, 3 * D, a->wnorm, a->H, a->eps), a->wout, NULL);
 }
 
 /* x_t: [D] -> y_t: [D]; state: [H, dk, dk]; scratch: 7D + 16. */

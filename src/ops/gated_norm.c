@@ -1,33 +1,118 @@
-/* Gated per-head RMSNorm: the training form composes existing ops; the
- * one-token form repeats their float arithmetic so step() matches. */
+/* Gated per-head RMSNorm, forward and backward, and the one-token form.
+ * Per row and head, with n = o rs w and rs = 1 / sqrt(mean(o^2) + eps):
+ *     y = n . silu(z)
+ *     dz = dy . n . sigma(z) (1 + z (1 - sigma(z)))
+ *     g = dy . silu(z) . w,   do = rs (g - o rs^2 mean(g . o))
+ *     dw += dy . silu(z) . o rs  (summed over rows and heads) */
 #include <math.h>
+#include <omp.h>
+#include <string.h>
 
 #include "ops/fastmath.h"
 #include "ops/gated_norm.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
 
-/* o, z: [B, T, G*gs], w: [gs] -> [B, T, G*gs]. */
-sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, sl_tensor *w, int64_t G,
-                            float eps)
+/* One row: o, z: [G*gs], w: [gs] -> y: [G*gs]; rs: [G] or NULL receives
+ * each head's 1 / rms. */
+static void gated_row(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
+                      float eps, float *y, float *rs)
 {
-    sl_require(o->ndim == 3 && sl_same_shape(o, z) && o->shape[2] == G * w->n, "sl_gated_rmsnorm",
-               "o, z [B, T, G*gs], w [gs]");
-    const int64_t B = o->shape[0], T = o->shape[1], gs = w->n;
-    sl_tensor *n = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, G, gs), w, eps);
-    return sl_mul(ctx, SL_VIEW(ctx, n, B, T, G * gs), sl_silu(ctx, z));
+    for (int64_t h = 0; h < G; h++) {
+        const float *oh = o + h * gs, *zh = z + h * gs;
+        float ss = 0.0f;
+        for (int64_t j = 0; j < gs; j++) ss += oh[j] * oh[j];
+        const float r = 1.0f / sqrtf(ss / (float)gs + eps);
+        if (rs) rs[h] = r;
+#pragma omp simd
+        for (int64_t j = 0; j < gs; j++)
+            y[h * gs + j] = oh[j] * r * w[j] * (zh[j] * sl_sigmoidf(zh[j]));
+    }
 }
 
 /* o, z: [G*gs], w: [gs] -> y: [G*gs]. */
 void sl_gated_rmsnorm_apply(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
                             float eps, float *y)
 {
-    for (int64_t h = 0; h < G; h++) {
-        const float *oh = o + h * gs, *zh = z + h * gs;
-        float ss = 0.0f;
-        for (int64_t j = 0; j < gs; j++) ss += oh[j] * oh[j];
-        float rs = 1.0f / sqrtf(ss / (float)gs + eps);
-        for (int64_t j = 0; j < gs; j++)
-            y[h * gs + j] = oh[j] * rs * w[j] * (zh[j] * sl_sigmoidf(zh[j]));
+    gated_row(o, z, w, G, gs, eps, y, NULL);
+}
+
+typedef struct gn_saved {
+    int64_t G, gs, W, z_off;
+    float *rs; /* [rows, G] */
+} gn_saved;
+
+/* Node layout: in = {o, z's tensor, w}, saved = gn_saved. */
+static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    const gn_saved *sv = nd->saved;
+    sl_tensor *o = nd->in[0], *z = nd->in[1], *w = nd->in[2];
+    const int64_t G = sv->G, gs = sv->gs, D = G * gs, W = sv->W, R = sl_rows(o);
+    const float *dy = nd->out->grad, *wd = w->data;
+    float *dO = o->requires_grad ? sl_grad(ctx, o) : NULL;
+    float *dz = z->requires_grad ? sl_grad(ctx, z) + sv->z_off : NULL;
+    const bool need_dw = w->requires_grad;
+    const int nt = R * D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
+    float *part = need_dw ? sl_arena_floats(ctx, (int64_t)nt * gs) : NULL;
+    if (part) memset(part, 0, (size_t)(nt * gs) * sizeof(float));
+#pragma omp parallel num_threads(nt)
+    {
+        float *dwp = part ? part + (int64_t)omp_get_thread_num() * gs : NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t h = 0; h < G; h++) {
+                const float *orow = o->data + r * D + h * gs,
+                            *zr = z->data + r * W + sv->z_off + h * gs;
+                const float *dyr = dy + r * D + h * gs, rs = sv->rs[r * G + h];
+                float sgo = 0.0f;
+#pragma omp simd reduction(+ : sgo)
+                for (int64_t j = 0; j < gs; j++) {
+                    const float sg = sl_sigmoidf(zr[j]), n = orow[j] * rs * wd[j];
+                    const float gate = dyr[j] * zr[j] * sg;
+                    if (dz)
+                        dz[r * W + h * gs + j] += dyr[j] * n * sg * (1.0f + zr[j] * (1.0f - sg));
+                    if (dwp) dwp[j] += gate * orow[j] * rs;
+                    sgo += gate * wd[j] * orow[j];
+                }
+                if (dO) {
+                    const float c = rs * rs * sgo / (float)gs;
+                    float *dor = dO + r * D + h * gs;
+#pragma omp simd
+                    for (int64_t j = 0; j < gs; j++) {
+                        const float gate = dyr[j] * zr[j] * sl_sigmoidf(zr[j]);
+                        dor[j] += rs * (gate * wd[j] - orow[j] * c);
+                    }
+                }
+            }
     }
+    if (need_dw) {
+        float *dw = sl_grad(ctx, w);
+        for (int t = 0; t < nt; t++)
+            for (int64_t j = 0; j < gs; j++) dw[j] += part[(int64_t)t * gs + j];
+    }
+}
+
+/* o: [B, T, G*gs], z: [B, T, W] read at columns z_off.., w: [gs] -> y: [B, T, G*gs]. */
+sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_off, sl_tensor *w,
+                            int64_t G, float eps)
+{
+    const int64_t gs = w->n, D = G * gs;
+    sl_require(o->ndim == 3 && z->ndim == 3 && o->shape[2] == D && z->shape[0] == o->shape[0] &&
+                   z->shape[1] == o->shape[1] && z_off >= 0 && z_off + D <= z->shape[2],
+               "sl_gated_rmsnorm",
+               "o [B, T, G*gs], z [B, T, W] with G*gs columns from z_off, w [gs]");
+    const int64_t R = sl_rows(o), W = z->shape[2];
+    sl_tensor *y = sl_tensor_like(ctx, o);
+    sl_node *nd = SL_RECORD(ctx, gated_rmsnorm_backward, y, o, z, w);
+    float *rs = sl_arena_floats(ctx, R * G);
+#pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)
+        gated_row(o->data + r * D, z->data + r * W + z_off, w->data, G, gs, eps, y->data + r * D,
+                  rs + r * G);
+    if (nd) {
+        gn_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        *sv = (gn_saved){G, gs, W, z_off, rs};
+        nd->saved = sv;
+    }
+    return y;
 }
