@@ -79,7 +79,8 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
     sl_tensor *gk = sl_scale(ctx, sl_logsigmoid(ctx, logit), 1.0f / GATE_NORM);
     sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
     sl_tensor *o = sl_recurrence_in(ctx, &in, gk, NULL, s0, a->H, a->C, state, seqs);
-    return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, qkvz, 3 * D, a->wnorm, a->H, a->eps), a->wout, NULL);
+    sl_tensor *n = sl_gated_rmsnorm(ctx, o, qkvz, 3 * D, a->wnorm, a->H, a->eps);
+    return sl_linear(ctx, n, a->wout, NULL);
 }
 
 /* x_t: [D] -> y_t: [D]; state: [H, dk, dk]; scratch: 7D + 16. */

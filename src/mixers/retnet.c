@@ -83,7 +83,8 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
     if (!a->causal) {
         sl_require(!state, "retnet", "no state in bidirectional mode");
         sl_tensor *o = sl_recurrence_bidir(ctx, &in, a->log_gamma, a->H, a->C, seqs);
-        return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, 0, a->wnorm, a->H, a->eps), a->wout, NULL);
+        sl_tensor *n = sl_gated_rmsnorm(ctx, o, z, 0, a->wnorm, a->H, a->eps);
+        return sl_linear(ctx, n, a->wout, NULL);
     }
     sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
     sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, a->log_gamma, s0, a->H, a->C, state, seqs);

@@ -37,18 +37,18 @@
  * the formula as printed, -(8/H)(1 - l/L) h, would decay the lowest head of
  * an 8-head layer by e^-8 per token.
  *
- * Parameters (both kinds): qkv.weight [3D, D], norm.weight [D],
- * out.weight [D, D]. NormAttention is composed of ops: linear -> the
- * chunked recurrence op (per-head log decay; elu+1 fused into its reads of
- * q and k from the projection) -> RMSNorm -> linear; its state is S, [H, dk, dk] per sequence. DiagAttention
- * runs the fused attention op over a packed batch whose "sequences" are the
- * blocks (intersected with the caller's packed sequences, or with the batch
- * rows after viewing [B, T] as [1, B*T]); its state is a KV cache of the
- * current block only, [K rows | V rows] each [w, D], which the next block
- * overwrites from its row 0. With causal = false (an encoder) DiagAttention
- * attends to its whole block and NormAttention sums over the whole sequence
- * with the symmetric decay lambda_h^|t-s| (sl_recurrence_bidir); there is
- * then no state or step. */
+ * Parameters (both kinds): qkv.weight [3D, D], norm.weight [D], out.weight
+ * [D, D]. NormAttention is composed of ops: linear -> the chunked recurrence
+ * op (per-head log decay; elu+1 fused into its reads of q and k from the
+ * projection) -> RMSNorm -> linear; its state is S, [H, dk, dk] per sequence.
+ * DiagAttention runs the fused attention op over a packed batch whose
+ * "sequences" are the blocks (intersected with the caller's packed sequences,
+ * or with the batch rows after viewing [B, T] as [1, B*T]); its state is a KV
+ * cache of the current block only, [K rows | V rows] each [w, D], which the
+ * next block overwrites from its row 0. With causal = false (an encoder)
+ * DiagAttention attends to its whole block and NormAttention sums over the
+ * whole sequence with the symmetric decay lambda_h^|t-s|
+ * (sl_recurrence_bidir); there is then no state or step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

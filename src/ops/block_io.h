@@ -9,6 +9,21 @@
 #include "ops/recurrence.h"
 #include "ops/small_gemm.h"
 
+/* Where head h's block of q, k or v starts at token t (counted over all
+ * B*T) in its tensor. */
+static inline int64_t at_q(const sl_rec_layout *io, int64_t t, int64_t h, int64_t dk)
+{
+    return t * io->ldq + io->qoff + h * dk;
+}
+static inline int64_t at_k(const sl_rec_layout *io, int64_t t, int64_t h, int64_t dk)
+{
+    return t * io->ldk + io->koff + h * dk;
+}
+static inline int64_t at_v(const sl_rec_layout *io, int64_t t, int64_t h, int64_t dv)
+{
+    return t * io->ldv + io->voff + h * dv;
+}
+
 /* dst: [L, w] <- scale phi(x) for the rows x of src, ld apart. The same
  * sl_elu1f and sl_reluf as the standalone ops and step(), so the fused and
  * unfused forms agree bit for bit. */

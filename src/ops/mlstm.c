@@ -64,9 +64,7 @@
 
 typedef struct mlstm_shape {
     int64_t B, T, H, dk, dv, dva, C, rows;
-    int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
-    int64_t qoff, koff, voff; /* the first column of each block in its tensor */
-    float q_scale, k_scale;   /* applied to q and k as they are read */
+    sl_rec_layout io; /* where q, k and v are read from */
     const sl_seqs *seqs;
     int64_t *coff; /* [rows + 1]: chunks before each row (states index) */
 } mlstm_shape;
@@ -229,10 +227,10 @@ static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, 
                        head_buf *w)
 {
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva;
-    pack_in(q + tok * s->ldq + s->qoff + h * dk, s->ldq, L, dk, SL_REC_PLAIN, s->q_scale, w->Q);
-    pack_in(k + tok * s->ldk + s->koff + h * dk, s->ldk, L, dk, SL_REC_PLAIN, s->k_scale, w->K);
+    pack_in(q + at_q(&s->io, tok, h, dk), s->io.ldq, L, dk, SL_REC_PLAIN, s->io.q_scale, w->Q);
+    pack_in(k + at_k(&s->io, tok, h, dk), s->io.ldk, L, dk, SL_REC_PLAIN, s->io.k_scale, w->K);
     for (int64_t i = 0; i < L; i++) {
-        memcpy(w->Va + i * dva, v + (tok + i) * s->ldv + s->voff + h * dv,
+        memcpy(w->Va + i * dva, v + at_v(&s->io, tok + i, h, dv),
                (size_t)dv * sizeof(float));
         w->Va[i * dva + dv] = 1.0f;
         w->b[i] = (i ? w->b[i - 1] : 0.0) + lf[(tok + i) * H + h];
@@ -479,14 +477,14 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
         mm_dva(SG_FULL, dk, dva, L, w.Qd, 1, dk, w.dN, dva, w.dCa, dva, true, w.bt);
 
         if (dq)
-            unpack_in(w.dQ, w.Q, L, dk, SL_REC_PLAIN, s->q_scale,
-                      dq + tok * s->ldq + s->qoff + h * dk, s->ldq);
+            unpack_in(w.dQ, w.Q, L, dk, SL_REC_PLAIN, s->io.q_scale,
+                      dq + at_q(&s->io, tok, h, dk), s->io.ldq);
         if (dkk)
-            unpack_in(w.dK, w.K, L, dk, SL_REC_PLAIN, s->k_scale,
-                      dkk + tok * s->ldk + s->koff + h * dk, s->ldk);
+            unpack_in(w.dK, w.K, L, dk, SL_REC_PLAIN, s->io.k_scale,
+                      dkk + at_k(&s->io, tok, h, dk), s->io.ldk);
         if (dvv)
             for (int64_t i = 0; i < L; i++) {
-                float *dvi = dvv + (tok + i) * s->ldv + s->voff + h * dv;
+                float *dvi = dvv + at_v(&s->io, tok + i, h, dv);
                 for (int64_t j = 0; j < dv; j++) dvi[j] += w.dVa[i * dva + j];
             }
         if (dig)
@@ -542,7 +540,7 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
 {
     sl_tensor *q = in->q, *k = in->k, *v = in->v;
     const int64_t dk = in->dk, dv = in->dv;
-    sl_rec_in_check(in, H, "sl_mlstm");
+    const sl_rec_layout io = sl_rec_in_layout(in, H, "sl_mlstm");
     sl_require(C > 0 && in->map == SL_REC_PLAIN, "sl_mlstm", "C > 0, map SL_REC_PLAIN");
     sl_require(igate->ndim == 3 && sl_same_shape(igate, lfgate) && igate->shape[0] == q->shape[0] &&
                    igate->shape[1] == q->shape[1] && igate->shape[2] == H,
@@ -555,14 +553,7 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
                      .dk = dk,
                      .dv = dv,
                      .C = C,
-                     .ldq = q->shape[2],
-                     .ldk = k->shape[2],
-                     .ldv = v->shape[2],
-                     .qoff = in->q_off,
-                     .koff = in->k_off,
-                     .voff = in->v_off,
-                     .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
-                     .k_scale = in->k_scale != 0.0f ? in->k_scale : 1.0f};
+                     .io = io};
     s.dva = s.dv + 1;
     s.rows = sl_seq_count(seqs, s.B);
     const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;

@@ -38,10 +38,7 @@ enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
 
 typedef struct rec_shape {
     int64_t B, T, H, dk, dv, C;
-    int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
-    int64_t qoff, koff, voff; /* the first column of each block in its tensor */
-    int map;                  /* SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU, on q and k */
-    float q_scale, k_scale;
+    sl_rec_layout io;    /* where q, k and v are read from */
     int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
     const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
     int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
@@ -407,9 +404,9 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
         const int64_t ro = t0 * ldo + h * dv;
         if (st) memcpy(st + c * ssz, w.S, (size_t)ssz * sizeof(float));
-        pack_in(q + t0 * s->ldq + s->qoff + h * dk, s->ldq, L, dk, s->map, s->q_scale, w.Q);
-        pack_in(k + t0 * s->ldk + s->koff + h * dk, s->ldk, L, dk, s->map, s->k_scale, w.K);
-        pack(v + t0 * s->ldv + s->voff + h * dv, s->ldv, L, dv, w.V);
+        pack_in(q + at_q(&s->io, t0, h, dk), s->io.ldq, L, dk, s->io.map, s->io.q_scale, w.Q);
+        pack_in(k + at_k(&s->io, t0, h, dk), s->io.ldk, L, dk, s->io.map, s->io.k_scale, w.K);
+        pack(v + at_v(&s->io, t0, h, dv), s->io.ldv, L, dv, w.V);
         /* Without a decay every factor is 1: Q and K serve as their decayed
          * forms. */
         const float *Qd = w.Q, *Kd = w.K;
@@ -563,12 +560,12 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
-        const int64_t rq = t0 * s->ldq + s->qoff + h * dk, rk = t0 * s->ldk + s->koff + h * dk;
-        const int64_t rv = t0 * s->ldv + s->voff + h * dv;
+        const int64_t rq = at_q(&s->io, t0, h, dk), rk = at_k(&s->io, t0, h, dk);
+        const int64_t rv = at_v(&s->io, t0, h, dv);
         const float *Sp = st + c * ssz;
-        pack_in(q + rq, s->ldq, L, dk, s->map, s->q_scale, w.Q);
-        pack_in(k + rk, s->ldk, L, dk, s->map, s->k_scale, w.K);
-        pack(v + rv, s->ldv, L, dv, w.V);
+        pack_in(q + rq, s->io.ldq, L, dk, s->io.map, s->io.q_scale, w.Q);
+        pack_in(k + rk, s->io.ldk, L, dk, s->io.map, s->io.k_scale, w.K);
+        pack(v + rv, s->io.ldv, L, dv, w.V);
         pack(dout + t0 * ldo + h * dv, ldo, L, dv, dO);
         /* Without a decay Q and K are their decayed forms and every factor
          * is 1. */
@@ -628,9 +625,9 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         }
         mm_nn(dk, dv, L, Qd, 1, dk, dO, dv, w.dS, dv, true);
 
-        if (dq) unpack_in(w.dQ, w.Q, L, dk, s->map, s->q_scale, dq + rq, s->ldq);
-        if (dkk) unpack_in(w.dK, w.K, L, dk, s->map, s->k_scale, dkk + rk, s->ldk);
-        if (dvv) unpack_add(w.dV, L, dv, dvv + rv, s->ldv);
+        if (dq) unpack_in(w.dQ, w.Q, L, dk, s->io.map, s->io.q_scale, dq + rq, s->io.ldq);
+        if (dkk) unpack_in(w.dK, w.K, L, dk, s->io.map, s->io.k_scale, dkk + rk, s->io.ldk);
+        if (dvv) unpack_add(w.dV, L, dv, dvv + rv, s->io.ldv);
         if (dg) decay_grad(s, h, t0, L, &w, dg);
     }
     if (ds0)
@@ -675,7 +672,7 @@ static bool same_or_apart(int64_t off, int64_t w, int64_t off2, int64_t w2)
     return (off == off2 && w == w2) || off + w <= off2 || off2 + w2 <= off;
 }
 
-void sl_rec_in_check(const sl_rec_in *in, int64_t H, const char *op)
+sl_rec_layout sl_rec_in_layout(const sl_rec_in *in, int64_t H, const char *op)
 {
     const sl_tensor *q = in->q, *k = in->k, *v = in->v;
     const int64_t wk = H * in->dk, wv = H * in->dv;
@@ -691,6 +688,15 @@ void sl_rec_in_check(const sl_rec_in *in, int64_t H, const char *op)
                    (q != v || same_or_apart(in->q_off, wk, in->v_off, wv)) &&
                    (k != v || same_or_apart(in->k_off, wk, in->v_off, wv)),
                op, "blocks of one tensor that coincide or do not overlap");
+    return (sl_rec_layout){.ldq = q->shape[2],
+                           .ldk = k->shape[2],
+                           .ldv = v->shape[2],
+                           .qoff = in->q_off,
+                           .koff = in->k_off,
+                           .voff = in->v_off,
+                           .map = in->map,
+                           .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
+                           .k_scale = in->k_scale != 0.0f ? in->k_scale : 1.0f};
 }
 
 /* Blocks of in's tensors -> o: [B, T, H*dv]; see sl_recurrence_in. */
@@ -700,7 +706,7 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
 {
     sl_tensor *q = in->q, *k = in->k, *v = in->v;
     const int64_t dk = in->dk, dv = in->dv;
-    sl_rec_in_check(in, H, "sl_recurrence");
+    const sl_rec_layout io = sl_rec_in_layout(in, H, "sl_recurrence");
     sl_require(C > 0 && (in->map == SL_REC_PLAIN || in->map == SL_REC_ELU1 ||
                          in->map == SL_REC_RELU),
                "sl_recurrence", "C > 0, map SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU");
@@ -710,15 +716,7 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
                    .dk = dk,
                    .dv = dv,
                    .C = C,
-                   .ldq = q->shape[2],
-                   .ldk = k->shape[2],
-                   .ldv = v->shape[2],
-                   .qoff = in->q_off,
-                   .koff = in->k_off,
-                   .voff = in->v_off,
-                   .map = in->map,
-                   .q_scale = in->q_scale != 0.0f ? in->q_scale : 1.0f,
-                   .k_scale = in->k_scale != 0.0f ? in->k_scale : 1.0f,
+                   .io = io,
                    .log_gamma = log_gamma};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
     plan_rows(ctx, &s, seqs);

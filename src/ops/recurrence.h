@@ -49,11 +49,20 @@ typedef struct sl_rec_in {
     float q_scale, k_scale;
 } sl_rec_in;
 
-/* Aborts naming op unless in's tensors are [B, T, *] alike with its blocks
- * in range, and blocks of one tensor coincide or do not overlap (the
- * backward writes each head's columns from its own thread, so a partial
- * overlap would race). */
-void sl_rec_in_check(const sl_rec_in *in, int64_t H, const char *op);
+/* What a chunked kernel keeps of an sl_rec_in: where each block's rows are
+ * and what is applied to them as they are read. */
+typedef struct sl_rec_layout {
+    int64_t ldq, ldk, ldv;    /* row strides of the tensors q, k and v are read from */
+    int64_t qoff, koff, voff; /* the first column of each block in its tensor */
+    int map;
+    float q_scale, k_scale; /* 1 for none */
+} sl_rec_layout;
+
+/* in's layout. Aborts naming op unless in's tensors are [B, T, *] alike
+ * with its blocks in range, and blocks of one tensor coincide or do not
+ * overlap (the backward writes each head's columns from its own thread, so
+ * a partial overlap would race). */
+sl_rec_layout sl_rec_in_layout(const sl_rec_in *in, int64_t H, const char *op);
 
 /* sl_recurrence on blocks of in's tensors: the same op, state and
  * gradients. */

@@ -179,8 +179,8 @@ static inline void mm_nt_part(int part, int64_t M, int64_t N, int64_t K, const f
     mm_part(part, M, N, K, a, lda, 1, bt, N, c, ldc, acc);
 }
 
-static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda, const float *b,
-                         int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
+static inline void mm_nt(int64_t M, int64_t N, int64_t K, const float *a, int64_t lda,
+                         const float *b, int64_t ldb, float *c, int64_t ldc, bool acc, float *bt)
 {
     mm_nt_part(SG_FULL, M, N, K, a, lda, b, ldb, c, ldc, acc, bt);
 }
