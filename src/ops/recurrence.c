@@ -1,6 +1,9 @@
 /* Chunkwise-parallel decayed matrix-state recurrence, forward and backward
- * (the form of GLA, Yang et al. 2023, section 4, without its secondary
- * chunking), plus the step-by-step reference and the one-token step.
+ * (the form of GLA, Yang et al. 2023, section 4, with its secondary chunking
+ * for the key-dim decay), plus the step-by-step reference and the one-token
+ * step. q, k and v are read in place as column blocks (sl_rec_in), mapped
+ * and scaled as each chunk is packed (block_io.h); the causal chunk products
+ * skip their known-zero half (small_gemm.h's mm_part).
  *
  * Per (b, h), a chunk of L <= C tokens starting from state S, with the
  * inclusive cumulative log decay inside the chunk B_i = g_{t0} + .. + g_{t0+i}
