@@ -37,20 +37,16 @@ void sl_gated_rmsnorm_apply(const float *o, const float *z, const float *w, int6
     gated_row(o, z, w, G, gs, eps, y, NULL);
 }
 
-typedef struct gn_saved {
-    int64_t G, gs, W, z_off;
-    float *rs; /* [rows, G] */
-} gn_saved;
-
-/* Node layout: in = {o, z's tensor, w}, saved = gn_saved. */
+/* Node layout: in = {o, z's tensor, w}, saved = rs: [rows, G] (each head's
+ * 1 / rms), iarg = {z_off}. */
 static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
 {
-    const gn_saved *sv = nd->saved;
     sl_tensor *o = nd->in[0], *z = nd->in[1], *w = nd->in[2];
-    const int64_t G = sv->G, gs = sv->gs, D = G * gs, W = sv->W, R = sl_rows(o);
-    const float *dy = nd->out->grad, *wd = w->data;
+    const int64_t gs = w->n, D = sl_last(o), G = D / gs, W = sl_last(z), R = sl_rows(o);
+    const int64_t z_off = nd->iarg[0];
+    const float *dy = nd->out->grad, *wd = w->data, *rss = nd->saved;
     float *dO = o->requires_grad ? sl_grad(ctx, o) : NULL;
-    float *dz = z->requires_grad ? sl_grad(ctx, z) + sv->z_off : NULL;
+    float *dz = z->requires_grad ? sl_grad(ctx, z) + z_off : NULL;
     const bool need_dw = w->requires_grad;
     const int nt = R * D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
     float *part = need_dw ? sl_arena_floats(ctx, (int64_t)nt * gs) : NULL;
@@ -62,9 +58,9 @@ static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
         for (int64_t r = 0; r < R; r++)
             for (int64_t h = 0; h < G; h++) {
                 const float *orow = o->data + r * D + h * gs,
-                            *zr = z->data + r * W + sv->z_off + h * gs;
-                const float *dyr = dy + r * D + h * gs, rs = sv->rs[r * G + h];
-                float sgo = 0.0f;
+                            *zr = z->data + r * W + z_off + h * gs;
+                const float *dyr = dy + r * D + h * gs, rs = rss[r * G + h];
+                float *dor = dO ? dO + r * D + h * gs : NULL, sgo = 0.0f;
 #pragma omp simd reduction(+ : sgo)
                 for (int64_t j = 0; j < gs; j++) {
                     const float sg = sl_sigmoidf(zr[j]), n = orow[j] * rs * wd[j];
@@ -72,16 +68,14 @@ static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
                     if (dz)
                         dz[r * W + h * gs + j] += dyr[j] * n * sg * (1.0f + zr[j] * (1.0f - sg));
                     if (dwp) dwp[j] += gate * orow[j] * rs;
+                    if (dor) dor[j] += rs * gate * wd[j];
                     sgo += gate * wd[j] * orow[j];
                 }
-                if (dO) {
-                    const float c = rs * rs * sgo / (float)gs;
-                    float *dor = dO + r * D + h * gs;
+                /* The normaliser's term needs the whole row's sum first. */
+                if (dor) {
+                    const float c = rs * rs * rs * sgo / (float)gs;
 #pragma omp simd
-                    for (int64_t j = 0; j < gs; j++) {
-                        const float gate = dyr[j] * zr[j] * sl_sigmoidf(zr[j]);
-                        dor[j] += rs * (gate * wd[j] - orow[j] * c);
-                    }
+                    for (int64_t j = 0; j < gs; j++) dor[j] -= orow[j] * c;
                 }
             }
     }
@@ -110,9 +104,8 @@ sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_o
         gated_row(o->data + r * D, z->data + r * W + z_off, w->data, G, gs, eps, y->data + r * D,
                   rs + r * G);
     if (nd) {
-        gn_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = (gn_saved){G, gs, W, z_off, rs};
-        nd->saved = sv;
+        nd->saved = rs;
+        nd->iarg[0] = z_off;
     }
     return y;
 }
