@@ -50,7 +50,7 @@ static int64_t conv_floats(const mamba2 *a) { return a->K > 0 ? (a->K - 1) * 3 *
 
 static sl_status mamba2_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     mamba2 *a = calloc(1, sizeof *a);
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -164,13 +164,18 @@ static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t,
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 
+/* With the short conv in front of x, B, C, and without it. */
+static const char *const CHECK_VARIANTS[] = {"", "conv_size=0", NULL};
+
 const sl_mixer_vtable sl_mixer_mamba2 = {
     .name = "mamba2",
     .paper = "Dao & Gu 2024, Transformers are SSMs (Mamba-2, SSD)",
+    .equation = "H_t = exp(dt_t A_h) H_{t-1} + B_t (dt_t x_t)^T,  y_t = H_t^T C_t + D_h x_t",
     .init = mamba2_init,
     .forward = mamba2_forward,
     .state_floats = mamba2_state_floats,
     .scratch_floats = mamba2_scratch_floats,
     .step = mamba2_step,
     .state_desc = "(K-1)*3D + H*P*P floats per sequence (P = D/H), constant in length",
+    .checks = {.variants = CHECK_VARIANTS},
 };

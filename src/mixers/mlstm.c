@@ -53,7 +53,7 @@ typedef struct mlstm {
 
 static sl_status mlstm_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     mlstm *a = calloc(1, sizeof *a + (size_t)(2 * c->n_heads) * sizeof(float));
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -83,7 +83,7 @@ static int64_t mlstm_state_floats(const sl_mixer *m, int64_t max_len)
 
 static int64_t mlstm_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 6 * m->cfg->d_model + 2 * m->cfg->n_heads;
+    return 6 * m->dims.d_model + 2 * m->dims.n_heads;
 }
 
 /* x: [B, T, D] (or a packed [1, T, D] with seqs) -> [B, T, D]; state:
@@ -149,6 +149,7 @@ static void mlstm_step(sl_mixer *m, float *state, const float *x_t, float *y_t, 
 const sl_mixer_vtable sl_mixer_mlstm = {
     .name = "mlstm",
     .paper = "Beck et al. 2024, xLSTM: Extended Long Short-Term Memory",
+    .equation = "C_t = f_t C_{t-1} + i_t k_t v_t^T,  h_t = C_t^T q_t / max(|n_t . q_t|, e^(-m_t))",
     .init = mlstm_init,
     .forward = mlstm_forward,
     .state_floats = mlstm_state_floats,
@@ -156,4 +157,5 @@ const sl_mixer_vtable sl_mixer_mlstm = {
     .step = mlstm_step,
     .state_desc =
         "H*(dk*dk + dk + 1) floats per sequence (C, n and m per head), constant in length",
+    .checks = {.tol_packed = 1e-5},
 };

@@ -25,23 +25,21 @@ const sl_mixer_vtable *sl_mixer_lookup(const char *name)
     return NULL;
 }
 
-sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, int64_t layer,
-                          sl_params *p)
+sl_status sl_mixer_create(sl_mixer *m, const sl_mixer_vtable *vt, const sl_mixer_dims *dims,
+                          const sl_opts *opts, int64_t layer, sl_params *p)
 {
     memset(m, 0, sizeof *m);
-    m->vt = sl_mixer_lookup(name);
-    if (!m->vt)
-        return sl_fail(SL_ERR_CONFIG,
-                       "config: layer %lld: unknown mixer \"%s\" (see `seqlab mixers`)",
-                       (long long)layer, name);
-    m->cfg = cfg;
+    sl_require(opts->table.opt == vt->options.opt, "sl_mixer_create", "options of the mixer's table");
+    m->vt = vt;
+    m->dims = *dims;
+    m->opts = *opts;
     m->layer = layer;
-    if (!cfg->causal && !m->vt->bidirectional)
+    if (!dims->causal && !vt->bidirectional)
         return sl_fail(SL_ERR_CONFIG,
                        "config: layer %lld: mixer \"%s\" has no bidirectional form (causal = "
                        "false); see `seqlab mixers`",
-                       (long long)layer, name);
-    return m->vt->init(m, p);
+                       (long long)layer, vt->name);
+    return vt->init(m, p);
 }
 
 void sl_mixer_destroy(sl_mixer *m)
