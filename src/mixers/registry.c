@@ -1,18 +1,26 @@
-/* Mixer names -> vtables. One line per mixer. */
+/* Mixer names -> vtables. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_linear_attention, sl_mixer_retnet,
-    sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer,
-    sl_mixer_mlstm;
+/* Every mixer, in the order `seqlab mixers` lists them. Adding one is one
+ * line here: X(NAME) for the vtable sl_mixer_NAME its file defines. */
+#define MIXERS(X)         \
+    X(attention)          \
+    X(linear_attention)   \
+    X(retnet)             \
+    X(gla)                \
+    X(deltanet)           \
+    X(gated_deltanet)     \
+    X(mamba2)             \
+    X(transnormer)        \
+    X(mlstm)
 
-static const sl_mixer_vtable *const REGISTRY[] = {
-    &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet,
-    &sl_mixer_gla,       &sl_mixer_deltanet,         &sl_mixer_gated_deltanet,
-    &sl_mixer_mamba2,    &sl_mixer_transnormer,      &sl_mixer_mlstm,
-};
+#define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
+#define ENTRY(name) &sl_mixer_##name,
+MIXERS(DECLARE)
+static const sl_mixer_vtable *const REGISTRY[] = {MIXERS(ENTRY)};
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }
 
