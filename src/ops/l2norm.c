@@ -9,6 +9,18 @@
 
 #define L2_EPS 1e-6f
 
+/* x: [n] -> y = x / sqrt(sum x^2 + eps): [n]; returns the 1 / norm. */
+float sl_l2norm_row(const float *x, float *y, int64_t n)
+{
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < n; j++) ss += x[j] * x[j];
+    const float r = 1.0f / sqrtf(ss + L2_EPS);
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) y[j] = x[j] * r;
+    return r;
+}
+
 /* dy: [Ng, group] -> dx += r (dy - y (y . dy)). */
 static void l2norm_backward(sl_ctx *ctx, const sl_node *nd)
 {
@@ -42,16 +54,7 @@ sl_tensor *sl_l2norm(sl_ctx *ctx, sl_tensor *x, int64_t group)
     const float *px = x->data;
     float *py = y->data;
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
-    for (int64_t g = 0; g < ng; g++) {
-        const float *xg = px + g * group;
-        float ss = 0;
-#pragma omp simd reduction(+ : ss)
-        for (int64_t j = 0; j < group; j++) ss += xg[j] * xg[j];
-        float r = 1.0f / sqrtf(ss + L2_EPS);
-        rn[g] = r;
-#pragma omp simd
-        for (int64_t j = 0; j < group; j++) py[g * group + j] = xg[j] * r;
-    }
+    for (int64_t g = 0; g < ng; g++) rn[g] = sl_l2norm_row(px + g * group, py + g * group, group);
     return y;
 }
 

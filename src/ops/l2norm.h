@@ -14,6 +14,8 @@
 /* x: [..., G*group] -> y: same shape; each group of `group` floats scaled to
  * unit norm. Saves 1/norm per group. */
 sl_tensor *sl_l2norm(sl_ctx *ctx, sl_tensor *x, int64_t group);
+/* One group: x: [n] -> y: [n], the op's arithmetic; returns 1 / norm. */
+float sl_l2norm_row(const float *x, float *y, int64_t n);
 /* Reference in double on n floats (n a multiple of group). */
 void sl_l2norm_ref(const float *x, int64_t n, int64_t group, float *y);
 

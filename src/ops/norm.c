@@ -10,34 +10,56 @@
 #include "ops/internal.h"
 #include "ops/ops.h"
 
-/* x: [R, D] -> y: [R, D] = (x - mean) rstd w + b; mean is 0 when !center.
- * b may be NULL. mean, rstd: [R] or NULL when nothing is saved. */
+/* One row: x: [D] -> y: [D] = (x - mean) rs w + b; mean is 0 when !center,
+ * b may be NULL. Returns rs = 1 / sqrt(var + eps); *mean gets the mean. */
+static inline float norm_row(const float *x, const float *w, const float *b, float *y, int64_t D,
+                             float eps, bool center, float *mean)
+{
+    float mu = 0, ss = 0;
+    if (center) {
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < D; j++) s += x[j];
+        mu = s / (float)D;
+    }
+    /* Two passes (mean, then squared deviations) avoid the cancellation
+     * of E[x^2] - E[x]^2 when |mean| >> std. */
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < D; j++) ss += (x[j] - mu) * (x[j] - mu);
+    const float rs = 1.0f / sqrtf(ss / (float)D + eps);
+    if (b) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) y[j] = (x[j] - mu) * rs * w[j] + b[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) y[j] = (x[j] - mu) * rs * w[j];
+    }
+    *mean = mu;
+    return rs;
+}
+
+float sl_layernorm_row(const float *x, const float *w, const float *b, float *y, int64_t D,
+                       float eps, float *mean)
+{
+    return norm_row(x, w, b, y, D, eps, true, mean);
+}
+
+float sl_rmsnorm_row(const float *x, const float *w, float *y, int64_t D, float eps)
+{
+    float mean;
+    return norm_row(x, w, NULL, y, D, eps, false, &mean);
+}
+
+/* x: [R, D] -> y: [R, D], row by row; b may be NULL. mean, rstd: [R] or
+ * NULL when nothing is saved. */
 static void norm_forward(const float *x, const float *w, const float *b, int64_t R, int64_t D,
                          float eps, bool center, float *y, float *mean, float *rstd)
 {
 #pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * D;
-        float *yr = y + r * D;
-        float mu = 0, ss = 0;
-        if (center) {
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < D; j++) s += xr[j];
-            mu = s / (float)D;
-        }
-        /* Two passes (mean, then squared deviations) avoid the cancellation
-         * of E[x^2] - E[x]^2 when |mean| >> std. */
-#pragma omp simd reduction(+ : ss)
-        for (int64_t j = 0; j < D; j++) ss += (xr[j] - mu) * (xr[j] - mu);
-        float rs = 1.0f / sqrtf(ss / (float)D + eps);
-        if (b) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j];
-        }
+        float mu = 0.0f;
+        const float rs = center ? sl_layernorm_row(x + r * D, w, b, y + r * D, D, eps, &mu)
+                                : sl_rmsnorm_row(x + r * D, w, y + r * D, D, eps);
         if (mean) mean[r] = mu;
         if (rstd) rstd[r] = rs;
     }
