@@ -1,5 +1,5 @@
-/* The deltanet and gated_deltanet mixers (one implementation, deltanet.c,
- * with the gates off or on) through their vtables: step() == forward, split
+/* The deltanet and gated_deltanet mixers (two files sharing the layer of
+ * src/ops/delta_layer.h, the gated one with its gates) through their vtables: step() == forward, split
  * forward with the state == one forward (split points inside the conv state,
  * on and across chunk edges), whole-mixer gradients by finite differences,
  * finite results at T = 4096 with large inputs, and a packed batch of
