@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "gradcheck.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 #define EPS 1e-5f

@@ -35,6 +35,7 @@
 #include "ops/fastmath.h"
 #include "ops/gate.h"
 #include "ops/mul_heads.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 #include "ops/shortconv.h"

@@ -37,6 +37,7 @@
 #include "ops/gate.h"
 #include "ops/gate_maps.h"
 #include "ops/mlstm.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 /* The forget gate's bias offsets run linearly from FGATE_LO to FGATE_HI over

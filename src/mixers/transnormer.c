@@ -55,6 +55,7 @@
 
 #include "mixers/mixer.h"
 #include "ops/gate_maps.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 

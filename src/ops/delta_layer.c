@@ -9,6 +9,7 @@
 #include "ops/fastmath.h"
 #include "ops/gate.h"
 #include "ops/l2norm.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/shortconv.h"
 

@@ -37,12 +37,7 @@ sl_tensor *sl_scale(sl_ctx *ctx, sl_tensor *a, float s);
 sl_tensor *sl_layernorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b, float eps);
 /* RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * w. x: [..., D], w: [D]. */
 sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps);
-/* The rows the two ops compute, for step(): x: [D], w: [D], b: [D] or NULL
- * -> y: [D]. Each returns its row's 1 / sqrt(var + eps) (RMSNorm: of
- * mean(x^2) + eps); LayerNorm also gives the row's mean. */
-float sl_layernorm_row(const float *x, const float *w, const float *b, float *y, int64_t D,
-                       float eps, float *mean);
-float sl_rmsnorm_row(const float *x, const float *w, float *y, int64_t D, float eps);
+/* Their kernels and row functions (for step()): ops/norm.h. */
 
 /* ---- activation.c -------------------------------------------------------- */
 /* GELU, tanh approximation (PyTorch's approximate='tanh'). */
