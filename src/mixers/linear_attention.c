@@ -209,10 +209,7 @@ static void linattn_step(sl_mixer *m, float *state, const float *x_t, float *y_t
     if (a->normalize) {
         for (int64_t h = 0; h < H; h++) ones[h] = 1.0f;
         sl_recurrence_step(state + s_floats(a), pq, pk, ones, NULL, 0, NULL, H, fk, 1, den);
-        for (int64_t h = 0; h < H; h++) {
-            const float inv = 1.0f / (den[h] + NORM_EPS);
-            for (int64_t j = 0; j < dk; j++) o[h * dk + j] *= inv;
-        }
+        sl_div_heads_row(o, den, H, dk, NORM_EPS, o);
     }
     sl_gemm(false, true, 1, D, D, o, a->wout->data, 0.0f, y_t);
 }

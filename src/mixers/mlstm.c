@@ -37,6 +37,7 @@
 #include "ops/gate.h"
 #include "ops/gate_maps.h"
 #include "ops/mlstm.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 /* The forget gate's bias offsets run linearly from FGATE_LO to FGATE_HI over
@@ -135,14 +136,9 @@ static void mlstm_step(sl_mixer *m, float *state, const float *x_t, float *y_t, 
     for (int64_t i = H; i < 2 * H; i++) g[i] = sl_logsigmoidf(g[i]);
     sl_mlstm_step(state, qkv, qkv + D, qkv + 2 * D, g, g + H, H, dk, dk, h);
     sl_gemm(false, true, 1, D, D, x_t, a->wog->data, 0.0f, og);
-    for (int64_t hh = 0; hh < H; hh++) {
-        const float *hv = h + hh * dk;
-        float ss = 0.0f;
-        for (int64_t j = 0; j < dk; j++) ss += hv[j] * hv[j];
-        const float rs = 1.0f / sqrtf(ss / (float)dk + a->eps);
-        for (int64_t j = 0; j < dk; j++)
-            n[hh * dk + j] = hv[j] * rs * a->wnorm->data[j] * sl_sigmoidf(og[hh * dk + j]);
-    }
+    for (int64_t hh = 0; hh < H; hh++)
+        sl_rmsnorm_row(h + hh * dk, a->wnorm->data, n + hh * dk, dk, a->eps);
+    for (int64_t j = 0; j < D; j++) n[j] *= sl_sigmoidf(og[j]);
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 

@@ -55,6 +55,7 @@
 
 #include "mixers/mixer.h"
 #include "ops/gate_maps.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 
@@ -252,10 +253,7 @@ static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int
         sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0,
                            a->decay ? a->log_gamma : NULL, a->H, a->dk, a->dk, o);
     }
-    float ss = 0.0f;
-    for (int64_t i = 0; i < D; i++) ss += o[i] * o[i];
-    const float rs = 1.0f / sqrtf(ss / (float)D + a->eps);
-    for (int64_t i = 0; i < D; i++) nrm[i] = o[i] * rs * a->wnorm->data[i];
+    sl_rmsnorm_row(o, a->wnorm->data, nrm, D, a->eps);
     sl_gemm(false, true, 1, D, D, nrm, a->wout->data, 0.0f, y_t);
 }
 
