@@ -109,4 +109,7 @@ install: $(BIN)
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+# Each test is compiled and linked from its one .c; -MMD writes its
+# dependencies to BUILD/tests/test_X.d, so touching a header it includes
+# (tests/mixer_check.h, src/...) rebuilds it.
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d)
