@@ -7,7 +7,8 @@
 
 #include "core/status.h"
 
-/* Prints "seqlab CMD: error: <sl_errmsg()>" and returns 1 (the exit code). */
+/* Prints "seqlab CMD: error: <sl_errmsg()>" and returns the exit code: 3 when
+ * the last failure was an allocation (SL_ERR_OOM), else 1. */
 int cli_error(const char *cmd);
 /* Prints "seqlab CMD: error: <fmt...>" and returns 2 (usage errors). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -40,7 +40,7 @@ sl_status sl_deltanet_init(sl_mixer *m, sl_params *p)
 {
     const sl_config *c = m->cfg;
     sl_deltanet *n = calloc(1, sizeof *n);
-    if (!n) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!n) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = n;
     n->D = c->d_model;
     n->H = c->n_heads;
