@@ -32,7 +32,7 @@ typedef enum seqlab_status {
     SEQLAB_ERR_CONFIG,  /* a checkpoint's config that seqlab cannot build */
     SEQLAB_ERR_SHAPE,   /* impossible shapes */
     SEQLAB_ERR_NUMERIC, /* NaN or Inf where a number was expected */
-    SEQLAB_ERR_ARG,     /* bad argument: a token id out of range, a character outside the vocabulary */
+    SEQLAB_ERR_ARG,     /* bad argument: an id out of range, a byte outside the vocabulary */
     SEQLAB_ERR_OOM,     /* an allocation failed */
 } seqlab_status;
 

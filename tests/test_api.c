@@ -106,11 +106,12 @@ static void test_text_metadata_and_errors(void)
     const int64_t n = (int64_t)strlen(TEXT);
     int32_t ids[64];
     char back[65];
-    CHECK(seqlab_encode(m, TEXT, n, ids) == SEQLAB_OK && ids[0] == (int32_t)(strchr(VOCAB, 't') - VOCAB),
+    CHECK(seqlab_encode(m, TEXT, n, ids) == SEQLAB_OK &&
+              ids[0] == (int32_t)(strchr(VOCAB, 't') - VOCAB),
           "token id i is the byte vocab[i]");
     CHECK(seqlab_decode(m, ids, n, back) == SEQLAB_OK && strcmp(back, TEXT) == 0, "round trip");
-    CHECK(seqlab_encode(m, "the Cat", 7, ids) == SEQLAB_ERR_ARG &&
-              strstr(seqlab_errmsg(), "'C'") && strstr(seqlab_errmsg(), "offset 4"),
+    CHECK(seqlab_encode(m, "the Cat", 7, ids) == SEQLAB_ERR_ARG && strstr(seqlab_errmsg(), "'C'") &&
+              strstr(seqlab_errmsg(), "offset 4"),
           "out of vocabulary: %s", seqlab_errmsg());
     ids[2] = 99;
     float lp[64];
@@ -138,7 +139,8 @@ static void test_windows(void)
     CHECK(seqlab_encode(m, TEXT, n, ids) == SEQLAB_OK, "encode");
     CHECK(seqlab_logprobs(m, ids, n, lp, NULL) == SEQLAB_OK, "long: %s", seqlab_errmsg());
     CHECK(seqlab_logprobs(m, ids, L, lp_short, NULL) == SEQLAB_OK, "short");
-    for (int64_t t = 0; t < L; t++) CHECK(lp[t] == lp_short[t], "first window, t = %lld", (long long)t);
+    for (int64_t t = 0; t < L; t++)
+        CHECK(lp[t] == lp_short[t], "first window, t = %lld", (long long)t);
     /* Position 30 is in the window [16, 32): its logp is the last of a short
      * call on ids[16..31), shifted. */
     CHECK(seqlab_logprobs(m, ids + 16, 15, lp_short, NULL) == SEQLAB_OK, "window");

@@ -102,7 +102,8 @@ static void test_score(void)
                 "--max_seq_len=32 --batch_size=2 --steps=2 --eval_batches=1 --out_dir=%s/score",
                 dir, dir)) == 0,
           "train: %s", err);
-    CHECK(run(A("score %s/score/checkpoint.safetensors %s/score.txt", dir, dir)) == 0, "score: %s", err);
+    CHECK(run(A("score %s/score/checkpoint.safetensors %s/score.txt", dir, dir)) == 0,
+          "score: %s", err);
     char p[128], *out = malloc(1 << 20);
     snprintf(p, sizeof p, "%s/stdout.txt", dir);
     FILE *f = fopen(p, "r");

@@ -36,7 +36,8 @@ static void test_install_and_build_against_it(void)
         CHECK(sh("test -f %s/%s", dir, files[i]) == 0, "%s installed", files[i]);
     CHECK(sh("test \"$(find %s/include ! -type d)\" = %s/include/seqlab.h", dir, dir) == 0,
           "include/ holds seqlab.h and nothing else");
-    CHECK(sh("! grep '#include' %s/include/seqlab.h | grep -v -e '<stddef.h>' -e '<stdint.h>'", dir) == 0,
+    CHECK(sh("! grep '#include' %s/include/seqlab.h | grep -v -e '<stddef.h>' -e '<stdint.h>'",
+             dir) == 0,
           "seqlab.h includes nothing but the C library");
     CHECK(sh("! grep -n -e transpose -e pack -e sl_ %s/include/seqlab.h", dir) == 0,
           "no internal names in seqlab.h");

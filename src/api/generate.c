@@ -33,7 +33,8 @@ seqlab_status seqlab_generate(seqlab_model *m, const int32_t *prompt, int64_t n,
                                                   "and max_new >= 0");
     for (int64_t i = 0; i < n; i++)
         if (prompt[i] < 0 || prompt[i] >= V)
-            return (seqlab_status)sl_fail(SL_ERR_ARG, "prompt token id %d at %lld: expected 0 .. %lld",
+            return (seqlab_status)sl_fail(SL_ERR_ARG,
+                                          "prompt token id %d at %lld: expected 0 .. %lld",
                                           (int)prompt[i], (long long)i, (long long)(V - 1));
     sl_sampler smp = {.temperature = s ? s->temperature : 0.0f,
                       .top_k = s ? s->top_k : 0,

@@ -40,7 +40,8 @@ seqlab_status seqlab_logprobs(seqlab_model *m, const int32_t *ids, int64_t n, fl
 {
     if (!m->model.cfg.causal)
         return (seqlab_status)sl_fail(
-            SL_ERR_CONFIG, "config key 'causal' = false: a bidirectional model gives no p(x_t | x_<t)");
+            SL_ERR_CONFIG,
+            "config key 'causal' = false: a bidirectional model gives no p(x_t | x_<t)");
     sl_status st = check_ids(m, ids, n);
     if (st) return (seqlab_status)st;
     const int64_t L = m->model.cfg.max_seq_len, h = L / 2 > 0 ? L / 2 : 1;
