@@ -11,7 +11,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp 
             -Iinclude -Isrc $(OPT)
 LDLIBS   += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lfftw3f -lcjson -lm -fopenmp
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/mixers/*.c src/model/*.c \
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/mixers/*.c src/model/*.c src/api/*.c \
                               src/train/*.c src/tasks/*.c src/infer/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -86,18 +86,20 @@ parity: deps
 	    /usr/bin/python3 $$o --all $(BUILD)/parity || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
+# The public API is include/seqlab.h alone; src/'s headers are internal.
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/seqlab
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libseqlab.a
 	install -m 644 include/seqlab.h $(DESTDIR)$(PREFIX)/include/seqlab.h
-	cd src && for h in */*.h; do \
-	    install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/seqlab/$$h; done
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*SEQLAB_VERSION "\(.*\)"/\1/p' src/core/status.h)|' \
 	    -e 's|@BLASDIR@|$(BLASDIR)|' tools/seqlab.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/seqlab.pc
 
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+# Each test is compiled and linked from its one .c; -MMD writes its
+# dependencies to BUILD/tests/test_X.d, so touching a header it includes
+# (tests/mixer_check.h, src/...) rebuilds it.
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d)

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <cjson/cJSON.h>
+
 #include "check.h"
 #include "train/checkpoint.h"
 
@@ -86,6 +88,61 @@ static void test_train_eval_generate(void)
     CHECK(strncmp(out, "verse", 5) == 0 && strlen(out) == 5 + 40 + 1, "output '%s'", out);
     CHECK(run("--help") == 0 && run("train --help") == 0 && run("mixers") == 0, "help");
     CHECK(run("frobnicate") == 2, "unknown command");
+}
+
+/* seqlab score: JSON whose total is the sum of its per-position scores,
+ * past max_seq_len too (windows), and a clear error for bad input. */
+static void test_score(void)
+{
+    char text[4096];
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) n += (size_t)sprintf(text + n, "verse %d: light.\n", i % 37);
+    write_file("score.txt", text, n);
+    CHECK(run(A("train --data=%s/score.txt --d_model=16 --n_heads=2 --n_layers=1 --seq_len=16 "
+                "--max_seq_len=32 --batch_size=2 --steps=2 --eval_batches=1 --out_dir=%s/score",
+                dir, dir)) == 0,
+          "train: %s", err);
+    CHECK(run(A("score %s/score/checkpoint.safetensors %s/score.txt", dir, dir)) == 0,
+          "score: %s", err);
+    char p[128], *out = malloc(1 << 20);
+    snprintf(p, sizeof p, "%s/stdout.txt", dir);
+    FILE *f = fopen(p, "r");
+    size_t got = fread(out, 1, (1 << 20) - 1, f);
+    fclose(f);
+    out[got] = '\0';
+    cJSON *o = cJSON_Parse(out), *lp = cJSON_GetObjectItem(o, "logprobs");
+    CHECK(o && cJSON_IsArray(lp) && cJSON_GetArraySize(lp) == (int)n, "JSON with %zu logprobs", n);
+    if (o && cJSON_IsArray(lp)) {
+        double sum = 0;
+        int bad = 0;
+        for (int t = 1; t < cJSON_GetArraySize(lp); t++) {
+            double v = cJSON_GetArrayItem(lp, t)->valuedouble;
+            bad += !(v < 0);
+            sum += v;
+        }
+        double total = cJSON_GetObjectItem(o, "total_nats")->valuedouble;
+        CHECK(cJSON_IsNull(cJSON_GetArrayItem(lp, 0)) && bad == 0, "first null, others < 0");
+        CHECK_CLOSE(sum, total, 1e-6, 1e-6, "total_nats = sum of logprobs");
+        CHECK_CLOSE(cJSON_GetObjectItem(o, "mean_nats")->valuedouble, -total / (double)(n - 1),
+                    1e-9, 1e-9, "mean_nats");
+        CHECK(cJSON_GetObjectItem(o, "tokens")->valuedouble == (double)n &&
+                  cJSON_GetObjectItem(o, "stride")->valuedouble == 16,
+              "tokens, stride");
+    }
+    cJSON_Delete(o);
+    free(out);
+    write_file("oov.txt", "verse X", 7);
+    write_file("one.txt", "v", 1);
+    write_file("empty.txt", "", 0);
+    char c[128];
+    snprintf(c, sizeof c, "%s/score/checkpoint.safetensors", dir);
+    EXPECT_FAIL(A("score %s %s/oov.txt", c, dir), "oov.txt", "'X'", "offset 6");
+    EXPECT_FAIL(A("score %s %s/one.txt", c, dir), "one.txt", "nothing to score");
+    EXPECT_FAIL(A("score %s %s/empty.txt", c, dir), "empty.txt", "empty file");
+    EXPECT_FAIL(A("score %s %s/missing.txt", c, dir), "missing.txt");
+    EXPECT_FAIL(A("score %s/none.safetensors %s/score.txt", dir, dir), "none.safetensors");
+    CHECK(run(A("score %s", c)) == 2 && strstr(err, "missing FILE"), "usage: %s", err);
+    CHECK(run("score --help") == 0, "help");
 }
 
 static void test_bad_checkpoints(void)
@@ -257,6 +314,7 @@ int main(int argc, char **argv)
     strcpy(dir, "/tmp/seqlab-cli-XXXXXX");
     if (!mkdtemp(dir)) return 1;
     RUN(test_train_eval_generate);
+    RUN(test_score);
     RUN(test_bad_checkpoints);
     RUN(test_bad_configs_and_data);
     RUN(test_nan_loss_exits_nonzero);

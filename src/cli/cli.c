@@ -11,7 +11,7 @@
 int cli_error(const char *cmd)
 {
     fprintf(stderr, "seqlab %s: error: %s\n", cmd, sl_errmsg());
-    return 1;
+    return sl_errcode() == SL_ERR_OOM ? 3 : 1;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -7,7 +7,8 @@
 
 #include "core/status.h"
 
-/* Prints "seqlab CMD: error: <sl_errmsg()>" and returns 1 (the exit code). */
+/* Prints "seqlab CMD: error: <sl_errmsg()>" and returns the exit code: 3 when
+ * the last failure was an allocation (SL_ERR_OOM), else 1. */
 int cli_error(const char *cmd);
 /* Prints "seqlab CMD: error: <fmt...>" and returns 2 (usage errors). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -33,6 +34,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_mixers(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 /* bench_mixer.c: one mixer layer over the sequence lengths Ts[0..nT). */
 int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t H, int64_t reps,
                 int64_t rounds, bool compare);

@@ -5,6 +5,7 @@
 #include "core/core.h"
 
 static _Thread_local char errbuf[1024];
+static _Thread_local sl_status errcode;
 
 sl_status sl_fail(sl_status code, const char *fmt, ...)
 {
@@ -12,7 +13,10 @@ sl_status sl_fail(sl_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
+    errcode = code;
     return code;
 }
 
 const char *sl_errmsg(void) { return errbuf[0] ? errbuf : "no error"; }
+
+sl_status sl_errcode(void) { return errcode; }

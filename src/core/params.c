@@ -63,10 +63,11 @@ static bool range_ok(const sl_param *q)
     return q->init == SL_INIT_A_LOG ? q->lo >= 0 && q->hi > 0 : q->lo > 0;
 }
 
+/* n zeroed floats, 64-byte aligned; NULL when the allocation fails. */
 static float *zeroed(size_t n)
 {
     void *ptr = NULL;
-    if (posix_memalign(&ptr, 64, (n ? n : 1) * sizeof(float)) != 0) abort();
+    if (posix_memalign(&ptr, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
     memset(ptr, 0, (n ? n : 1) * sizeof(float));
     return ptr;
 }
@@ -91,6 +92,9 @@ sl_status sl_params_finalize(sl_params *p)
     p->grad = zeroed(off);
     p->m = zeroed(off);
     p->v = zeroed(off);
+    if (!p->data || !p->grad || !p->m || !p->v)
+        return sl_fail(SL_ERR_OOM, "out of memory for %zu parameters (4 buffers of %zu bytes)",
+                       off, off * sizeof(float));
     for (size_t i = 0; i < p->count; i++) {
         p->list[i]->t.data = p->data + p->list[i]->offset;
         p->list[i]->t.grad = p->grad + p->list[i]->offset;

@@ -18,10 +18,11 @@ typedef enum sl_status {
     SL_ERR_SHAPE,   /* impossible shapes */
     SL_ERR_NUMERIC, /* NaN or Inf where a number was expected */
     SL_ERR_ARG,     /* bad argument to a call */
-    SL_ERR_OOM,     /* out of memory */
+    SL_ERR_OOM,     /* an allocation failed (the message says how many bytes, for what) */
 } sl_status;
 
-/* The message of the last failure on this thread. */
+/* The message and the code of the last failure on this thread. */
 const char *sl_errmsg(void);
+sl_status sl_errcode(void);
 
 #endif

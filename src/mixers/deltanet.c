@@ -27,7 +27,7 @@ static sl_status deltanet_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
     sl_delta_layer *n = calloc(1, sizeof *n);
-    if (!n) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!n) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = n;
     *n = (sl_delta_layer){.D = c->d_model,
                           .H = c->n_heads,

@@ -43,7 +43,7 @@ static sl_status gdn_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
     gdn *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = a;
     a->dl = (sl_delta_layer){.D = c->d_model,
                              .H = c->n_heads,

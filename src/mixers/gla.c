@@ -37,7 +37,7 @@ static sl_status gla_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
     gla *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = a;
     a->D = c->d_model;
     a->H = c->n_heads;

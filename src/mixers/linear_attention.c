@@ -59,7 +59,7 @@ static sl_status linattn_init(sl_mixer *m, sl_params *p)
                        "mixer 'linear_attention' option 'normalize' = true needs a non-negative "
                        "'feature_map' (elu1, relu or taylor), got \"identity\"");
     linattn *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = a;
     a->D = c->d_model;
     a->H = c->n_heads;

@@ -39,7 +39,7 @@ static sl_status retnet_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
     retnet *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
-    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = a;
     a->D = c->d_model;
     a->H = c->n_heads;

@@ -87,7 +87,7 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
     transnormer *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
-    if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
+    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
     m->impl = a;
     a->D = c->d_model;
     a->H = c->n_heads;
@@ -102,7 +102,7 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
     a->decay = !a->diag && sl_opt_bool(&m->opts, "decay");
     if (a->decay) {
         double *s = malloc((size_t)a->H * sizeof *s);
-        if (!s) return sl_fail(SL_ERR_ARG, "out of memory");
+        if (!s) return sl_fail(SL_ERR_OOM, "out of memory");
         alibi_slopes(a->H, s);
         const int64_t L = c->n_layers;
         double depth = L > 1 ? 1.0 - (double)m->layer / (double)(L - 1) + 1e-5 : 1.0 + 1e-5;

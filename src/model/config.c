@@ -417,7 +417,7 @@ sl_status sl_config_load(sl_config *c, const char *path)
             if (!nb) {
                 free(buf);
                 fclose(fp);
-                return sl_fail(SL_ERR_IO, "%s: out of memory", path);
+                return sl_fail(SL_ERR_OOM, "%s: out of memory", path);
             }
             buf = nb;
         }

@@ -169,7 +169,7 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
         d->state[l] = calloc((size_t)mx->vt->state_floats(mx, L), sizeof(float));
         if (!d->state[l]) {
             sl_decoder_free(d);
-            return sl_fail(SL_ERR_ARG, "out of memory for the decoding state");
+            return sl_fail(SL_ERR_OOM, "out of memory for the decoding state");
         }
         int64_t s = mx->vt->scratch_floats(mx, L);
         if (s > scratch) scratch = s;
@@ -180,7 +180,7 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
     d->logits = calloc((size_t)m->cfg.vocab_size, sizeof(float));
     if (!d->scratch || !d->logits) {
         sl_decoder_free(d);
-        return sl_fail(SL_ERR_ARG, "out of memory for the decoding state");
+        return sl_fail(SL_ERR_OOM, "out of memory for the decoding state");
     }
     return SL_OK;
 }

@@ -246,7 +246,7 @@ static sl_status check_write_unique(const char *path, const sl_st_tensor *t, siz
                                     const sl_st_meta *meta, size_t nmeta)
 {
     const char **s = malloc((nt > nmeta ? nt : nmeta ? nmeta : 1) * sizeof *s);
-    if (!s) return sl_fail(SL_ERR_IO, "%s: out of memory", path);
+    if (!s) return sl_fail(SL_ERR_OOM, "%s: out of memory", path);
     const char *dup;
     sl_status st = SL_OK;
     for (size_t i = 0; i < nt; i++) s[i] = t[i].name;
@@ -289,7 +289,7 @@ static sl_status build_header(const char *path, const sl_st_tensor *t, size_t nt
     }
     sb_puts(b, "}");
     while (!b->oom && b->len % 8) sb_puts(b, " ");
-    if (b->oom) return sl_fail(SL_ERR_IO, "%s: out of memory building the header", path);
+    if (b->oom) return sl_fail(SL_ERR_OOM, "%s: out of memory building the header", path);
     if (b->len > SL_ST_MAX_HEADER)
         return sl_fail(SL_ERR_ARG,
                        "%s: header would be %zu bytes, over the %u-byte limit readers accept", path,
@@ -354,7 +354,7 @@ sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const 
     char *tmp = malloc(tlen);
     if (!tmp) {
         free(hdr.p);
-        return sl_fail(SL_ERR_IO, "%s: out of memory", path);
+        return sl_fail(SL_ERR_OOM, "%s: out of memory", path);
     }
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
@@ -608,7 +608,7 @@ static sl_status build_file(const char *path, const cJSON *root, const unsigned 
     const char *dup;
     sl_status st = SL_OK;
     if (!e || !f->tensors || !f->by_name || !f->meta || !f->strings || !sorted || !keys) {
-        st = sl_fail(SL_ERR_IO, "%s: out of memory", path);
+        st = sl_fail(SL_ERR_OOM, "%s: out of memory", path);
         goto done;
     }
 
@@ -666,7 +666,7 @@ static sl_status build_file(const char *path, const cJSON *root, const unsigned 
             side_bytes += (size_t)(e[i].end - e[i].begin + 7) & ~(size_t)7;
     if (side_bytes && posix_memalign(&f->side, ALIGN, side_bytes) != 0) {
         f->side = NULL;
-        st = sl_fail(SL_ERR_IO, "%s: out of memory", path);
+        st = sl_fail(SL_ERR_OOM, "%s: out of memory", path);
         goto done;
     }
     size_t side_at = 0;
@@ -775,7 +775,7 @@ static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t 
         size_t pad = (size_t)((ALIGN - (8 + n) % ALIGN) % ALIGN);
         if (posix_memalign(&f->bytes, ALIGN, pad + (size_t)*size) != 0) {
             f->bytes = NULL;
-            st = sl_fail(SL_ERR_IO, "%s: out of memory for %llu bytes", path,
+            st = sl_fail(SL_ERR_OOM, "%s: out of memory for %llu bytes", path,
                          (unsigned long long)*size);
         } else {
             /* Keep the file's bytes contiguous from f->bytes + pad. */
@@ -826,7 +826,7 @@ sl_status sl_st_read(const char *path, sl_st_file *f)
     }
     if (st == SL_OK) st = build_file(path, root, data, dlen, f);
     if (st == SL_OK && !(f->path = strdup(path)))
-        st = sl_fail(SL_ERR_IO, "%s: out of memory", path);
+        st = sl_fail(SL_ERR_OOM, "%s: out of memory", path);
     cJSON_Delete(root);
     if (st != SL_OK) sl_st_close(f);
     return st;

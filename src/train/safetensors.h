@@ -91,7 +91,7 @@ typedef struct sl_st_file {
 
 /* Reads and validates the whole file. On success f owns the contents; on
  * failure f is left empty (sl_st_close on it is harmless).
- * SL_ERR_IO: cannot open or read path, or out of memory.
+ * SL_ERR_IO: cannot open or read path. SL_ERR_OOM: out of memory.
  * SL_ERR_FORMAT: anything wrong with the contents. cJSON parses the header,
  * so its number syntax is a little looser than JSON's (e.g. "+1"); every
  * other departure from JSON is rejected. */
