@@ -89,9 +89,8 @@ static int64_t saved_at(const dr_rows *r, int64_t H, int64_t dk, int64_t i, int6
     return (r->choff[i] * H + h * nch + ch) * dk * dk;
 }
 
-/* What the backward needs beyond in[0..3] = q, k, v, beta. */
+/* What the backward needs beyond in = {q, k, v, beta, g, S0}. */
 typedef struct dr_saved {
-    sl_tensor *g, *S0;
     float *Sb; /* [sum_i nch_i * H, dk, dk]: the state entering each chunk (saved_at) */
     dr_rows rows;
     dr_dims d;
@@ -393,10 +392,11 @@ static void delta_rule_backward(sl_ctx *ctx, const sl_node *nd)
     const dr_dims *d = &sv->d;
     const dr_rows *rw = &sv->rows;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3];
+    sl_tensor *g = nd->in[4], *S0 = nd->in[5];
     dr_grads gr = {grad_or_null(ctx, q), grad_or_null(ctx, k), grad_or_null(ctx, v),
-                   grad_or_null(ctx, beta), grad_or_null(ctx, sv->g)};
-    float *dS0 = grad_or_null(ctx, sv->S0);
-    const float *gd = sv->g ? sv->g->data : NULL;
+                   grad_or_null(ctx, beta), grad_or_null(ctx, g)};
+    float *dS0 = grad_or_null(ctx, S0);
+    const float *gd = g ? g->data : NULL;
     int64_t H = d->H, dk = d->dk, C = d->C, NH = rw->n * H;
     int64_t wsf = chunk_floats(d) + bwd_extra_floats(d) + dk * dk;
     float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);
@@ -441,11 +441,11 @@ sl_tensor *sl_delta_rule(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, 
                "sl_delta_rule", "beta, g [B, T, H], S0 [N, H, dk, dk]");
     dr_rows rw = rows_make(ctx, seqs, B, T, C);
     sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
-    sl_node *nd = sl_record(ctx, delta_rule_backward, o, 6, (sl_tensor *[]){q, k, v, beta, g, S0});
+    sl_node *nd = SL_RECORD(ctx, delta_rule_backward, o, q, k, v, beta, g, S0);
     dr_saved *sv = NULL;
     if (nd) {
         sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = (dr_saved){g, S0, sl_arena_floats(ctx, rw.choff[rw.n] * H * dk * dk), rw, d};
+        *sv = (dr_saved){sl_arena_floats(ctx, rw.choff[rw.n] * H * dk * dk), rw, d};
         nd->saved = sv;
     }
     float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);

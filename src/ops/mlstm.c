@@ -69,12 +69,9 @@ typedef struct mlstm_shape {
     int64_t *coff; /* [rows + 1]: chunks before each row (states index) */
 } mlstm_shape;
 
-/* What the backward needs besides the node's tensors. q, k, v: the tensors
- * the blocks are read from (one tensor three times for a packed
- * projection). */
+/* What the backward needs besides the node's tensors. */
 typedef struct mlstm_saved {
     mlstm_shape s;
-    sl_tensor *q, *k, *v, *ig, *lf, *s0;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
     float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
@@ -509,26 +506,28 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
     }
 }
 
-/* Node layout: in = {q, k, v, igate} (the tape keeps four; q, k, v are the
- * tensors the blocks are read from, possibly one tensor three times), saved
- * = all six tensors with the shape and the chunk states. */
+/* Node layout: in = {q, k, v, igate, lfgate, s0} (q, k, v: the tensors the
+ * blocks are read from, possibly one tensor three times; s0 may be NULL),
+ * saved = the shape and the chunk states. */
 static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const mlstm_saved *sv = nd->saved;
     const mlstm_shape *s = &sv->s;
-    float *dq = sv->q->requires_grad ? sl_grad(ctx, sv->q) : NULL;
-    float *dk = sv->k->requires_grad ? sl_grad(ctx, sv->k) : NULL;
-    float *dv = sv->v->requires_grad ? sl_grad(ctx, sv->v) : NULL;
-    float *dig = sv->ig->requires_grad ? sl_grad(ctx, sv->ig) : NULL;
-    float *dlf = sv->lf->requires_grad ? sl_grad(ctx, sv->lf) : NULL;
-    float *ds0 = sv->s0 && sv->s0->requires_grad ? sl_grad(ctx, sv->s0) : NULL;
+    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *ig = nd->in[3], *lf = nd->in[4];
+    sl_tensor *s0 = nd->in[5];
+    float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
+    float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
+    float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
+    float *dig = ig->requires_grad ? sl_grad(ctx, ig) : NULL;
+    float *dlf = lf->requires_grad ? sl_grad(ctx, lf) : NULL;
+    float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
     const float *dout = nd->out->grad;
     int nt = team_size(s, s->B * s->T);
     int64_t per = buf_floats(s);
     float *scratch = sl_arena_floats(ctx, per * nt);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int64_t rh = 0; rh < s->rows * s->H; rh++)
-        backward_head(s, rh, sv->q->data, sv->k->data, sv->v->data, sv->ig->data, sv->lf->data,
+        backward_head(s, rh, q->data, k->data, v->data, ig->data, lf->data,
                       nd->out->data, dout, sv->states, sv->den, dq, dk, dv, dig, dlf, ds0,
                       scratch + per * omp_get_thread_num());
 }
@@ -567,12 +566,6 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->q = q;
-        sv->k = k;
-        sv->v = v;
-        sv->ig = igate;
-        sv->lf = lfgate;
-        sv->s0 = s0;
         sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * csz);
         sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;

@@ -53,7 +53,6 @@ typedef struct rec_shape {
 /* What the backward needs besides the node's inputs. */
 typedef struct rec_saved {
     rec_shape s;
-    sl_tensor *s0;
     float *states; /* [rows, H, its chunks, dk, dv]: the state entering each chunk */
 } rec_saved;
 
@@ -638,12 +637,13 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
 }
 
 /* Node layout: in = {the tensors q, k and v are read from (one tensor
- * three times for a packed projection), g (or NULL)}, saved = rec_saved. */
+ * three times for a packed projection), g, s0 (each or NULL)}, saved =
+ * rec_saved. */
 static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const rec_saved *sv = nd->saved;
     const rec_shape *s = &sv->s;
-    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = sv->s0;
+    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = nd->in[4];
     float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
     float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
     float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
@@ -738,7 +738,6 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
     if (nd) {
         rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->s0 = s0;
         sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * dk * dv);
         nd->saved = sv;
     }
