@@ -50,11 +50,11 @@
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/ops.h"
 
@@ -328,42 +328,13 @@ static inline void masked_exp(float *x, int n8, int a, int b, float scale, float
 
 /* ------------------------------------------------------------ the op */
 
-/* Threads for `items` independent (sequence, head) items, each with its own
- * scratch, doing `work` multiply-adds in all: no more than there are items,
- * and one below ~1e6 multiply-adds (a few hundred microseconds of work),
- * which finishes before a woken thread pool would, above all when the cores
- * are shared. */
-static int team_size(int64_t items, int64_t work)
+/* Multiply-adds of the whole op, for sl_chunk_team: about len^2 dh per
+ * (sequence, head). */
+static int64_t attn_work(const sl_chunk_rows *rows, int64_t H, int64_t dh)
 {
-    if (work < (int64_t)1 << 20) return 1;
-    return (int)min64(omp_get_max_threads(), items);
-}
-
-/* The rows the op iterates: B batch rows of T tokens, or a packed batch's
- * sequences. Item s covers tokens [start, start + len) of the B*T. */
-typedef struct {
-    int64_t n, T, max_len, work; /* work: sum of len^2, for team_size */
-    const int64_t *cu;           /* NULL for batch rows */
-} attn_rows;
-
-static attn_rows rows_of(const sl_seqs *seqs, int64_t B, int64_t T)
-{
-    attn_rows r = {sl_seq_count(seqs, B), T, 0, 0, seqs ? seqs->cu : NULL};
-    for (int64_t s = 0; s < r.n; s++) {
-        int64_t len = sl_seq_len(seqs, s, T);
-        r.max_len = max64(r.max_len, len);
-        r.work += len * len;
-    }
-    return r;
-}
-
-static inline int64_t row_start(const attn_rows *r, int64_t s)
-{
-    return r->cu ? r->cu[s] : s * r->T;
-}
-static inline int64_t row_len(const attn_rows *r, int64_t s)
-{
-    return r->cu ? r->cu[s + 1] - r->cu[s] : r->T;
+    int64_t w = 0;
+    for (int64_t i = 0; i < rows->n; i++) w += sl_chunk_len(rows, i) * sl_chunk_len(rows, i);
+    return w * H * dh;
 }
 
 typedef struct {
@@ -385,35 +356,37 @@ typedef struct {
     float *qp, *gp;     /* [T, dh] the head's Q and dO (backward only) */
 } head_scratch;
 
-static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
-
-/* Floats of scratch per thread, every part starting on 64 bytes. */
-static int64_t scratch_floats(int64_t T, int64_t dh, bool backward)
-{
-    return 2 * BQ * BK + 3 * pad16(dh * BK) + 2 * pad16(T) + BQ +
-           (backward ? 2 * pad16(T * dh) : 0);
-}
-
-/* Splits p: [scratch_floats(T, dh, backward)]. The tiles start zeroed so that
- * columns a tile product leaves unset hold finite numbers: the masked loops
- * read them and discard the result. */
-static head_scratch carve(float *p, int64_t T, int64_t dh, bool backward)
+/* One thread's buffers from cv (counting only, when cv->base is NULL).
+ * The tiles start zeroed so that columns a tile product leaves unset hold
+ * finite numbers: the masked loops read them and discard the result. */
+static head_scratch carve(sl_carver *cv, int64_t T, int64_t dh, bool backward)
 {
     head_scratch hs = {0};
-    hs.t0 = p;
-    hs.t1 = hs.t0 + BQ * BK;
-    hs.kt = hs.t1 + BQ * BK;
-    hs.vt = hs.kt + pad16(dh * BK);
-    hs.blk = hs.vt + pad16(dh * BK);
-    hs.row0 = hs.blk + pad16(dh * BK);
-    hs.row1 = hs.row0 + pad16(T);
-    hs.alpha = hs.row1 + pad16(T);
+    hs.t0 = sl_carve(cv, BQ * BK);
+    hs.t1 = sl_carve(cv, BQ * BK);
+    hs.kt = sl_carve(cv, dh * BK);
+    hs.vt = sl_carve(cv, dh * BK);
+    hs.blk = sl_carve(cv, dh * BK);
+    hs.row0 = sl_carve(cv, T);
+    hs.row1 = sl_carve(cv, T);
+    hs.alpha = sl_carve(cv, BQ);
     if (backward) {
-        hs.qp = hs.alpha + BQ;
-        hs.gp = hs.qp + pad16(T * dh);
+        hs.qp = sl_carve(cv, T * dh);
+        hs.gp = sl_carve(cv, T * dh);
     }
-    memset(hs.t0, 0, 2 * BQ * BK * sizeof(float));
+    if (cv->base) {
+        memset(hs.t0, 0, BQ * BK * sizeof(float));
+        memset(hs.t1, 0, BQ * BK * sizeof(float));
+    }
     return hs;
+}
+
+/* Floats of one thread's scratch for sequences of up to T tokens. */
+static int64_t scratch_floats(int64_t T, int64_t dh, bool backward)
+{
+    sl_carver cv = {NULL, 0};
+    carve(&cv, T, dh, backward);
+    return cv.used;
 }
 
 /* dst = src, rows made contiguous. src: [n, dh] rows ld apart, dst: [n, dh]. */
@@ -429,7 +402,8 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh, false);
+    sl_carver cv = {scratch, 0};
+    head_scratch hs = carve(&cv, T, dh, false);
     float *m = hs.row0, *l = hs.row1, *s = hs.t0, *alpha = hs.alpha;
     int32_t lo[BQ], hi[BQ];
 
@@ -487,7 +461,8 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh, true);
+    sl_carver cv = {scratch, 0};
+    head_scratch hs = carve(&cv, T, dh, true);
     float *rowdot = hs.row0, *p = hs.t0, *ds = hs.t1;
     int32_t qlo[BQ], qhi[BQ], klo[BK], khi[BK];
 
@@ -534,32 +509,77 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
     }
 }
 
+/* What the backward keeps: the sequences (an arena copy of the bounds),
+ * the mask, and lse [H, B*T]. */
+typedef struct attn_saved {
+    sl_chunk_rows rows;
+    int64_t H, window;
+    bool causal;
+    float *lse;
+} attn_saved;
+
+/* The tensors of one run over qkv: [B, T, 3D] and out, dout: [B, T, D];
+ * lse: [H, B*T] or NULL; dqkv as qkv (backward only). */
+typedef struct attn_run {
+    const attn_saved *sv;
+    int64_t D, dh, BT;
+    const float *qkv, *dout;
+    float *out, *dqkv;
+} attn_run;
+
+/* One (sequence, head) item of the forward. */
+static void forward_item(const void *arg, int64_t item, float *scratch)
+{
+    const attn_run *r = arg;
+    const attn_saved *sv = r->sv;
+    const int64_t H = sv->H, D = r->D, dh = r->dh, s = item / H, h = item % H;
+    const int64_t t0 = sl_chunk_start(&sv->rows, s), len = sl_chunk_len(&sv->rows, s);
+    if (len == 0) return;
+    const attn_shape sh = {len, dh, sv->causal, sv->window};
+    const float *x = r->qkv + t0 * 3 * D + h * dh;
+    forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + t0 * D + h * dh, D,
+                 sv->lse ? sv->lse + h * r->BT + t0 : NULL, scratch);
+}
+
+/* One (sequence, head) item of the backward. */
+static void backward_item(const void *arg, int64_t item, float *scratch)
+{
+    const attn_run *r = arg;
+    const attn_saved *sv = r->sv;
+    const int64_t H = sv->H, D = r->D, dh = r->dh, s = item / H, h = item % H;
+    const int64_t t0 = sl_chunk_start(&sv->rows, s), len = sl_chunk_len(&sv->rows, s);
+    if (len == 0) return;
+    const attn_shape sh = {len, dh, sv->causal, sv->window};
+    const int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
+    const float *x = r->qkv + xo;
+    float *dx = r->dqkv + xo;
+    backward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, r->dout + oo, D,
+                  sv->lse + h * r->BT + t0, dx, dx + D, dx + 2 * D, scratch);
+}
+
+/* Runs every (sequence, head) item of the forward (dqkv NULL) or the
+ * backward on the threads sl_chunk_team gives. */
+static void attn_run_all(sl_ctx *ctx, const attn_run *r)
+{
+    const sl_chunk_rows *rows = &r->sv->rows;
+    const int64_t items = rows->n * r->sv->H;
+    const int nt = sl_chunk_team(items, attn_work(rows, r->sv->H, r->dh));
+    const bool bwd = r->dqkv != NULL;
+    const int64_t per = scratch_floats(sl_chunk_max_len(rows), r->dh, bwd);
+    sl_chunk_for(nt, items, bwd ? backward_item : forward_item, r, sl_arena_floats(ctx, per * nt),
+                 per);
+}
+
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's
- * D_i needs it), saved = lse [H, B*T], iarg = {H, causal, window, n}, aux =
- * a copy of the packed bounds cu [n + 1] (NULL for batch rows). */
+ * D_i needs it), saved = attn_saved. */
 static void attention_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0], *out = nd->out;
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], H = nd->iarg[0];
-    const int64_t D = out->shape[2], dh = D / H, BT = B * T;
-    const sl_seqs packed = {nd->iarg[3], nd->aux};
-    const attn_rows rows = rows_of(nd->aux ? &packed : NULL, B, T);
-    float *dqkv = sl_grad(ctx, qkv);
-    const float *lse = nd->saved, *dout = out->grad;
-    int nt = team_size(rows.n * H, rows.work * H * dh);
-    int64_t per = scratch_floats(rows.max_len, dh, true);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t item = 0; item < rows.n * H; item++) {
-        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
-        if (len == 0) continue;
-        const attn_shape sh = {len, dh, nd->iarg[1] != 0, nd->iarg[2]};
-        int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
-        backward_head(&sh, qkv->data + xo, qkv->data + xo + D, qkv->data + xo + 2 * D, 3 * D,
-                      out->data + oo, dout + oo, D, lse + h * BT + t0, dqkv + xo, dqkv + xo + D,
-                      dqkv + xo + 2 * D, scratch + per * omp_get_thread_num());
-    }
+    const attn_saved *sv = nd->saved;
+    const int64_t D = out->shape[2];
+    const attn_run r = {sv,       D,         D / sv->H, qkv->shape[0] * qkv->shape[1],
+                        qkv->data, out->grad, out->data, sl_grad(ctx, qkv)};
+    attn_run_all(ctx, &r);
 }
 
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
@@ -574,39 +594,21 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
     }
     sl_require(sl_seqs_check(seqs, qkv, "sl_attention") == SL_OK, "sl_attention",
                "packed bounds that cover qkv [1, T, ...]");
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, dh = D / H;
-    const int64_t BT = B * T;
-    const attn_rows rows = rows_of(seqs, B, T);
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, BT = B * T;
     sl_tensor *out = SL_NEW(ctx, B, T, D);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
-    float *lse = NULL;
+    attn_saved local = {sl_chunk_rows_of(seqs, B, T), H, window, causal, NULL};
+    attn_saved *sv = &local;
     if (nd) {
-        lse = sl_arena_floats(ctx, H * BT);
-        nd->saved = lse;
-        nd->iarg[0] = H;
-        nd->iarg[1] = causal;
-        nd->iarg[2] = window;
-        if (seqs) {
-            /* The caller's bounds need not outlive this call; the backward
-             * reads a copy. */
-            const sl_seqs *kept = sl_seqs_keep(ctx, seqs);
-            nd->aux = kept->cu;
-            nd->iarg[3] = kept->n;
-        }
+        /* The caller's bounds need not outlive this call; the backward
+         * reads a copy. */
+        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        *sv = (attn_saved){sl_chunk_rows_keep(ctx, seqs, B, T, 0), H, window, causal,
+                           sl_arena_floats(ctx, H * BT)};
+        nd->saved = sv;
     }
-    int nt = team_size(rows.n * H, rows.work * H * dh);
-    int64_t per = scratch_floats(rows.max_len, dh, false);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t item = 0; item < rows.n * H; item++) {
-        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
-        if (len == 0) continue;
-        const attn_shape sh = {len, dh, causal, window};
-        const float *x = qkv->data + t0 * 3 * D + h * dh;
-        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, out->data + t0 * D + h * dh, D,
-                     lse ? lse + h * BT + t0 : NULL, scratch + per * omp_get_thread_num());
-    }
+    const attn_run r = {sv, D, D / H, BT, qkv->data, NULL, out->data, NULL};
+    attn_run_all(ctx, &r);
     return out;
 }
 
@@ -619,15 +621,15 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
-    const attn_rows rows = rows_of(seqs, B, T);
-    const int64_t L = rows.max_len;
+    const sl_chunk_rows rows = sl_chunk_rows_of(seqs, B, T);
+    const int64_t L = sl_chunk_max_len(&rows);
     double *s = malloc((size_t)(L * L + 1) * sizeof(double));
     if (!s) {
         fprintf(stderr, "seqlab: out of memory in sl_attention_ref (T = %lld)\n", (long long)L);
         abort();
     }
     for (int64_t r = 0; r < rows.n; r++) {
-        const int64_t n = row_len(&rows, r), t0 = row_start(&rows, r);
+        const int64_t n = sl_chunk_len(&rows, r), t0 = sl_chunk_start(&rows, r);
         for (int64_t h = 0; h < H; h++) {
             const float *x = qkv + t0 * 3 * D + h * dh;
             for (int64_t i = 0; i < n; i++) {

@@ -27,10 +27,10 @@
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "ops/block_io.h"
+#include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
@@ -42,9 +42,7 @@ enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
 typedef struct rec_shape {
     int64_t B, T, H, dk, dv, C;
     sl_rec_layout io;    /* where q, k and v are read from */
-    int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
-    const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
-    int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
+    sl_chunk_rows rows;  /* the sequences and their chunks */
     int mode;
     const float *g;         /* [B, T, H*gw] (DECAY_TOKEN, DECAY_KEY) */
     const float *log_gamma; /* [H] (DECAY_HEAD) */
@@ -118,41 +116,41 @@ typedef struct head_buf {
     float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
-static int64_t buf_floats(const rec_shape *s)
-{
-    const int64_t C = s->C, dk = s->dk, dv = s->dv;
-    const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 4 * dk + 2 * dk * dv + w * n;
-}
-
-static head_buf carve(const rec_shape *s, float *p)
+/* One thread's buffers from cv (counting only, when cv->base is NULL). */
+static head_buf carve(const rec_shape *s, sl_carver *cv)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     head_buf h;
     float **ck[] = {&h.Q,  &h.K,   &h.Bc, &h.Qd, &h.Kd,  &h.E,   &h.F,  &h.dQ, &h.dK,
                     &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr, &h.EQ, &h.EK, &h.Es};
-    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
-    float **cv[] = {&h.V, &h.O, &h.dV};
-    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
-    h.A = p;
-    h.P = p + C * C;
-    p += 2 * C * C;
-    h.dbs = p;
-    h.bs = p + C;
-    h.f = p + 2 * C;
-    p += 2 * C + 4 * dk;
-    h.S = p;
-    h.dS = p + dk * dv;
-    h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) *ck[i] = sl_carve(cv, C * dk);
+    float **cvv[] = {&h.V, &h.O, &h.dV};
+    for (size_t i = 0; i < sizeof cvv / sizeof cvv[0]; i++) *cvv[i] = sl_carve(cv, C * dv);
+    h.A = sl_carve(cv, C * C);
+    h.P = sl_carve(cv, C * C);
+    h.dbs = sl_carve(cv, C);
+    h.bs = sl_carve(cv, C);
+    h.f = sl_carve(cv, 4 * dk);
+    h.S = sl_carve(cv, dk * dv);
+    h.dS = sl_carve(cv, dk * dv);
+    /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)]. */
+    h.bt = sl_carve(cv, (dk > dv ? dk : dv) * (C > dk ? C : dk));
     return h;
 }
 
-static int team_size(const rec_shape *s)
+static int64_t buf_floats(const rec_shape *s)
 {
-    int64_t work = s->B * s->H * s->T * s->dk * s->dv;
-    int nt = omp_get_max_threads();
-    if (work < SL_PAR_MIN || s->rows * s->H < 2) return 1;
-    return (int)min64(nt, s->rows * s->H);
+    sl_carver cv = {NULL, 0};
+    carve(s, &cv);
+    return cv.used;
+}
+
+/* Multiply-adds of the whole op, for sl_chunk_team: per token the scores
+ * and their use against the chunk (C (dk + dv)) and the state's read and
+ * write (2 dk dv). */
+static int64_t rec_work(const rec_shape *s)
+{
+    return s->B * s->T * s->H * (s->C * (s->dk + s->dv) + 2 * s->dk * s->dv);
 }
 
 /* Row r's first token (over all B*T), length, and the saved states of its
@@ -160,10 +158,9 @@ static int team_size(const rec_shape *s)
 static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, int64_t *start,
                      int64_t *len, float **st)
 {
-    *start = sl_seq_start(s->seqs, r, s->T);
-    *len = sl_seq_len(s->seqs, r, s->T);
-    const int64_t nch = s->coff[r + 1] - s->coff[r];
-    *st = states ? states + (s->coff[r] * s->H + h * nch) * s->dk * s->dv : NULL;
+    *start = sl_chunk_start(&s->rows, r);
+    *len = sl_chunk_len(&s->rows, r);
+    *st = states ? states + sl_chunk_state_at(&s->rows, s->H, r, h, 0, s->dk * s->dv) : NULL;
 }
 
 /* Rows of the sub-blocks a chunk's key-decay scores are split into. 8 and
@@ -385,18 +382,31 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 
 /* ------------------------------------------------------------- forward */
 
-/* One (row, head) rh. q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final:
- * [rows*H, dk, dv] or NULL; states: see rec_saved, or NULL. */
-static void forward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
-                         const float *v, const float *s0, float *o, float *states, float *s_final,
-                         float *scratch)
+/* The tensors of one run, forward or backward: q, k, v: the tensors the
+ * blocks are read from; o, dout: [B, T, H*dv]; s0, s_final, ds0: [rows*H,
+ * dk, dv]; states: see rec_saved; the gradients as their tensors. Each
+ * pointer NULL when absent or not wanted. */
+typedef struct rec_run {
+    const rec_shape *s;
+    const float *q, *k, *v, *s0, *dout;
+    float *o, *states, *s_final;
+    float *dq, *dk, *dv, *dg, *ds0;
+} rec_run;
+
+/* One (row, head) rh of the forward. */
+static void forward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const rec_run *run = arg;
+    const rec_shape *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *s0 = run->s0;
+    float *o = run->o, *states = run->states, *s_final = run->s_final;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    head_buf w = carve(s, scratch);
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
     const bool decay = s->mode != DECAY_NONE;
     if (s0)
         memcpy(w.S, s0 + rh * ssz, (size_t)ssz * sizeof(float));
@@ -542,19 +552,21 @@ static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, cons
     }
 }
 
-/* One (row, head) rh of the backward. Gradient pointers are NULL when not
- * needed; dq, dk: [B, T, H*dk], dv, dout: [B, T, H*dv], dg as g, ds0:
- * [rows*H, dk, dv]. */
-static void backward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
-                          const float *v, const float *dout, float *states, float *dq,
-                          float *dkk, float *dvv, float *dg, float *ds0, float *scratch)
+/* One (row, head) rh of the backward. */
+static void backward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const rec_run *run = arg;
+    const rec_shape *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *dout = run->dout;
+    float *states = run->states, *dq = run->dq, *dkk = run->dk, *dvv = run->dv, *dg = run->dg;
+    float *ds0 = run->ds0;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    head_buf w = carve(s, scratch);
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
     float *dO = w.O; /* the forward's output buffer is free here */
     /* The decay's gradient is formed only when wanted (a per-head decay is
      * a constant); the key-dim decay's intra-chunk loop forms it anyway. */
@@ -649,23 +661,20 @@ static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
     float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
     float *dg = g && g->requires_grad ? sl_grad(ctx, g) : NULL;
     float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
-    const float *dout = nd->out->grad;
-    int nt = team_size(s);
-    int64_t per = buf_floats(s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s->rows * s->H; rh++)
-        backward_head(s, rh, q->data, k->data, v->data, dout, sv->states, dq, dk, dv, dg, ds0,
-                      scratch + per * omp_get_thread_num());
-}
-
-/* A copy of seqs in the arena (the backward runs after the caller's bounds
- * may be gone) and the chunk prefix sums over rows; coff: [rows + 1]. */
-static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
-{
-    s->rows = sl_seq_count(seqs, s->B);
-    s->seqs = sl_seqs_keep(ctx, seqs);
-    s->coff = sl_seq_chunk_offsets(ctx, seqs, s->B, s->T, s->C);
+    const rec_run run = {.s = s,
+                         .q = q->data,
+                         .k = k->data,
+                         .v = v->data,
+                         .dout = nd->out->grad,
+                         .states = sv->states,
+                         .dq = dq,
+                         .dk = dk,
+                         .dv = dv,
+                         .dg = dg,
+                         .ds0 = ds0};
+    const int nt = sl_chunk_team(s->rows.n * s->H, rec_work(s));
+    const int64_t per = buf_floats(s);
+    sl_chunk_for(nt, s->rows.n * s->H, backward_head, &run, sl_arena_floats(ctx, per * nt), per);
 }
 
 /* Columns [off, off + w) and [off2, off2 + w2) of one tensor: the same or
@@ -722,7 +731,7 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
                    .io = io,
                    .log_gamma = log_gamma};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
-    plan_rows(ctx, &s, seqs);
+    s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);
     s.mode = log_gamma ? DECAY_HEAD : DECAY_NONE;
     if (g) {
         sl_require(!log_gamma && g->ndim == 3 && g->shape[0] == s.B && g->shape[1] == s.T &&
@@ -731,23 +740,27 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
         s.mode = g->shape[2] == H * dk && dk != 1 ? DECAY_KEY : DECAY_TOKEN;
         s.g = g->data;
     }
-    sl_require(!s0 || (s0->n == s.rows * H * dk * dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
+    sl_require(!s0 || (s0->n == s.rows.n * H * dk * dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * dv);
     sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
     float *states = NULL;
     if (nd) {
         rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * dk * dv);
+        sv->states = states = sl_arena_floats(ctx, sl_chunk_states_floats(&s.rows, H, dk * dv));
         nd->saved = sv;
     }
-    int nt = team_size(&s);
-    int64_t per = buf_floats(&s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s.rows * H; rh++)
-        forward_head(&s, rh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
-                     s_final, scratch + per * omp_get_thread_num());
+    const rec_run run = {.s = &s,
+                         .q = q->data,
+                         .k = k->data,
+                         .v = v->data,
+                         .s0 = s0 ? s0->data : NULL,
+                         .o = o->data,
+                         .states = states,
+                         .s_final = s_final};
+    const int nt = sl_chunk_team(s.rows.n * H, rec_work(&s));
+    const int64_t per = buf_floats(&s);
+    sl_chunk_for(nt, s.rows.n * H, forward_head, &run, sl_arena_floats(ctx, per * nt), per);
     return o;
 }
 
