@@ -23,11 +23,11 @@
  * head (lse, plus block-sized scratch per thread) instead of O(T^2); each
  * tile's operands stay in L1/L2; and tiles wholly outside the mask (the causal
  * upper triangle, beyond the window) are skipped. Inside a tile the same
- * skipping goes down to groups of MR rows, so causal attention costs about
+ * skipping goes down to groups of SG_MR rows, so causal attention costs about
  * half the flops of bidirectional (3% above the exact triangle at T = 256).
  *
- * The tile products are register-blocked MR x 16 kernels written with GCC
- * vector types. On a 64 x 64 x 64 tile they run at ~80% of the FMA peak, where
+ * The tile products are register-blocked SG_MR x 16 kernels of small_gemm.h (GCC
+ * vector types). On a 64 x 64 x 64 tile they run at ~80% of the FMA peak, where
  * an OpenBLAS sgemm call per tile (measured: 55-70 GFLOP/s against 75-85 on
  * one Zen 3 core) spends its time packing, and they skip the masked parts of
  * a tile, which a GEMM cannot.
@@ -57,18 +57,13 @@
 #include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/ops.h"
+#include "ops/small_gemm.h"
 
 /* Query and key block sizes: a BQ x BK tile of S and P plus the dh x BK
  * transposed key and value blocks stay within L1/L2 for dh <= 128. */
 #define BQ 64
 #define BK 64
-/* Rows per register tile: MR x 16 accumulators (12 of the 16 AVX registers). */
-#define MR 6
-
-typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
-/* Unaligned, aliasing view of 8 floats: operands are rows of strided tensors. */
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define VLOAD(p) ((v8) * (const v8u *)(p))
 #define VSTORE(p, x) (*(v8u *)(p) = (x))
 
@@ -118,62 +113,8 @@ static bool tile_ranges(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t 
 
 /* --------------------------------------------------------------- kernels */
 
-/* One register tile: C[mr x 8nv] (+)= sum_{k0 <= k < k1} A(m, k) B[k][0 .. 8nv)
- * with A(m, k) = a[m ras + k cas] (any strides, so A^T costs nothing) and B, C
- * row-major; when accumulating, row m of C is first scaled by rs[m] (rs may be
- * NULL). Called with constant mr, nv, acc so each use is a straight-line
- * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. The sums
- * start from zero and C is added at the end: C is often a gradient row not
- * yet in cache, and loading it first would stall the whole FMA chain on it. */
-static inline __attribute__((always_inline)) void
-tile(const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
-     const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
-{
-    v8 r[MR][2];
-    for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) r[m][v] = (v8){0};
-    for (int64_t k = k0; k < k1; k++) {
-        const float *bk = b + k * ldb;
-        v8 b0 = VLOAD(bk), b1 = nv > 1 ? VLOAD(bk + 8) : b0;
-        for (int m = 0; m < mr; m++) {
-            float x = a[m * ras + k * cas];
-            r[m][0] += x * b0;
-            if (nv > 1) r[m][1] += x * b1;
-        }
-    }
-    for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) {
-            float *cv = c + m * ldc + 8 * v;
-            if (acc) r[m][v] += rs ? rs[m] * VLOAD(cv) : VLOAD(cv);
-            VSTORE(cv, r[m][v]);
-        }
-}
-
-#define TILE_ROWS(R)                                                                               \
-    case R:                                                                                        \
-        if (nv == 2)                                                                               \
-            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
-        else                                                                                       \
-            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
-        break
-
-/* tile() with run-time mr (row tails) and nv, dispatched to constant ones. */
-static inline __attribute__((always_inline)) void
-tile_any(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
-         const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
-{
-    switch (mr) {
-        TILE_ROWS(6);
-        TILE_ROWS(5);
-        TILE_ROWS(4);
-        TILE_ROWS(3);
-        TILE_ROWS(2);
-        TILE_ROWS(1);
-    }
-}
-
 /* Columns [n0, n1) of C that are not a whole vector (N % 8 != 0), scalar;
- * same contract as tile(). */
+ * same contract as small_gemm.h's sg_tile. */
 static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const float *a,
                       int64_t ras, int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
                       bool acc, const float *rs)
@@ -189,24 +130,24 @@ static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, co
 
 /* C = A B for a masked product whose rows see only columns [lo[m], hi[m]):
  * A: [M, K] (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc). Each group
- * of MR rows computes its union of columns, widened to whole vectors; other
+ * of SG_MR rows computes its union of columns, widened to whole vectors; other
  * entries of C keep what they held. */
 static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
                            int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
                            const int32_t *lo, const int32_t *hi)
 {
     int64_t nvec = N & ~(int64_t)7;
-    for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int mr = (int)min64(MR, M - m0);
+    for (int64_t m0 = 0; m0 < M; m0 += SG_MR) {
+        int mr = (int)min64(SG_MR, M - m0);
         int64_t l = lo[m0], h = hi[m0 + mr - 1];
         if (l >= h) continue;
         const float *am = a + m0 * ras;
         float *cm = c + m0 * ldc;
         int64_t n = l & ~(int64_t)7, nend = min64((h + 7) & ~(int64_t)7, nvec);
         for (; n + 16 <= nend; n += 16)
-            tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
+            sg_tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
         if (n < nend) {
-            tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
+            sg_tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
             n += 8;
         }
         if (h > n) tail_cols(mr, n, h, 0, K, am, ras, cas, b, ldb, cm, ldc, false, NULL);
@@ -214,7 +155,7 @@ static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int6
 }
 
 /* C = diag(rs) C + A B where row m of A is zero outside [lo[m], hi[m]): the
- * contraction of each group of MR rows runs over its union only. A: [M, K]
+ * contraction of each group of SG_MR rows runs over its union only. A: [M, K]
  * (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc), rs: [M] or NULL for
  * plain accumulation. A group with an empty union is left as it is, so rows
  * that see nothing must have rs = 1. */
@@ -223,52 +164,21 @@ static void mm_masked_acc(int64_t M, int64_t N, const float *a, int64_t ras, int
                           const int32_t *hi, const float *rs)
 {
     int64_t nvec = N & ~(int64_t)7;
-    for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int mr = (int)min64(MR, M - m0);
+    for (int64_t m0 = 0; m0 < M; m0 += SG_MR) {
+        int mr = (int)min64(SG_MR, M - m0);
         int64_t k0 = lo[m0], k1 = hi[m0 + mr - 1];
         if (k0 >= k1) continue;
         const float *am = a + m0 * ras, *rm = rs ? rs + m0 : NULL;
         float *cm = c + m0 * ldc;
         int64_t n = 0;
         for (; n + 16 <= nvec; n += 16)
-            tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
+            sg_tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
         if (n < nvec) {
-            tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
+            sg_tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
             n += 8;
         }
         if (N > n) tail_cols(mr, n, N, k0, k1, am, ras, cas, b, ldb, cm, ldc, true, rm);
     }
-}
-
-/* dst[d][j] = src[j][d]: src: [n, dh] rows ld apart, dst: [dh, BK]. Whole
- * 8 x 8 blocks go through registers (unpack, shuffle, lane swap): a scalar
- * transpose costs as much as a tenth of the tile products. */
-static void transpose_block(const float *src, int64_t ld, int64_t n, int64_t dh, float *dst)
-{
-    int64_t n8 = n & ~(int64_t)7, dh8 = dh & ~(int64_t)7;
-    for (int64_t j = 0; j < n8; j += 8)
-        for (int64_t d = 0; d < dh8; d += 8) {
-            v8 x[8], t[8];
-            for (int i = 0; i < 8; i++) x[i] = VLOAD(src + (j + i) * ld + d);
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = __builtin_shuffle(x[i], x[i + 1], (v8i){0, 8, 1, 9, 4, 12, 5, 13});
-                t[i + 1] = __builtin_shuffle(x[i], x[i + 1], (v8i){2, 10, 3, 11, 6, 14, 7, 15});
-            }
-            for (int i = 0; i < 8; i += 4) {
-                x[i] = __builtin_shuffle(t[i], t[i + 2], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
-                x[i + 1] = __builtin_shuffle(t[i], t[i + 2], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
-                x[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
-                x[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
-            }
-            for (int i = 0; i < 4; i++) {
-                VSTORE(dst + (d + i) * BK + j,
-                       __builtin_shuffle(x[i], x[i + 4], (v8i){0, 1, 2, 3, 8, 9, 10, 11}));
-                VSTORE(dst + (d + i + 4) * BK + j,
-                       __builtin_shuffle(x[i], x[i + 4], (v8i){4, 5, 6, 7, 12, 13, 14, 15}));
-            }
-        }
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t d = j < n8 ? dh8 : 0; d < dh; d++) dst[d * BK + j] = src[j * ld + d];
 }
 
 /* --------------------------------------------------------------- softmax */
@@ -417,7 +327,7 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
         int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
+        transpose_ld(k + j0 * ld, ld, nk, dh, hs.kt, BK);
         pack_rows(v + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
@@ -481,8 +391,8 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
         int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
-        transpose_block(v + j0 * ld, ld, nk, dh, hs.vt);
+        transpose_ld(k + j0 * ld, ld, nk, dh, hs.kt, BK);
+        transpose_ld(v + j0 * ld, ld, nk, dh, hs.vt, BK);
         pack_rows(k + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
