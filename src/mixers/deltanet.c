@@ -123,7 +123,9 @@ sl_tensor *sl_deltanet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *st
         S = SL_NEW(ctx, N, H, dk, dk);
         sl_state_gather(state, sf, 3 * cf, H * dk * dk, N, pos, S->data);
     }
-    sl_tensor *o = sl_delta_rule(ctx, q, k, v, beta, g, S, H, n->C, S ? S->data : NULL, seqs);
+    /* The kernel reads the three as column blocks in place. */
+    const sl_rec_in in = {.q = q, .k = k, .v = v, .dk = dk, .dv = dk};
+    sl_tensor *o = sl_delta_rule_in(ctx, &in, beta, g, S, H, n->C, S ? S->data : NULL, seqs);
     if (state) sl_state_scatter(state, sf, 3 * cf, H * dk * dk, N, S->data);
     o = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, H, dk), n->norm, n->eps);
     o = SL_VIEW(ctx, o, B, T, D);
