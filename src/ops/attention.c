@@ -437,22 +437,9 @@ typedef struct attn_run {
     float *out, *dqkv;
 } attn_run;
 
-/* One (sequence, head) item of the forward. */
-static void forward_item(const void *arg, int64_t item, float *scratch)
-{
-    const attn_run *r = arg;
-    const attn_saved *sv = r->sv;
-    const int64_t H = sv->H, D = r->D, dh = r->dh, s = item / H, h = item % H;
-    const int64_t t0 = sl_chunk_start(&sv->rows, s), len = sl_chunk_len(&sv->rows, s);
-    if (len == 0) return;
-    const attn_shape sh = {len, dh, sv->causal, sv->window};
-    const float *x = r->qkv + t0 * 3 * D + h * dh;
-    forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + t0 * D + h * dh, D,
-                 sv->lse ? sv->lse + h * r->BT + t0 : NULL, scratch);
-}
-
-/* One (sequence, head) item of the backward. */
-static void backward_item(const void *arg, int64_t item, float *scratch)
+/* One (sequence, head) item: of the backward when r->dqkv is set, else of
+ * the forward. */
+static void run_item(const void *arg, int64_t item, float *scratch)
 {
     const attn_run *r = arg;
     const attn_saved *sv = r->sv;
@@ -462,9 +449,14 @@ static void backward_item(const void *arg, int64_t item, float *scratch)
     const attn_shape sh = {len, dh, sv->causal, sv->window};
     const int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
     const float *x = r->qkv + xo;
+    float *lse = sv->lse ? sv->lse + h * r->BT + t0 : NULL;
+    if (!r->dqkv) {
+        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, D, lse, scratch);
+        return;
+    }
     float *dx = r->dqkv + xo;
-    backward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, r->dout + oo, D,
-                  sv->lse + h * r->BT + t0, dx, dx + D, dx + 2 * D, scratch);
+    backward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, r->dout + oo, D, lse, dx, dx + D,
+                  dx + 2 * D, scratch);
 }
 
 /* Runs every (sequence, head) item of the forward (dqkv NULL) or the
@@ -476,8 +468,7 @@ static void attn_run_all(sl_ctx *ctx, const attn_run *r)
     const int nt = sl_chunk_team(items, attn_work(rows, r->sv->H, r->dh));
     const bool bwd = r->dqkv != NULL;
     const int64_t per = scratch_floats(sl_chunk_max_len(rows), r->dh, bwd);
-    sl_chunk_for(nt, items, bwd ? backward_item : forward_item, r, sl_arena_floats(ctx, per * nt),
-                 per);
+    sl_chunk_for(nt, items, run_item, r, sl_arena_floats(ctx, per * nt), per);
 }
 
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's

@@ -264,16 +264,9 @@ void sl_delta_rule_fwd(const sl_delta_rule_desc *d, const float *q, const float 
                        const float *v, const float *beta, const float *g, const float *s0,
                        float *o, float *states, float *s_final, float *scratch)
 {
-    const dr_run r = {.d = d,
-                      .q = q,
-                      .k = k,
-                      .v = v,
-                      .beta = beta,
-                      .g = g,
-                      .s0 = s0,
-                      .o = o,
-                      .states = states,
-                      .s_final = s_final};
+    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; no gradients. */
+    const dr_run r = {d, q, k, v, beta, g, s0, NULL, o, states, s_final, NULL, NULL, NULL, NULL,
+                      NULL, NULL};
     sl_chunk_for(team(d), d->rows.n * d->H, forward_item, &r, scratch, per_thread(d, false));
 }
 
@@ -446,20 +439,9 @@ void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float 
                        const float *dout, float *dq, float *dk, float *dv, float *dbeta,
                        float *dg, float *ds0, float *scratch)
 {
-    const dr_run r = {.d = d,
-                      .q = q,
-                      .k = k,
-                      .v = v,
-                      .beta = beta,
-                      .g = g,
-                      .dout = dout,
-                      .states = (float *)states,
-                      .dq = dq,
-                      .dk = dk,
-                      .dv = dv,
-                      .dbeta = dbeta,
-                      .dg = dg,
-                      .ds0 = ds0};
+    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; the gradients. */
+    const dr_run r = {d, q, k, v, beta, g, NULL, dout, NULL, (float *)states,
+                      NULL, dq, dk, dv, dbeta, dg, ds0};
     sl_chunk_for(team(d), d->rows.n * d->H, backward_item, &r, scratch, per_thread(d, true));
 }
 
