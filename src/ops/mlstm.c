@@ -62,15 +62,9 @@
 #include "ops/mlstm.h"
 #include "ops/small_gemm.h"
 
-typedef struct mlstm_shape {
-    int64_t B, T, H, dk, dv, dva, C;
-    sl_rec_layout io;   /* where q, k and v are read from */
-    sl_chunk_rows rows; /* the sequences and their chunks */
-} mlstm_shape;
-
 /* What the backward needs besides the node's tensors. */
 typedef struct mlstm_saved {
-    mlstm_shape s;
+    sl_mlstm_desc s;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
     float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
@@ -109,14 +103,14 @@ typedef struct head_buf {
 
 /* mm_nt's B^T, [K, N] for its products (K, N in dk, dva, C); mm_dva's
  * K + M <= 2 max(C, dk) fit too, as dva >= 2. */
-static int64_t bt_floats(const mlstm_shape *s)
+static int64_t bt_floats(const sl_mlstm_desc *s)
 {
     const int64_t w = s->dk > s->dva ? s->dk : s->dva, n = s->C > s->dk ? s->C : s->dk;
     return w * n;
 }
 
 /* One thread's buffers from cv (counting only, when cv->base is NULL). */
-static head_buf carve(const mlstm_shape *s, sl_carver *cv)
+static head_buf carve(const sl_mlstm_desc *s, sl_carver *cv)
 {
     const int64_t C = s->C, dk = s->dk, dva = s->dva;
     head_buf h;
@@ -136,7 +130,7 @@ static head_buf carve(const mlstm_shape *s, sl_carver *cv)
     return h;
 }
 
-static int64_t buf_floats(const mlstm_shape *s)
+static int64_t buf_floats(const sl_mlstm_desc *s)
 {
     sl_carver cv = {NULL, 0};
     carve(s, &cv);
@@ -146,7 +140,7 @@ static int64_t buf_floats(const mlstm_shape *s)
 /* Multiply-adds of the whole op, for sl_chunk_team: per token the scores
  * and their use against the chunk (C (dk + dva)) and the state's read and
  * write (2 dk dva). */
-static int64_t mlstm_work(const mlstm_shape *s)
+static int64_t mlstm_work(const sl_mlstm_desc *s)
 {
     return s->B * s->T * s->H * (s->C * (s->dk + s->dva) + 2 * s->dk * s->dva);
 }
@@ -213,7 +207,7 @@ static void state_store(const float *Ca, float m, int64_t dk, int64_t dv, float 
 /* The chunk's operands: Q, K: [L, dk] (scaled as read), Va = [V | 1]:
  * [L, dva], and its gates. tok: the chunk's first token over all B*T; q, k,
  * v: the tensors the blocks are read from (rows ldq, ldk, ldv apart). */
-static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, const float *q,
+static void load_chunk(const sl_mlstm_desc *s, int64_t tok, int64_t h, int64_t L, const float *q,
                        const float *k, const float *v, const float *ig, const float *lf,
                        head_buf *w)
 {
@@ -314,7 +308,7 @@ static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
  * + 1 floats each). states and den both or neither NULL; a gradient NULL
  * when not needed. */
 typedef struct mlstm_run {
-    const mlstm_shape *s;
+    const sl_mlstm_desc *s;
     const float *q, *k, *v, *ig, *lf, *s0, *dout;
     float *o, *states, *den, *s_final;
     float *dq, *dk, *dv, *dig, *dlf, *ds0;
@@ -324,7 +318,7 @@ typedef struct mlstm_run {
 static void forward_head(const void *arg, int64_t rh, float *scratch)
 {
     const mlstm_run *run = arg;
-    const mlstm_shape *s = run->s;
+    const sl_mlstm_desc *s = run->s;
     const float *q = run->q, *k = run->k, *v = run->v, *ig = run->ig, *lf = run->lf;
     const float *s0 = run->s0;
     float *o = run->o, *states = run->states, *den = run->den, *s_final = run->s_final;
@@ -378,7 +372,7 @@ static void forward_head(const void *arg, int64_t rh, float *scratch)
 static void backward_head(const void *arg, int64_t rh, float *scratch)
 {
     const mlstm_run *run = arg;
-    const mlstm_shape *s = run->s;
+    const sl_mlstm_desc *s = run->s;
     const float *q = run->q, *k = run->k, *v = run->v, *ig = run->ig, *lf = run->lf;
     const float *out = run->o, *dout = run->dout, *states = run->states, *den = run->den;
     float *dq = run->dq, *dkk = run->dk, *dvv = run->dv, *dig = run->dig, *dlf = run->dlf;
@@ -513,13 +507,51 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
     }
 }
 
+int64_t sl_mlstm_scratch_floats(const sl_mlstm_desc *d)
+{
+    return buf_floats(d) * sl_chunk_team(d->rows.n * d->H, mlstm_work(d));
+}
+
+int64_t sl_mlstm_states_floats(const sl_mlstm_desc *d)
+{
+    return sl_chunk_states_floats(&d->rows, d->H, d->dk * d->dva + 1);
+}
+
+/* Every (row, head) of a run on the threads sl_chunk_team gives. */
+static void run_all(const mlstm_run *run, sl_chunk_fn fn, float *scratch)
+{
+    const sl_mlstm_desc *d = run->s;
+    const int nt = sl_chunk_team(d->rows.n * d->H, mlstm_work(d));
+    sl_chunk_for(nt, d->rows.n * d->H, fn, run, scratch, buf_floats(d));
+}
+
+void sl_mlstm_fwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *s0, float *h,
+                  float *states, float *den, float *s_final, float *scratch)
+{
+    /* d, the inputs, s0, dout; h, states, den, s_final; no gradients. */
+    const mlstm_run run = {d, q, k, v, igate, lfgate, s0, NULL, h, states, den, s_final,
+                           NULL, NULL, NULL, NULL, NULL, NULL};
+    run_all(&run, forward_head, scratch);
+}
+
+void sl_mlstm_bwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *h, const float *states,
+                  const float *den, const float *dout, float *dq, float *dk, float *dv,
+                  float *digate, float *dlfgate, float *ds0, float *scratch)
+{
+    /* d, the inputs, s0, dout; h, states, den (read only), s_final; the gradients. */
+    const mlstm_run run = {d, q, k, v, igate, lfgate, NULL, dout, (float *)h, (float *)states,
+                           (float *)den, NULL, dq, dk, dv, digate, dlfgate, ds0};
+    run_all(&run, backward_head, scratch);
+}
+
 /* Node layout: in = {q, k, v, igate, lfgate, s0} (q, k, v: the tensors the
  * blocks are read from, possibly one tensor three times; s0 may be NULL),
- * saved = the shape and the chunk states. */
+ * saved = the descriptor, the chunk states and den. */
 static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const mlstm_saved *sv = nd->saved;
-    const mlstm_shape *s = &sv->s;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *ig = nd->in[3], *lf = nd->in[4];
     sl_tensor *s0 = nd->in[5];
     float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
@@ -528,25 +560,9 @@ static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
     float *dig = ig->requires_grad ? sl_grad(ctx, ig) : NULL;
     float *dlf = lf->requires_grad ? sl_grad(ctx, lf) : NULL;
     float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
-    const mlstm_run run = {.s = s,
-                           .q = q->data,
-                           .k = k->data,
-                           .v = v->data,
-                           .ig = ig->data,
-                           .lf = lf->data,
-                           .dout = nd->out->grad,
-                           .o = nd->out->data,
-                           .states = sv->states,
-                           .den = sv->den,
-                           .dq = dq,
-                           .dk = dk,
-                           .dv = dv,
-                           .dig = dig,
-                           .dlf = dlf,
-                           .ds0 = ds0};
-    const int nt = sl_chunk_team(s->rows.n * s->H, mlstm_work(s));
-    const int64_t per = buf_floats(s);
-    sl_chunk_for(nt, s->rows.n * s->H, backward_head, &run, sl_arena_floats(ctx, per * nt), per);
+    sl_mlstm_bwd(&sv->s, q->data, k->data, v->data, ig->data, lf->data, nd->out->data,
+                 sv->states, sv->den, nd->out->grad, dq, dk, dv, dig, dlf, ds0,
+                 sl_arena_floats(ctx, sl_mlstm_scratch_floats(&sv->s)));
 }
 
 /* Blocks of in's tensors ([B, T, *]), igate, lfgate: [B, T, H], s0: [rows,
@@ -563,17 +579,17 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
                "sl_mlstm", "igate, lfgate [B, T, H]");
     sl_require(sl_seqs_check(seqs, q, "sl_mlstm") == SL_OK, "sl_mlstm",
                "seqs NULL or packed bounds over q [1, T, ...]");
-    mlstm_shape s = {.B = q->shape[0],
-                     .T = q->shape[1],
-                     .H = H,
-                     .dk = dk,
-                     .dv = dv,
-                     .C = C,
-                     .io = io};
+    sl_mlstm_desc s = {.B = q->shape[0],
+                       .T = q->shape[1],
+                       .H = H,
+                       .dk = dk,
+                       .dv = dv,
+                       .C = C,
+                       .io = io};
     s.dva = s.dv + 1;
     /* The backward runs after the caller's bounds may be gone. */
     s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);
-    const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;
+    const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv);
     sl_require(!s0 || s0->n == s.rows.n * H * ssz, "sl_mlstm", "s0 [rows, H, dk*dv + dk + 1]");
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
@@ -581,24 +597,12 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->states = states = sl_arena_floats(ctx, sl_chunk_states_floats(&s.rows, H, csz));
+        sv->states = states = sl_arena_floats(ctx, sl_mlstm_states_floats(&s));
         sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;
     }
-    const mlstm_run run = {.s = &s,
-                           .q = q->data,
-                           .k = k->data,
-                           .v = v->data,
-                           .ig = igate->data,
-                           .lf = lfgate->data,
-                           .s0 = s0 ? s0->data : NULL,
-                           .o = o->data,
-                           .states = states,
-                           .den = den,
-                           .s_final = s_final};
-    const int nt = sl_chunk_team(s.rows.n * H, mlstm_work(&s));
-    const int64_t per = buf_floats(&s);
-    sl_chunk_for(nt, s.rows.n * H, forward_head, &run, sl_arena_floats(ctx, per * nt), per);
+    sl_mlstm_fwd(&s, q->data, k->data, v->data, igate->data, lfgate->data, s0 ? s0->data : NULL,
+                 o->data, states, den, s_final, sl_arena_floats(ctx, sl_mlstm_scratch_floats(&s)));
     return o;
 }
 
@@ -619,8 +623,8 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
 /* Layouts as sl_mlstm. The recurrence exactly as written in mlstm.h, in
  * double; a fresh state's m is the sentinel (e^(-1e30 + ..) = 0 in double). */
 void sl_mlstm_ref(const float *q, const float *k, const float *v, const float *igate,
-                  const float *lfgate, const float *s0, const sl_seqs *seqs, int64_t B, int64_t T,
-                  int64_t H, int64_t dk, int64_t dv, float *h, float *s_final)
+                  const float *lfgate, const float *s0, int64_t B, int64_t T, int64_t H,
+                  int64_t dk, int64_t dv, float *h, float *s_final, const sl_seqs *seqs)
 {
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), rows = sl_seq_count(seqs, B);
     double *S = malloc((size_t)ssz * sizeof(double));
