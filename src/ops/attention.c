@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/attention.h"
 #include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/ops.h"
@@ -419,22 +420,12 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
     }
 }
 
-/* What the backward keeps: the sequences (an arena copy of the bounds),
- * the mask, and lse [H, B*T]. */
-typedef struct attn_saved {
-    sl_chunk_rows rows;
-    int64_t H, window;
-    bool causal;
-    float *lse;
-} attn_saved;
-
-/* The tensors of one run over qkv: [B, T, 3D] and out, dout: [B, T, D];
+/* The tensors of one run over qkv: [B*T, 3D] and out, dout: [B*T, D];
  * lse: [H, B*T] or NULL; dqkv as qkv (backward only). */
 typedef struct attn_run {
-    const attn_saved *sv;
-    int64_t D, dh, BT;
+    const sl_attention_desc *d;
     const float *qkv, *dout;
-    float *out, *dqkv;
+    float *out, *lse, *dqkv;
 } attn_run;
 
 /* One (sequence, head) item: of the backward when r->dqkv is set, else of
@@ -442,14 +433,14 @@ typedef struct attn_run {
 static void run_item(const void *arg, int64_t item, float *scratch)
 {
     const attn_run *r = arg;
-    const attn_saved *sv = r->sv;
-    const int64_t H = sv->H, D = r->D, dh = r->dh, s = item / H, h = item % H;
-    const int64_t t0 = sl_chunk_start(&sv->rows, s), len = sl_chunk_len(&sv->rows, s);
+    const sl_attention_desc *d = r->d;
+    const int64_t H = d->H, dh = d->dh, D = H * dh, s = item / H, h = item % H;
+    const int64_t t0 = sl_chunk_start(&d->rows, s), len = sl_chunk_len(&d->rows, s);
     if (len == 0) return;
-    const attn_shape sh = {len, dh, sv->causal, sv->window};
+    const attn_shape sh = {len, dh, d->causal, d->window};
     const int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
     const float *x = r->qkv + xo;
-    float *lse = sv->lse ? sv->lse + h * r->BT + t0 : NULL;
+    float *lse = r->lse ? r->lse + h * d->B * d->T + t0 : NULL;
     if (!r->dqkv) {
         forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, D, lse, scratch);
         return;
@@ -459,17 +450,45 @@ static void run_item(const void *arg, int64_t item, float *scratch)
                   dx + 2 * D, scratch);
 }
 
-/* Runs every (sequence, head) item of the forward (dqkv NULL) or the
- * backward on the threads sl_chunk_team gives. */
-static void attn_run_all(sl_ctx *ctx, const attn_run *r)
+static int team(const sl_attention_desc *d)
 {
-    const sl_chunk_rows *rows = &r->sv->rows;
-    const int64_t items = rows->n * r->sv->H;
-    const int nt = sl_chunk_team(items, attn_work(rows, r->sv->H, r->dh));
-    const bool bwd = r->dqkv != NULL;
-    const int64_t per = scratch_floats(sl_chunk_max_len(rows), r->dh, bwd);
-    sl_chunk_for(nt, items, run_item, r, sl_arena_floats(ctx, per * nt), per);
+    return sl_chunk_team(d->rows.n * d->H, attn_work(&d->rows, d->H, d->dh));
 }
+
+int64_t sl_attention_scratch_floats(const sl_attention_desc *d, bool backward)
+{
+    return scratch_floats(sl_chunk_max_len(&d->rows), d->dh, backward) * team(d);
+}
+
+/* Every (sequence, head) item of the forward (dqkv NULL) or the backward on
+ * the threads sl_chunk_team gives. */
+static void run_all(const attn_run *r, float *scratch)
+{
+    const sl_attention_desc *d = r->d;
+    const int64_t per = scratch_floats(sl_chunk_max_len(&d->rows), d->dh, r->dqkv != NULL);
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, r, scratch, per);
+}
+
+void sl_attention_fwd(const sl_attention_desc *d, const float *qkv, float *out, float *lse,
+                      float *scratch)
+{
+    const attn_run r = {d, qkv, NULL, out, lse, NULL};
+    run_all(&r, scratch);
+}
+
+void sl_attention_bwd(const sl_attention_desc *d, const float *qkv, const float *out,
+                      const float *lse, const float *dout, float *dqkv, float *scratch)
+{
+    const attn_run r = {d, qkv, dout, (float *)out, (float *)lse, dqkv};
+    run_all(&r, scratch);
+}
+
+/* What the backward keeps: the descriptor (with an arena copy of the
+ * bounds) and lse [H, B*T]. */
+typedef struct attn_saved {
+    sl_attention_desc d;
+    float *lse;
+} attn_saved;
 
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's
  * D_i needs it), saved = attn_saved. */
@@ -477,10 +496,8 @@ static void attention_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0], *out = nd->out;
     const attn_saved *sv = nd->saved;
-    const int64_t D = out->shape[2];
-    const attn_run r = {sv,       D,         D / sv->H, qkv->shape[0] * qkv->shape[1],
-                        qkv->data, out->grad, out->data, sl_grad(ctx, qkv)};
-    attn_run_all(ctx, &r);
+    sl_attention_bwd(&sv->d, qkv->data, out->data, sv->lse, out->grad, sl_grad(ctx, qkv),
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, true)));
 }
 
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
@@ -495,21 +512,22 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
     }
     sl_require(sl_seqs_check(seqs, qkv, "sl_attention") == SL_OK, "sl_attention",
                "packed bounds that cover qkv [1, T, ...]");
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, BT = B * T;
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3;
     sl_tensor *out = SL_NEW(ctx, B, T, D);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
-    attn_saved local = {sl_chunk_rows_of(seqs, B, T), H, window, causal, NULL};
+    attn_saved local = {{B, T, H, D / H, causal, window, sl_chunk_rows_of(seqs, B, T)}, NULL};
     attn_saved *sv = &local;
     if (nd) {
         /* The caller's bounds need not outlive this call; the backward
          * reads a copy. */
         sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = (attn_saved){sl_chunk_rows_keep(ctx, seqs, B, T, 0), H, window, causal,
-                           sl_arena_floats(ctx, H * BT)};
+        *sv = local;
+        sv->d.rows = sl_chunk_rows_keep(ctx, seqs, B, T, 0);
+        sv->lse = sl_arena_floats(ctx, H * B * T);
         nd->saved = sv;
     }
-    const attn_run r = {sv, D, D / H, BT, qkv->data, NULL, out->data, NULL};
-    attn_run_all(ctx, &r);
+    sl_attention_fwd(&sv->d, qkv->data, out->data, sv->lse,
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, false)));
     return out;
 }
 
