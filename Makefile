@@ -81,18 +81,9 @@ parity: deps
 	@$(MAKE) --no-print-directory all
 	/usr/bin/python3 tools/oracle.py --selftest
 	tools/make_fixtures.sh $(BUILD) $(BUILD)/parity
-	for m in deltanet gated_deltanet; do \
-	    /usr/bin/python3 tools/oracle_delta.py --mixer $$m --out $(BUILD)/parity/mixer_$$m.safetensors || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_parity
-	for m in linear_attention retnet gla mamba2; do \
-	    /usr/bin/python3 tools/oracle_mixers.py --mixer $$m --out $(BUILD)/parity/mixer_$$m.safetensors || exit 1; done
-	/usr/bin/python3 tools/oracle_mixers.py --mixer linear_attention --feature-map taylor --normalize false \
-	    --out $(BUILD)/parity/mixer_linear_attention_taylor.safetensors
-	/usr/bin/python3 tools/oracle_mixers.py --mixer mamba2 --conv-size 0 \
-	    --out $(BUILD)/parity/mixer_mamba2_noconv.safetensors
-	for k in norm diag; do \
-	    /usr/bin/python3 tools/oracle_transnormer.py --kind $$k --out $(BUILD)/parity/mixer_transnormer_$$k.safetensors || exit 1; done
-	/usr/bin/python3 tools/oracle_mlstm.py --out $(BUILD)/parity/mixer_mlstm.safetensors
+	for o in tools/oracle_*.py; do \
+	    /usr/bin/python3 $$o --all $(BUILD)/parity || exit 1; done
 	SEQLAB_FIXTURES=$(BUILD)/parity $(BUILD)/tests/test_mixer_parity
 
 install: $(BIN)

@@ -30,19 +30,21 @@ static int tests_passed, tests_failed;
               (what), ca_, cb_);                                                         \
     } while (0)
 
-#define RUN(fn)                                                   \
+/* Runs `call` as one test reported under `name` (a string). */
+#define RUN_AS(name, call)                                        \
     do {                                                          \
         check_failures = 0;                                       \
-        fn();                                                     \
+        call;                                                     \
         if (check_failures) {                                     \
             tests_failed++;                                       \
-            printf("FAIL - %s\n", #fn);                           \
+            printf("FAIL - %s\n", (name));                        \
         } else {                                                  \
             tests_passed++;                                       \
-            printf("ok - %s\n", #fn);                             \
+            printf("ok - %s\n", (name));                          \
         }                                                         \
         fflush(stdout);                                           \
     } while (0)
+#define RUN(fn) RUN_AS(#fn, fn())
 
 #define TEST_SUMMARY()                                                     \
     (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)

@@ -12,38 +12,79 @@
 #include "gradcheck.h"
 #include "mixers/mixer.h"
 
-/* The config every mixer test starts from: D = 16, H = 2 (dk = 8), 2
+/* A mixer's setting for a test: its dimensions, options and layer. */
+typedef struct mc_cfg {
+    sl_mixer_dims dims;
+    sl_opts opts;
+    int64_t layer;
+} mc_cfg;
+
+/* The setting every mixer test starts from: D = 16, H = 2 (dk = 8), 2
  * layers, chunks of 5, so a dozen tokens cross several chunks; init_std 0.3
- * makes every path matter to the output. */
-static inline void mc_tiny(sl_config *c)
+ * makes every path matter to the output; the mixer's default options. */
+static inline void mc_tiny(mc_cfg *c, const sl_mixer_vtable *vt)
 {
-    sl_config_defaults(c);
-    c->d_model = 16;
-    c->n_heads = 2;
-    c->n_layers = 2;
-    c->chunk_size = 5;
-    c->init_std = 0.3;
+    memset(c, 0, sizeof *c);
+    c->dims = (sl_mixer_dims){.d_model = 16,
+                              .n_heads = 2,
+                              .n_layers = 2,
+                              .max_seq_len = 256,
+                              .chunk_size = 5,
+                              .conv_size = 4,
+                              .causal = true,
+                              .rope_theta = 10000.0,
+                              .norm_eps = 1e-5,
+                              .init_std = 0.3};
+    CHECK(sl_opts_defaults(&c->opts, vt->options) == SL_OK, "%s: defaults: %s", vt->name,
+          sl_errmsg());
 }
 
-/* A mixer of layer mc_layer (0 unless a test sets it: mixers whose form
- * depends on depth) with its parameters declared, allocated and drawn. */
+/* Applies one "key=value" to c: a field of sl_mixer_dims, `layer`, or one
+ * of the mixer's options. False for an unknown key or a bad value. */
+static inline bool mc_set(mc_cfg *c, const sl_mixer_vtable *vt, const char *key, const char *v)
+{
+    sl_mixer_dims *d = &c->dims;
+    struct { const char *key; int64_t *p; } ints[] = {
+        {"d_model", &d->d_model},     {"n_heads", &d->n_heads},       {"n_layers", &d->n_layers},
+        {"max_seq_len", &d->max_seq_len}, {"chunk_size", &d->chunk_size},
+        {"conv_size", &d->conv_size}, {"layer", &c->layer}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(key, ints[i].key) == 0) {
+            *ints[i].p = atoll(v);
+            return true;
+        }
+    struct { const char *key; bool *p; } bools[] = {
+        {"causal", &d->causal}, {"bias", &d->bias}, {"rope", &d->rope}};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+        if (strcmp(key, bools[i].key) == 0) {
+            *bools[i].p = strcmp(v, "true") == 0;
+            return true;
+        }
+    struct { const char *key; double *p; } nums[] = {
+        {"rope_theta", &d->rope_theta}, {"norm_eps", &d->norm_eps}, {"init_std", &d->init_std}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (strcmp(key, nums[i].key) == 0) {
+            *nums[i].p = atof(v);
+            return true;
+        }
+    return sl_opts_set(&c->opts, vt->name, "test", key, v, SL_FROM_TEXT) == SL_OK;
+}
+
+/* A mixer of layer c->layer with its parameters declared, allocated and
+ * drawn. */
 typedef struct mc_mixer {
     sl_mixer m;
     sl_params p;
 } mc_mixer;
 
-static int64_t mc_layer = 0;
-
-static inline void mc_create(mc_mixer *mc, const sl_mixer_vtable *vt, const sl_config *cfg,
+static inline void mc_create(mc_mixer *mc, const sl_mixer_vtable *vt, const mc_cfg *cfg,
                              uint64_t seed)
 {
     memset(mc, 0, sizeof *mc);
-    mc->m.vt = vt;
-    mc->m.cfg = cfg;
-    mc->m.layer = mc_layer;
     sl_params_init(&mc->p);
     strcpy(mc->p.prefix, "blocks.0.mixer.");
-    CHECK(vt->init(&mc->m, &mc->p) == SL_OK, "init: %s", sl_errmsg());
+    CHECK(sl_mixer_create(&mc->m, vt, &cfg->dims, &cfg->opts, cfg->layer, &mc->p) == SL_OK,
+          "init: %s", sl_errmsg());
     CHECK(sl_params_finalize(&mc->p) == SL_OK, "finalize: %s", sl_errmsg());
     sl_rng rng;
     sl_rng_seed(&rng, seed);
@@ -64,12 +105,12 @@ static inline void mc_fill(sl_rng *rng, float *x, int64_t n, float scale)
 /* A forward over the first `prefill` tokens with a state (none when 0),
  * then step() for the rest, vs one forward over [1, T, D]: the state the
  * forward leaves must be the one step() reads. */
-static inline void mc_check_step(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T,
+static inline void mc_check_step(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t T,
                                  int64_t prefill, double tol)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 1);
-    int64_t D = cfg->d_model;
+    int64_t D = cfg->dims.d_model;
     sl_rng rng;
     sl_rng_seed(&rng, 2);
     sl_ctx ctx;
@@ -104,12 +145,12 @@ static inline void mc_check_step(const sl_mixer_vtable *vt, const sl_config *cfg
 
 /* forward(x[:, :T1]) then forward(x[:, T1:]) with the state vs one forward
  * over B sequences, for each split point. */
-static inline void mc_check_split(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t B,
+static inline void mc_check_split(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t B,
                                   int64_t T, const int64_t *splits, int nsplits, double tol)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 3);
-    int64_t D = cfg->d_model, sf = vt->state_floats(&mc.m, T + 1);
+    int64_t D = cfg->dims.d_model, sf = vt->state_floats(&mc.m, T + 1);
     sl_rng rng;
     sl_rng_seed(&rng, 4);
     for (int si = 0; si < nsplits; si++) {
@@ -156,14 +197,14 @@ static inline sl_tensor *mc_forward_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 
 /* d(mixer)/d(x) and d/d(every parameter), probing up to max_probe elements
  * of each. */
-static inline void mc_check_gradient(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t B,
+static inline void mc_check_gradient(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t B,
                                      int64_t T, float h, double atol, double rtol, int64_t max_probe)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 5);
     sl_rng rng;
     sl_rng_seed(&rng, 6);
-    sl_tensor *x = GC_LEAF(&rng, 1.0f, B, T, cfg->d_model);
+    sl_tensor *x = GC_LEAF(&rng, 1.0f, B, T, cfg->dims.d_model);
     size_t nin = 1 + mc.p.count;
     sl_tensor **in = malloc(nin * sizeof *in);
     in[0] = x;
@@ -183,14 +224,14 @@ static inline void mc_check_gradient(const sl_mixer_vtable *vt, const sl_config 
 
 /* Forward and backward over [1, T, D] inputs of the given scale: every
  * output and input gradient finite. */
-static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T,
+static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t T,
                                         float scale)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 7);
     sl_rng rng;
     sl_rng_seed(&rng, 8);
-    sl_tensor *x = GC_LEAF(&rng, scale, 1, T, cfg->d_model);
+    sl_tensor *x = GC_LEAF(&rng, scale, 1, T, cfg->dims.d_model);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
     sl_tensor *y = vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
@@ -214,12 +255,12 @@ static inline void mc_check_long_finite(const sl_mixer_vtable *vt, const sl_conf
  * its own state carried in from a first call over `pre` tokens, and must
  * leave the state each one-by-one run leaves. lens may hold 0 (an empty
  * sequence), and should hold lengths on both sides of the chunk size. */
-static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *cfg,
+static inline void mc_check_packed(const sl_mixer_vtable *vt, const mc_cfg *cfg,
                                    const int64_t *lens, int64_t n, double tol)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 9);
-    const int64_t D = cfg->d_model;
+    const int64_t D = cfg->dims.d_model;
     int64_t *cu = malloc((size_t)(n + 1) * sizeof *cu);
     cu[0] = 0;
     for (int64_t i = 0; i < n; i++) cu[i + 1] = cu[i] + lens[i];
@@ -255,7 +296,7 @@ static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *c
 
     /* With states: each sequence continues its own prefix of `pre` tokens
      * (a bidirectional mixer has no state). */
-    if (!cfg->causal) {
+    if (!cfg->dims.causal) {
         free(dy);
         free(cu);
         sl_ctx_free(&ctx);
@@ -304,11 +345,11 @@ static inline void mc_check_packed(const sl_mixer_vtable *vt, const sl_config *c
 /* A bidirectional (causal = false) mixer looks ahead: changing the last
  * token of [1, T, D] changes the output at the first. (The gradient, packed
  * and per-op definition checks show it looks ahead correctly.) */
-static inline void mc_check_sees_future(const sl_mixer_vtable *vt, const sl_config *cfg, int64_t T)
+static inline void mc_check_sees_future(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t T)
 {
     mc_mixer mc;
     mc_create(&mc, vt, cfg, 11);
-    const int64_t D = cfg->d_model;
+    const int64_t D = cfg->dims.d_model;
     sl_rng rng;
     sl_rng_seed(&rng, 12);
     sl_ctx ctx;

@@ -160,18 +160,92 @@ static void test_nan_loss_exits_nonzero(void)
     char p[256];
     snprintf(p, sizeof p, "%s/run/checkpoint.safetensors", dir);
     sl_model m;
-    char vocab[257];
+    sl_checkpoint file;
     sl_train_state ts;
-    CHECK(sl_checkpoint_load(p, &m, vocab, &ts) == SL_OK, "load");
+    CHECK(sl_checkpoint_open(&file, p) == SL_OK && sl_model_create(&m, &file.cfg) == SL_OK &&
+              sl_checkpoint_restore(&file, &m, &ts) == SL_OK,
+          "load: %s", sl_errmsg());
+    const sl_kv vocab = {"vocab_hex", sl_st_meta_find(&file.file, "vocab_hex")};
     for (int64_t i = 0; i < m.embed->n; i++) m.embed->data[i] = INFINITY;
     snprintf(p, sizeof p, "%s/nan/checkpoint.safetensors", dir);
     char d[128];
     snprintf(d, sizeof d, "mkdir -p %s/nan", dir);
     CHECK(system(d) == 0, "mkdir");
-    CHECK(sl_checkpoint_save(p, &m, vocab, &ts) == SL_OK, "save");
+    CHECK(sl_checkpoint_save(p, &m, &vocab, 1, &ts) == SL_OK, "save");
     sl_model_free(&m);
+    sl_checkpoint_close(&file);
     EXPECT_FAIL(A("train --resume %s --steps=10 --out_dir=%s/nan", p, dir), "NaN", "step");
     CHECK(no_temp_files("nan") && no_temp_files("run") && no_temp_files("e"), "no partial files");
+}
+
+/* The stdout of the last run. */
+static const char *out_text(void)
+{
+    static char out[1 << 16];
+    char p[256];
+    snprintf(p, sizeof p, "%s/stdout.txt", dir);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = '\0';
+    if (f) fclose(f);
+    return out;
+}
+
+/* Mixer and task options through the binary: a hybrid stack with
+ * per-mixer and per-layer options trains, its checkpoint stores the
+ * resolved options, eval reads them back, and resume refuses a changed
+ * option; bad options name the mixer, the option and what it expects;
+ * `seqlab mixers NAME` and `seqlab tasks` print the tables. */
+static void test_options(void)
+{
+    const char *cfg = "{\"d_model\": 16, \"n_heads\": 2, \"n_layers\": 2, \"seq_len\": 16,"
+                      " \"max_seq_len\": 32, \"batch_size\": 2, \"steps\": 2, \"eval_batches\": 1,"
+                      " \"layer_mixers\": [\"attention\", {\"mixer\": \"linear_attention\","
+                      " \"feature_map\": \"relu\"}], \"mixer_options\": {\"attention\": {\"window\": 4}}}";
+    write_file("hybrid.json", cfg, strlen(cfg));
+    CHECK(run(A("train %s/hybrid.json --data=%s/text.txt --linear_attention.normalize=true "
+                "--text.holdout_every=10 --out_dir=%s/hybrid",
+                dir, dir, dir)) == 0,
+          "train: %s", err);
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/hybrid/checkpoint.safetensors", dir);
+    sl_checkpoint file;
+    CHECK(sl_checkpoint_open(&file, ck) == SL_OK, "open: %s", sl_errmsg());
+    const char *stored = sl_st_meta_find(&file.file, "config");
+    CHECK(stored && strstr(stored, "{\"mixer\":\"attention\",\"window\":4}") &&
+              strstr(stored, "{\"mixer\":\"linear_attention\",\"feature_map\":\"relu\","
+                             "\"normalize\":true,\"feature_dim\":0}") &&
+              strstr(stored, "\"task_options\":{\"text\":{\"holdout_every\":10}}"),
+          "resolved options stored: %s", stored ? stored : "none");
+    sl_checkpoint_close(&file);
+    CHECK(run(A("eval %s --batches 1", ck)) == 0, "eval: %s", err);
+    CHECK(run(A("train --resume %s --steps=3", ck)) == 0, "resume: %s", err);
+    EXPECT_FAIL(A("train --resume %s --steps=4 --attention.window=8", ck), "layer 0", "'window'",
+                "training keys only");
+    EXPECT_FAIL(A("train --data=%s/text.txt --attention.window=-2", dir), "--attention.window=-2",
+                "mixer 'attention'", "an integer in [0, ");
+    EXPECT_FAIL(A("train --data=%s/text.txt --attention.heads=2", dir), "no option 'heads'",
+                "window");
+    EXPECT_FAIL(A("train --data=%s/text.txt --mixer=retnet --layers.0.window=2", dir), "layer 0",
+                "retnet", "'window'");
+    EXPECT_FAIL(A("train --data=%s/text.txt --window=4", dir), "option of attention");
+    CHECK(run("mixers linear_attention") == 0 && strstr(out_text(), "feature_map") &&
+              strstr(out_text(), "one of elu1, relu, identity, taylor") &&
+              strstr(out_text(), "S_t = S_{t-1} + phi(k_t) v_t^T"),
+          "mixers NAME: %s", out_text());
+    CHECK(run("tasks") == 0 && strstr(out_text(), "holdout_every"), "tasks: %s", out_text());
+    EXPECT_FAIL("mixers nope", "unknown mixer \"nope\"");
+}
+
+/* docs/cli.md is generated from the binary (tools/gen_cli_md.sh): it must
+ * be what the code prints now. */
+static void test_cli_doc_is_current(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "tools/gen_cli_md.sh %s > %s/cli.md && cmp -s %s/cli.md docs/cli.md",
+             bin, dir, dir);
+    CHECK(system(cmd) == 0,
+          "docs/cli.md is stale: run tools/gen_cli_md.sh build/seqlab > docs/cli.md");
 }
 
 int main(int argc, char **argv)
@@ -187,6 +261,8 @@ int main(int argc, char **argv)
     RUN(test_bad_configs_and_data);
     RUN(test_nan_loss_exits_nonzero);
     RUN(test_bench_mixer);
+    RUN(test_options);
+    RUN(test_cli_doc_is_current);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

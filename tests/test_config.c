@@ -1,4 +1,6 @@
-/* Config: parsing, type errors naming the key, overrides, validation. */
+/* Config: parsing, type errors naming the key, overrides, validation, and
+ * the routing of mixer and task options (globally, per mixer, per layer;
+ * from JSON and the command line; in stored checkpoint configs). */
 #include <string.h>
 
 #include "check.h"
@@ -88,11 +90,157 @@ static void test_validation(void)
     CHECK(sl_config_validate(&c) == SL_ERR_CONFIG && strstr(sl_errmsg(), "layer_mixers"), "list len");
 }
 
+/* Layer i's option `name` as text. */
+static const char *layer_opt(const sl_config *c, int64_t i, const char *name)
+{
+    static char buf[SL_OPT_LEN];
+    const sl_mixer_vtable *vt;
+    sl_mixer_dims d;
+    sl_opts o;
+    if (sl_config_layer(c, i, &vt, &d, &o)) return sl_errmsg();
+    const sl_option *op = sl_option_find(o.table, name);
+    snprintf(buf, sizeof buf, "%s", op ? o.v[op - o.table.opt].s : "?");
+    return buf;
+}
+
+static void test_mixer_options(void)
+{
+    sl_config c;
+    sl_config_defaults(&c);
+    /* Per mixer in JSON, per layer in a layer entry: the layer's own wins. */
+    const char *j = "{\"n_layers\": 3, \"layer_mixers\": [\"attention\", {\"mixer\": "
+                    "\"attention\", \"window\": 7}, \"linear_attention\"],"
+                    " \"mixer_options\": {\"attention\": {\"window\": 64},"
+                    " \"linear_attention\": {\"feature_map\": \"taylor\", \"normalize\": true}},"
+                    " \"task_options\": {\"text\": {\"holdout_every\": 10}}}";
+    CHECK(sl_config_parse(&c, j, "t.json") == SL_OK, "%s", sl_errmsg());
+    CHECK(sl_config_validate(&c) == SL_OK, "%s", sl_errmsg());
+    CHECK(strcmp(layer_opt(&c, 0, "window"), "64") == 0, "mixer-wide: %s", layer_opt(&c, 0, "window"));
+    CHECK(strcmp(layer_opt(&c, 1, "window"), "7") == 0, "per layer: %s", layer_opt(&c, 1, "window"));
+    CHECK(strcmp(layer_opt(&c, 2, "feature_map"), "taylor") == 0 &&
+              strcmp(layer_opt(&c, 2, "normalize"), "true") == 0 &&
+              strcmp(layer_opt(&c, 2, "feature_dim"), "0") == 0,
+          "linear_attention's own, defaults elsewhere");
+    /* The command line: NAME.option (which also replaces the config's
+     * per-layer values of that option) and layers.N.option. */
+    CHECK(sl_config_set(&c, "attention.window", "32") == SL_OK &&
+              strcmp(layer_opt(&c, 1, "window"), "32") == 0,
+          "the override wins: %s", layer_opt(&c, 1, "window"));
+    CHECK(sl_config_set(&c, "layers.1.window", "3") == SL_OK &&
+              sl_config_set(&c, "text.holdout_every", "50") == SL_OK,
+          "%s", sl_errmsg());
+    CHECK(strcmp(layer_opt(&c, 0, "window"), "32") == 0 && strcmp(layer_opt(&c, 1, "window"), "3") == 0,
+          "overridden");
+    const sl_task_vtable *tv;
+    sl_opts to;
+    CHECK(sl_config_task(&c, &tv, &to) == SL_OK && sl_opt_int(&to, "holdout_every") == 50,
+          "task option");
+    /* Stored and read back: every layer's resolved options, the same model. */
+    char *s = sl_config_to_json(&c);
+    CHECK(s && strstr(s, "{\"mixer\":\"attention\",\"window\":3}") &&
+              strstr(s, "\"holdout_every\":50"),
+          "resolved: %s", s ? s : sl_errmsg());
+    sl_config d;
+    sl_config_defaults(&d);
+    CHECK(s && sl_config_parse(&d, s, "copy") == SL_OK, "reparse: %s", sl_errmsg());
+    CHECK(sl_config_model_diff(&c, &d) == NULL, "same model: %s", sl_config_model_diff(&c, &d));
+    free(s);
+    CHECK(sl_config_set(&d, "layers.2.feature_dim", "4") == SL_OK, "%s", sl_errmsg());
+    const char *diff = sl_config_model_diff(&c, &d);
+    CHECK(diff && strstr(diff, "layer 2") && strstr(diff, "feature_dim"), "diff: %s",
+          diff ? diff : "none");
+    d = c;
+    CHECK(sl_config_set(&d, "layer_mixers", "attention,attention,retnet") == SL_OK, "mixers");
+    diff = sl_config_model_diff(&c, &d);
+    CHECK(diff && strstr(diff, "layer 2's mixer"), "diff: %s", diff ? diff : "none");
+}
+
+static void test_option_errors(void)
+{
+    struct { const char *json; const char *want[3]; } cases[] = {
+        {"{\"mixer_options\": {\"attention\": {\"windw\": 3}}}",
+         {"attention", "no option 'windw'", "window"}},
+        {"{\"mixer_options\": {\"attention\": {\"window\": -1}}}",
+         {"attention", "'window' = -1", "an integer in [0, "}},
+        {"{\"mixer_options\": {\"attention\": {\"window\": \"8\"}}}",
+         {"attention", "'window' = \"8\"", "integer"}},
+        {"{\"mixer_options\": {\"linear_attention\": {\"feature_map\": \"cos\"}}}",
+         {"linear_attention", "'feature_map'", "one of elu1, relu, identity, taylor"}},
+        {"{\"mixer_options\": {\"linear_attention\": {\"normalize\": 1}}}",
+         {"linear_attention", "'normalize'", "true or false"}},
+        {"{\"mixer_options\": {\"mamba3\": {}}}", {"unknown mixer 'mamba3'", "", ""}},
+        {"{\"mixer_options\": {\"attention\": 3}}", {"mixer_options.attention", "object", ""}},
+        {"{\"task_options\": {\"text\": {\"holdout_every\": 1}}}",
+         {"task 'text'", "holdout_every", "[3, "}},
+        {"{\"layer_mixers\": [{\"mixer\": \"retnet\", \"window\": 3}]}",
+         {"mixer 'retnet'", "no option 'window'", "none"}},
+        {"{\"layer_mixers\": [{\"window\": 3}]}", {"layer_mixers'[0]", "mixer", ""}},
+        {"{\"window\": 5}", {"unknown key 'window'", "option of attention", "mixer_options"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_config c;
+        sl_config_defaults(&c);
+        sl_status st = sl_config_parse(&c, cases[i].json, "my.json");
+        bool named = strstr(sl_errmsg(), "my.json") != NULL;
+        for (int k = 0; k < 3; k++) named &= strstr(sl_errmsg(), cases[i].want[k]) != NULL;
+        CHECK(st == SL_ERR_CONFIG && named, "%s -> %s", cases[i].json, sl_errmsg());
+    }
+    sl_config c;
+    sl_config_defaults(&c);
+    CHECK(sl_config_set(&c, "attention.window", "x") == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "--attention.window=x") && strstr(sl_errmsg(), "integer"),
+          "%s", sl_errmsg());
+    CHECK(sl_config_set(&c, "nobody.x", "1") == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "'nobody' is neither a mixer nor a task"),
+          "%s", sl_errmsg());
+    CHECK(sl_config_set(&c, "feature_map", "taylor") == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "option of linear_attention") &&
+              strstr(sl_errmsg(), "--MIXER.feature_map"),
+          "%s", sl_errmsg());
+    CHECK(sl_config_set(&c, "layers.x.window", "1") == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "--layers.N.option"),
+          "%s", sl_errmsg());
+    /* A layer's setting is checked against the mixer it ends up with. */
+    CHECK(sl_config_set(&c, "layers.0.window", "4") == SL_OK &&
+              sl_config_set(&c, "mixer", "retnet") == SL_OK,
+          "%s", sl_errmsg());
+    CHECK(sl_config_validate(&c) == SL_ERR_CONFIG && strstr(sl_errmsg(), "layer 0") &&
+              strstr(sl_errmsg(), "retnet") && strstr(sl_errmsg(), "'window'"),
+          "%s", sl_errmsg());
+    sl_config_defaults(&c);
+    CHECK(sl_config_set(&c, "layers.9.window", "4") == SL_OK, "set");
+    CHECK(sl_config_validate(&c) == SL_ERR_CONFIG && strstr(sl_errmsg(), "layer 9"), "%s",
+          sl_errmsg());
+}
+
+/* Checkpoints written before mixers owned their options stored flat keys:
+ * they still load, each key given to the mixers that declare it. */
+static void test_stored_flat_keys(void)
+{
+    const char *j = "{\"window\": 5, \"feature_map\": \"relu\", \"normalize\": false,"
+                    " \"feature_dim\": 0, \"block_size\": 64, \"decay\": false}";
+    sl_config c;
+    sl_config_defaults(&c);
+    CHECK(sl_config_parse_stored(&c, j, "ck") == SL_OK, "%s", sl_errmsg());
+    CHECK(strcmp(layer_opt(&c, 0, "window"), "5") == 0, "window: %s", layer_opt(&c, 0, "window"));
+    CHECK(sl_config_set(&c, "mixer", "linear_attention") == SL_OK &&
+              strcmp(layer_opt(&c, 0, "feature_map"), "relu") == 0,
+          "feature_map");
+    sl_config_defaults(&c);
+    CHECK(sl_config_parse_stored(&c, "{\"block_size\": 0}", "ck") == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "block_size"),
+          "checked: %s", sl_errmsg());
+    CHECK(sl_config_parse_stored(&c, "{\"blocksize\": 1}", "ck") == SL_ERR_CONFIG, "unknown");
+}
+
 int main(void)
 {
     RUN(test_parse_and_roundtrip);
     RUN(test_errors_name_file_and_key);
     RUN(test_overrides);
     RUN(test_validation);
+    RUN(test_mixer_options);
+    RUN(test_option_errors);
+    RUN(test_stored_flat_keys);
     return TEST_SUMMARY();
 }

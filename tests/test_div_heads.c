@@ -1,5 +1,7 @@
-/* Per-head division: values, and gradients of o and den by finite
- * differences. */
+/* Per-head division: values, the row function step() uses, and gradients of
+ * o and den by finite differences. */
+#include <string.h>
+
 #include "check.h"
 #include "gradcheck.h"
 #include "ops/div_heads.h"
@@ -17,6 +19,11 @@ static void test_forward_divides_each_head(void)
     for (int64_t i = 0; i < o->n; i++) o->data[i] = sl_rng_normal(&rng);
     for (int64_t i = 0; i < den->n; i++) den->data[i] = 0.5f + sl_rng_uniform(&rng);
     sl_tensor *y = sl_div_heads(&ctx, o, den, EPS);
+    float row[H * DV];
+    for (int64_t r = 0; r < 6; r++) { /* step()'s row function, bit for bit */
+        sl_div_heads_row(o->data + r * H * DV, den->data + r * H, H, DV, EPS, row);
+        CHECK(memcmp(row, y->data + r * H * DV, sizeof row) == 0, "row %lld", (long long)r);
+    }
     for (int64_t r = 0; r < 6; r++)
         for (int64_t h = 0; h < H; h++)
             for (int64_t j = 0; j < DV; j++) {

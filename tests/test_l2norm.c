@@ -28,6 +28,26 @@ static void test_forward_matches_reference(void)
     }
 }
 
+/* step() calls the row function: each group of the op's output, bit for bit. */
+static void test_row_matches_op(void)
+{
+    const int64_t gs = 13;
+    sl_rng rng;
+    sl_rng_seed(&rng, 3);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    ctx.grad_enabled = false;
+    sl_tensor *x = SL_NEW(&ctx, 2, 3, 2 * gs);
+    for (int64_t i = 0; i < x->n; i++) x->data[i] = 3.0f * sl_rng_normal(&rng);
+    sl_tensor *y = sl_l2norm(&ctx, x, gs);
+    float row[13];
+    for (int64_t g = 0; g < x->n / gs; g++) {
+        sl_l2norm_row(x->data + g * gs, row, gs);
+        CHECK(memcmp(row, y->data + g * gs, sizeof row) == 0, "group %lld", (long long)g);
+    }
+    sl_ctx_free(&ctx);
+}
+
 static sl_tensor *l2_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     return sl_l2norm(ctx, in[0], *(const int64_t *)arg);
@@ -53,6 +73,7 @@ static void test_gradient_finite_differences(void)
 int main(void)
 {
     RUN(test_forward_matches_reference);
+    RUN(test_row_matches_op);
     RUN(test_gradient_finite_differences);
     return TEST_SUMMARY();
 }

@@ -1,28 +1,24 @@
-/* The recurrent mixers against the PyTorch oracles (tools/oracle_mixers.py
- * for the decayed linear-attention family and mamba2, tools/oracle_delta.py
- * for the delta rule, tools/oracle_transnormer.py for both kinds of
- * transnormer layer, tools/oracle_mlstm.py for xLSTM's matrix memory): a
- * naive float64 token loop gave the output and the gradients
- * of the input and of every weight for the fixture's x, dy and weights; the
- * C mixer, with its chunked forward (chunks of 4 or 5 over T = 11: two full
- * chunks and a ragged one) and hand-written backward, must match to the
- * recorded tolerance. The fixture's metadata carries the config keys the
- * oracle used, and the layer index where a mixer's form depends on depth.
- * SEQLAB_FIXTURES points at another fixture directory. */
+/* Every mixer against its PyTorch oracle, for each committed fixture
+ * FIXTURES/mixer_*.safetensors (globbed: a new oracle entry's fixture is
+ * picked up with no change here). tools/oracle_mixers.py covers the decayed
+ * linear-attention family and mamba2, tools/oracle_delta.py the delta rule,
+ * tools/oracle_transnormer.py both kinds of transnormer layer and
+ * tools/oracle_mlstm.py xLSTM's matrix memory: a naive float64 token loop
+ * gave the output and the gradients of the input and of every weight for
+ * the fixture's x, dy and weights; the C mixer, with its chunked forward
+ * (chunks of 4 or 5 over T = 11: two full chunks and a ragged one) and
+ * hand-written backward, must match to the recorded tolerance.
+ *
+ * The fixture's metadata names the mixer and carries the settings the
+ * oracle used: sl_mixer_dims fields, the mixer's options and `layer` are
+ * applied; other keys (B, T, tol, seed, and settings an oracle records for
+ * every mixer it serves) are its record. SEQLAB_FIXTURES points at another
+ * fixture directory. */
+#include <dirent.h>
 #include <string.h>
 
-#include "check.h"
-#include "mixers/mixer.h"
+#include "mixer_check.h"
 #include "train/safetensors.h"
-
-extern const sl_mixer_vtable sl_mixer_linear_attention, sl_mixer_retnet, sl_mixer_gla,
-    sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer,
-    sl_mixer_mlstm;
-
-/* Config keys a fixture may set; each one present is applied as given. */
-static const char *const CONFIG_KEYS[] = {"d_model",    "n_heads",     "chunk_size", "norm_eps",
-                                          "rope_theta", "feature_map", "normalize",  "conv_size",
-                                          "n_layers",   "block_size",  "decay"};
 
 static const char *fixture_dir(void)
 {
@@ -56,7 +52,7 @@ static void expect_close(const sl_st_file *f, const char *name, int ndim, const 
 static void run_and_compare(const sl_st_file *f, const sl_mixer_vtable *vt, sl_mixer *m,
                             sl_params *p, int64_t B, int64_t T, double tol)
 {
-    const int64_t D = m->cfg->d_model, xs[3] = {B, T, D};
+    const int64_t D = m->dims.d_model, xs[3] = {B, T, D};
     const void *xd, *dyd;
     if (sl_st_expect(f, "x", SL_DT_F32, 3, xs, &xd) != SL_OK ||
         sl_st_expect(f, "dy", SL_DT_F32, 3, xs, &dyd) != SL_OK) {
@@ -82,38 +78,56 @@ static void run_and_compare(const sl_st_file *f, const sl_mixer_vtable *vt, sl_m
     sl_ctx_free(&ctx);
 }
 
-/* The fixture mixer_NAME{variant}.safetensors of vt's mixer. */
-static void check_fixture(const sl_mixer_vtable *vt, const char *variant)
+/* Metadata keys that are the fixture's record, not settings. */
+static bool record_key(const char *k)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/mixer_%s%s.safetensors", fixture_dir(), vt->name, variant);
+    static const char *const KEYS[] = {"mixer", "kind", "B", "T", "tol", "seed"};
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++)
+        if (strcmp(k, KEYS[i]) == 0) return true;
+    return false;
+}
+
+/* The fixture at path; its mixer's name is stored in *seen. */
+static void check_fixture(const char *path, const sl_mixer_vtable **seen)
+{
     sl_st_file f;
     if (sl_st_read(path, &f) != SL_OK) {
         CHECK(0, "%s", sl_errmsg());
         return;
     }
-    sl_config c;
-    sl_config_defaults(&c);
-    c.chunk_size = 4; /* unless the fixture says otherwise: T = 11 crosses chunk edges */
-    for (size_t i = 0; i < sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0]; i++) {
-        const char *v = sl_st_meta_find(&f, CONFIG_KEYS[i]);
-        if (v) CHECK(sl_config_set(&c, CONFIG_KEYS[i], v) == SL_OK, "%s", sl_errmsg());
+    const char *name = sl_st_meta_find(&f, "mixer");
+    const sl_mixer_vtable *vt = name ? sl_mixer_lookup(name) : NULL;
+    CHECK(vt, "%s: metadata 'mixer' names a registered mixer", path);
+    if (!vt) {
+        sl_st_close(&f);
+        return;
+    }
+    *seen = vt;
+    mc_cfg c;
+    mc_tiny(&c, vt);
+    c.dims.chunk_size = 4; /* unless the fixture says otherwise: T = 11 crosses chunk edges */
+    for (size_t i = 0; i < f.nmeta; i++) {
+        const char *k = f.meta[i].key, *v = f.meta[i].value;
+        if (record_key(k)) continue;
+        bool ok = mc_set(&c, vt, k, v);
+        CHECK(ok || !sl_option_find(vt->options, k), "%s: metadata '%s' = %s: %s", path, k, v,
+              sl_errmsg());
     }
     int64_t B = (int64_t)meta_float(&f, "B"), T = (int64_t)meta_float(&f, "T");
     double tol = meta_float(&f, "tol");
     CHECK(tol > 0 && B > 0 && T > 0, "%s: shapes and tolerance recorded", path);
-    const char *layer = sl_st_meta_find(&f, "layer");
-    sl_mixer m = {vt, &c, layer ? atoll(layer) : 0, NULL};
+    sl_mixer m = {0};
     sl_params p;
     sl_params_init(&p);
-    if (vt->init(&m, &p) == SL_OK && sl_params_finalize(&p) == SL_OK) {
+    if (sl_mixer_create(&m, vt, &c.dims, &c.opts, c.layer, &p) == SL_OK &&
+        sl_params_finalize(&p) == SL_OK) {
         bool loaded = true;
         for (size_t i = 0; i < p.count; i++) {
             sl_param *q = p.list[i];
-            char name[160];
-            snprintf(name, sizeof name, "param.%s", q->name);
+            char pname[160];
+            snprintf(pname, sizeof pname, "param.%s", q->name);
             const void *w;
-            if (sl_st_expect(&f, name, SL_DT_F32, q->t.ndim, q->t.shape, &w) == SL_OK) {
+            if (sl_st_expect(&f, pname, SL_DT_F32, q->t.ndim, q->t.shape, &w) == SL_OK) {
                 memcpy(q->t.data, w, (size_t)q->t.n * sizeof(float));
             } else {
                 CHECK(0, "%s", sl_errmsg());
@@ -129,45 +143,34 @@ static void check_fixture(const sl_mixer_vtable *vt, const char *variant)
     sl_st_close(&f);
 }
 
-/* elu + 1 with the normaliser, and Based's Taylor features without it. */
-static void test_parity_linear_attention(void)
-{
-    check_fixture(&sl_mixer_linear_attention, "");
-    check_fixture(&sl_mixer_linear_attention, "_taylor");
-}
-
-static void test_parity_retnet(void) { check_fixture(&sl_mixer_retnet, ""); }
-static void test_parity_gla(void) { check_fixture(&sl_mixer_gla, ""); }
-static void test_parity_deltanet(void) { check_fixture(&sl_mixer_deltanet, ""); }
-static void test_parity_gated_deltanet(void) { check_fixture(&sl_mixer_gated_deltanet, ""); }
-/* The oracle differentiates through the stabiliser m; the C backward holds
- * it fixed (src/ops/mlstm.h): the two must agree. */
-static void test_parity_mlstm(void) { check_fixture(&sl_mixer_mlstm, ""); }
-
-/* With the short conv (and its bias) in front of x, B, C, and without. */
-static void test_parity_mamba2(void)
-{
-    check_fixture(&sl_mixer_mamba2, "");
-    check_fixture(&sl_mixer_mamba2, "_noconv");
-}
-
-/* NormAttention with the decay (three heads: the ALiBi interleave) and
- * DiagAttention over blocks of 4. */
-static void test_parity_transnormer(void)
-{
-    check_fixture(&sl_mixer_transnormer, "_norm");
-    check_fixture(&sl_mixer_transnormer, "_diag");
-}
-
 int main(void)
 {
-    RUN(test_parity_linear_attention);
-    RUN(test_parity_retnet);
-    RUN(test_parity_gla);
-    RUN(test_parity_deltanet);
-    RUN(test_parity_gated_deltanet);
-    RUN(test_parity_mamba2);
-    RUN(test_parity_transnormer);
-    RUN(test_parity_mlstm);
+    DIR *dir = opendir(fixture_dir());
+    CHECK(dir, "%s: cannot list fixtures", fixture_dir());
+    char paths[64][512];
+    size_t n = 0;
+    for (struct dirent *e; dir && (e = readdir(dir)) && n < 64;) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "mixer_", 6) == 0 && len > 12 &&
+            strcmp(e->d_name + len - 12, ".safetensors") == 0)
+            snprintf(paths[n++], sizeof paths[0], "%s/%s", fixture_dir(), e->d_name);
+    }
+    if (dir) closedir(dir);
+    qsort(paths, n, sizeof paths[0], (int (*)(const void *, const void *))strcmp);
+    bool has[64] = {false};
+    for (size_t i = 0; i < n; i++) {
+        const sl_mixer_vtable *vt = NULL;
+        RUN_AS(strrchr(paths[i], '/') + 1, check_fixture(paths[i], &vt));
+        for (size_t k = 0; vt && k < sl_mixer_count(); k++) has[k] |= sl_mixer_at(k) == vt;
+    }
+    /* attention is checked against the oracle as whole models
+     * (tests/test_parity.c); every other mixer needs a fixture here. */
+    for (size_t k = 0; k < sl_mixer_count(); k++) {
+        const char *name = sl_mixer_at(k)->name;
+        char test[96];
+        snprintf(test, sizeof test, "%s has an oracle fixture", name);
+        RUN_AS(test, CHECK(has[k] || strcmp(name, "attention") == 0, "no mixer_%s*.safetensors "
+                                                                      "in %s", name, fixture_dir()));
+    }
     return TEST_SUMMARY();
 }

@@ -80,7 +80,7 @@ static void test_decode_matches_forward_window(void)
 {
     sl_config c;
     tiny(&c);
-    c.window = 5;
+    CHECK(sl_config_set(&c, "attention.window", "5") == SL_OK, "%s", sl_errmsg());
     strcpy(c.mlp, "none");
     check_decode(&c, "window");
 }

@@ -1,5 +1,7 @@
-/* mul_heads.c: per-head scaling against a direct loop, and finite-difference
+/* mul_heads.c: per-head scaling against a direct loop and its row function, and finite-difference
  * gradients with a per-row scale and with one scale shared by all rows. */
+#include <string.h>
+
 #include "check.h"
 #include "gradcheck.h"
 #include "ops/mul_heads.h"
@@ -17,6 +19,13 @@ static void test_matches_loop_and_gradients(void)
     sl_ctx_init(&ctx, 1 << 16);
     ctx.grad_enabled = false;
     sl_tensor *y = sl_mul_heads(&ctx, x, s), *ys = sl_mul_heads(&ctx, x, sh);
+    float row[12];
+    for (int64_t r = 0; r < 6; r++) { /* step()'s row function, bit for bit */
+        sl_mul_heads_row(x->data + r * 12, s->data + r * 3, 3, 4, row);
+        CHECK(memcmp(row, y->data + r * 12, sizeof row) == 0, "row %lld", (long long)r);
+        sl_mul_heads_row(x->data + r * 12, sh->data, 3, 4, row);
+        CHECK(memcmp(row, ys->data + r * 12, sizeof row) == 0, "shared row %lld", (long long)r);
+    }
     for (int64_t r = 0; r < 6; r++)
         for (int64_t c = 0; c < 12; c++) {
             CHECK(y->data[r * 12 + c] == x->data[r * 12 + c] * s->data[r * 3 + c / 4], "per row");

@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "gradcheck.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 #define EPS 1e-5f
@@ -139,6 +140,35 @@ static void test_no_tape_without_gradients(void)
     gc_free(w);
 }
 
+/* step() calls the row functions: each row of the ops' output, bit for bit. */
+static void test_rows_match_ops(void)
+{
+    const int64_t R = 5, D = 37; /* D not a multiple of any vector width */
+    sl_rng rng;
+    sl_rng_seed(&rng, 5);
+    sl_tensor *x = GC_LEAF(&rng, 3, R, D), *w = GC_LEAF(&rng, 1, D), *b = GC_LEAF(&rng, 1, D);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    ctx.grad_enabled = false;
+    sl_tensor *ys[3] = {sl_rmsnorm(&ctx, x, w, EPS), sl_layernorm(&ctx, x, w, b, EPS),
+                        sl_layernorm(&ctx, x, w, NULL, EPS)};
+    float row[37], mean;
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x->data + r * D;
+        sl_rmsnorm_row(xr, w->data, row, D, EPS);
+        CHECK(memcmp(row, ys[0]->data + r * D, sizeof row) == 0, "rmsnorm row %lld", (long long)r);
+        sl_layernorm_row(xr, w->data, b->data, row, D, EPS, &mean);
+        CHECK(memcmp(row, ys[1]->data + r * D, sizeof row) == 0, "layernorm row %lld",
+              (long long)r);
+        sl_layernorm_row(xr, w->data, NULL, row, D, EPS, &mean);
+        CHECK(memcmp(row, ys[2]->data + r * D, sizeof row) == 0, "no bias row %lld", (long long)r);
+    }
+    sl_ctx_free(&ctx);
+    gc_free(x);
+    gc_free(w);
+    gc_free(b);
+}
+
 int main(void)
 {
     sl_set_threads(2);
@@ -146,5 +176,6 @@ int main(void)
     RUN(test_rmsnorm_matches_reference);
     RUN(test_gradients);
     RUN(test_no_tape_without_gradients);
+    RUN(test_rows_match_ops);
     return TEST_SUMMARY();
 }

@@ -146,16 +146,18 @@ static void test_bad_ranges_refused(void)
  * draw: every head in range. */
 static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
 {
-    sl_config c;
-    sl_config_defaults(&c);
-    c.d_model = 64;
-    c.n_heads = 16;
-    sl_mixer m = {vt, &c, 0, NULL};
+    const sl_mixer_dims dims = {.d_model = 64, .n_heads = 16, .n_layers = 4, .max_seq_len = 256,
+                                .chunk_size = 64, .conv_size = 4, .causal = true,
+                                .norm_eps = 1e-5, .init_std = 0.02};
+    sl_opts opts;
+    sl_mixer m = {0};
     sl_params p;
     sl_params_init(&p);
     strcpy(p.prefix, "blocks.0.mixer.");
-    CHECK(vt->init(&m, &p) == SL_OK && sl_params_finalize(&p) == SL_OK, "%s: %s", vt->name,
-          sl_errmsg());
+    CHECK(sl_opts_defaults(&opts, vt->options) == SL_OK &&
+              sl_mixer_create(&m, vt, &dims, &opts, 0, &p) == SL_OK &&
+              sl_params_finalize(&p) == SL_OK,
+          "%s: %s", vt->name, sl_errmsg());
     sl_rng r;
     sl_rng_seed(&r, 1337);
     sl_params_randomize(&p, &r);

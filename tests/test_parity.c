@@ -32,12 +32,11 @@ static void check_fixture(const char *name)
     snprintf(ck, sizeof ck, "%s/parity_%s.ckpt.safetensors", fixture_dir(), name);
     sl_st_file f;
     sl_model m;
-    char vocab[257];
     if (sl_st_read(fx, &f) != SL_OK) {
         CHECK(0, "%s", sl_errmsg());
         return;
     }
-    if (sl_checkpoint_load(ck, &m, vocab, NULL) != SL_OK) {
+    if (sl_checkpoint_load(ck, &m, NULL) != SL_OK) {
         CHECK(0, "%s", sl_errmsg());
         sl_st_close(&f);
         return;

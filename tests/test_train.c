@@ -72,12 +72,11 @@ static void test_resume_is_bit_exact(void)
     snprintf(ck, sizeof ck, "%s/split/checkpoint.safetensors", dir);
     CHECK(sl_train(&b, ck, NULL) == SL_OK, "resumed half: %s", sl_errmsg());
     sl_model ma, mb;
-    char va[257], vb[257];
     sl_train_state ta, tb;
     char cka[600];
     snprintf(cka, sizeof cka, "%s/straight/checkpoint.safetensors", dir);
-    CHECK(sl_checkpoint_load(cka, &ma, va, &ta) == SL_OK, "load a: %s", sl_errmsg());
-    CHECK(sl_checkpoint_load(ck, &mb, vb, &tb) == SL_OK, "load b: %s", sl_errmsg());
+    CHECK(sl_checkpoint_load(cka, &ma, &ta) == SL_OK, "load a: %s", sl_errmsg());
+    CHECK(sl_checkpoint_load(ck, &mb, &tb) == SL_OK, "load b: %s", sl_errmsg());
     size_t n = ma.params.total * sizeof(float);
     CHECK(ta.step == 8 && tb.step == 8, "steps %lld %lld", (long long)ta.step, (long long)tb.step);
     CHECK(memcmp(ma.params.data, mb.params.data, n) == 0, "weights bit-identical");
@@ -122,12 +121,16 @@ static void test_nan_loss_stops_and_keeps_checkpoint(void)
     char ck[600];
     snprintf(ck, sizeof ck, "%s/nan/checkpoint.safetensors", dir);
     sl_model m;
-    char vocab[257];
+    sl_checkpoint file;
     sl_train_state ts;
-    CHECK(sl_checkpoint_load(ck, &m, vocab, &ts) == SL_OK, "load");
+    CHECK(sl_checkpoint_open(&file, ck) == SL_OK && sl_model_create(&m, &file.cfg) == SL_OK &&
+              sl_checkpoint_restore(&file, &m, &ts) == SL_OK,
+          "load: %s", sl_errmsg());
+    const sl_kv vocab = {"vocab_hex", sl_st_meta_find(&file.file, "vocab_hex")};
     m.embed->data[3] = NAN;
-    CHECK(sl_checkpoint_save(ck, &m, vocab, &ts) == SL_OK, "save poisoned");
+    CHECK(sl_checkpoint_save(ck, &m, &vocab, 1, &ts) == SL_OK, "save poisoned");
     sl_model_free(&m);
+    sl_checkpoint_close(&file);
     long n0, n1;
     char *before = slurp(ck, &n0);
     c.steps = 4;

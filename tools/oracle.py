@@ -44,12 +44,33 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 # ---------------------------------------------------------------- config
 
+def flat_options(raw, where):
+    """The attention window as the flat key this oracle reads.
+
+    Checkpoints written since mixers own their options store every layer as
+    {"mixer": NAME, option: value, ...} in layer_mixers (docs/formats.md);
+    older ones, and this file's own configs, have a flat "window".
+    """
+    layers = raw.get("layer_mixers") or []
+    if not layers or not all(isinstance(e, dict) for e in layers):
+        return raw
+    windows = {e.get("window") for e in layers}
+    if any(e.get("mixer") != "attention" for e in layers) or len(windows) != 1:
+        raise ValueError(f"{where}: layer_mixers {layers}: the oracle has attention layers "
+                         "with one window only")
+    cfg = dict(raw)
+    cfg["window"] = windows.pop()
+    cfg["layer_mixers"] = [e["mixer"] for e in layers]
+    return cfg
+
+
 def parse_config(raw, where="config"):
     """Check and normalise a config dict; returns a new dict with d_ff resolved.
 
     Only the keys listed above matter; others (out_dir, eval_every, ...) are
     the engine's business and are kept as they are.
     """
+    raw = flat_options(raw, where)
     missing = [k for k in MODEL_KEYS + TRAIN_KEYS if k not in raw]
     if missing:
         raise ValueError(f"{where}: missing keys {', '.join(missing)}")

@@ -13,6 +13,7 @@ tolerance.
 
 Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --mixer deltanet|gated_deltanet --out FIXTURE [--weights FILE] [--seed N]
+With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 With --weights, the weights are read from a safetensors file (the names
 above, with or without the "param." prefix) instead of drawn.
 """
@@ -25,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402  (needs the path above)
+import fixtures  # noqa: E402  (needs the path above)
+import safetensors_io  # noqa: E402
 
 B, T, D, H, K = 2, 11, 16, 2, 4
 NORM_EPS = 1e-5
@@ -101,7 +103,13 @@ def mixer_forward(mixer, x, p):
     return o @ p["out.weight"].T
 
 
+# The committed fixtures this oracle makes (`--all DIR` writes them all).
+FIXTURES = {"mixer_deltanet": ["--mixer", "deltanet"],
+            "mixer_gated_deltanet": ["--mixer", "gated_deltanet"]}
+
 def main():
+    if fixtures.all_mode(__file__, FIXTURES):
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mixer", required=True, choices=("deltanet", "gated_deltanet"))
     ap.add_argument("--out", required=True)

@@ -21,6 +21,7 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
                                        default elu1 with the normaliser)
         [--conv-size K]               (mamba2's short conv kernel, 0 for none;
                                        default 4)
+With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 With --weights, the weights are read from a safetensors file (the names
 above, with or without the "param." prefix) instead of drawn.
 """
@@ -34,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402  (needs the path above)
+import fixtures  # noqa: E402  (needs the path above)
+import safetensors_io  # noqa: E402
 
 B, T, D, H = 2, 11, 16, 2
 DK = D // H
@@ -208,7 +210,20 @@ def mixer_forward(mixer, x, p):
     return gated_rmsnorm(o, z, p["norm.weight"]) @ p["out.weight"].T
 
 
+# The committed fixtures this oracle makes (`--all DIR` writes them all).
+FIXTURES = {
+    "mixer_linear_attention": ["--mixer", "linear_attention"],
+    "mixer_linear_attention_taylor": ["--mixer", "linear_attention", "--feature-map", "taylor",
+                                      "--normalize", "false"],
+    "mixer_retnet": ["--mixer", "retnet"],
+    "mixer_gla": ["--mixer", "gla"],
+    "mixer_mamba2": ["--mixer", "mamba2"],
+    "mixer_mamba2_noconv": ["--mixer", "mamba2", "--conv-size", "0"],
+}
+
 def main():
+    if fixtures.all_mode(__file__, FIXTURES):
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mixer", required=True, choices=MIXERS)

@@ -20,6 +20,7 @@ must set and the tolerance.
 
 Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N]
+With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 With --weights, the weights are read from a safetensors file (the names
 above, with or without the "param." prefix) instead of drawn.
 """
@@ -33,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402  (needs the path above)
+import fixtures  # noqa: E402  (needs the path above)
+import safetensors_io  # noqa: E402
 
 B, T, D, H = 2, 11, 16, 2
 DK = D // H
@@ -118,7 +120,12 @@ def mixer_forward(x, p):
     return o @ p["out.weight"].T
 
 
+# The committed fixtures this oracle makes (`--all DIR` writes them all).
+FIXTURES = {"mixer_mlstm": []}
+
 def main():
+    if fixtures.all_mode(__file__, FIXTURES):
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)

@@ -24,6 +24,7 @@ and the tolerance.
 
 Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --kind norm|diag --out FIXTURE [--seed N] [--weights FILE]
+With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 With --weights, the weights are read from a safetensors file (the names
 above, with or without the "param." prefix) instead of drawn.
 """
@@ -37,7 +38,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import safetensors_io  # noqa: E402  (needs the path above)
+import fixtures  # noqa: E402  (needs the path above)
+import safetensors_io  # noqa: E402
 
 B, T = 2, 11
 TOL = 1e-4
@@ -126,7 +128,12 @@ def mixer_forward(kind, x, p, cfg, layer):
     return n @ p["out.weight"].T
 
 
+# The committed fixtures this oracle makes (`--all DIR` writes them all).
+FIXTURES = {"mixer_transnormer_norm": ["--kind", "norm"], "mixer_transnormer_diag": ["--kind", "diag"]}
+
 def main():
+    if fixtures.all_mode(__file__, FIXTURES):
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", required=True, choices=tuple(KINDS))

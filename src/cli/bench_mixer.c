@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "mixers/mixer.h"
+#include "model/config.h"
 #include "ops/ops.h"
 
 typedef struct point {
@@ -25,13 +26,17 @@ typedef struct point {
 } point;
 
 /* Median of reps forward + backward runs over x: [1, T, D]. */
-static sl_status measure(const char *name, const sl_config *c, int64_t reps, point *pt)
+static sl_status measure(const sl_config *c, int64_t reps, point *pt)
 {
     sl_params p;
     sl_params_init(&p);
     snprintf(p.prefix, sizeof p.prefix, "mixer.");
-    sl_mixer m;
-    sl_status st = sl_mixer_create(&m, name, c, 0, &p);
+    sl_mixer m = {0};
+    const sl_mixer_vtable *vt;
+    sl_mixer_dims dims;
+    sl_opts opts;
+    sl_status st = sl_config_layer(c, 0, &vt, &dims, &opts);
+    if (st == SL_OK) st = sl_mixer_create(&m, vt, &dims, &opts, 0, &p);
     if (st == SL_OK) st = sl_params_finalize(&p);
     if (st) {
         sl_mixer_destroy(&m);
@@ -117,7 +122,7 @@ static sl_status measure_rounds(const char *name, const sl_config *c, int64_t re
     int64_t n = rounds < 64 ? rounds : 64, ok = 0;
     for (int64_t r = 0; r < n; r++) {
         point p = *pt;
-        sl_status st = measure(name, c, reps, &p);
+        sl_status st = measure(c, reps, &p);
         if (st) return st;
         if (r == 0) *pt = p;
         ours[r] = p.ms;
@@ -147,6 +152,7 @@ int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t 
         c.n_heads = H;
         c.n_layers = 1;
         c.max_seq_len = c.seq_len = Ts[i];
+        snprintf(c.mixer, sizeof c.mixer, "%s", name);
         if (sl_config_validate(&c)) return cli_error("bench");
         point *pt = &pts[i];
         memset(pt, 0, sizeof *pt);

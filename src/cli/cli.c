@@ -83,3 +83,21 @@ double cli_median(double *v, int64_t n)
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+int cli_name_args(const char *cmd, int argc, char **argv, void (*help)(void), const char **name,
+                  bool *markdown)
+{
+    *name = NULL;
+    *markdown = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv[i], "help")) {
+            help();
+            return 0;
+        }
+        if (cli_flag(argv[i], "markdown")) *markdown = true;
+        else if (argv[i][0] == '-') return cli_usage_error(cmd, "unknown option %s", argv[i]);
+        else if (!*name) *name = argv[i];
+        else return cli_usage_error(cmd, "more than one name given");
+    }
+    return -1;
+}

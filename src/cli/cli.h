@@ -16,6 +16,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * *value is set (advancing *i past a separate value) and true returned. */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
 bool cli_flag(const char *arg, const char *name);
+/* `seqlab CMD [NAME] [--markdown] [--help]`: sets *name (NULL when absent)
+ * and *markdown; returns -1 to go on, or the exit code (help printed, or
+ * a usage error). */
+int cli_name_args(const char *cmd, int argc, char **argv, void (*help)(void), const char **name,
+                  bool *markdown);
 /* Parses an integer / number option value, naming the option on failure. */
 bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out);
 /* Median of v[0..n) (v is sorted in place). */
@@ -26,6 +31,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_mixers(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* bench_mixer.c: one mixer layer over the sequence lengths Ts[0..nT). */
 int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t H, int64_t reps,

@@ -50,16 +50,17 @@ int cmd_eval(int argc, char **argv)
     if ((int)sp < 0) return cli_usage_error("eval", "--split: expected train, val or test");
     sl_set_threads((int)threads);
     sl_model m;
-    char vocab[257];
-    if (sl_checkpoint_load(ckpt, &m, vocab, NULL)) return cli_error("eval");
-    sl_config cfg = m.cfg;
+    sl_checkpoint ck;
+    if (sl_checkpoint_open(&ck, ckpt)) return cli_error("eval");
+    sl_config cfg = ck.cfg;
     if (data) snprintf(cfg.data, sizeof cfg.data, "%s", data);
     if (bs) cfg.batch_size = bs;
     sl_task task;
-    if (sl_task_open(&task, &cfg, vocab)) {
-        sl_model_free(&m);
-        return cli_error("eval");
-    }
+    sl_status st = sl_model_create(&m, &ck.cfg);
+    if (!st && (st = sl_checkpoint_restore(&ck, &m, NULL))) sl_model_free(&m);
+    if (!st && (st = sl_task_from_config(&task, &cfg, &ck))) sl_model_free(&m);
+    sl_checkpoint_close(&ck);
+    if (st) return cli_error("eval");
     sl_ctx ctx;
     sl_ctx_init(&ctx, 16u << 20);
     double loss = sl_evaluate(&m, &ctx, &task, sp, batches, cfg.batch_size, cfg.seq_len);

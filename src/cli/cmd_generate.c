@@ -6,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "infer/sample.h"
-#include "tasks/task.h"
+#include "tasks/charvocab.h"
 #include "train/checkpoint.h"
 
 static void help(void)
@@ -57,17 +57,21 @@ int cmd_generate(int argc, char **argv)
     if (!prompt || !prompt[0]) return cli_usage_error("generate", "missing --prompt TEXT");
     sl_set_threads((int)threads);
     sl_model m;
-    char vocab[257];
-    if (sl_checkpoint_load(ckpt, &m, vocab, NULL)) return cli_error("generate");
+    sl_checkpoint ck;
+    sl_charvocab vocab;
+    if (sl_checkpoint_open(&ck, ckpt)) return cli_error("generate");
+    sl_status st = sl_charvocab_from_meta(&vocab, ck.file.meta, ck.file.nmeta, ck.cfg.vocab_size,
+                                          ckpt);
+    if (!st) st = sl_model_create(&m, &ck.cfg);
+    if (!st && (st = sl_checkpoint_restore(&ck, &m, NULL))) sl_model_free(&m);
+    sl_checkpoint_close(&ck);
+    if (st) return cli_error("generate");
     int rc = 0;
     int64_t n = (int64_t)strlen(prompt), V = m.cfg.vocab_size, L = m.cfg.max_seq_len;
     int32_t *ids = malloc((size_t)(n + max_new) * sizeof *ids);
     float *scratch = malloc((size_t)(2 * V) * sizeof *scratch);
     sl_decoder d = {0};
-    if (!vocab[0]) {
-        fprintf(stderr, "seqlab generate: error: %s has no character vocabulary\n", ckpt);
-        rc = 1;
-    } else if (sl_vocab_encode(vocab, prompt, n, ids)) {
+    if (sl_charvocab_encode(&vocab, prompt, n, ids)) {
         fprintf(stderr, "seqlab generate: error: --prompt: %s of %s\n", sl_errmsg(), ckpt);
         rc = 1;
     } else if (sl_decoder_init(&d, &m) ||
@@ -78,8 +82,10 @@ int cmd_generate(int argc, char **argv)
         sl_rng_seed(&s.rng, (uint64_t)seed);
         fputs(prompt, stdout);
         for (int64_t k = 0; k < max_new && rc == 0; k++) {
-            int32_t id = sl_sample(&s, d.logits, V, scratch);
-            putchar(vocab[id]);
+            /* Ids past the vocabulary (vocab_size > its length) never occur
+             * in training: they are never sampled. */
+            int32_t id = sl_sample(&s, d.logits, vocab.n, scratch);
+            putchar(vocab.bytes[id]);
             ids[n++] = id;
             if (k + 1 == max_new) break;
             if (d.pos < L) {

@@ -39,11 +39,10 @@ int cmd_train(int argc, char **argv)
     sl_config cfg;
     sl_config_defaults(&cfg);
     if (resume && !config) {
-        sl_model m;
-        char vocab[257];
-        if (sl_checkpoint_load(resume, &m, vocab, NULL)) return cli_error("train");
-        cfg = m.cfg;
-        sl_model_free(&m);
+        sl_checkpoint ck;
+        if (sl_checkpoint_open(&ck, resume)) return cli_error("train");
+        cfg = ck.cfg;
+        sl_checkpoint_close(&ck);
     }
     if (config && sl_config_load(&cfg, config)) return cli_error("train");
     for (int i = 1; i < argc; i++) {

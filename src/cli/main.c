@@ -12,7 +12,8 @@ static const struct {
     {"train", cmd_train, "train a model from a JSON config (or resume a checkpoint)"},
     {"eval", cmd_eval, "loss and bits per character of a checkpoint on a data split"},
     {"generate", cmd_generate, "sample text from a checkpoint (KV-cached decoding)"},
-    {"mixers", cmd_mixers, "list the registered sequence mixers and their papers"},
+    {"mixers", cmd_mixers, "list the registered sequence mixers, their papers and options"},
+    {"tasks", cmd_tasks, "list the registered tasks and their options"},
     {"bench", cmd_bench, "time training steps of the nanoGPT character shape"},
 };
 

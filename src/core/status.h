@@ -18,6 +18,7 @@ typedef enum sl_status {
     SL_ERR_SHAPE,   /* impossible shapes */
     SL_ERR_NUMERIC, /* NaN or Inf where a number was expected */
     SL_ERR_ARG,     /* bad argument to a call */
+    SL_ERR_OOM,     /* out of memory */
 } sl_status;
 
 /* The message of the last failure on this thread. */

@@ -31,7 +31,7 @@ typedef struct attn {
 
 static sl_status attn_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     attn *a = calloc(1, sizeof *a);
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -39,10 +39,10 @@ static sl_status attn_init(sl_mixer *m, sl_params *p)
     a->H = c->n_heads;
     a->dh = a->D / a->H;
     a->max_len = c->max_seq_len;
-    a->rope = strcmp(c->pos, "rope") == 0;
+    a->rope = c->rope;
     a->theta = (float)c->rope_theta;
     a->causal = c->causal;
-    a->window = c->window;
+    a->window = sl_opt_int(&m->opts, "window");
     /* GPT-2's scaling of residual-branch outputs keeps the residual stream's
      * variance from growing with depth. */
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
@@ -58,12 +58,12 @@ static sl_status attn_init(sl_mixer *m, sl_params *p)
  * depend on the caller's max_len. */
 static int64_t attn_state_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 2 * m->cfg->max_seq_len * m->cfg->d_model;
+    return 2 * m->dims.max_seq_len * m->dims.d_model;
 }
 
 static int64_t attn_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 4 * m->cfg->d_model + max_len;
+    return 4 * m->dims.d_model + max_len;
 }
 
 /* Copies the k and v thirds of qkv rows into the cache at rows pos.. .
@@ -133,9 +133,24 @@ static void attn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, i
         for (int64_t i = 0; i < D; i++) y_t[i] += a->bout->data[i];
 }
 
+static const sl_option OPTIONS[] = {
+    {"window", SL_OPT_INT, "0", 0, 1 << 30, NULL,
+     "attend to the last `window` tokens only (t - s < window); 0 = unlimited"},
+};
+
+/* Masks causal and bidirectional, windowed or not, with and without RoPE
+ * (the bidirectional window of 5 still lets t = 0 see t = 4, which the
+ * check asks). The T = 70 cases of tests/test_mixer_attention.c cross the
+ * op's tiles. */
+static const char *const CHECK_VARIANTS[] = {
+    "", "rope=true", "window=5", "window=7,rope=true", "causal=false", "causal=false,window=5",
+    NULL};
+
 const sl_mixer_vtable sl_mixer_attention = {
     .name = "attention",
     .paper = "Vaswani et al. 2017, Attention Is All You Need",
+    .equation = "o_t = sum_s softmax_s(q_t . k_s / sqrt(dh) + mask_ts) v_s",
+    .options = SL_OPTION_TABLE(OPTIONS),
     .init = attn_init,
     .forward = attn_forward,
     .state_floats = attn_state_floats,
@@ -143,4 +158,5 @@ const sl_mixer_vtable sl_mixer_attention = {
     .step = attn_step,
     .state_desc = "KV cache: 2*D floats per token",
     .bidirectional = true,
+    .checks = {.variants = CHECK_VARIANTS},
 };

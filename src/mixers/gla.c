@@ -35,7 +35,7 @@ typedef struct gla {
 
 static sl_status gla_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     gla *a = calloc(1, sizeof *a);
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -62,7 +62,7 @@ static int64_t gla_state_floats(const sl_mixer *m, int64_t max_len)
 
 static int64_t gla_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 7 * m->cfg->d_model + GATE_RANK;
+    return 7 * m->dims.d_model + GATE_RANK;
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [rows, H, dk, dk] or NULL, rows = B or
@@ -106,6 +106,7 @@ const sl_mixer_vtable sl_mixer_gla = {
     .name = "gla",
     .paper =
         "Yang et al. 2023, Gated Linear Attention Transformers with Hardware-Efficient Training",
+    .equation = "S_t = diag(exp(gk_t)) S_{t-1} + k_t v_t^T,  o_t = S_t^T q_t / sqrt(dk)",
     .init = gla_init,
     .forward = gla_forward,
     .state_floats = gla_state_floats,

@@ -47,36 +47,29 @@ typedef struct linattn {
 
 static sl_status linattn_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
-    int phi;
-    if (strcmp(c->feature_map, "elu1") == 0)
-        phi = PHI_ELU1;
-    else if (strcmp(c->feature_map, "relu") == 0)
-        phi = PHI_RELU;
-    else if (strcmp(c->feature_map, "identity") == 0)
-        phi = PHI_IDENTITY;
-    else if (strcmp(c->feature_map, "taylor") == 0)
-        phi = PHI_TAYLOR;
-    else
+    const sl_mixer_dims *c = &m->dims;
+    const char *fm = sl_opt_str(&m->opts, "feature_map");
+    const int phi = strcmp(fm, "elu1") == 0       ? PHI_ELU1
+                    : strcmp(fm, "relu") == 0     ? PHI_RELU
+                    : strcmp(fm, "identity") == 0 ? PHI_IDENTITY
+                                                  : PHI_TAYLOR;
+    const bool normalize = sl_opt_bool(&m->opts, "normalize");
+    if (phi == PHI_IDENTITY && normalize)
         return sl_fail(SL_ERR_CONFIG,
-                       "config key 'feature_map' = \"%s\": linear_attention supports elu1, relu, "
-                       "identity and taylor",
-                       c->feature_map);
-    if (phi == PHI_IDENTITY && c->normalize)
-        return sl_fail(SL_ERR_CONFIG,
-                       "config key 'normalize' = true needs a non-negative 'feature_map' (elu1 "
-                       "or relu), got \"identity\"");
+                       "mixer 'linear_attention' option 'normalize' = true needs a non-negative "
+                       "'feature_map' (elu1, relu or taylor), got \"identity\"");
     linattn *a = calloc(1, sizeof *a);
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
-    a->f = c->feature_dim ? c->feature_dim : a->dk;
+    const int64_t f = sl_opt_int(&m->opts, "feature_dim");
+    a->f = f ? f : a->dk;
     a->fk = phi == PHI_TAYLOR ? sl_taylor_width(a->f) : a->f;
     a->C = c->chunk_size;
     a->phi = phi;
-    a->normalize = c->normalize;
+    a->normalize = normalize;
     a->causal = c->causal;
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 2 * a->H * a->f + a->D, a->D);
@@ -216,18 +209,40 @@ static void linattn_step(sl_mixer *m, float *state, const float *x_t, float *y_t
     if (a->normalize) {
         for (int64_t h = 0; h < H; h++) ones[h] = 1.0f;
         sl_recurrence_step(state + s_floats(a), pq, pk, ones, NULL, 0, NULL, H, fk, 1, den);
-        for (int64_t h = 0; h < H; h++) {
-            const float inv = 1.0f / (den[h] + NORM_EPS);
-            for (int64_t j = 0; j < dk; j++) o[h * dk + j] *= inv;
-        }
+        sl_div_heads_row(o, den, H, dk, NORM_EPS, o);
     }
     sl_gemm(false, true, 1, D, D, o, a->wout->data, 0.0f, y_t);
 }
+
+static const sl_option OPTIONS[] = {
+    {"feature_map", SL_OPT_ENUM, "elu1", 0, 0, "elu1|relu|identity|taylor",
+     "phi: elu(x) + 1, relu, none, or Based's 2nd-order Taylor features"},
+    {"normalize", SL_OPT_BOOL, "false", 0, 0, NULL,
+     "divide by phi(q_t) . sum_{j<=t} phi(k_j) + 1e-6 (not with identity)"},
+    {"feature_dim", SL_OPT_INT, "0", 0, 1024, NULL,
+     "f: q, k width per head before phi (Based: 16); 0 = D/H"},
+};
+
+/* Every accepted combination, causal and bidirectional; feature_dim 4
+ * projects q, k below the head width 8, as Based does. relu skips finite
+ * differences: a probe that moves a pre-activation across 0 differentiates
+ * a kink (its map is checked in test_gate_maps). */
+static const char *const CHECK_VARIANTS[] = {
+    "", "normalize=true", "feature_map=relu,nofd", "feature_map=relu,normalize=true,nofd",
+    "feature_map=identity", "feature_map=taylor", "feature_map=taylor,normalize=true",
+    "feature_map=taylor,normalize=true,feature_dim=4", "feature_dim=4",
+    "causal=false", "causal=false,normalize=true", "causal=false,feature_map=relu,nofd",
+    "causal=false,feature_map=relu,normalize=true,nofd", "causal=false,feature_map=identity",
+    "causal=false,feature_map=taylor", "causal=false,feature_map=taylor,normalize=true",
+    "causal=false,feature_map=taylor,normalize=true,feature_dim=4",
+    "causal=false,feature_dim=4", NULL};
 
 const sl_mixer_vtable sl_mixer_linear_attention = {
     .name = "linear_attention",
     .paper = "Katharopoulos et al. 2020, Transformers are RNNs: Fast Autoregressive Transformers "
              "with Linear Attention",
+    .equation = "S_t = S_{t-1} + phi(k_t) v_t^T,  o_t = S_t^T phi(q_t)  (/ phi(q_t) . z_t)",
+    .options = SL_OPTION_TABLE(OPTIONS),
     .init = linattn_init,
     .forward = linattn_forward,
     .state_floats = linattn_state_floats,
@@ -236,4 +251,5 @@ const sl_mixer_vtable sl_mixer_linear_attention = {
     .state_desc = "H*F*dk floats per sequence (F = f = feature_dim or dk, 1 + f + f^2 for "
                   "taylor; + H*F with normalize), constant in length",
     .bidirectional = true,
+    .checks = {.variants = CHECK_VARIANTS},
 };

@@ -35,6 +35,7 @@
 #include "ops/fastmath.h"
 #include "ops/gate.h"
 #include "ops/mul_heads.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 #include "ops/shortconv.h"
@@ -50,7 +51,7 @@ static int64_t conv_floats(const mamba2 *a) { return a->K > 0 ? (a->K - 1) * 3 *
 
 static sl_status mamba2_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     mamba2 *a = calloc(1, sizeof *a);
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -87,9 +88,8 @@ static int64_t mamba2_state_floats(const sl_mixer *m, int64_t max_len)
 static int64_t mamba2_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
     const mamba2 *a = m->impl;
-    return 10 * a->D + 3 * a->H;
+    return 10 * a->D + 4 * a->H;
 }
-
 static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos,
                                  const sl_seqs *seqs)
 {
@@ -130,8 +130,9 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     return sl_linear(ctx, y, a->wout, NULL);
 }
 
-/* u_t: [D] -> y_t: [D]; state: [conv rows | H], scratch: 10D + 3H, laid out
- * proj [4D + H] | xbc [3D] | dt [H] | g [H] | v [D] | o [D] | n [D]. */
+/* u_t: [D] -> y_t: [D]; state: [conv rows | H], scratch: 10D + 4H, laid out
+ * proj [4D + H] | xbc [3D] | dt [H] | g [H] | v [D] | o [D] | n [D] | alog0 [H].
+ * Each stage is the forward's op's row function, so the two agree bit for bit. */
 static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t, int64_t pos,
                         float *scratch)
 {
@@ -139,38 +140,38 @@ static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t,
     const int64_t D = a->D, H = a->H, P = a->P, cf = conv_floats(a);
     if (pos == 0) memset(state, 0, (size_t)mamba2_state_floats(m, 0) * sizeof(float));
     float *proj = scratch, *xbc = proj + 4 * D + H, *dt = xbc + 3 * D, *g = dt + H, *v = g + H;
-    float *o = v + D, *n = o + D;
+    float *o = v + D, *n = o + D, *alog0 = n + D;
     sl_gemm(false, true, 1, 4 * D + H, D, u_t, a->win->data, 0.0f, proj);
     if (a->conv)
         sl_shortconv_step(proj + D, a->conv->data, a->convb->data, 3 * D, a->K, state, xbc);
     else
         memcpy(xbc, proj + D, (size_t)(3 * D) * sizeof(float));
-    for (int64_t j = 0; j < 3 * D; j++) xbc[j] *= sl_sigmoidf(xbc[j]);
-    for (int64_t h = 0; h < H; h++) {
-        float sp = sl_softplusf(proj[4 * D + h] + a->dtb->data[h]);
-        g[h] = -expf(a->alog->data[h]) * sp;
-        dt[h] = sp;
-    }
-    for (int64_t j = 0; j < D; j++) v[j] = xbc[j] * dt[j / P];
+    for (int64_t j = 0; j < 3 * D; j++) xbc[j] = sl_siluf(xbc[j]);
+    sl_decay_gate_row(proj + 4 * D, a->alog->data, a->dtb->data, g, H);
+    /* dt as the forward takes it: the gate with A_log = 0, negated. */
+    memset(alog0, 0, (size_t)H * sizeof(float));
+    sl_decay_gate_row(proj + 4 * D, alog0, a->dtb->data, dt, H);
+    for (int64_t h = 0; h < H; h++) dt[h] *= -1.0f;
+    sl_mul_heads_row(xbc, dt, H, P, v);
     sl_recurrence_step(state + cf, xbc + 2 * D, xbc + D, v, g, 1, NULL, H, P, P, o);
-    for (int64_t j = 0; j < D; j++) o[j] += xbc[j] * a->dskip->data[j / P];
-    float ss = 0.0f;
-    for (int64_t j = 0; j < D; j++) {
-        o[j] *= proj[j] * sl_sigmoidf(proj[j]);
-        ss += o[j] * o[j];
-    }
-    const float r = 1.0f / sqrtf(ss / (float)D + a->eps);
-    for (int64_t j = 0; j < D; j++) n[j] = o[j] * r * a->wnorm->data[j];
+    sl_mul_heads_row(xbc, a->dskip->data, H, P, n); /* + D_h x */
+    for (int64_t j = 0; j < D; j++) o[j] = (o[j] + n[j]) * sl_siluf(proj[j]);
+    sl_rmsnorm_row(o, a->wnorm->data, n, D, a->eps);
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
+
+/* With the short conv in front of x, B, C, and without it. */
+static const char *const CHECK_VARIANTS[] = {"", "conv_size=0", NULL};
 
 const sl_mixer_vtable sl_mixer_mamba2 = {
     .name = "mamba2",
     .paper = "Dao & Gu 2024, Transformers are SSMs (Mamba-2, SSD)",
+    .equation = "H_t = exp(dt_t A_h) H_{t-1} + B_t (dt_t x_t)^T,  y_t = H_t^T C_t + D_h x_t",
     .init = mamba2_init,
     .forward = mamba2_forward,
     .state_floats = mamba2_state_floats,
     .scratch_floats = mamba2_scratch_floats,
     .step = mamba2_step,
     .state_desc = "(K-1)*3D + H*P*P floats per sequence (P = D/H), constant in length",
+    .checks = {.variants = CHECK_VARIANTS},
 };

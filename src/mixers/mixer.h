@@ -11,13 +11,41 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "model/config.h"
+#include "core/options.h"
 
 typedef struct sl_mixer sl_mixer;
 
+/* What a mixer knows of the model around it: the shared dimensions and the
+ * few model-wide knobs several mixers read. Its own settings are its
+ * options (sl_mixer.opts), declared in its vtable. */
+typedef struct sl_mixer_dims {
+    int64_t d_model, n_heads, n_layers, max_seq_len;
+    int64_t chunk_size; /* tokens per chunk of a chunkwise-parallel form */
+    int64_t conv_size;  /* short causal depthwise conv kernel; 0 = none */
+    bool causal, bias;
+    bool rope;          /* the model's positions are RoPE, applied inside the mixer */
+    double rope_theta, norm_eps, init_std;
+} sl_mixer_dims;
+
+/* How tests/test_mixers.c exercises a mixer, declared by the mixer: the
+ * tolerances its fp32 fast forms meet against its step(), a split or a
+ * packed batch, the finite-difference settings of its whole-mixer gradient
+ * check, and the variants (settings "key=value,..." of its options and of
+ * the sl_mixer_dims fields, plus `layer=i`) that cover all its paths. Zero
+ * fields take the defaults in tests/mixer_check.h. */
+typedef struct sl_mixer_checks {
+    double tol;        /* step == forward, split == whole, packed == alone */
+    double tol_packed; /* packed == alone, when tighter than tol */
+    float fd_h;        /* finite-difference step */
+    double fd_atol, fd_rtol;
+    const char *const *variants; /* NULL-terminated; NULL: the defaults only */
+} sl_mixer_checks;
+
 typedef struct sl_mixer_vtable {
     const char *name;
-    const char *paper; /* citation shown by `seqlab mixers` */
+    const char *paper;    /* citation shown by `seqlab mixers` */
+    const char *equation; /* the recurrence or product in one line */
+    sl_option_table options;
     /* Declares parameters; p->prefix is already "blocks.{i}.mixer.". */
     sl_status (*init)(sl_mixer *m, sl_params *p);
     /* x: [B, T, D] -> [B, T, D]. state == NULL: training, no state. Else
@@ -41,13 +69,15 @@ typedef struct sl_mixer_vtable {
     /* Has a non-causal form (config causal = false; forward only, no state
      * or step). Creating a mixer without one in a non-causal model fails. */
     bool bidirectional;
+    sl_mixer_checks checks;
 } sl_mixer_vtable;
 
 struct sl_mixer {
     const sl_mixer_vtable *vt;
-    const sl_config *cfg;
+    sl_mixer_dims dims;
+    sl_opts opts; /* resolved values of vt->options */
     int64_t layer;
-    void *impl; /* the mixer's own parameters and settings (malloc'd) */
+    void *impl;   /* the mixer's own parameters and settings (malloc'd) */
 };
 
 /* Moves len floats at offset off of each of n per-sequence states (rows sf
@@ -91,9 +121,10 @@ const sl_mixer_vtable *sl_mixer_lookup(const char *name);
 size_t sl_mixer_count(void);
 const sl_mixer_vtable *sl_mixer_at(size_t i);
 
-/* Creates layer `layer`'s mixer of the given name and declares its params. */
-sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, int64_t layer,
-                          sl_params *p);
+/* Creates layer `layer`'s mixer from its vtable, dimensions and resolved
+ * options (opts->table must be vt->options), and declares its params. */
+sl_status sl_mixer_create(sl_mixer *m, const sl_mixer_vtable *vt, const sl_mixer_dims *dims,
+                          const sl_opts *opts, int64_t layer, sl_params *p);
 void sl_mixer_destroy(sl_mixer *m);
 
 #endif

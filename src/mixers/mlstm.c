@@ -37,6 +37,7 @@
 #include "ops/gate.h"
 #include "ops/gate_maps.h"
 #include "ops/mlstm.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
 /* The forget gate's bias offsets run linearly from FGATE_LO to FGATE_HI over
@@ -53,7 +54,7 @@ typedef struct mlstm {
 
 static sl_status mlstm_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     mlstm *a = calloc(1, sizeof *a + (size_t)(2 * c->n_heads) * sizeof(float));
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -83,7 +84,7 @@ static int64_t mlstm_state_floats(const sl_mixer *m, int64_t max_len)
 
 static int64_t mlstm_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 6 * m->cfg->d_model + 2 * m->cfg->n_heads;
+    return 6 * m->dims.d_model + 2 * m->dims.n_heads;
 }
 
 /* x: [B, T, D] (or a packed [1, T, D] with seqs) -> [B, T, D]; state:
@@ -135,20 +136,16 @@ static void mlstm_step(sl_mixer *m, float *state, const float *x_t, float *y_t, 
     for (int64_t i = H; i < 2 * H; i++) g[i] = sl_logsigmoidf(g[i]);
     sl_mlstm_step(state, qkv, qkv + D, qkv + 2 * D, g, g + H, H, dk, dk, h);
     sl_gemm(false, true, 1, D, D, x_t, a->wog->data, 0.0f, og);
-    for (int64_t hh = 0; hh < H; hh++) {
-        const float *hv = h + hh * dk;
-        float ss = 0.0f;
-        for (int64_t j = 0; j < dk; j++) ss += hv[j] * hv[j];
-        const float rs = 1.0f / sqrtf(ss / (float)dk + a->eps);
-        for (int64_t j = 0; j < dk; j++)
-            n[hh * dk + j] = hv[j] * rs * a->wnorm->data[j] * sl_sigmoidf(og[hh * dk + j]);
-    }
+    for (int64_t hh = 0; hh < H; hh++)
+        sl_rmsnorm_row(h + hh * dk, a->wnorm->data, n + hh * dk, dk, a->eps);
+    for (int64_t j = 0; j < D; j++) n[j] *= sl_sigmoidf(og[j]);
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 
 const sl_mixer_vtable sl_mixer_mlstm = {
     .name = "mlstm",
     .paper = "Beck et al. 2024, xLSTM: Extended Long Short-Term Memory",
+    .equation = "C_t = f_t C_{t-1} + i_t k_t v_t^T,  h_t = C_t^T q_t / max(|n_t . q_t|, e^(-m_t))",
     .init = mlstm_init,
     .forward = mlstm_forward,
     .state_floats = mlstm_state_floats,
@@ -156,4 +153,5 @@ const sl_mixer_vtable sl_mixer_mlstm = {
     .step = mlstm_step,
     .state_desc =
         "H*(dk*dk + dk + 1) floats per sequence (C, n and m per head), constant in length",
+    .checks = {.tol_packed = 1e-5},
 };

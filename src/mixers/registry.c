@@ -1,18 +1,26 @@
-/* Mixer names -> vtables. One line per mixer. */
+/* Mixer names -> vtables. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_attention, sl_mixer_linear_attention, sl_mixer_retnet,
-    sl_mixer_gla, sl_mixer_deltanet, sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_transnormer,
-    sl_mixer_mlstm;
+/* Every mixer, in the order `seqlab mixers` lists them. Adding one is one
+ * line here: X(NAME) for the vtable sl_mixer_NAME its file defines. */
+#define MIXERS(X)         \
+    X(attention)          \
+    X(linear_attention)   \
+    X(retnet)             \
+    X(gla)                \
+    X(deltanet)           \
+    X(gated_deltanet)     \
+    X(mamba2)             \
+    X(transnormer)        \
+    X(mlstm)
 
-static const sl_mixer_vtable *const REGISTRY[] = {
-    &sl_mixer_attention, &sl_mixer_linear_attention, &sl_mixer_retnet,
-    &sl_mixer_gla,       &sl_mixer_deltanet,         &sl_mixer_gated_deltanet,
-    &sl_mixer_mamba2,    &sl_mixer_transnormer,      &sl_mixer_mlstm,
-};
+#define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
+#define ENTRY(name) &sl_mixer_##name,
+MIXERS(DECLARE)
+static const sl_mixer_vtable *const REGISTRY[] = {MIXERS(ENTRY)};
 
 size_t sl_mixer_count(void) { return sizeof REGISTRY / sizeof REGISTRY[0]; }
 
@@ -25,23 +33,21 @@ const sl_mixer_vtable *sl_mixer_lookup(const char *name)
     return NULL;
 }
 
-sl_status sl_mixer_create(sl_mixer *m, const char *name, const sl_config *cfg, int64_t layer,
-                          sl_params *p)
+sl_status sl_mixer_create(sl_mixer *m, const sl_mixer_vtable *vt, const sl_mixer_dims *dims,
+                          const sl_opts *opts, int64_t layer, sl_params *p)
 {
     memset(m, 0, sizeof *m);
-    m->vt = sl_mixer_lookup(name);
-    if (!m->vt)
-        return sl_fail(SL_ERR_CONFIG,
-                       "config: layer %lld: unknown mixer \"%s\" (see `seqlab mixers`)",
-                       (long long)layer, name);
-    m->cfg = cfg;
+    sl_require(opts->table.opt == vt->options.opt, "sl_mixer_create", "options of the mixer's table");
+    m->vt = vt;
+    m->dims = *dims;
+    m->opts = *opts;
     m->layer = layer;
-    if (!cfg->causal && !m->vt->bidirectional)
+    if (!dims->causal && !vt->bidirectional)
         return sl_fail(SL_ERR_CONFIG,
                        "config: layer %lld: mixer \"%s\" has no bidirectional form (causal = "
                        "false); see `seqlab mixers`",
-                       (long long)layer, name);
-    return m->vt->init(m, p);
+                       (long long)layer, vt->name);
+    return vt->init(m, p);
 }
 
 void sl_mixer_destroy(sl_mixer *m)

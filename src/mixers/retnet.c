@@ -37,7 +37,7 @@ typedef struct retnet {
 
 static sl_status retnet_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     retnet *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -65,7 +65,7 @@ static int64_t retnet_state_floats(const sl_mixer *m, int64_t max_len)
 
 static int64_t retnet_scratch_floats(const sl_mixer *m, int64_t max_len)
 {
-    return 6 * m->cfg->d_model;
+    return 6 * m->dims.d_model;
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [rows, H, dk, dk] or NULL, rows = B or
@@ -110,10 +110,13 @@ static void retnet_step(sl_mixer *m, float *state, const float *x_t, float *y_t,
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 
+static const char *const CHECK_VARIANTS[] = {"", "causal=false", NULL};
+
 const sl_mixer_vtable sl_mixer_retnet = {
     .name = "retnet",
     .paper =
         "Sun et al. 2023, Retentive Network: A Successor to Transformer for Large Language Models",
+    .equation = "S_t = gamma_h S_{t-1} + k_t v_t^T,  o_t = S_t^T q_t,  gamma_h = 1 - 2^(-5-h)",
     .init = retnet_init,
     .forward = retnet_forward,
     .state_floats = retnet_state_floats,
@@ -121,4 +124,5 @@ const sl_mixer_vtable sl_mixer_retnet = {
     .step = retnet_step,
     .state_desc = "H*dk*dk floats per sequence (D^2/H), constant in length",
     .bidirectional = true,
+    .checks = {.variants = CHECK_VARIANTS},
 };

@@ -55,6 +55,7 @@
 
 #include "mixers/mixer.h"
 #include "ops/gate_maps.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 
@@ -84,7 +85,7 @@ static void alibi_slopes(int64_t H, double *s)
 
 static sl_status tn_init(sl_mixer *m, sl_params *p)
 {
-    const sl_config *c = m->cfg;
+    const sl_mixer_dims *c = &m->dims;
     transnormer *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
     if (!a) return sl_fail(SL_ERR_ARG, "out of memory");
     m->impl = a;
@@ -92,13 +93,13 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
     a->H = c->n_heads;
     a->dk = a->D / a->H;
     a->C = c->chunk_size;
-    a->w = c->block_size;
+    a->w = sl_opt_int(&m->opts, "block_size");
     a->eps = (float)c->norm_eps;
     a->causal = c->causal;
     a->theta = (float)c->rope_theta;
     a->diag = m->layer < c->n_layers / 2;
-    a->rope = a->diag && strcmp(c->pos, "rope") == 0;
-    a->decay = !a->diag && c->decay;
+    a->rope = a->diag && c->rope;
+    a->decay = !a->diag && sl_opt_bool(&m->opts, "decay");
     if (a->decay) {
         double *s = malloc((size_t)a->H * sizeof *s);
         if (!s) return sl_fail(SL_ERR_ARG, "out of memory");
@@ -252,16 +253,33 @@ static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int
         sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0,
                            a->decay ? a->log_gamma : NULL, a->H, a->dk, a->dk, o);
     }
-    float ss = 0.0f;
-    for (int64_t i = 0; i < D; i++) ss += o[i] * o[i];
-    const float rs = 1.0f / sqrtf(ss / (float)D + a->eps);
-    for (int64_t i = 0; i < D; i++) nrm[i] = o[i] * rs * a->wnorm->data[i];
+    sl_rmsnorm_row(o, a->wnorm->data, nrm, D, a->eps);
     sl_gemm(false, true, 1, D, D, nrm, a->wout->data, 0.0f, y_t);
 }
+
+static const sl_option OPTIONS[] = {
+    {"block_size", SL_OPT_INT, "64", 1, 1 << 20, NULL,
+     "w: tokens per block of the lower layers' block-local softmax (DiagAttention)"},
+    {"decay", SL_OPT_BOOL, "false", 0, 0, NULL,
+     "per-head decay lambda_h in the upper layers' NormAttention (TransNormerLLM)"},
+};
+
+/* 4 layers: layer 0 is DiagAttention (blocks of 5, with and without RoPE),
+ * layer 2 NormAttention (chunks of 4, with and without the decay); each
+ * kind also bidirectional, where T = 5 is one whole block. The default
+ * (2 layers, layer 0, block 64) crosses a block edge at T = 70. */
+#define TN_TINY "n_layers=4,chunk_size=4,block_size=5,"
+static const char *const CHECK_VARIANTS[] = {
+    "", TN_TINY "layer=0", TN_TINY "layer=2", TN_TINY "layer=2,decay=true",
+    TN_TINY "layer=0,rope=true", TN_TINY "layer=0,causal=false", TN_TINY "layer=2,causal=false",
+    TN_TINY "layer=2,decay=true,causal=false", TN_TINY "layer=0,rope=true,causal=false", NULL};
 
 const sl_mixer_vtable sl_mixer_transnormer = {
     .name = "transnormer",
     .paper = "Qin et al. 2022, The Devil in Linear Transformer (TransNormer)",
+    .equation = "lower layers: block-local softmax attention; upper: S_t = lambda_h S_{t-1} + "
+                "phi(k_t) v_t^T, o_t = S_t^T phi(q_t); y = RMSNorm(o) W_out^T",
+    .options = SL_OPTION_TABLE(OPTIONS),
     .init = tn_init,
     .forward = tn_forward,
     .state_floats = tn_state_floats,
@@ -270,4 +288,5 @@ const sl_mixer_vtable sl_mixer_transnormer = {
     .state_desc = "lower layers: 2*block_size*D floats (the block's KV cache); upper layers: "
                   "H*dk*dk (D^2/H), constant in length",
     .bidirectional = true,
+    .checks = {.variants = CHECK_VARIANTS},
 };

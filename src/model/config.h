@@ -1,17 +1,42 @@
 /* The run configuration: model shape, mixer choice, training and data
- * settings. One flat JSON object; every key is listed once in the field
+ * settings. One JSON object; every global key is listed once in the field
  * table of config.c, which drives parsing, type checks, `--key=value`
- * overrides, `seqlab train --help` and the copy stored in checkpoints. */
+ * overrides, `seqlab train --help` and the copy stored in checkpoints.
+ *
+ * Mixers and tasks own their options (core/options.h, declared in their
+ * vtables); the config only routes them, as settings kept as text until a
+ * layer's options are resolved against its mixer's table:
+ *   "mixer_options": {"attention": {"window": 64}}   every layer of that mixer
+ *   "layer_mixers": ["attention", {"mixer": "attention", "window": 0}]
+ *                                                    one layer's mixer and options
+ *   "task_options": {"text": {"holdout_every": 20}}
+ * and on the command line --attention.window=64, --layers.1.window=0,
+ * --text.holdout_every=20. A layer's options are its mixer's defaults, then
+ * the mixer-wide settings, then the layer's own; an override on the command
+ * line (--NAME.option) also replaces the per-layer values the config gave
+ * that option for NAME's layers. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
 #include <stdio.h>
 
 #include "core/core.h"
+#include "mixers/mixer.h"
+#include "tasks/task.h"
 
 #define SL_MAX_LAYERS 64
 #define SL_NAME_LEN 32
 #define SL_PATH_LEN 512
+#define SL_MAX_SETTINGS (SL_MAX_LAYERS * SL_MAX_OPTS)
+
+/* One option setting, as given. */
+typedef struct sl_setting {
+    char owner[SL_NAME_LEN]; /* a mixer or task name; "" for a layer's own */
+    int64_t layer;           /* -1: every use of owner; else that layer's mixer */
+    char key[SL_NAME_LEN];
+    char value[SL_OPT_LEN];
+    sl_opt_from from;
+} sl_setting;
 
 typedef struct sl_config {
     /* model */
@@ -26,16 +51,13 @@ typedef struct sl_config {
     double norm_eps;
     char mlp[SL_NAME_LEN];  /* gelu | swiglu | none */
     bool bias, tie_embeddings, causal;
-    int64_t window;
     double dropout, init_std;
-    /* recurrent mixers (linear attention, delta rule, SSD family) */
-    int64_t chunk_size;              /* tokens per chunk of the chunkwise-parallel form */
-    char feature_map[SL_NAME_LEN];   /* linear_attention: elu1 | relu | identity | taylor */
-    bool normalize;                  /* linear_attention: divide by phi(q) . sum phi(k) */
-    int64_t feature_dim;             /* linear_attention: q, k width per head; 0 = D/H */
-    int64_t conv_size;               /* short causal depthwise conv kernel; 0 = none */
-    int64_t block_size;              /* transnormer: tokens per DiagAttention block */
-    bool decay;                      /* transnormer: per-head decay in NormAttention */
+    /* knobs several mixers share (sl_mixer_dims) */
+    int64_t chunk_size; /* tokens per chunk of the chunkwise-parallel form */
+    int64_t conv_size;  /* short causal depthwise conv kernel; 0 = none */
+    /* mixer and task options, as given (see above) */
+    sl_setting settings[SL_MAX_SETTINGS];
+    int64_t n_settings;
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
@@ -54,18 +76,35 @@ void sl_config_defaults(sl_config *c);
 sl_status sl_config_load(sl_config *c, const char *path);
 /* Parses a JSON text (name is used in messages). */
 sl_status sl_config_parse(sl_config *c, const char *json, const char *name);
-/* Applies one "key=value" override (value parsed by the key's type). */
+/* The same for a config stored in a checkpoint: also takes the flat keys
+ * of checkpoints written before mixers owned their options ("window",
+ * "feature_map", ...), giving each to every mixer that declares it. */
+sl_status sl_config_parse_stored(sl_config *c, const char *json, const char *name);
+/* Applies one "key=value" override (value parsed by the key's type);
+ * "NAME.option" sets a mixer's or task's option, "layers.N.option" one
+ * layer's. */
 sl_status sl_config_set(sl_config *c, const char *key, const char *value);
-/* Cross-field checks: heads divide d_model, positive sizes, known names. */
+/* Cross-field checks: heads divide d_model, positive sizes, known names,
+ * every layer's and the task's options resolved. */
 sl_status sl_config_validate(const sl_config *c);
-/* The whole config as a JSON object text (malloc'd). */
+/* The whole config as a JSON object text (malloc'd), with every layer's
+ * resolved options written out ("layer_mixers" as objects, "task_options"
+ * of the task): a checkpoint's stored config. NULL (sl_errmsg says why)
+ * when the config does not validate or memory runs out. */
 char *sl_config_to_json(const sl_config *c);
-/* The first model-shape key (vocab_size .. init_std) whose value differs
- * between a and b, or NULL: a resumed run may change training keys only. */
+/* The first model-shape difference between a and b ("d_model", "layer 1
+ * mixer", "layer 1 option 'window'"), or NULL: a resumed run may change
+ * training keys only. Both must validate. */
 const char *sl_config_model_diff(const sl_config *a, const sl_config *b);
 /* Name of the mixer of layer i. */
 const char *sl_config_layer_mixer(const sl_config *c, int64_t i);
-/* Prints every key, its type and default, for --help. */
+/* Layer i's mixer, its dimensions and its resolved options. */
+sl_status sl_config_layer(const sl_config *c, int64_t i, const sl_mixer_vtable **vt,
+                          sl_mixer_dims *dims, sl_opts *opts);
+/* The task's vtable and resolved options. */
+sl_status sl_config_task(const sl_config *c, const sl_task_vtable **vt, sl_opts *opts);
+/* Prints every key, its type and default, then every mixer's and task's
+ * options, for --help. */
 void sl_config_print_keys(FILE *f);
 
 #endif

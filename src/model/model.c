@@ -52,7 +52,11 @@ sl_status sl_model_create(sl_model *m, const sl_config *cfg)
         declare_norm(m, "norm1", &b->norm1_w, &b->norm1_b);
         if (has_mlp) declare_norm(m, "norm2", &b->norm2_w, &b->norm2_b);
         set_prefix(p, "blocks.%lld.mixer.", i);
-        st = sl_mixer_create(&b->mixer, sl_config_layer_mixer(c, i), c, i, p);
+        const sl_mixer_vtable *vt;
+        sl_mixer_dims dims;
+        sl_opts opts;
+        st = sl_config_layer(c, i, &vt, &dims, &opts);
+        if (!st) st = sl_mixer_create(&b->mixer, vt, &dims, &opts, i, p);
         if (st || !has_mlp) continue;
         set_prefix(p, "blocks.%lld.mlp.", i);
         b->fc1_w = SL_PARAM(p, "fc1.weight", SL_INIT_NORMAL, std, true, swiglu ? 2 * F : F, D);

@@ -69,7 +69,7 @@ sl_tensor *sl_silu(sl_ctx *ctx, sl_tensor *x)
     float *py = y->data;
     int64_t n = x->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) py[i] = px[i] * sl_sigmoidf(px[i]);
+    for (int64_t i = 0; i < n; i++) py[i] = sl_siluf(px[i]);
     SL_RECORD(ctx, silu_backward, y, x);
     return y;
 }
@@ -111,7 +111,7 @@ sl_tensor *sl_swiglu(sl_ctx *ctx, sl_tensor *x)
         const float *a = px + r * F2, *g = a + F;
         float *yr = py + r * F;
 #pragma omp simd
-        for (int64_t j = 0; j < F; j++) yr[j] = a[j] * sl_sigmoidf(a[j]) * g[j];
+        for (int64_t j = 0; j < F; j++) yr[j] = sl_siluf(a[j]) * g[j];
     }
     SL_RECORD(ctx, swiglu_backward, y, x);
     return y;

@@ -529,6 +529,7 @@ void sl_delta_rule_ref(const float *q, const float *k, const float *v, const flo
 {
     double *S = malloc((size_t)(dk * dk) * sizeof(double)),
            *kS = malloc((size_t)dk * sizeof(double));
+    sl_require(S && kS, "sl_delta_rule_ref", "memory for one state");
     int64_t D = H * dk, N = sl_seq_count(seqs, B);
     /* b: the sequence (a batch row, or one packed sequence); its tokens are
      * start..start+len over all B*T, and its state row is b. */

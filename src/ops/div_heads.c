@@ -3,6 +3,15 @@
 #include "ops/div_heads.h"
 #include "ops/internal.h"
 
+void sl_div_heads_row(const float *o, const float *den, int64_t H, int64_t dv, float eps,
+                      float *y)
+{
+    for (int64_t h = 0; h < H; h++) {
+        const float inv = 1.0f / (den[h] + eps);
+        for (int64_t j = 0; j < dv; j++) y[h * dv + j] = o[h * dv + j] * inv;
+    }
+}
+
 /* iarg = {H}, farg = {eps}; the output y is reused for dden. */
 static void div_heads_backward(sl_ctx *ctx, const sl_node *nd)
 {
@@ -35,11 +44,7 @@ sl_tensor *sl_div_heads(sl_ctx *ctx, sl_tensor *o, sl_tensor *den, float eps)
     sl_tensor *y = sl_tensor_like(ctx, o);
 #pragma omp parallel for schedule(static) if (o->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++)
-        for (int64_t h = 0; h < H; h++) {
-            const float inv = 1.0f / (den->data[r * H + h] + eps);
-            for (int64_t j = 0; j < dv; j++)
-                y->data[(r * H + h) * dv + j] = o->data[(r * H + h) * dv + j] * inv;
-        }
+        sl_div_heads_row(o->data + r * H * dv, den->data + r * H, H, dv, eps, y->data + r * H * dv);
     sl_node *nd = SL_RECORD(ctx, div_heads_backward, y, o, den);
     if (nd) {
         nd->iarg[0] = H;

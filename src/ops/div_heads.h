@@ -9,5 +9,8 @@
 /* o: [B, T, H*dv], den: [B, T, H] -> [B, T, H*dv], head h of row r divided
  * by den[r, h] + eps. */
 sl_tensor *sl_div_heads(sl_ctx *ctx, sl_tensor *o, sl_tensor *den, float eps);
+/* One row, for step(): o: [H*dv], den: [H] -> y: [H*dv]. */
+void sl_div_heads_row(const float *o, const float *den, int64_t H, int64_t dv, float eps,
+                      float *y);
 
 #endif

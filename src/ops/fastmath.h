@@ -51,6 +51,9 @@ static inline float sl_tanhf(float x) { return 1.0f - 2.0f / (sl_expf(2.0f * x) 
 
 static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + sl_expf(-x)); }
 
+/* x sigmoid(x): sl_silu's map, and step()'s. */
+static inline float sl_siluf(float x) { return x * sl_sigmoidf(x); }
+
 /* log(1 + u) for u in [0, 1], the range log-sigmoid needs: with
  * s = u / (2 + u) in [0, 1/3], log(1 + u) = 2 atanh(s) = 2 s (1 + s^2/3 +
  * s^4/5 + ...), eight terms (the first left out is < 2e-9 of the sum). No

@@ -37,6 +37,13 @@ sl_tensor *sl_sigmoid(sl_ctx *ctx, sl_tensor *x)
     return y;
 }
 
+/* x, A_log, dt_bias: [H] -> g: [H]. */
+void sl_decay_gate_row(const float *x, const float *A_log, const float *dt_bias, float *g,
+                       int64_t H)
+{
+    for (int64_t h = 0; h < H; h++) g[h] = -expf(A_log[h]) * sl_softplusf(x[h] + dt_bias[h]);
+}
+
 /* dg: [R, H] -> with z = x + dt_bias, A = exp(A_log):
  *   dx = ddt_bias = -A sigmoid(z) dg,  dA_log = g dg = -A softplus(z) dg. */
 static void decay_gate_backward(sl_ctx *ctx, const sl_node *nd)
@@ -64,8 +71,7 @@ sl_tensor *sl_decay_gate(sl_ctx *ctx, sl_tensor *x, sl_tensor *A_log, sl_tensor 
     sl_require(A_log->n == H && dt_bias->n == H, "sl_decay_gate", "x [..., H], A_log [H], dt_bias [H]");
     sl_tensor *g = sl_tensor_like(ctx, x);
     for (int64_t r = 0; r < R; r++)
-        for (int64_t h = 0; h < H; h++)
-            g->data[r * H + h] = -expf(A_log->data[h]) * sl_softplusf(x->data[r * H + h] + dt_bias->data[h]);
+        sl_decay_gate_row(x->data + r * H, A_log->data, dt_bias->data, g->data + r * H, H);
     SL_RECORD(ctx, decay_gate_backward, g, x, A_log, dt_bias);
     return g;
 }

@@ -15,6 +15,9 @@
 sl_tensor *sl_sigmoid(sl_ctx *ctx, sl_tensor *x);
 /* x: [..., H], A_log, dt_bias: [H] -> g: [..., H] = -exp(A_log) softplus(x + dt_bias). */
 sl_tensor *sl_decay_gate(sl_ctx *ctx, sl_tensor *x, sl_tensor *A_log, sl_tensor *dt_bias);
+/* One row of the gate, for step(): x, A_log, dt_bias: [H] -> g: [H]. */
+void sl_decay_gate_row(const float *x, const float *A_log, const float *dt_bias, float *g,
+                       int64_t H);
 /* softplus(z) = log(1 + e^z) without overflow for large z nor loss for very negative z. */
 float sl_softplusf(float z);
 

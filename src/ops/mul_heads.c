@@ -3,6 +3,15 @@
 #include "ops/mul_heads.h"
 #include "ops/internal.h"
 
+void sl_mul_heads_row(const float *x, const float *s, int64_t H, int64_t P, float *y)
+{
+    for (int64_t h = 0; h < H; h++) {
+        const float k = s[h];
+#pragma omp simd
+        for (int64_t p = 0; p < P; p++) y[h * P + p] = x[h * P + p] * k;
+    }
+}
+
 /* Row r's scale of head h: s is [R, H], or [H] shared by every row. */
 static inline float scale_of(const sl_tensor *s, int64_t H, int64_t r, int64_t h)
 {
@@ -51,15 +60,10 @@ sl_tensor *sl_mul_heads(sl_ctx *ctx, sl_tensor *x, sl_tensor *s)
                "x [..., H*P] and s [..., H] or [H]");
     int64_t P = HP / H;
     sl_tensor *y = sl_tensor_like(ctx, x);
+const bool shared = s->n == H;
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++)
-        for (int64_t h = 0; h < H; h++) {
-            float k = scale_of(s, H, r, h);
-            const float *xv = x->data + r * HP + h * P;
-            float *yv = y->data + r * HP + h * P;
-#pragma omp simd
-            for (int64_t p = 0; p < P; p++) yv[p] = xv[p] * k;
-        }
+        sl_mul_heads_row(x->data + r * HP, s->data + (shared ? 0 : r * H), H, P, y->data + r * HP);
     sl_node *nd = SL_RECORD(ctx, mul_heads_backward, y, x, s);
     if (nd) nd->iarg[0] = H;
     return y;

@@ -8,72 +8,97 @@
 #include <string.h>
 
 #include "ops/internal.h"
+#include "ops/norm.h"
 #include "ops/ops.h"
 
-/* x: [R, D] -> y: [R, D] = (x - mean) rstd w + b; mean is 0 when !center.
- * b may be NULL. mean, rstd: [R] or NULL when nothing is saved. */
-static void norm_forward(const float *x, const float *w, const float *b, int64_t R, int64_t D,
-                         float eps, bool center, float *y, float *mean, float *rstd)
+/* One row: x: [D] -> y: [D] = (x - mean) rs w + b; mean is 0 when !center,
+ * b may be NULL. Returns rs = 1 / sqrt(var + eps); *mean gets the mean. */
+static inline float norm_row(const float *x, const float *w, const float *b, float *y, int64_t D,
+                             float eps, bool center, float *mean)
 {
+    float mu = 0, ss = 0;
+    if (center) {
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < D; j++) s += x[j];
+        mu = s / (float)D;
+    }
+    /* Two passes (mean, then squared deviations) avoid the cancellation
+     * of E[x^2] - E[x]^2 when |mean| >> std. */
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < D; j++) ss += (x[j] - mu) * (x[j] - mu);
+    const float rs = 1.0f / sqrtf(ss / (float)D + eps);
+    if (b) {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) y[j] = (x[j] - mu) * rs * w[j] + b[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < D; j++) y[j] = (x[j] - mu) * rs * w[j];
+    }
+    *mean = mu;
+    return rs;
+}
+
+float sl_layernorm_row(const float *x, const float *w, const float *b, float *y, int64_t D,
+                       float eps, float *mean)
+{
+    return norm_row(x, w, b, y, D, eps, true, mean);
+}
+
+float sl_rmsnorm_row(const float *x, const float *w, float *y, int64_t D, float eps)
+{
+    float mean;
+    return norm_row(x, w, NULL, y, D, eps, false, &mean);
+}
+
+void sl_norm_fwd(const sl_norm_desc *d, const float *x, const float *w, const float *b, float *y,
+                 float *mean, float *rstd)
+{
+    const int64_t R = d->R, D = d->D;
 #pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * D;
-        float *yr = y + r * D;
-        float mu = 0, ss = 0;
-        if (center) {
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int64_t j = 0; j < D; j++) s += xr[j];
-            mu = s / (float)D;
-        }
-        /* Two passes (mean, then squared deviations) avoid the cancellation
-         * of E[x^2] - E[x]^2 when |mean| >> std. */
-#pragma omp simd reduction(+ : ss)
-        for (int64_t j = 0; j < D; j++) ss += (xr[j] - mu) * (xr[j] - mu);
-        float rs = 1.0f / sqrtf(ss / (float)D + eps);
-        if (b) {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - mu) * rs * w[j];
-        }
+        float mu = 0.0f;
+        const float rs = d->center ? sl_layernorm_row(x + r * D, w, b, y + r * D, D, d->eps, &mu)
+                                   : sl_rmsnorm_row(x + r * D, w, y + r * D, D, d->eps);
         if (mean) mean[r] = mu;
         if (rstd) rstd[r] = rs;
     }
 }
+
+/* The backward's team: one thread below SL_PAR_MIN, as the forward. */
+static int bwd_threads(const sl_norm_desc *d)
+{
+    return d->R * d->D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
+}
+
+/* Each thread's dw and db slices. */
+int64_t sl_norm_bwd_scratch(const sl_norm_desc *d) { return 2 * (int64_t)bwd_threads(d) * d->D; }
 
 /* With xh = (x - mean) rstd and g = dy w:
  *   dx += rstd (g - mean(g) - xh mean(g xh))   (mean(g) term only when centred)
  *   dw += sum_r dy xh,  db += sum_r dy.
  * Each thread sums dw, db over its own rows into a private slice, and the
  * slices are added in thread order: deterministic for a given thread count. */
-static void norm_backward(sl_ctx *ctx, const sl_node *nd, bool center)
+void sl_norm_bwd(const sl_norm_desc *d, const float *x, const float *w, const float *mean,
+                 const float *rstd, const float *dy, float *dx, float *dw, float *db,
+                 float *scratch)
 {
-    sl_tensor *x = nd->in[0], *w = nd->in[1], *b = center ? nd->in[2] : NULL;
-    int64_t R = sl_rows(x), D = sl_last(x);
-    const float *dy = nd->out->grad, *xd = x->data, *wd = w->data;
-    const float *mean = center ? nd->saved : NULL;
-    const float *rstd = (const float *)nd->saved + (center ? R : 0);
-    float *dx = x->requires_grad ? sl_grad(ctx, x) : NULL;
-    bool need_dw = w->requires_grad, need_db = b && b->requires_grad;
-    int nt = R * D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
-    float *part = NULL;
-    if (need_dw || need_db) {
-        part = sl_arena_floats(ctx, 2 * (int64_t)nt * D);
-        memset(part, 0, (size_t)(2 * nt * D) * sizeof(float));
-    }
+    const int64_t R = d->R, D = d->D;
+    const bool center = d->center;
+    const int nt = bwd_threads(d);
+    float *part = dw || db ? scratch : NULL;
+    if (part) memset(part, 0, (size_t)(2 * nt * D) * sizeof(float));
 #pragma omp parallel num_threads(nt)
     {
         float *dwp = part ? part + 2 * (int64_t)omp_get_thread_num() * D : NULL;
         float *dbp = dwp ? dwp + D : NULL;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < R; r++) {
-            const float *xr = xd + r * D, *dyr = dy + r * D;
-            float mu = mean ? mean[r] : 0, rs = rstd[r], sg = 0, sgx = 0;
+            const float *xr = x + r * D, *dyr = dy + r * D;
+            float mu = center ? mean[r] : 0, rs = rstd[r], sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
             for (int64_t j = 0; j < D; j++) {
-                float g = dyr[j] * wd[j];
+                float g = dyr[j] * w[j];
                 sg += g;
                 sgx += g * (xr[j] - mu) * rs;
             }
@@ -82,19 +107,18 @@ static void norm_backward(sl_ctx *ctx, const sl_node *nd, bool center)
                 float mg = center ? sg / (float)D : 0, mgx = sgx / (float)D;
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++)
-                    dxr[j] += rs * (dyr[j] * wd[j] - mg - (xr[j] - mu) * rs * mgx);
+                    dxr[j] += rs * (dyr[j] * w[j] - mg - (xr[j] - mu) * rs * mgx);
             }
-            if (need_dw) {
+            if (dw) {
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++) dwp[j] += dyr[j] * (xr[j] - mu) * rs;
             }
-            if (need_db) {
+            if (db) {
 #pragma omp simd
                 for (int64_t j = 0; j < D; j++) dbp[j] += dyr[j];
             }
         }
     }
-    float *dw = need_dw ? sl_grad(ctx, w) : NULL, *db = need_db ? sl_grad(ctx, b) : NULL;
     for (int t = 0; t < nt; t++) {
         const float *dwp = part ? part + 2 * (int64_t)t * D : NULL;
         if (dw)
@@ -102,6 +126,20 @@ static void norm_backward(sl_ctx *ctx, const sl_node *nd, bool center)
         if (db)
             for (int64_t j = 0; j < D; j++) db[j] += dwp[D + j];
     }
+}
+
+/* Node: in = {x, w, b (LayerNorm)}, saved = [mean (LayerNorm) | rstd], [R] each. */
+static void norm_backward(sl_ctx *ctx, const sl_node *nd, bool center)
+{
+    sl_tensor *x = nd->in[0], *w = nd->in[1], *b = center ? nd->in[2] : NULL;
+    const sl_norm_desc d = {sl_rows(x), sl_last(x), 0.0f, center};
+    const float *mean = center ? nd->saved : NULL,
+                *rstd = (const float *)nd->saved + (center ? d.R : 0);
+    float *dw = w->requires_grad ? sl_grad(ctx, w) : NULL;
+    float *db = b && b->requires_grad ? sl_grad(ctx, b) : NULL;
+    sl_norm_bwd(&d, x->data, w->data, mean, rstd, nd->out->grad,
+                x->requires_grad ? sl_grad(ctx, x) : NULL, dw, db,
+                dw || db ? sl_arena_floats(ctx, sl_norm_bwd_scratch(&d)) : NULL);
 }
 
 static void layernorm_backward(sl_ctx *ctx, const sl_node *nd) { norm_backward(ctx, nd, true); }
@@ -116,8 +154,8 @@ sl_tensor *sl_layernorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b, f
     sl_node *nd = SL_RECORD(ctx, layernorm_backward, y, x, w, b);
     float *stats = nd ? sl_arena_floats(ctx, 2 * R) : NULL;
     if (nd) nd->saved = stats;
-    norm_forward(x->data, w->data, b ? b->data : NULL, R, D, eps, true, y->data, stats,
-                 stats ? stats + R : NULL);
+    const sl_norm_desc d = {R, D, eps, true};
+    sl_norm_fwd(&d, x->data, w->data, b ? b->data : NULL, y->data, stats, stats ? stats + R : NULL);
     return y;
 }
 
@@ -130,6 +168,7 @@ sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps)
     sl_node *nd = SL_RECORD(ctx, rmsnorm_backward, y, x, w);
     float *rstd = nd ? sl_arena_floats(ctx, R) : NULL;
     if (nd) nd->saved = rstd;
-    norm_forward(x->data, w->data, NULL, R, D, eps, false, y->data, NULL, rstd);
+    const sl_norm_desc d = {R, D, eps, false};
+    sl_norm_fwd(&d, x->data, w->data, NULL, y->data, NULL, rstd);
     return y;
 }

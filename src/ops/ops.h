@@ -37,6 +37,7 @@ sl_tensor *sl_scale(sl_ctx *ctx, sl_tensor *a, float s);
 sl_tensor *sl_layernorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *b, float eps);
 /* RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * w. x: [..., D], w: [D]. */
 sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps);
+/* Their kernels and row functions (for step()): ops/norm.h. */
 
 /* ---- activation.c -------------------------------------------------------- */
 /* GELU, tanh approximation (PyTorch's approximate='tanh'). */

@@ -7,17 +7,24 @@ extern const sl_task_vtable sl_task_text;
 
 static const sl_task_vtable *const TASKS[] = {&sl_task_text};
 
-sl_status sl_task_open(sl_task *t, const sl_config *cfg, const char *vocab)
+size_t sl_task_count(void) { return sizeof TASKS / sizeof TASKS[0]; }
+
+const sl_task_vtable *sl_task_at(size_t i) { return i < sl_task_count() ? TASKS[i] : NULL; }
+
+const sl_task_vtable *sl_task_lookup(const char *name)
+{
+    for (size_t i = 0; i < sl_task_count(); i++)
+        if (strcmp(TASKS[i]->name, name) == 0) return TASKS[i];
+    return NULL;
+}
+
+sl_status sl_task_open(sl_task *t, const sl_task_vtable *vt, const sl_task_env *env)
 {
     memset(t, 0, sizeof *t);
-    for (size_t i = 0; i < sizeof TASKS / sizeof TASKS[0]; i++)
-        if (strcmp(TASKS[i]->name, cfg->task) == 0) {
-            t->vt = TASKS[i];
-            sl_status st = t->vt->open(t, cfg, vocab ? vocab : "");
-            if (st) sl_task_close(t);
-            return st;
-        }
-    return sl_fail(SL_ERR_CONFIG, "config key 'task' = \"%s\": unknown task", cfg->task);
+    t->vt = vt;
+    sl_status st = vt->open(t, env);
+    if (st) sl_task_close(t);
+    return st;
 }
 
 void sl_task_close(sl_task *t)

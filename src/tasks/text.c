@@ -3,8 +3,9 @@
  * sorted set of bytes in the file.
  *
  * Splits are by line (a verse of the Bible): a fixed hash of the line number
- * sends 5% of lines to validation, 5% to test, 90% to training, so every
- * split samples the whole book and the split never depends on the seed.
+ * sends one line in holdout_every (20: 5%) to validation, one to test and
+ * the rest to training, so every split samples the whole book and the
+ * split never depends on the seed.
  * A batch row is a random window of T+1 consecutive bytes of its split;
  * the target of byte t is byte t+1. */
 #include <errno.h>
@@ -12,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tasks/charvocab.h"
 #include "tasks/task.h"
 
 typedef struct text {
     uint8_t *ids[3]; /* token ids of each split */
     int64_t len[3];
+    sl_charvocab vocab;
 } text;
 
 static uint64_t line_hash(uint64_t i)
@@ -27,9 +30,9 @@ static uint64_t line_hash(uint64_t i)
     return i ^ (i >> 31);
 }
 
-static sl_split split_of_line(uint64_t line)
+static sl_split split_of_line(uint64_t line, uint64_t every)
 {
-    uint64_t h = line_hash(line) % 20;
+    uint64_t h = line_hash(line) % every;
     return h == 0 ? SL_SPLIT_VAL : h == 1 ? SL_SPLIT_TEST : SL_SPLIT_TRAIN;
 }
 
@@ -56,81 +59,62 @@ static sl_status read_file(const char *path, char **out, int64_t *len)
     return SL_OK;
 }
 
-sl_status sl_vocab_encode(const char *vocab, const char *s, int64_t n, int32_t *ids)
+static sl_status text_open(sl_task *t, const sl_task_env *env)
 {
-    int16_t index[256];
-    memset(index, -1, sizeof index);
-    for (int i = 0; vocab[i]; i++) index[(uint8_t)vocab[i]] = (int16_t)i;
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (index[c] < 0)
-            return sl_fail(SL_ERR_ARG,
-                           "character %s%c%s (byte 0x%02x) at offset %lld is not in the vocabulary",
-                           c >= 32 && c < 127 ? "'" : "", c >= 32 && c < 127 ? c : ' ',
-                           c >= 32 && c < 127 ? "'" : "", c, (long long)i);
-        ids[i] = index[c];
-    }
-    return SL_OK;
-}
-
-static sl_status text_open(sl_task *t, const sl_config *cfg, const char *vocab)
-{
-    if (!cfg->data[0])
+    const uint64_t every = (uint64_t)sl_opt_int(env->opts, "holdout_every");
+    if (!env->data[0])
         return sl_fail(SL_ERR_CONFIG, "config key 'data': the text task needs a data file");
     char *buf = NULL;
     int64_t n = 0;
-    sl_status st = read_file(cfg->data, &buf, &n);
+    sl_status st = read_file(env->data, &buf, &n);
     if (st) return st;
     if (n == 0) {
         free(buf);
-        return sl_fail(SL_ERR_FORMAT, "%s: data file is empty", cfg->data);
+        return sl_fail(SL_ERR_FORMAT, "%s: data file is empty", env->data);
     }
     if (memchr(buf, 0, (size_t)n)) {
         free(buf);
-        return sl_fail(SL_ERR_FORMAT, "%s: expected text, found a NUL byte", cfg->data);
+        return sl_fail(SL_ERR_FORMAT, "%s: expected text, found a NUL byte", env->data);
     }
-    if (vocab[0]) {
-        snprintf(t->vocab, sizeof t->vocab, "%s", vocab);
-    } else {
-        bool seen[256] = {false};
-        for (int64_t i = 0; i < n; i++) seen[(uint8_t)buf[i]] = true;
-        int k = 0;
-        for (int c = 1; c < 256; c++)
-            if (seen[c]) t->vocab[k++] = (char)c;
-        t->vocab[k] = '\0';
-    }
-    t->vocab_size = (int64_t)strlen(t->vocab);
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
     text *x = calloc(1, sizeof *x);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids || !x) {
         free(ids);
         free(x);
         free(buf);
-        return sl_fail(SL_ERR_IO, "%s: out of memory", cfg->data);
+        return sl_fail(SL_ERR_OOM, "%s: out of memory", env->data);
     }
-    st = sl_vocab_encode(t->vocab, buf, n, ids);
-    if (st) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", sl_errmsg());
-        st = sl_fail(st, "%s: %s of the checkpoint", cfg->data, msg);
+    t->impl = x;
+    if (env->meta) {
+        st = sl_charvocab_from_meta(&x->vocab, env->meta, env->n_meta, env->vocab_size,
+                                    env->meta_src);
+        if (!st && sl_charvocab_encode(&x->vocab, buf, n, ids)) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", sl_errmsg());
+            st = sl_fail(SL_ERR_ARG, "%s: %s of %s", env->data, msg, env->meta_src);
+        }
+    } else {
+        sl_charvocab_from_text(&x->vocab, buf, n);
+        sl_charvocab_encode(&x->vocab, buf, n, ids);
     }
+    t->vocab_size = x->vocab.n;
     for (int s = 0; s < 3 && !st; s++)
-        if (!(x->ids[s] = malloc((size_t)n))) st = sl_fail(SL_ERR_IO, "%s: out of memory", cfg->data);
+        if (!(x->ids[s] = malloc((size_t)n)))
+            st = sl_fail(SL_ERR_OOM, "%s: out of memory", env->data);
     int64_t line = 0;
     for (int64_t i = 0; i < n && !st; i++) {
-        sl_split s = split_of_line((uint64_t)line);
+        sl_split s = split_of_line((uint64_t)line, every);
         x->ids[s][x->len[s]++] = (uint8_t)ids[i];
         if (buf[i] == '\n') line++;
     }
     free(ids);
     free(buf);
-    t->impl = x;
     for (int s = 0; s < 3 && !st; s++)
-        if (x->len[s] < cfg->seq_len + 1)
+        if (x->len[s] < env->seq_len + 1)
             st = sl_fail(SL_ERR_FORMAT,
                          "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
-                         cfg->data, s == 0 ? "train" : s == 1 ? "validation" : "test",
-                         (long long)x->len[s], (long long)cfg->seq_len + 1);
+                         env->data, s == 0 ? "train" : s == 1 ? "validation" : "test",
+                         (long long)x->len[s], (long long)env->seq_len + 1);
     return st;
 }
 
@@ -153,6 +137,14 @@ static int64_t text_split_size(const sl_task *t, sl_split split)
     return ((const text *)t->impl)->len[split];
 }
 
+static size_t text_meta(const sl_task *t, sl_kv *out, size_t max)
+{
+    const text *x = t->impl;
+    if (max < 1) return 0;
+    out[0] = (sl_kv){SL_VOCAB_KEY, x->vocab.hex};
+    return 1;
+}
+
 static void text_close(sl_task *t)
 {
     text *x = t->impl;
@@ -161,10 +153,17 @@ static void text_close(sl_task *t)
     t->impl = NULL;
 }
 
+static const sl_option OPTIONS[] = {
+    {"holdout_every", SL_OPT_INT, "20", 3, 1e9, NULL,
+     "one line in N goes to validation and one to test, by a fixed hash of its number"},
+};
+
 const sl_task_vtable sl_task_text = {
     .name = "text",
-    .desc = "character-level language modelling on a text file, split 90/5/5 by line",
+    .desc = "character-level language modelling on a text file, split by line (90/5/5 by default)",
+    .options = SL_OPTION_TABLE(OPTIONS),
     .open = text_open,
+    .meta = text_meta,
     .batch = text_batch,
     .split_size = text_split_size,
     .close = text_close,

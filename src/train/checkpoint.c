@@ -1,5 +1,4 @@
 /* Checkpoint save and load on top of the safetensors reader and writer. */
-#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,23 +63,32 @@ static sl_st_tensor entry(const char *name, const sl_tensor *t, const float *dat
     return e;
 }
 
-sl_status sl_checkpoint_save(const char *path, const sl_model *m, const char *vocab,
-                             const sl_train_state *ts)
+/* Metadata keys the checkpoint itself writes. */
+static const char *const OWN_KEYS[] = {"format", "seqlab_version", "config",
+                                       "step",   "rng_data",       "rng_dropout"};
+#define N_OWN (sizeof OWN_KEYS / sizeof OWN_KEYS[0])
+
+sl_status sl_checkpoint_save(const char *path, const sl_model *m, const sl_kv *extra,
+                             size_t n_extra, const sl_train_state *ts)
 {
+    for (size_t i = 0; i < n_extra; i++) {
+        bool own = sl_kv_find(extra, i, extra[i].key) != NULL;
+        for (size_t k = 0; k < N_OWN; k++) own |= strcmp(extra[i].key, OWN_KEYS[k]) == 0;
+        if (own) return sl_fail(SL_ERR_ARG, "%s: metadata key '%s' given twice", path, extra[i].key);
+    }
     const sl_params *p = &m->params;
     size_t n = p->count * (ts ? 3 : 1);
     sl_st_tensor *t = calloc(n, sizeof *t);
     char(*names)[128] = calloc(2 * p->count, sizeof *names);
     char *config = sl_config_to_json(&m->cfg);
-    char *vhex = malloc(2 * strlen(vocab) + 1);
-    if (!t || !names || !config || !vhex) {
+    sl_st_meta *meta = malloc((N_OWN + n_extra) * sizeof *meta);
+    if (!t || !names || !config || !meta) {
         free(t);
         free(names);
         free(config);
-        free(vhex);
-        return sl_fail(SL_ERR_IO, "%s: out of memory", path);
+        free(meta);
+        return sl_fail(SL_ERR_OOM, "%s: out of memory", path);
     }
-    hex_encode((const uint8_t *)vocab, strlen(vocab), vhex);
     for (size_t i = 0; i < p->count; i++) {
         const sl_param *q = p->list[i];
         t[i] = entry(q->name, &q->t, q->t.data);
@@ -91,12 +99,11 @@ sl_status sl_checkpoint_save(const char *path, const sl_model *m, const char *vo
         t[p->count + 2 * i + 1] = entry(names[2 * i + 1], &q->t, p->v + q->offset);
     }
     char step[32], rd[65], rp[65];
-    sl_st_meta meta[8];
     size_t nm = 0;
     meta[nm++] = (sl_st_meta){"format", FORMAT};
     meta[nm++] = (sl_st_meta){"seqlab_version", SEQLAB_VERSION};
     meta[nm++] = (sl_st_meta){"config", config};
-    meta[nm++] = (sl_st_meta){"vocab_hex", vhex};
+    for (size_t i = 0; i < n_extra; i++) meta[nm++] = extra[i];
     if (ts) {
         snprintf(step, sizeof step, "%" PRId64, ts->step);
         rng_hex(&ts->data_rng, rd);
@@ -109,7 +116,7 @@ sl_status sl_checkpoint_save(const char *path, const sl_model *m, const char *vo
     free(t);
     free(names);
     free(config);
-    free(vhex);
+    free(meta);
     return st;
 }
 
@@ -136,38 +143,50 @@ static sl_status load_state(const char *path, const sl_st_file *f, sl_train_stat
     return SL_OK;
 }
 
-static sl_status load_body(const char *path, const sl_st_file *f, sl_model *m, char *vocab,
-                           sl_train_state *ts)
+sl_status sl_checkpoint_open(sl_checkpoint *ck, const char *path)
 {
+    memset(ck, 0, sizeof *ck);
+    ck->path = path;
+    sl_status st = sl_st_read(path, &ck->file);
+    if (st) return st;
+    const sl_st_file *f = &ck->file;
     const char *fmt = sl_st_meta_find(f, "format");
-    if (!fmt || strcmp(fmt, FORMAT) != 0)
-        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'format': expected \"%s\" (not a seqlab checkpoint?)",
-                       path, FORMAT);
     const char *config = sl_st_meta_find(f, "config");
-    if (!config) return sl_fail(SL_ERR_FORMAT, "%s: metadata 'config' is missing", path);
-    sl_config cfg;
-    sl_config_defaults(&cfg);
     char where[600];
     snprintf(where, sizeof where, "%s: metadata 'config'", path);
-    sl_status st = sl_config_parse(&cfg, config, where);
-    if (st) return st;
-    const char *vhex = sl_st_meta_find(f, "vocab_hex");
-    size_t vn = vhex ? strlen(vhex) / 2 : 0;
-    if (!vhex || vn > 256 || !hex_decode(vhex, (uint8_t *)vocab, vn) ||
-        memchr(vocab, 0, vn))
-        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'vocab_hex': expected up to 256 hex-coded bytes",
-                       path);
-    vocab[vn] = '\0';
-    if (vn && (int64_t)vn != cfg.vocab_size)
-        return sl_fail(SL_ERR_FORMAT, "%s: vocabulary of %zu characters but vocab_size = %lld", path,
-                       vn, (long long)cfg.vocab_size);
-    st = sl_model_create(m, &cfg);
-    if (st) {
+    sl_config_defaults(&ck->cfg);
+    if (!fmt || strcmp(fmt, FORMAT) != 0)
+        st = sl_fail(SL_ERR_FORMAT,
+                     "%s: metadata 'format': expected \"%s\" (not a seqlab checkpoint?)", path,
+                     FORMAT);
+    else if (!config)
+        st = sl_fail(SL_ERR_FORMAT, "%s: metadata 'config' is missing", path);
+    else if (!(st = sl_config_parse_stored(&ck->cfg, config, where)) &&
+             (st = sl_config_validate(&ck->cfg))) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", sl_errmsg());
-        return sl_fail(st, "%s: %s", path, msg);
+        st = sl_fail(st, "%s: %s", where, msg);
     }
+    if (st) sl_checkpoint_close(ck);
+    return st;
+}
+
+void sl_checkpoint_close(sl_checkpoint *ck)
+{
+    if (ck->file.bytes) sl_st_close(&ck->file);
+    memset(ck, 0, sizeof *ck);
+}
+
+sl_status sl_checkpoint_restore(const sl_checkpoint *ck, sl_model *m, sl_train_state *ts)
+{
+    const char *path = ck->path;
+    const sl_st_file *f = &ck->file;
+    const char *diff = sl_config_model_diff(&ck->cfg, &m->cfg);
+    if (diff)
+        return sl_fail(SL_ERR_CONFIG, "%s: %s differs from the model the checkpoint holds", path,
+                       diff);
     const sl_params *p = &m->params;
+    sl_status st = SL_OK;
     for (size_t i = 0; i < p->count && !st; i++) {
         const sl_param *q = p->list[i];
         st = load_tensor(f, q->name, &q->t, q->t.data);
@@ -192,17 +211,23 @@ static sl_status load_body(const char *path, const sl_st_file *f, sl_model *m, c
             st = sl_fail(SL_ERR_FORMAT, "%s: tensor '%s' does not belong to the model its config describes",
                          path, name);
     }
-    if (st) sl_model_free(m);
     return st;
 }
 
-sl_status sl_checkpoint_load(const char *path, sl_model *m, char *vocab, sl_train_state *ts)
+sl_status sl_checkpoint_load(const char *path, sl_model *m, sl_train_state *ts)
 {
-    sl_st_file f;
+    sl_checkpoint ck;
     memset(m, 0, sizeof *m);
-    sl_status st = sl_st_read(path, &f);
+    sl_status st = sl_checkpoint_open(&ck, path);
     if (st) return st;
-    st = load_body(path, &f, m, vocab, ts);
-    sl_st_close(&f);
+    st = sl_model_create(m, &ck.cfg);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sl_errmsg());
+        st = sl_fail(st, "%s: %s", path, msg);
+    } else if ((st = sl_checkpoint_restore(&ck, m, ts))) {
+        sl_model_free(m);
+    }
+    sl_checkpoint_close(&ck);
     return st;
 }

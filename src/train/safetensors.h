@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/kv.h"
 #include "core/status.h"
 
 /* The reader rejects larger headers before parsing them (the reference Rust
@@ -48,9 +49,8 @@ typedef struct sl_st_tensor {
     size_t nbytes;
 } sl_st_tensor;
 
-typedef struct sl_st_meta {
-    const char *key, *value;
-} sl_st_meta;
+/* A __metadata__ entry (string key and value). */
+typedef sl_kv sl_st_meta;
 
 /* Writes the tensors, data in the given order, and the metadata to path.
  * The header lists "__metadata__" first (omitted when nmeta is 0), then the

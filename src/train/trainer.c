@@ -80,23 +80,51 @@ typedef struct run {
     bool tty;
 } run;
 
+sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpoint *ck)
+{
+    const sl_task_vtable *vt;
+    sl_opts opts;
+    sl_status st = sl_config_task(cfg, &vt, &opts);
+    if (st) return st;
+    const sl_task_env env = {.data = cfg->data,
+                             .seq_len = cfg->seq_len,
+                             .vocab_size = ck ? cfg->vocab_size : 0,
+                             .opts = &opts,
+                             .meta = ck ? ck->file.meta : NULL,
+                             .n_meta = ck ? ck->file.nmeta : 0,
+                             .meta_src = ck ? ck->path : NULL};
+    return sl_task_open(t, vt, &env);
+}
+
+/* The model of a resumed run: built once, from the checkpoint's config
+ * with the run's training keys, then filled from the file. */
+static sl_status resume_model(run *r, const sl_checkpoint *ck)
+{
+    if (r->cfg.vocab_size == 0) r->cfg.vocab_size = ck->cfg.vocab_size;
+    const char *key = sl_config_model_diff(&ck->cfg, &r->cfg);
+    if (key)
+        return sl_fail(SL_ERR_CONFIG,
+                       "--resume %s: %s differs from the checkpoint's model; a resumed run may "
+                       "change training keys only",
+                       ck->path, key);
+    sl_status st = sl_model_create(&r->model, &r->cfg);
+    return st ? st : sl_checkpoint_restore(ck, &r->model, &r->ts);
+}
+
 static sl_status setup(run *r, const sl_config *cfg, const char *resume)
 {
     r->cfg = *cfg;
     sl_status st;
-    char vocab[257] = "";
     if (resume) {
-        st = sl_checkpoint_load(resume, &r->model, vocab, &r->ts);
+        sl_checkpoint ck;
+        st = sl_checkpoint_open(&ck, resume);
         if (st) return st;
-        if (r->cfg.vocab_size == 0) r->cfg.vocab_size = r->model.cfg.vocab_size;
-        const char *key = sl_config_model_diff(&r->model.cfg, &r->cfg);
-        if (key)
-            return sl_fail(SL_ERR_CONFIG,
-                           "--resume %s: key '%s' differs from the checkpoint's model; a resumed "
-                           "run may change training keys only", resume, key);
-        r->model.cfg = r->cfg;
+        st = resume_model(r, &ck);
+        if (!st) st = sl_task_from_config(&r->task, &r->cfg, &ck);
+        sl_checkpoint_close(&ck);
+    } else {
+        st = sl_task_from_config(&r->task, &r->cfg, NULL);
     }
-    st = sl_task_open(&r->task, &r->cfg, vocab);
     if (st) return st;
     if (!resume) {
         if (r->cfg.vocab_size == 0) r->cfg.vocab_size = r->task.vocab_size;
@@ -118,7 +146,7 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume)
     if (!r->log) return sl_fail(SL_ERR_IO, "%s: cannot write: %s", logpath, strerror(errno));
     int64_t n = r->cfg.batch_size * r->cfg.seq_len;
     r->tok = malloc((size_t)n * 2 * sizeof *r->tok);
-    if (!r->tok) return sl_fail(SL_ERR_IO, "out of memory for batches");
+    if (!r->tok) return sl_fail(SL_ERR_OOM, "out of memory for batches");
     r->tgt = r->tok + n;
     sl_ctx_init(&r->ctx, 64u << 20);
     r->ctx.rng = r->ts.drop_rng;
@@ -138,7 +166,9 @@ static void teardown(run *r)
 static sl_status save(run *r)
 {
     r->ts.drop_rng = r->ctx.rng;
-    return sl_checkpoint_save(r->ckpt, &r->model, r->task.vocab, &r->ts);
+    sl_kv meta[8];
+    size_t n = r->task.vt->meta ? r->task.vt->meta(&r->task, meta, 8) : 0;
+    return sl_checkpoint_save(r->ckpt, &r->model, meta, n, &r->ts);
 }
 
 /* One optimizer update over grad_accum micro-batches; returns the mean loss

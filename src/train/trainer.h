@@ -14,6 +14,10 @@
  * final_val: if not NULL, receives the last validation loss (nats/token). */
 sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val);
 
+/* Opens the config's task with its options; ck: the checkpoint of the
+ * trained model the task feeds (its vocabulary), or NULL for a new model. */
+sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpoint *ck);
+
 /* Mean loss over `batches` batches of a split, drawn with a fixed seed so
  * every evaluation of a run sees the same text. */
 double sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
