@@ -79,6 +79,16 @@ static inline int64_t sl_chunk_states_floats(const sl_chunk_rows *r, int64_t H, 
  * above all when the cores are shared. */
 int sl_chunk_team(int64_t items, int64_t work);
 
+/* Multiply-adds of a chunked matrix-state kernel (keys dk, values dv,
+ * chunks of C) over `tokens` tokens of H heads, for sl_chunk_team: per
+ * token the scores and their use against the chunk, C (dk + dv), and the
+ * state's read and write, 2 dk dv. */
+static inline int64_t sl_chunk_state_work(int64_t tokens, int64_t H, int64_t C, int64_t dk,
+                                          int64_t dv)
+{
+    return tokens * H * (C * (dk + dv) + 2 * dk * dv);
+}
+
 /* One item: item = i * H + h; scratch: the running thread's floats. */
 typedef void (*sl_chunk_fn)(const void *arg, int64_t item, float *scratch);
 

@@ -237,39 +237,6 @@ typedef struct dr_run {
     float *dq, *dk, *dv, *dbeta, *dg, *ds0;
 } dr_run;
 
-/* One (sequence, h) item of the forward. */
-static void forward_item(const void *arg, int64_t ih, float *scratch)
-{
-    const dr_run *r = arg;
-    const sl_delta_rule_desc *d = r->d;
-    const int64_t H = d->H, dk = d->dk, i = ih / H, h = ih % H, ss = dk * dk;
-    sl_carver cv = {scratch, 0};
-    dr_chunk ck = carve(d, false, &cv);
-    if (r->s0)
-        memcpy(ck.S, r->s0 + ih * ss, (size_t)ss * sizeof(float));
-    else
-        memset(ck.S, 0, (size_t)ss * sizeof(float));
-    const int64_t start = sl_chunk_start(&d->rows, i);
-    for (int64_t ch = 0; ch < sl_chunk_count(&d->rows, i); ch++) {
-        if (r->states)
-            memcpy(r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), ck.S,
-                   (size_t)ss * sizeof(float));
-        chunk_forward(d, r->q, r->k, r->v, r->beta, r->g, h, start + ch * d->C,
-                      sl_chunk_size(&d->rows, i, ch), r->o, &ck);
-    }
-    if (r->s_final) memcpy(r->s_final + ih * ss, ck.S, (size_t)ss * sizeof(float));
-}
-
-void sl_delta_rule_fwd(const sl_delta_rule_desc *d, const float *q, const float *k,
-                       const float *v, const float *beta, const float *g, const float *s0,
-                       float *o, float *states, float *s_final, float *scratch)
-{
-    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; no gradients. */
-    const dr_run r = {d, q, k, v, beta, g, s0, NULL, o, states, s_final, NULL, NULL, NULL, NULL,
-                      NULL, NULL};
-    sl_chunk_for(team(d), d->rows.n * d->H, forward_item, &r, scratch, per_thread(d, false));
-}
-
 /* X: [c, c] lower triangular with a factor Gamma_ij in each entry:
  * x_ij = dX_ij X_ij goes to dgam_i and, negated, to dgam_j. Row sums and
  * column sums go to separate buffers so both loops vectorise; col: [c]
@@ -415,23 +382,49 @@ static void chunk_backward(const dr_run *r, int64_t h, int64_t r0, int64_t c, co
     }
 }
 
-/* One (sequence, h) item of the backward. It starts from a zero dS at its
- * last chunk (the final state carries no gradient), so no gradient crosses
- * a sequence bound. */
-static void backward_item(const void *arg, int64_t ih, float *scratch)
+/* One (sequence, h) item: of the backward when r->dout is set, else of
+ * the forward. The backward starts from a zero dS at the sequence's last
+ * chunk (the final state carries no gradient), so no gradient crosses a
+ * sequence bound. */
+static void run_item(const void *arg, int64_t ih, float *scratch)
 {
     const dr_run *r = arg;
     const sl_delta_rule_desc *d = r->d;
     const int64_t H = d->H, dk = d->dk, i = ih / H, h = ih % H, ss = dk * dk;
+    const int64_t start = sl_chunk_start(&d->rows, i), nch = sl_chunk_count(&d->rows, i);
     sl_carver cv = {scratch, 0};
-    dr_chunk ck = carve(d, true, &cv);
-    memset(ck.S, 0, (size_t)ss * sizeof(float));
-    const int64_t start = sl_chunk_start(&d->rows, i);
-    for (int64_t ch = sl_chunk_count(&d->rows, i) - 1; ch >= 0; ch--)
-        chunk_backward(r, h, start + ch * d->C, sl_chunk_size(&d->rows, i, ch),
-                       r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), &ck);
-    if (r->ds0)
-        for (int64_t j = 0; j < ss; j++) r->ds0[ih * ss + j] += ck.S[j];
+    dr_chunk ck = carve(d, r->dout != NULL, &cv);
+    if (r->dout) {
+        memset(ck.S, 0, (size_t)ss * sizeof(float));
+        for (int64_t ch = nch - 1; ch >= 0; ch--)
+            chunk_backward(r, h, start + ch * d->C, sl_chunk_size(&d->rows, i, ch),
+                           r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), &ck);
+        if (r->ds0)
+            for (int64_t j = 0; j < ss; j++) r->ds0[ih * ss + j] += ck.S[j];
+        return;
+    }
+    if (r->s0)
+        memcpy(ck.S, r->s0 + ih * ss, (size_t)ss * sizeof(float));
+    else
+        memset(ck.S, 0, (size_t)ss * sizeof(float));
+    for (int64_t ch = 0; ch < nch; ch++) {
+        if (r->states)
+            memcpy(r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), ck.S,
+                   (size_t)ss * sizeof(float));
+        chunk_forward(d, r->q, r->k, r->v, r->beta, r->g, h, start + ch * d->C,
+                      sl_chunk_size(&d->rows, i, ch), r->o, &ck);
+    }
+    if (r->s_final) memcpy(r->s_final + ih * ss, ck.S, (size_t)ss * sizeof(float));
+}
+
+void sl_delta_rule_fwd(const sl_delta_rule_desc *d, const float *q, const float *k,
+                       const float *v, const float *beta, const float *g, const float *s0,
+                       float *o, float *states, float *s_final, float *scratch)
+{
+    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; no gradients. */
+    const dr_run r = {d, q, k, v, beta, g, s0, NULL, o, states, s_final, NULL, NULL, NULL, NULL,
+                      NULL, NULL};
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, &r, scratch, per_thread(d, false));
 }
 
 void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float *k,
@@ -442,7 +435,7 @@ void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float 
     /* d, q, k, v, beta, g, s0, dout; o, states, s_final; the gradients. */
     const dr_run r = {d, q, k, v, beta, g, NULL, dout, NULL, (float *)states,
                       NULL, dq, dk, dv, dbeta, dg, ds0};
-    sl_chunk_for(team(d), d->rows.n * d->H, backward_item, &r, scratch, per_thread(d, true));
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, &r, scratch, per_thread(d, true));
 }
 
 /* ------------------------------------------------------------- the op */

@@ -137,12 +137,11 @@ static int64_t buf_floats(const sl_mlstm_desc *s)
     return cv.used;
 }
 
-/* Multiply-adds of the whole op, for sl_chunk_team: per token the scores
- * and their use against the chunk (C (dk + dva)) and the state's read and
- * write (2 dk dva). */
-static int64_t mlstm_work(const sl_mlstm_desc *s)
+/* Threads of a run (values with the denominator's column: dva). */
+static int mlstm_team(const sl_mlstm_desc *s)
 {
-    return s->B * s->T * s->H * (s->C * (s->dk + s->dva) + 2 * s->dk * s->dva);
+    const int64_t work = sl_chunk_state_work(s->B * s->T, s->H, s->C, s->dk, s->dva);
+    return sl_chunk_team(s->rows.n * s->H, work);
 }
 
 /* C[M, N] (+)= A B as mm_part computes it (part SG_FULL, SG_A_LOWER or
@@ -509,7 +508,7 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
 
 int64_t sl_mlstm_scratch_floats(const sl_mlstm_desc *d)
 {
-    return buf_floats(d) * sl_chunk_team(d->rows.n * d->H, mlstm_work(d));
+    return buf_floats(d) * mlstm_team(d);
 }
 
 int64_t sl_mlstm_states_floats(const sl_mlstm_desc *d)
@@ -521,8 +520,7 @@ int64_t sl_mlstm_states_floats(const sl_mlstm_desc *d)
 static void run_all(const mlstm_run *run, sl_chunk_fn fn, float *scratch)
 {
     const sl_mlstm_desc *d = run->s;
-    const int nt = sl_chunk_team(d->rows.n * d->H, mlstm_work(d));
-    sl_chunk_for(nt, d->rows.n * d->H, fn, run, scratch, buf_floats(d));
+    sl_chunk_for(mlstm_team(d), d->rows.n * d->H, fn, run, scratch, buf_floats(d));
 }
 
 void sl_mlstm_fwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,

@@ -135,12 +135,11 @@ static int64_t buf_floats(const sl_recurrence_desc *s)
     return cv.used;
 }
 
-/* Multiply-adds of the whole op, for sl_chunk_team: per token the scores
- * and their use against the chunk (C (dk + dv)) and the state's read and
- * write (2 dk dv). */
-static int64_t rec_work(const sl_recurrence_desc *s)
+/* Threads of a run. */
+static int rec_team(const sl_recurrence_desc *s)
 {
-    return s->B * s->T * s->H * (s->C * (s->dk + s->dv) + 2 * s->dk * s->dv);
+    const int64_t work = sl_chunk_state_work(s->B * s->T, s->H, s->C, s->dk, s->dv);
+    return sl_chunk_team(s->rows.n * s->H, work);
 }
 
 /* Row r's first token (over all B*T), length, and the saved states of its
@@ -641,7 +640,7 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
 
 int64_t sl_recurrence_scratch_floats(const sl_recurrence_desc *d)
 {
-    return buf_floats(d) * sl_chunk_team(d->rows.n * d->H, rec_work(d));
+    return buf_floats(d) * rec_team(d);
 }
 
 int64_t sl_recurrence_states_floats(const sl_recurrence_desc *d)
@@ -653,8 +652,7 @@ int64_t sl_recurrence_states_floats(const sl_recurrence_desc *d)
 static void run_all(const rec_run *run, sl_chunk_fn fn, float *scratch)
 {
     const sl_recurrence_desc *d = run->s;
-    const int nt = sl_chunk_team(d->rows.n * d->H, rec_work(d));
-    sl_chunk_for(nt, d->rows.n * d->H, fn, run, scratch, buf_floats(d));
+    sl_chunk_for(rec_team(d), d->rows.n * d->H, fn, run, scratch, buf_floats(d));
 }
 
 void sl_recurrence_fwd(const sl_recurrence_desc *d, const float *q, const float *k,
