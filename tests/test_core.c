@@ -80,11 +80,44 @@ static void test_view_shares_gradient(void)
     sl_ctx_free(&ctx);
 }
 
+/* out = sum_i (i + 1) x_i over seven inputs: the node keeps all seven, and
+ * the backward reaches each with its own factor. */
+static void weighted_sum_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    for (int i = 0; i < nd->nin; i++) {
+        float *g = sl_grad(ctx, nd->in[i]);
+        for (int64_t j = 0; j < nd->out->n; j++) g[j] += (float)(i + 1) * nd->out->grad[j];
+    }
+}
+
+static void test_node_holds_every_input(void)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 4096);
+    sl_tensor *x[7];
+    for (int i = 0; i < 7; i++) {
+        x[i] = SL_NEW(&ctx, 3);
+        x[i]->requires_grad = true;
+    }
+    sl_tensor *out = SL_NEW(&ctx, 3);
+    sl_node *nd = SL_RECORD(&ctx, weighted_sum_backward, out, x[0], x[1], x[2], x[3], x[4], x[5],
+                            x[6]);
+    CHECK(nd && nd->nin == 7, "recorded with 7 inputs: %d", nd ? nd->nin : -1);
+    for (int i = 0; i < 7; i++) CHECK(nd->in[i] == x[i], "input %d kept", i);
+    sl_backward_with(&ctx, out, (const float[]){1, 2, 3});
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 3; j++)
+            CHECK(x[i]->grad && x[i]->grad[j] == (float)((i + 1) * (j + 1)),
+                  "input %d reached by the backward", i);
+    sl_ctx_free(&ctx);
+}
+
 int main(void)
 {
     RUN(test_arena_grows_then_stops_allocating);
     RUN(test_rng_reproducible_and_distributed);
     RUN(test_params_flat_and_aligned);
     RUN(test_view_shares_gradient);
+    RUN(test_node_holds_every_input);
     return TEST_SUMMARY();
 }

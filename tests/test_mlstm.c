@@ -194,7 +194,7 @@ static void check_against_reference(sl_rng *rng, int64_t C, int64_t dk, int64_t 
             sl_tensor *o =
                 sl_mlstm(&ctx, in[0], in[1], in[2], in[3], in[4], in[5], H, C, fin, NULL);
             sl_mlstm_ref(in[0]->data, in[1]->data, in[2]->data, in[3]->data, in[4]->data,
-                         in[5] ? in[5]->data : NULL, NULL, B, T, H, dk, dv, ref, ref_fin);
+                         in[5] ? in[5]->data : NULL, B, T, H, dk, dv, ref, ref_fin, NULL);
             double *kappa = malloc((size_t)(B * T * H) * sizeof(double));
             condition(in, NULL, B, T, H, dk, dv, kappa);
             double r = kappa_ratio(o->data, ref, kappa, B * T, H, dv, rms(ref, o->n));
@@ -443,7 +443,7 @@ static void test_extreme_inputs_long_sequence(void)
         CHECK(finite, "s0 %d: finite outputs, state and gradients", s0);
         float *ref = malloc((size_t)o->n * sizeof(float));
         sl_mlstm_ref(in[0]->data, in[1]->data, in[2]->data, in[3]->data, in[4]->data,
-                     in[5] ? in[5]->data : NULL, NULL, B, T, H, dk, dv, ref, NULL);
+                     in[5] ? in[5]->data : NULL, B, T, H, dk, dv, ref, NULL, NULL);
         double r = close_ratio(o->data, ref, o->n, 1e-4 * rms(ref, o->n), 1e-4);
         CHECK(r <= 1, "s0 %d: chunked vs reference under extreme gates: ratio %g", s0, r);
         /* The inputs live outside the arena; the output and its gradient
@@ -483,7 +483,7 @@ static void test_packed_equals_one_by_one(void)
         float *ref = malloc((size_t)o->n * sizeof(float)),
               *ref_fin = malloc((size_t)(n * H * ssz) * sizeof(float));
         sl_mlstm_ref(in[0]->data, in[1]->data, in[2]->data, in[3]->data, in[4]->data,
-                     in[5] ? in[5]->data : NULL, &seqs, 1, T, H, dk, dv, ref, ref_fin);
+                     in[5] ? in[5]->data : NULL, 1, T, H, dk, dv, ref, ref_fin, &seqs);
         double *kappa = malloc((size_t)(T * H) * sizeof(double));
         condition(in, &seqs, 1, T, H, dk, dv, kappa);
         double rr = kappa_ratio(o->data, ref, kappa, T, H, dv, rms(ref, o->n));

@@ -131,12 +131,15 @@ struct sl_ctx;
 struct sl_node;
 typedef void (*sl_backward_fn)(struct sl_ctx *ctx, const struct sl_node *node);
 
-/* One recorded op. Inputs are tensors; anything else the backward needs
- * (integer ids, saved statistics, scalars) goes in aux/saved/iarg/farg. */
+/* One recorded op. Inputs are tensors, as many as the op has (an arena
+ * array of nin, in the order recorded; NULL for an absent optional input);
+ * anything else the backward needs (integer ids, saved statistics, scalars,
+ * a kernel's descriptor) goes in aux/saved/iarg/farg. */
 typedef struct sl_node {
     sl_backward_fn backward;
     sl_tensor *out;
-    sl_tensor *in[4];
+    sl_tensor **in; /* [nin] */
+    int nin;
     const void *aux;  /* caller-owned data that outlives the step (e.g. token ids) */
     void *saved;      /* arena-owned data written by the forward */
     int64_t iarg[6];

@@ -123,7 +123,9 @@ sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_t
     memset(nd, 0, sizeof *nd);
     nd->backward = fn;
     nd->out = out;
-    for (int i = 0; i < nin && i < 4; i++) nd->in[i] = in[i];
+    nd->nin = nin;
+    nd->in = sl_arena_alloc(&ctx->arena, (size_t)nin * sizeof *nd->in);
+    memcpy(nd->in, in, (size_t)nin * sizeof *nd->in);
     return nd;
 }
 

@@ -23,11 +23,11 @@
  * head (lse, plus block-sized scratch per thread) instead of O(T^2); each
  * tile's operands stay in L1/L2; and tiles wholly outside the mask (the causal
  * upper triangle, beyond the window) are skipped. Inside a tile the same
- * skipping goes down to groups of MR rows, so causal attention costs about
+ * skipping goes down to groups of SG_MR rows, so causal attention costs about
  * half the flops of bidirectional (3% above the exact triangle at T = 256).
  *
- * The tile products are register-blocked MR x 16 kernels written with GCC
- * vector types. On a 64 x 64 x 64 tile they run at ~80% of the FMA peak, where
+ * The tile products are register-blocked SG_MR x 16 kernels of small_gemm.h (GCC
+ * vector types). On a 64 x 64 x 64 tile they run at ~80% of the FMA peak, where
  * an OpenBLAS sgemm call per tile (measured: 55-70 GFLOP/s against 75-85 on
  * one Zen 3 core) spends its time packing, and they skip the masked parts of
  * a tile, which a GEMM cannot.
@@ -50,25 +50,21 @@
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/attention.h"
+#include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/ops.h"
+#include "ops/small_gemm.h"
 
 /* Query and key block sizes: a BQ x BK tile of S and P plus the dh x BK
  * transposed key and value blocks stay within L1/L2 for dh <= 128. */
 #define BQ 64
 #define BK 64
-/* Rows per register tile: MR x 16 accumulators (12 of the 16 AVX registers). */
-#define MR 6
-
-typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
-/* Unaligned, aliasing view of 8 floats: operands are rows of strided tensors. */
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define VLOAD(p) ((v8) * (const v8u *)(p))
 #define VSTORE(p, x) (*(v8u *)(p) = (x))
 
@@ -118,62 +114,8 @@ static bool tile_ranges(int64_t r0, int64_t nr, int64_t c0, int64_t nc, int64_t 
 
 /* --------------------------------------------------------------- kernels */
 
-/* One register tile: C[mr x 8nv] (+)= sum_{k0 <= k < k1} A(m, k) B[k][0 .. 8nv)
- * with A(m, k) = a[m ras + k cas] (any strides, so A^T costs nothing) and B, C
- * row-major; when accumulating, row m of C is first scaled by rs[m] (rs may be
- * NULL). Called with constant mr, nv, acc so each use is a straight-line
- * kernel: per k, nv row loads of B, mr broadcasts of A, mr nv FMAs. The sums
- * start from zero and C is added at the end: C is often a gradient row not
- * yet in cache, and loading it first would stall the whole FMA chain on it. */
-static inline __attribute__((always_inline)) void
-tile(const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
-     const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
-{
-    v8 r[MR][2];
-    for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) r[m][v] = (v8){0};
-    for (int64_t k = k0; k < k1; k++) {
-        const float *bk = b + k * ldb;
-        v8 b0 = VLOAD(bk), b1 = nv > 1 ? VLOAD(bk + 8) : b0;
-        for (int m = 0; m < mr; m++) {
-            float x = a[m * ras + k * cas];
-            r[m][0] += x * b0;
-            if (nv > 1) r[m][1] += x * b1;
-        }
-    }
-    for (int m = 0; m < mr; m++)
-        for (int v = 0; v < nv; v++) {
-            float *cv = c + m * ldc + 8 * v;
-            if (acc) r[m][v] += rs ? rs[m] * VLOAD(cv) : VLOAD(cv);
-            VSTORE(cv, r[m][v]);
-        }
-}
-
-#define TILE_ROWS(R)                                                                               \
-    case R:                                                                                        \
-        if (nv == 2)                                                                               \
-            tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
-        else                                                                                       \
-            tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                              \
-        break
-
-/* tile() with run-time mr (row tails) and nv, dispatched to constant ones. */
-static inline __attribute__((always_inline)) void
-tile_any(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
-         const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
-{
-    switch (mr) {
-        TILE_ROWS(6);
-        TILE_ROWS(5);
-        TILE_ROWS(4);
-        TILE_ROWS(3);
-        TILE_ROWS(2);
-        TILE_ROWS(1);
-    }
-}
-
 /* Columns [n0, n1) of C that are not a whole vector (N % 8 != 0), scalar;
- * same contract as tile(). */
+ * same contract as small_gemm.h's sg_tile. */
 static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const float *a,
                       int64_t ras, int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
                       bool acc, const float *rs)
@@ -189,24 +131,24 @@ static void tail_cols(int mr, int64_t n0, int64_t n1, int64_t k0, int64_t k1, co
 
 /* C = A B for a masked product whose rows see only columns [lo[m], hi[m]):
  * A: [M, K] (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc). Each group
- * of MR rows computes its union of columns, widened to whole vectors; other
+ * of SG_MR rows computes its union of columns, widened to whole vectors; other
  * entries of C keep what they held. */
 static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int64_t ras,
                            int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc,
                            const int32_t *lo, const int32_t *hi)
 {
     int64_t nvec = N & ~(int64_t)7;
-    for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int mr = (int)min64(MR, M - m0);
+    for (int64_t m0 = 0; m0 < M; m0 += SG_MR) {
+        int mr = (int)min64(SG_MR, M - m0);
         int64_t l = lo[m0], h = hi[m0 + mr - 1];
         if (l >= h) continue;
         const float *am = a + m0 * ras;
         float *cm = c + m0 * ldc;
         int64_t n = l & ~(int64_t)7, nend = min64((h + 7) & ~(int64_t)7, nvec);
         for (; n + 16 <= nend; n += 16)
-            tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
+            sg_tile_any(mr, 2, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
         if (n < nend) {
-            tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
+            sg_tile_any(mr, 1, 0, K, am, ras, cas, b + n, ldb, cm + n, ldc, false, NULL);
             n += 8;
         }
         if (h > n) tail_cols(mr, n, h, 0, K, am, ras, cas, b, ldb, cm, ldc, false, NULL);
@@ -214,7 +156,7 @@ static void mm_masked_cols(int64_t M, int64_t N, int64_t K, const float *a, int6
 }
 
 /* C = diag(rs) C + A B where row m of A is zero outside [lo[m], hi[m]): the
- * contraction of each group of MR rows runs over its union only. A: [M, K]
+ * contraction of each group of SG_MR rows runs over its union only. A: [M, K]
  * (strides ras, cas), B: [K, N] (ldb), C: [M, N] (ldc), rs: [M] or NULL for
  * plain accumulation. A group with an empty union is left as it is, so rows
  * that see nothing must have rs = 1. */
@@ -223,52 +165,21 @@ static void mm_masked_acc(int64_t M, int64_t N, const float *a, int64_t ras, int
                           const int32_t *hi, const float *rs)
 {
     int64_t nvec = N & ~(int64_t)7;
-    for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int mr = (int)min64(MR, M - m0);
+    for (int64_t m0 = 0; m0 < M; m0 += SG_MR) {
+        int mr = (int)min64(SG_MR, M - m0);
         int64_t k0 = lo[m0], k1 = hi[m0 + mr - 1];
         if (k0 >= k1) continue;
         const float *am = a + m0 * ras, *rm = rs ? rs + m0 : NULL;
         float *cm = c + m0 * ldc;
         int64_t n = 0;
         for (; n + 16 <= nvec; n += 16)
-            tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
+            sg_tile_any(mr, 2, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
         if (n < nvec) {
-            tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
+            sg_tile_any(mr, 1, k0, k1, am, ras, cas, b + n, ldb, cm + n, ldc, true, rm);
             n += 8;
         }
         if (N > n) tail_cols(mr, n, N, k0, k1, am, ras, cas, b, ldb, cm, ldc, true, rm);
     }
-}
-
-/* dst[d][j] = src[j][d]: src: [n, dh] rows ld apart, dst: [dh, BK]. Whole
- * 8 x 8 blocks go through registers (unpack, shuffle, lane swap): a scalar
- * transpose costs as much as a tenth of the tile products. */
-static void transpose_block(const float *src, int64_t ld, int64_t n, int64_t dh, float *dst)
-{
-    int64_t n8 = n & ~(int64_t)7, dh8 = dh & ~(int64_t)7;
-    for (int64_t j = 0; j < n8; j += 8)
-        for (int64_t d = 0; d < dh8; d += 8) {
-            v8 x[8], t[8];
-            for (int i = 0; i < 8; i++) x[i] = VLOAD(src + (j + i) * ld + d);
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = __builtin_shuffle(x[i], x[i + 1], (v8i){0, 8, 1, 9, 4, 12, 5, 13});
-                t[i + 1] = __builtin_shuffle(x[i], x[i + 1], (v8i){2, 10, 3, 11, 6, 14, 7, 15});
-            }
-            for (int i = 0; i < 8; i += 4) {
-                x[i] = __builtin_shuffle(t[i], t[i + 2], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
-                x[i + 1] = __builtin_shuffle(t[i], t[i + 2], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
-                x[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){0, 1, 8, 9, 4, 5, 12, 13});
-                x[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], (v8i){2, 3, 10, 11, 6, 7, 14, 15});
-            }
-            for (int i = 0; i < 4; i++) {
-                VSTORE(dst + (d + i) * BK + j,
-                       __builtin_shuffle(x[i], x[i + 4], (v8i){0, 1, 2, 3, 8, 9, 10, 11}));
-                VSTORE(dst + (d + i + 4) * BK + j,
-                       __builtin_shuffle(x[i], x[i + 4], (v8i){4, 5, 6, 7, 12, 13, 14, 15}));
-            }
-        }
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t d = j < n8 ? dh8 : 0; d < dh; d++) dst[d * BK + j] = src[j * ld + d];
 }
 
 /* --------------------------------------------------------------- softmax */
@@ -328,42 +239,13 @@ static inline void masked_exp(float *x, int n8, int a, int b, float scale, float
 
 /* ------------------------------------------------------------ the op */
 
-/* Threads for `items` independent (sequence, head) items, each with its own
- * scratch, doing `work` multiply-adds in all: no more than there are items,
- * and one below ~1e6 multiply-adds (a few hundred microseconds of work),
- * which finishes before a woken thread pool would, above all when the cores
- * are shared. */
-static int team_size(int64_t items, int64_t work)
+/* Multiply-adds of the whole op, for sl_chunk_team: about len^2 dh per
+ * (sequence, head). */
+static int64_t attn_work(const sl_chunk_rows *rows, int64_t H, int64_t dh)
 {
-    if (work < (int64_t)1 << 20) return 1;
-    return (int)min64(omp_get_max_threads(), items);
-}
-
-/* The rows the op iterates: B batch rows of T tokens, or a packed batch's
- * sequences. Item s covers tokens [start, start + len) of the B*T. */
-typedef struct {
-    int64_t n, T, max_len, work; /* work: sum of len^2, for team_size */
-    const int64_t *cu;           /* NULL for batch rows */
-} attn_rows;
-
-static attn_rows rows_of(const sl_seqs *seqs, int64_t B, int64_t T)
-{
-    attn_rows r = {sl_seq_count(seqs, B), T, 0, 0, seqs ? seqs->cu : NULL};
-    for (int64_t s = 0; s < r.n; s++) {
-        int64_t len = sl_seq_len(seqs, s, T);
-        r.max_len = max64(r.max_len, len);
-        r.work += len * len;
-    }
-    return r;
-}
-
-static inline int64_t row_start(const attn_rows *r, int64_t s)
-{
-    return r->cu ? r->cu[s] : s * r->T;
-}
-static inline int64_t row_len(const attn_rows *r, int64_t s)
-{
-    return r->cu ? r->cu[s + 1] - r->cu[s] : r->T;
+    int64_t w = 0;
+    for (int64_t i = 0; i < rows->n; i++) w += sl_chunk_len(rows, i) * sl_chunk_len(rows, i);
+    return w * H * dh;
 }
 
 typedef struct {
@@ -385,35 +267,37 @@ typedef struct {
     float *qp, *gp;     /* [T, dh] the head's Q and dO (backward only) */
 } head_scratch;
 
-static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
-
-/* Floats of scratch per thread, every part starting on 64 bytes. */
-static int64_t scratch_floats(int64_t T, int64_t dh, bool backward)
-{
-    return 2 * BQ * BK + 3 * pad16(dh * BK) + 2 * pad16(T) + BQ +
-           (backward ? 2 * pad16(T * dh) : 0);
-}
-
-/* Splits p: [scratch_floats(T, dh, backward)]. The tiles start zeroed so that
- * columns a tile product leaves unset hold finite numbers: the masked loops
- * read them and discard the result. */
-static head_scratch carve(float *p, int64_t T, int64_t dh, bool backward)
+/* One thread's buffers from cv (counting only, when cv->base is NULL).
+ * The tiles start zeroed so that columns a tile product leaves unset hold
+ * finite numbers: the masked loops read them and discard the result. */
+static head_scratch carve(sl_carver *cv, int64_t T, int64_t dh, bool backward)
 {
     head_scratch hs = {0};
-    hs.t0 = p;
-    hs.t1 = hs.t0 + BQ * BK;
-    hs.kt = hs.t1 + BQ * BK;
-    hs.vt = hs.kt + pad16(dh * BK);
-    hs.blk = hs.vt + pad16(dh * BK);
-    hs.row0 = hs.blk + pad16(dh * BK);
-    hs.row1 = hs.row0 + pad16(T);
-    hs.alpha = hs.row1 + pad16(T);
+    hs.t0 = sl_carve(cv, BQ * BK);
+    hs.t1 = sl_carve(cv, BQ * BK);
+    hs.kt = sl_carve(cv, dh * BK);
+    hs.vt = sl_carve(cv, dh * BK);
+    hs.blk = sl_carve(cv, dh * BK);
+    hs.row0 = sl_carve(cv, T);
+    hs.row1 = sl_carve(cv, T);
+    hs.alpha = sl_carve(cv, BQ);
     if (backward) {
-        hs.qp = hs.alpha + BQ;
-        hs.gp = hs.qp + pad16(T * dh);
+        hs.qp = sl_carve(cv, T * dh);
+        hs.gp = sl_carve(cv, T * dh);
     }
-    memset(hs.t0, 0, 2 * BQ * BK * sizeof(float));
+    if (cv->base) {
+        memset(hs.t0, 0, BQ * BK * sizeof(float));
+        memset(hs.t1, 0, BQ * BK * sizeof(float));
+    }
     return hs;
+}
+
+/* Floats of one thread's scratch for sequences of up to T tokens. */
+static int64_t scratch_floats(int64_t T, int64_t dh, bool backward)
+{
+    sl_carver cv = {NULL, 0};
+    carve(&cv, T, dh, backward);
+    return cv.used;
 }
 
 /* dst = src, rows made contiguous. src: [n, dh] rows ld apart, dst: [n, dh]. */
@@ -429,7 +313,8 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh, false);
+    sl_carver cv = {scratch, 0};
+    head_scratch hs = carve(&cv, T, dh, false);
     float *m = hs.row0, *l = hs.row1, *s = hs.t0, *alpha = hs.alpha;
     int32_t lo[BQ], hi[BQ];
 
@@ -443,7 +328,7 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
         int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
+        transpose_ld(k + j0 * ld, ld, nk, dh, hs.kt, BK);
         pack_rows(v + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
@@ -487,7 +372,8 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
 {
     const int64_t T = sh->T, dh = sh->dh;
     const float scale = 1.0f / sqrtf((float)dh);
-    head_scratch hs = carve(scratch, T, dh, true);
+    sl_carver cv = {scratch, 0};
+    head_scratch hs = carve(&cv, T, dh, true);
     float *rowdot = hs.row0, *p = hs.t0, *ds = hs.t1;
     int32_t qlo[BQ], qhi[BQ], klo[BK], khi[BK];
 
@@ -506,8 +392,8 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
         int n8 = (int)((nk + 7) & ~(int64_t)7);
         queries_of(j0, T, sh->causal, sh->window, &ilo, &unused);
         queries_of(j0 + nk - 1, T, sh->causal, sh->window, &unused, &ihi);
-        transpose_block(k + j0 * ld, ld, nk, dh, hs.kt);
-        transpose_block(v + j0 * ld, ld, nk, dh, hs.vt);
+        transpose_ld(k + j0 * ld, ld, nk, dh, hs.kt, BK);
+        transpose_ld(v + j0 * ld, ld, nk, dh, hs.vt, BK);
         pack_rows(k + j0 * ld, ld, nk, dh, hs.blk);
         for (int64_t i0 = ilo / BQ * BQ; i0 < ihi; i0 += BQ) {
             int64_t nq = min64(BQ, T - i0);
@@ -534,32 +420,84 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
     }
 }
 
+/* The tensors of one run over qkv: [B*T, 3D] and out, dout: [B*T, D];
+ * lse: [H, B*T] or NULL; dqkv as qkv (backward only). */
+typedef struct attn_run {
+    const sl_attention_desc *d;
+    const float *qkv, *dout;
+    float *out, *lse, *dqkv;
+} attn_run;
+
+/* One (sequence, head) item: of the backward when r->dqkv is set, else of
+ * the forward. */
+static void run_item(const void *arg, int64_t item, float *scratch)
+{
+    const attn_run *r = arg;
+    const sl_attention_desc *d = r->d;
+    const int64_t H = d->H, dh = d->dh, D = H * dh, s = item / H, h = item % H;
+    const int64_t t0 = sl_chunk_start(&d->rows, s), len = sl_chunk_len(&d->rows, s);
+    if (len == 0) return;
+    const attn_shape sh = {len, dh, d->causal, d->window};
+    const int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
+    const float *x = r->qkv + xo;
+    float *lse = r->lse ? r->lse + h * d->B * d->T + t0 : NULL;
+    if (!r->dqkv) {
+        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, D, lse, scratch);
+        return;
+    }
+    float *dx = r->dqkv + xo;
+    backward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, r->dout + oo, D, lse, dx, dx + D,
+                  dx + 2 * D, scratch);
+}
+
+static int team(const sl_attention_desc *d)
+{
+    return sl_chunk_team(d->rows.n * d->H, attn_work(&d->rows, d->H, d->dh));
+}
+
+int64_t sl_attention_scratch_floats(const sl_attention_desc *d, bool backward)
+{
+    return scratch_floats(sl_chunk_max_len(&d->rows), d->dh, backward) * team(d);
+}
+
+/* Every (sequence, head) item of the forward (dqkv NULL) or the backward on
+ * the threads sl_chunk_team gives. */
+static void run_all(const attn_run *r, float *scratch)
+{
+    const sl_attention_desc *d = r->d;
+    const int64_t per = scratch_floats(sl_chunk_max_len(&d->rows), d->dh, r->dqkv != NULL);
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, r, scratch, per);
+}
+
+void sl_attention_fwd(const sl_attention_desc *d, const float *qkv, float *out, float *lse,
+                      float *scratch)
+{
+    const attn_run r = {d, qkv, NULL, out, lse, NULL};
+    run_all(&r, scratch);
+}
+
+void sl_attention_bwd(const sl_attention_desc *d, const float *qkv, const float *out,
+                      const float *lse, const float *dout, float *dqkv, float *scratch)
+{
+    const attn_run r = {d, qkv, dout, (float *)out, (float *)lse, dqkv};
+    run_all(&r, scratch);
+}
+
+/* What the backward keeps: the descriptor (with an arena copy of the
+ * bounds) and lse [H, B*T]. */
+typedef struct attn_saved {
+    sl_attention_desc d;
+    float *lse;
+} attn_saved;
+
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's
- * D_i needs it), saved = lse [H, B*T], iarg = {H, causal, window, n}, aux =
- * a copy of the packed bounds cu [n + 1] (NULL for batch rows). */
+ * D_i needs it), saved = attn_saved. */
 static void attention_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0], *out = nd->out;
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], H = nd->iarg[0];
-    const int64_t D = out->shape[2], dh = D / H, BT = B * T;
-    const sl_seqs packed = {nd->iarg[3], nd->aux};
-    const attn_rows rows = rows_of(nd->aux ? &packed : NULL, B, T);
-    float *dqkv = sl_grad(ctx, qkv);
-    const float *lse = nd->saved, *dout = out->grad;
-    int nt = team_size(rows.n * H, rows.work * H * dh);
-    int64_t per = scratch_floats(rows.max_len, dh, true);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t item = 0; item < rows.n * H; item++) {
-        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
-        if (len == 0) continue;
-        const attn_shape sh = {len, dh, nd->iarg[1] != 0, nd->iarg[2]};
-        int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
-        backward_head(&sh, qkv->data + xo, qkv->data + xo + D, qkv->data + xo + 2 * D, 3 * D,
-                      out->data + oo, dout + oo, D, lse + h * BT + t0, dqkv + xo, dqkv + xo + D,
-                      dqkv + xo + 2 * D, scratch + per * omp_get_thread_num());
-    }
+    const attn_saved *sv = nd->saved;
+    sl_attention_bwd(&sv->d, qkv->data, out->data, sv->lse, out->grad, sl_grad(ctx, qkv),
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, true)));
 }
 
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
@@ -574,39 +512,22 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
     }
     sl_require(sl_seqs_check(seqs, qkv, "sl_attention") == SL_OK, "sl_attention",
                "packed bounds that cover qkv [1, T, ...]");
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3, dh = D / H;
-    const int64_t BT = B * T;
-    const attn_rows rows = rows_of(seqs, B, T);
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3;
     sl_tensor *out = SL_NEW(ctx, B, T, D);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
-    float *lse = NULL;
+    attn_saved local = {{B, T, H, D / H, causal, window, sl_chunk_rows_of(seqs, B, T)}, NULL};
+    attn_saved *sv = &local;
     if (nd) {
-        lse = sl_arena_floats(ctx, H * BT);
-        nd->saved = lse;
-        nd->iarg[0] = H;
-        nd->iarg[1] = causal;
-        nd->iarg[2] = window;
-        if (seqs) {
-            /* The caller's bounds need not outlive this call; the backward
-             * reads a copy. */
-            const sl_seqs *kept = sl_seqs_keep(ctx, seqs);
-            nd->aux = kept->cu;
-            nd->iarg[3] = kept->n;
-        }
+        /* The caller's bounds need not outlive this call; the backward
+         * reads a copy. */
+        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        *sv = local;
+        sv->d.rows = sl_chunk_rows_keep(ctx, seqs, B, T, 0);
+        sv->lse = sl_arena_floats(ctx, H * B * T);
+        nd->saved = sv;
     }
-    int nt = team_size(rows.n * H, rows.work * H * dh);
-    int64_t per = scratch_floats(rows.max_len, dh, false);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t item = 0; item < rows.n * H; item++) {
-        int64_t s = item / H, h = item % H, t0 = row_start(&rows, s), len = row_len(&rows, s);
-        if (len == 0) continue;
-        const attn_shape sh = {len, dh, causal, window};
-        const float *x = qkv->data + t0 * 3 * D + h * dh;
-        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, out->data + t0 * D + h * dh, D,
-                     lse ? lse + h * BT + t0 : NULL, scratch + per * omp_get_thread_num());
-    }
+    sl_attention_fwd(&sv->d, qkv->data, out->data, sv->lse,
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, false)));
     return out;
 }
 
@@ -619,15 +540,15 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
-    const attn_rows rows = rows_of(seqs, B, T);
-    const int64_t L = rows.max_len;
+    const sl_chunk_rows rows = sl_chunk_rows_of(seqs, B, T);
+    const int64_t L = sl_chunk_max_len(&rows);
     double *s = malloc((size_t)(L * L + 1) * sizeof(double));
     if (!s) {
         fprintf(stderr, "seqlab: out of memory in sl_attention_ref (T = %lld)\n", (long long)L);
         abort();
     }
     for (int64_t r = 0; r < rows.n; r++) {
-        const int64_t n = row_len(&rows, r), t0 = row_start(&rows, r);
+        const int64_t n = sl_chunk_len(&rows, r), t0 = sl_chunk_start(&rows, r);
         for (int64_t h = 0; h < H; h++) {
             const float *x = qkv + t0 * 3 * D + h * dh;
             for (int64_t i = 0; i < n; i++) {

@@ -103,7 +103,9 @@ sl_tensor *sl_delta_layer_mix(sl_ctx *ctx, const sl_delta_layer *n, const sl_del
     sl_tensor *S0 = in->s0 ? SL_NEW(ctx, N, H, dk, dk) : NULL;
     if (S0) rows_copy(S0->data, ss, in->s0->data + off, sf, N, ss);
     float *fin = state ? sl_arena_floats(ctx, N * ss) : NULL;
-    sl_tensor *o = sl_delta_rule(ctx, in->q, in->k, in->v, in->beta, g, S0, H, n->C, fin, seqs);
+    /* The kernel reads q, k and v as column blocks in place. */
+    const sl_rec_in qkv = {.q = in->q, .k = in->k, .v = in->v, .dk = dk, .dv = dk};
+    sl_tensor *o = sl_delta_rule_in(ctx, &qkv, in->beta, g, S0, H, n->C, fin, seqs);
     if (state) rows_copy(state + off, sf, fin, ss, N, ss);
     o = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, H, dk), n->norm, n->eps);
     return SL_VIEW(ctx, o, B, T, n->D);

@@ -38,113 +38,116 @@
  * (sl_seqs). Each is chunked from its own first token, so chunks never
  * straddle a bound and a sequence's result is the one it gets alone.
  *
- * Work splits over (sequence, h): each is one thread's, chunks in a fixed
- * order, writing only its own rows, so results do not depend on the thread
- * count or on which thread takes which pair. */
+ * q, k and v are read in place as column blocks (sl_rec_in), the chunk
+ * products run in small_gemm.h's register tiles (skipping the known-zero
+ * half of the triangular ones), and the work splits over (sequence, h)
+ * items through the chunk runtime (chunk_runtime.h): each is one thread's,
+ * chunks in a fixed order, writing only its own rows, so results do not
+ * depend on the thread count or on which thread takes which pair. */
+#pragma GCC optimize("fp-contract=fast", "no-trapping-math")
+
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
+#include "ops/block_io.h"
+#include "ops/chunk_runtime.h"
 #include "ops/delta_rule.h"
 #include "ops/fastmath.h"
-#include "ops/internal.h"
-#include "ops/ops.h"
+#include "ops/small_gemm.h"
 
-typedef struct dr_dims {
-    int64_t H, dk, C;
-} dr_dims;
-
-/* The sequences the kernel runs over, resolved once per forward and kept in
- * the arena: the caller's cu need not outlive the forward, and the backward
- * walks the very chunks the forward saved states for. */
-typedef struct dr_rows {
-    int64_t n;      /* sequences: B, or seqs->n */
-    int64_t *start; /* [n] first token, counted over all B*T tokens */
-    int64_t *len;   /* [n] tokens */
-    int64_t *choff; /* [n + 1] chunks of the sequences before i: prefix of ceil(len/C) */
-} dr_rows;
-
-/* seqs | NULL over B rows of T tokens -> the rows, from the arena. */
-static dr_rows rows_make(sl_ctx *ctx, const sl_seqs *seqs, int64_t B, int64_t T, int64_t C)
-{
-    dr_rows r;
-    r.n = sl_seq_count(seqs, B);
-    int64_t *buf = sl_arena_alloc(&ctx->arena, (size_t)(2 * r.n) * sizeof(int64_t));
-    r.start = buf;
-    r.len = buf + r.n;
-    for (int64_t i = 0; i < r.n; i++) {
-        r.start[i] = sl_seq_start(seqs, i, T);
-        r.len[i] = sl_seq_len(seqs, i, T);
-    }
-    r.choff = sl_seq_chunk_offsets(ctx, seqs, B, T, C);
-    return r;
-}
-
-/* Where the state entering chunk ch of (sequence i, head h) is saved: per
- * sequence a block [H, nch_i, dk, dk], blocks in sequence order, so the
- * whole is [sum_i nch_i * H, dk, dk] (with B rows of T: [B, H, nch, dk, dk]). */
-static int64_t saved_at(const dr_rows *r, int64_t H, int64_t dk, int64_t i, int64_t h, int64_t ch)
-{
-    int64_t nch = r->choff[i + 1] - r->choff[i];
-    return (r->choff[i] * H + h * nch + ch) * dk * dk;
-}
-
-/* What the backward needs beyond in[0..3] = q, k, v, beta. */
-typedef struct dr_saved {
-    sl_tensor *g, *S0;
-    float *Sb; /* [sum_i nch_i * H, dk, dk]: the state entering each chunk (saved_at) */
-    dr_rows rows;
-    dr_dims d;
-} dr_saved;
-
-/* One chunk's recomputable quantities (shapes for c <= C rows). */
+/* One chunk's recomputable quantities (shapes for c <= C rows), and the
+ * backward's own buffers. */
 typedef struct dr_chunk {
-    float *Q, *K, *V;  /* [c, dk] gathered rows */
+    float *Q, *K, *V;  /* [c, dk] packed rows */
     float *Kb, *Vb;    /* [c, dk] diag(beta E) K, diag(beta) V */
     float *W, *U;      /* [c, dk]; U holds U' after chunk_prepare */
-    float *tmp;        /* [c, dk] scratch */
+    float *tmp, *O;    /* [c, dk] scratch, the output rows */
     float *KK, *T, *M; /* [c, c] */
     float *G;          /* [c, c] Gamma on and below the diagonal, 0 above */
     float *gam, *bt;   /* [c] cumulative log decay, beta */
     float *E, *F;      /* [c] e^gam, e^{gam_c - gam} */
+    float *S;          /* [dk, dk] the state (forward), or its gradient dS (backward) */
+    float *St;         /* [dk, dk] scratch */
+    float *trb;        /* mm_nt's transposed operand: [max(C, dk), max(C, dk)] */
+    /* backward only */
+    float *dU, *Kd, *dX, *dW, *dQ, *dK, *dV; /* [c, dk] */
+    float *dM, *dT, *t2, *dA;                /* [c, c] */
+    float *dgam, *dbt, *col;                 /* [c] */
 } dr_chunk;
 
-static int64_t chunk_floats(const dr_dims *d)
+/* One thread's buffers from cv (counting only, when cv->base is NULL). */
+static dr_chunk carve(const sl_delta_rule_desc *d, bool backward, sl_carver *cv)
 {
-    return 8 * d->C * d->dk + 4 * d->C * d->C + 4 * d->C;
-}
-
-/* Carves a dr_chunk out of ws (chunk_floats of it). */
-static dr_chunk chunk_carve(const dr_dims *d, float *ws)
-{
-    int64_t Cd = d->C * d->dk, CC = d->C * d->C;
-    float *sq = ws + 8 * Cd, *vec = sq + 4 * CC;
-    dr_chunk k = {ws,          ws + Cd,     ws + 2 * Cd,    ws + 3 * Cd,
-                  ws + 4 * Cd, ws + 5 * Cd, ws + 6 * Cd,    ws + 7 * Cd,
-                  sq,          sq + CC,     sq + 2 * CC,    sq + 3 * CC,
-                  vec,         vec + d->C,  vec + 2 * d->C, vec + 3 * d->C};
+    const int64_t C = d->C, dk = d->dk, Cd = C * dk, CC = C * C, w = C > dk ? C : dk;
+    dr_chunk k = {0};
+    float **cd[] = {&k.Q, &k.K, &k.V, &k.Kb, &k.Vb, &k.W, &k.U, &k.tmp, &k.O};
+    for (size_t i = 0; i < sizeof cd / sizeof cd[0]; i++) *cd[i] = sl_carve(cv, Cd);
+    float **cc[] = {&k.KK, &k.T, &k.M, &k.G};
+    for (size_t i = 0; i < sizeof cc / sizeof cc[0]; i++) *cc[i] = sl_carve(cv, CC);
+    float **c1[] = {&k.gam, &k.bt, &k.E, &k.F};
+    for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) *c1[i] = sl_carve(cv, C);
+    k.S = sl_carve(cv, dk * dk);
+    k.St = sl_carve(cv, dk * dk);
+    k.trb = sl_carve(cv, w * w);
+    if (!backward) return k;
+    float **bd[] = {&k.dU, &k.Kd, &k.dX, &k.dW, &k.dQ, &k.dK, &k.dV};
+    for (size_t i = 0; i < sizeof bd / sizeof bd[0]; i++) *bd[i] = sl_carve(cv, Cd);
+    float **bc[] = {&k.dM, &k.dT, &k.t2, &k.dA};
+    for (size_t i = 0; i < sizeof bc / sizeof bc[0]; i++) *bc[i] = sl_carve(cv, CC);
+    float **b1[] = {&k.dgam, &k.dbt, &k.col};
+    for (size_t i = 0; i < sizeof b1 / sizeof b1[0]; i++) *b1[i] = sl_carve(cv, C);
     return k;
 }
 
-/* Tokens r0..r0+c (counted over all B*T) of head h from x: [B, T, H*dk]
- * -> dst: [c, dk]. */
-static void gather(const dr_dims *d, const float *x, int64_t h, int64_t r0, int64_t c, float *dst)
+static int64_t per_thread(const sl_delta_rule_desc *d, bool backward)
 {
-    int64_t D = d->H * d->dk;
-    for (int64_t i = 0; i < c; i++)
-        memcpy(dst + i * d->dk, x + (r0 + i) * D + h * d->dk, (size_t)d->dk * sizeof(float));
+    sl_carver cv = {NULL, 0};
+    carve(d, backward, &cv);
+    return cv.used;
+}
+
+/* Threads of a run: multiply-adds per token about C dk (the chunk's c x c
+ * and c x dk products) plus 4 dk^2 (the state's reads and writes). */
+static int team(const sl_delta_rule_desc *d)
+{
+    const int64_t work = d->B * d->T * d->H * (6 * d->C * d->dk + 4 * d->dk * d->dk);
+    return sl_chunk_team(d->rows.n * d->H, work);
+}
+
+int64_t sl_delta_rule_scratch_floats(const sl_delta_rule_desc *d, bool backward)
+{
+    return per_thread(d, backward) * team(d);
+}
+
+int64_t sl_delta_rule_states_floats(const sl_delta_rule_desc *d)
+{
+    return sl_chunk_states_floats(&d->rows, d->H, d->dk * d->dk);
+}
+
+/* c x c lower-triangular products leave the tiles wholly above the
+ * diagonal unwritten: X *= Gamma below and on it, 0 above. */
+static void times_gamma(float *X, const float *G, int64_t c)
+{
+    for (int64_t i = 0; i < c; i++) {
+        float *x = X + i * c;
+        const float *g = G + i * c;
+#pragma omp simd
+        for (int64_t j = 0; j <= i; j++) x[j] *= g[j];
+        for (int64_t j = i + 1; j < c; j++) x[j] = 0.0f;
+    }
 }
 
 /* Everything of one chunk (tokens r0..r0+c, head h) up to U' and M, from the
  * state S: [dk, dk] entering it. c >= 1. */
-static void chunk_prepare(const dr_dims *d, const float *q, const float *k, const float *v,
-                          const float *beta, const float *g, int64_t h, int64_t r0, int64_t c,
-                          const float *S, dr_chunk *ck)
+static void chunk_prepare(const sl_delta_rule_desc *d, const float *q, const float *k,
+                          const float *v, const float *beta, const float *g, int64_t h,
+                          int64_t r0, int64_t c, const float *S, dr_chunk *ck)
 {
-    int64_t dk = d->dk, H = d->H;
-    gather(d, q, h, r0, c, ck->Q);
-    gather(d, k, h, r0, c, ck->K);
-    gather(d, v, h, r0, c, ck->V);
+    const int64_t dk = d->dk, H = d->H;
+    const sl_rec_layout *io = &d->io;
+    pack(q + at_q(io, r0, h, dk), io->ldq, c, dk, ck->Q);
+    pack(k + at_k(io, r0, h, dk), io->ldk, c, dk, ck->K);
+    pack(v + at_v(io, r0, h, dk), io->ldv, c, dk, ck->V);
     float acc = 0;
     for (int64_t i = 0; i < c; i++) {
         int64_t r = (r0 + i) * H + h;
@@ -168,7 +171,12 @@ static void chunk_prepare(const dr_dims *d, const float *q, const float *k, cons
             Gi[j] = j <= i ? e : 0.0f;
         }
     }
-    sl_gemm(false, true, c, c, dk, ck->K, ck->K, 0.0f, ck->KK);
+    /* Only KK's strict lower part is read (A, and dA's products, which
+     * weigh the rest by 0): the tiles above the diagonal are skipped and
+     * cleared. */
+    mm_nt_part(SG_C_LOWER, c, c, dk, ck->K, dk, ck->K, dk, ck->KK, c, false, ck->trb);
+    for (int64_t i = 0; i < c; i++)
+        for (int64_t j = i + 1; j < c; j++) ck->KK[i * c + j] = 0.0f;
     /* Row i of T from the rows above it: T_i = e_i - sum_{j<i} A_ij T_j, and
      * row j is zero right of column j. */
     for (int64_t i = 0; i < c; i++) {
@@ -190,52 +198,49 @@ static void chunk_prepare(const dr_dims *d, const float *q, const float *k, cons
             ck->Vb[i * dk + j] = bt[i] * ck->V[i * dk + j];
         }
     }
-    sl_gemm(false, false, c, dk, c, ck->T, ck->Kb, 0.0f, ck->W);
-    sl_gemm(false, false, c, dk, c, ck->T, ck->Vb, 0.0f, ck->U);
-    sl_gemm(false, false, c, dk, dk, ck->W, S, 0.0f, ck->tmp);
+    /* T is lower triangular. */
+    mm_part(SG_A_LOWER, c, dk, c, ck->T, c, 1, ck->Kb, dk, ck->W, dk, false);
+    mm_part(SG_A_LOWER, c, dk, c, ck->T, c, 1, ck->Vb, dk, ck->U, dk, false);
+    mm_nn(c, dk, dk, ck->W, dk, 1, S, dk, ck->tmp, dk, false);
     for (int64_t i = 0; i < c * dk; i++) ck->U[i] -= ck->tmp[i];
-    sl_gemm(false, true, c, c, dk, ck->Q, ck->K, 0.0f, ck->M);
-#pragma omp simd
-    for (int64_t i = 0; i < c * c; i++) ck->M[i] *= ck->G[i];
+    mm_nt_part(SG_C_LOWER, c, c, dk, ck->Q, dk, ck->K, dk, ck->M, c, false, ck->trb);
+    times_gamma(ck->M, ck->G, c);
 }
 
-/* One chunk forward: o: [B, T, H*dk] tokens r0..r0+c of head h written,
- * S: [dk, dk] advanced in place. ws: chunk_floats + C*dk. */
-static void chunk_forward(const dr_dims *d, const float *q, const float *k, const float *v,
-                          const float *beta, const float *g, int64_t h, int64_t r0, int64_t c,
-                          float *S, float *o, float *ws)
+/* One chunk forward: o: [B*T, H*dk] tokens r0..r0+c of head h written,
+ * ck->S: [dk, dk] advanced in place. */
+static void chunk_forward(const sl_delta_rule_desc *d, const float *q, const float *k,
+                          const float *v, const float *beta, const float *g, int64_t h,
+                          int64_t r0, int64_t c, float *o, dr_chunk *ck)
 {
-    int64_t dk = d->dk, D = d->H * dk;
-    dr_chunk ck = chunk_carve(d, ws);
-    float *O = ws + chunk_floats(d);
-    chunk_prepare(d, q, k, v, beta, g, h, r0, c, S, &ck);
-    sl_gemm(false, false, c, dk, dk, ck.Q, S, 0.0f, O);
+    const int64_t dk = d->dk, D = d->H * dk;
+    float *S = ck->S, *O = ck->O;
+    chunk_prepare(d, q, k, v, beta, g, h, r0, c, S, ck);
+    mm_nn(c, dk, dk, ck->Q, dk, 1, S, dk, O, dk, false);
     for (int64_t i = 0; i < c; i++)
-        for (int64_t j = 0; j < dk; j++) O[i * dk + j] *= ck.E[i];
-    sl_gemm(false, false, c, dk, c, ck.M, ck.U, 1.0f, O);
+        for (int64_t j = 0; j < dk; j++) O[i * dk + j] *= ck->E[i];
+    mm_part(SG_A_LOWER, c, dk, c, ck->M, c, 1, ck->U, dk, O, dk, true);
     for (int64_t i = 0; i < c; i++)
         memcpy(o + (r0 + i) * D + h * dk, O + i * dk, (size_t)dk * sizeof(float));
-    for (int64_t i = 0; i < dk * dk; i++) S[i] *= ck.E[c - 1];
+    for (int64_t i = 0; i < dk * dk; i++) S[i] *= ck->E[c - 1];
     for (int64_t i = 0; i < c; i++)
-        for (int64_t j = 0; j < dk; j++) ck.tmp[i * dk + j] = ck.F[i] * ck.K[i * dk + j];
-    sl_gemm(true, false, dk, dk, c, ck.tmp, ck.U, 1.0f, S);
+        for (int64_t j = 0; j < dk; j++) ck->tmp[i * dk + j] = ck->F[i] * ck->K[i * dk + j];
+    mm_nn(dk, dk, c, ck->tmp, 1, dk, ck->U, dk, S, dk, true);
 }
 
-/* Where one (sequence, h)'s gradients go (full tensors, or NULL when not required). */
-typedef struct dr_grads {
-    float *dq, *dk, *dv, *dbeta, *dg;
-} dr_grads;
-
-/* Backward scratch beyond the chunk's own: 8 [C, dk], 4 [C, C], 3 [C], 1 [dk, dk]. */
-static int64_t bwd_extra_floats(const dr_dims *d)
-{
-    return 8 * d->C * d->dk + 4 * d->C * d->C + 3 * d->C + d->dk * d->dk;
-}
+/* The tensors of one run, forward or backward (sl_delta_rule_fwd and
+ * sl_delta_rule_bwd), each NULL when absent or not wanted. */
+typedef struct dr_run {
+    const sl_delta_rule_desc *d;
+    const float *q, *k, *v, *beta, *g, *s0, *dout;
+    float *o, *states, *s_final;
+    float *dq, *dk, *dv, *dbeta, *dg, *ds0;
+} dr_run;
 
 /* X: [c, c] lower triangular with a factor Gamma_ij in each entry:
- * x_ij = dX_ij X_ij goes to dgam_i and, negated, to dgam_j. */
-/* Row sums and column sums go to separate buffers so both loops vectorise;
- * col: [c] scratch. */
+ * x_ij = dX_ij X_ij goes to dgam_i and, negated, to dgam_j. Row sums and
+ * column sums go to separate buffers so both loops vectorise; col: [c]
+ * scratch. */
 static void gamma_grad(const float *dX, const float *X, int64_t c, float *dgam, float *col)
 {
     memset(col, 0, (size_t)c * sizeof(float));
@@ -253,36 +258,34 @@ static void gamma_grad(const float *dX, const float *X, int64_t c, float *dgam, 
 }
 
 /* The adjoint of one chunk (tokens r0..r0+c, head h; equations at the top).
- * S: [dk, dk] entering the chunk; dS: [dk, dk], the gradient of the state
- * leaving it, replaced by the gradient of the state entering it. dout:
- * [B, T, H*dk]. ws: chunk_floats + bwd_extra_floats. */
-static void chunk_backward(const dr_dims *d, const float *q, const float *k, const float *v,
-                           const float *beta, const float *g, const float *dout, int64_t h,
-                           int64_t r0, int64_t c, const float *S, float *dS, const dr_grads *gr,
-                           float *ws)
+ * S: [dk, dk] entering the chunk; ck->S holds dS: the gradient of the state
+ * leaving it, replaced by the gradient of the state entering it. */
+static void chunk_backward(const dr_run *r, int64_t h, int64_t r0, int64_t c, const float *S,
+                           dr_chunk *ck)
 {
-    int64_t dk = d->dk, C = d->C, Cd = C * dk, CC = C * C, H = d->H, D = H * dk;
-    dr_chunk ck = chunk_carve(d, ws);
-    chunk_prepare(d, q, k, v, beta, g, h, r0, c, S, &ck);
-    float *e = ws + chunk_floats(d);
-    float *dO = e, *dU = e + Cd, *Kd = e + 2 * Cd, *dX = e + 3 * Cd, *dW = e + 4 * Cd;
-    float *dQ = e + 5 * Cd, *dK = e + 6 * Cd, *dV = e + 7 * Cd;
-    float *dM = e + 8 * Cd, *dT = dM + CC, *t2 = dT + CC, *dA = t2 + CC;
-    float *dgam = dA + CC, *dbt = dgam + C, *col = dbt + C, *St = col + C;
-    const float *bt = ck.bt;
-    gather(d, dout, h, r0, c, dO);
-    memset(dQ, 0, (size_t)(3 * Cd) * sizeof(float));
-    memset(dgam, 0, (size_t)(2 * C) * sizeof(float));
-    const float *E = ck.E, *F = ck.F;
+    const sl_delta_rule_desc *d = r->d;
+    const int64_t dk = d->dk, H = d->H, D = H * dk;
+    chunk_prepare(d, r->q, r->k, r->v, r->beta, r->g, h, r0, c, S, ck);
+    float *dS = ck->S, *dO = ck->O, *dU = ck->dU, *Kd = ck->Kd, *dX = ck->dX, *dW = ck->dW;
+    float *dQ = ck->dQ, *dK = ck->dK, *dV = ck->dV, *dM = ck->dM, *dT = ck->dT, *t2 = ck->t2;
+    float *dA = ck->dA, *dgam = ck->dgam, *dbt = ck->dbt, *trb = ck->trb;
+    const float *bt = ck->bt;
+    pack(r->dout + r0 * D + h * dk, D, c, dk, dO);
+    memset(dQ, 0, (size_t)(c * dk) * sizeof(float));
+    memset(dK, 0, (size_t)(c * dk) * sizeof(float));
+    memset(dV, 0, (size_t)(c * dk) * sizeof(float));
+    memset(dgam, 0, (size_t)c * sizeof(float));
+    memset(dbt, 0, (size_t)c * sizeof(float));
+    const float *E = ck->E, *F = ck->F;
     float el = E[c - 1];
     for (int64_t i = 0; i < c; i++)
-        for (int64_t j = 0; j < dk; j++) Kd[i * dk + j] = F[i] * ck.K[i * dk + j];
+        for (int64_t j = 0; j < dk; j++) Kd[i * dk + j] = F[i] * ck->K[i * dk + j];
     /* Through S' = e^{gam_c} S + Kd^T U'. */
     float sdS = 0;
     for (int64_t i = 0; i < dk * dk; i++) sdS += S[i] * dS[i];
     dgam[c - 1] += el * sdS;
-    sl_gemm(false, false, c, dk, dk, Kd, dS, 0.0f, dU);
-    sl_gemm(false, true, c, dk, dk, ck.U, dS, 0.0f, dX); /* dKd */
+    mm_nn(c, dk, dk, Kd, dk, 1, dS, dk, dU, dk, false);
+    mm_nt(c, dk, dk, ck->U, dk, dS, dk, dX, dk, false, trb); /* dKd */
     for (int64_t i = 0; i < c; i++) {
         float x = 0;
 #pragma omp simd reduction(+ : x)
@@ -294,191 +297,228 @@ static void chunk_backward(const dr_dims *d, const float *q, const float *k, con
         dgam[i] -= x;
     }
     /* Through O = diag(E) Q S + M U'. */
-    sl_gemm(false, true, c, dk, dk, dO, S, 0.0f, dX); /* dO S^T */
+    mm_nt(c, dk, dk, dO, dk, S, dk, dX, dk, false, trb); /* dO S^T */
     for (int64_t i = 0; i < c; i++) {
         float x = 0;
 #pragma omp simd reduction(+ : x)
         for (int64_t j = 0; j < dk; j++) {
             dQ[i * dk + j] += E[i] * dX[i * dk + j];
-            x += dX[i * dk + j] * ck.Q[i * dk + j];
+            x += dX[i * dk + j] * ck->Q[i * dk + j];
         }
         dgam[i] += E[i] * x;
     }
-    sl_gemm(false, true, c, c, dk, dO, ck.U, 0.0f, dM);
+    mm_nt_part(SG_C_LOWER, c, c, dk, dO, dk, ck->U, dk, dM, c, false, trb);
     for (int64_t i = 0; i < c; i++)
         for (int64_t j = i + 1; j < c; j++) dM[i * c + j] = 0.0f;
-    sl_gemm(true, false, c, dk, c, ck.M, dO, 1.0f, dU);
-    gamma_grad(dM, ck.M, c, dgam, col);
+    /* M^T is upper triangular. */
+    mm_part(SG_A_UPPER, c, dk, c, ck->M, 1, c, dO, dk, dU, dk, true);
+    gamma_grad(dM, ck->M, c, dgam, ck->col);
 #pragma omp simd
-    for (int64_t i = 0; i < c * c; i++) dM[i] *= ck.G[i];
-    sl_gemm(false, false, c, dk, c, dM, ck.K, 1.0f, dQ);
-    sl_gemm(true, false, c, dk, c, dM, ck.Q, 1.0f, dK);
+    for (int64_t i = 0; i < c * c; i++) dM[i] *= ck->G[i];
+    mm_part(SG_A_LOWER, c, dk, c, dM, c, 1, ck->K, dk, dQ, dk, true);
+    mm_part(SG_A_UPPER, c, dk, c, dM, 1, c, ck->Q, dk, dK, dk, true);
     /* Through U' = U - W S, U = T Vb, W = T Kb. */
-    sl_gemm(false, true, c, dk, dk, dU, S, 0.0f, dW);
+    mm_nt(c, dk, dk, dU, dk, S, dk, dW, dk, false, trb);
     for (int64_t i = 0; i < c * dk; i++) dW[i] = -dW[i];
-    sl_gemm(false, true, c, c, dk, dU, ck.Vb, 0.0f, dT);
-    sl_gemm(false, true, c, c, dk, dW, ck.Kb, 1.0f, dT);
-    sl_gemm(true, false, c, dk, c, ck.T, dU, 0.0f, dX); /* dVb */
+    mm_nt(c, c, dk, dU, dk, ck->Vb, dk, dT, c, false, trb);
+    mm_nt(c, c, dk, dW, dk, ck->Kb, dk, dT, c, true, trb);
+    mm_part(SG_A_UPPER, c, dk, c, ck->T, 1, c, dU, dk, dX, dk, false); /* dVb = T^T dU */
     for (int64_t i = 0; i < c; i++) {
         float x = 0;
         for (int64_t j = 0; j < dk; j++) {
             dV[i * dk + j] += bt[i] * dX[i * dk + j];
-            x += dX[i * dk + j] * ck.V[i * dk + j];
+            x += dX[i * dk + j] * ck->V[i * dk + j];
         }
         dbt[i] += x;
     }
-    sl_gemm(true, false, c, dk, c, ck.T, dW, 0.0f, dX); /* dKb */
+    mm_part(SG_A_UPPER, c, dk, c, ck->T, 1, c, dW, dk, dX, dk, false); /* dKb = T^T dW */
     for (int64_t i = 0; i < c; i++) {
         float x = 0;
 #pragma omp simd reduction(+ : x)
         for (int64_t j = 0; j < dk; j++) {
             dK[i * dk + j] += bt[i] * E[i] * dX[i * dk + j];
-            x += dX[i * dk + j] * ck.K[i * dk + j];
+            x += dX[i * dk + j] * ck->K[i * dk + j];
         }
         dbt[i] += E[i] * x;
         dgam[i] += bt[i] * E[i] * x;
     }
     /* Through T = (I + A)^-1: dA = -T^T dT T^T, A_ij = beta_i Gamma_ij KK_ij. */
-    sl_gemm(false, true, c, c, c, dT, ck.T, 0.0f, t2);
-    sl_gemm(true, false, c, c, c, ck.T, t2, 0.0f, dA);
+    mm_nt(c, c, c, dT, c, ck->T, c, t2, c, false, trb);
+    mm_part(SG_A_UPPER, c, c, c, ck->T, 1, c, t2, c, dA, c, false);
     for (int64_t i = 0; i < c; i++) {
         float s = 0;
 #pragma omp simd reduction(+ : s)
         for (int64_t j = 0; j < c; j++) {
-            float gm = j < i ? ck.G[i * c + j] : 0.0f, da = -dA[i * c + j];
-            s += da * gm * ck.KK[i * c + j];
+            float gm = j < i ? ck->G[i * c + j] : 0.0f, da = -dA[i * c + j];
+            s += da * gm * ck->KK[i * c + j];
             dA[i * c + j] = da;
-            t2[i * c + j] = da * bt[i] * gm;                 /* dKK */
-            ck.M[i * c + j] = bt[i] * gm * ck.KK[i * c + j]; /* M is spent: A for gamma_grad */
+            t2[i * c + j] = da * bt[i] * gm;                  /* dKK */
+            ck->M[i * c + j] = bt[i] * gm * ck->KK[i * c + j]; /* M is spent: A for gamma_grad */
         }
         dbt[i] += s;
     }
-    gamma_grad(dA, ck.M, c, dgam, col);
-    sl_gemm(false, false, c, dk, c, t2, ck.K, 1.0f, dK);
-    sl_gemm(true, false, c, dk, c, t2, ck.K, 1.0f, dK);
+    gamma_grad(dA, ck->M, c, dgam, ck->col);
+    /* dKK is strictly lower triangular. */
+    mm_part(SG_A_LOWER, c, dk, c, t2, c, 1, ck->K, dk, dK, dk, true);
+    mm_part(SG_A_UPPER, c, dk, c, t2, 1, c, ck->K, dk, dK, dk, true);
     /* dS entering = e^{gam_c} dS + Q^T diag(E) dO - W^T dU'. */
     for (int64_t i = 0; i < c; i++)
         for (int64_t j = 0; j < dk; j++) dO[i * dk + j] *= E[i];
     for (int64_t i = 0; i < dk * dk; i++) dS[i] *= el;
-    sl_gemm(true, false, dk, dk, c, ck.Q, dO, 1.0f, dS);
-    sl_gemm(true, false, dk, dk, c, ck.W, dU, 0.0f, St);
-    for (int64_t i = 0; i < dk * dk; i++) dS[i] -= St[i];
-    /* Scatter; g_m enters every gam_i with i >= m. */
+    mm_nn(dk, dk, c, ck->Q, 1, dk, dO, dk, dS, dk, true);
+    mm_nn(dk, dk, c, ck->W, 1, dk, dU, dk, ck->St, dk, false);
+    for (int64_t i = 0; i < dk * dk; i++) dS[i] -= ck->St[i];
+    /* Scatter into the blocks' columns; g_m enters every gam_i with i >= m. */
+    const sl_rec_layout *io = &d->io;
+    if (r->dq) unpack_add(dQ, c, dk, r->dq + at_q(io, r0, h, dk), io->ldq);
+    if (r->dk) unpack_add(dK, c, dk, r->dk + at_k(io, r0, h, dk), io->ldk);
+    if (r->dv) unpack_add(dV, c, dk, r->dv + at_v(io, r0, h, dk), io->ldv);
     float suffix = 0;
     for (int64_t i = c - 1; i >= 0; i--) {
-        int64_t r = r0 + i, off = r * D + h * dk;
+        int64_t t = r0 + i;
         suffix += dgam[i];
-        if (gr->dq)
-            for (int64_t j = 0; j < dk; j++) gr->dq[off + j] += dQ[i * dk + j];
-        if (gr->dk)
-            for (int64_t j = 0; j < dk; j++) gr->dk[off + j] += dK[i * dk + j];
-        if (gr->dv)
-            for (int64_t j = 0; j < dk; j++) gr->dv[off + j] += dV[i * dk + j];
-        if (gr->dbeta) gr->dbeta[r * H + h] += dbt[i];
-        if (gr->dg) gr->dg[r * H + h] += suffix;
+        if (r->dbeta) r->dbeta[t * H + h] += dbt[i];
+        if (r->dg) r->dg[t * H + h] += suffix;
     }
 }
+
+/* One (sequence, h) item: of the backward when r->dout is set, else of
+ * the forward. The backward starts from a zero dS at the sequence's last
+ * chunk (the final state carries no gradient), so no gradient crosses a
+ * sequence bound. */
+static void run_item(const void *arg, int64_t ih, float *scratch)
+{
+    const dr_run *r = arg;
+    const sl_delta_rule_desc *d = r->d;
+    const int64_t H = d->H, dk = d->dk, i = ih / H, h = ih % H, ss = dk * dk;
+    const int64_t start = sl_chunk_start(&d->rows, i), nch = sl_chunk_count(&d->rows, i);
+    sl_carver cv = {scratch, 0};
+    dr_chunk ck = carve(d, r->dout != NULL, &cv);
+    if (r->dout) {
+        memset(ck.S, 0, (size_t)ss * sizeof(float));
+        for (int64_t ch = nch - 1; ch >= 0; ch--)
+            chunk_backward(r, h, start + ch * d->C, sl_chunk_size(&d->rows, i, ch),
+                           r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), &ck);
+        if (r->ds0)
+            for (int64_t j = 0; j < ss; j++) r->ds0[ih * ss + j] += ck.S[j];
+        return;
+    }
+    if (r->s0)
+        memcpy(ck.S, r->s0 + ih * ss, (size_t)ss * sizeof(float));
+    else
+        memset(ck.S, 0, (size_t)ss * sizeof(float));
+    for (int64_t ch = 0; ch < nch; ch++) {
+        if (r->states)
+            memcpy(r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), ck.S,
+                   (size_t)ss * sizeof(float));
+        chunk_forward(d, r->q, r->k, r->v, r->beta, r->g, h, start + ch * d->C,
+                      sl_chunk_size(&d->rows, i, ch), r->o, &ck);
+    }
+    if (r->s_final) memcpy(r->s_final + ih * ss, ck.S, (size_t)ss * sizeof(float));
+}
+
+void sl_delta_rule_fwd(const sl_delta_rule_desc *d, const float *q, const float *k,
+                       const float *v, const float *beta, const float *g, const float *s0,
+                       float *o, float *states, float *s_final, float *scratch)
+{
+    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; no gradients. */
+    const dr_run r = {d, q, k, v, beta, g, s0, NULL, o, states, s_final, NULL, NULL, NULL, NULL,
+                      NULL, NULL};
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, &r, scratch, per_thread(d, false));
+}
+
+void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float *k,
+                       const float *v, const float *beta, const float *g, const float *states,
+                       const float *dout, float *dq, float *dk, float *dv, float *dbeta,
+                       float *dg, float *ds0, float *scratch)
+{
+    /* d, q, k, v, beta, g, s0, dout; o, states, s_final; the gradients. */
+    const dr_run r = {d, q, k, v, beta, g, NULL, dout, NULL, (float *)states,
+                      NULL, dq, dk, dv, dbeta, dg, ds0};
+    sl_chunk_for(team(d), d->rows.n * d->H, run_item, &r, scratch, per_thread(d, true));
+}
+
+/* ------------------------------------------------------------- the op */
+
+/* What the backward keeps: the descriptor and the chunk-entry states. */
+typedef struct dr_saved {
+    sl_delta_rule_desc d;
+    float *states;
+} dr_saved;
 
 static float *grad_or_null(sl_ctx *ctx, sl_tensor *t)
 {
     return t && t->requires_grad ? sl_grad(ctx, t) : NULL;
 }
 
-/* dO: [B, T, H*dk] -> dq, dk, dv, dbeta, dg: [B, T, ...], dS0: [N, H, dk, dk]
- * (each when required). Each (sequence, h) starts from a zero dS at its
- * last chunk, so no gradient crosses a sequence bound. */
+/* Node layout: in = {the tensors q, k and v are read from, beta, g, s0}
+ * (g and s0 may be NULL), saved = dr_saved. */
 static void delta_rule_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const dr_saved *sv = nd->saved;
-    const dr_dims *d = &sv->d;
-    const dr_rows *rw = &sv->rows;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3];
-    dr_grads gr = {grad_or_null(ctx, q), grad_or_null(ctx, k), grad_or_null(ctx, v),
-                   grad_or_null(ctx, beta), grad_or_null(ctx, sv->g)};
-    float *dS0 = grad_or_null(ctx, sv->S0);
-    const float *gd = sv->g ? sv->g->data : NULL;
-    int64_t H = d->H, dk = d->dk, C = d->C, NH = rw->n * H;
-    int64_t wsf = chunk_floats(d) + bwd_extra_floats(d) + dk * dk;
-    float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);
-    /* Dynamic: packed sequences differ in length; any thread may take any
-     * pair without changing its result. */
-#pragma omp parallel for schedule(dynamic, 1) if (NH > 1)
-    for (int64_t ih = 0; ih < NH; ih++) {
-        int64_t i = ih / H, h = ih % H, len = rw->len[i];
-        int64_t nch = rw->choff[i + 1] - rw->choff[i];
-        float *dS = wsall + (int64_t)omp_get_thread_num() * wsf, *ws = dS + dk * dk;
-        memset(dS, 0, (size_t)(dk * dk) * sizeof(float)); /* the final state carries no gradient */
-        for (int64_t ch = nch - 1; ch >= 0; ch--) {
-            int64_t t0 = ch * C, c = t0 + C <= len ? C : len - t0;
-            const float *Sb = sv->Sb + saved_at(rw, H, dk, i, h, ch);
-            chunk_backward(d, q->data, k->data, v->data, beta->data, gd, nd->out->grad, h,
-                           rw->start[i] + t0, c, Sb, dS, &gr, ws);
-        }
-        if (dS0)
-            for (int64_t j = 0; j < dk * dk; j++) dS0[ih * dk * dk + j] += dS[j];
-    }
+    sl_tensor *g = nd->in[4], *s0 = nd->in[5];
+    float *dq = grad_or_null(ctx, q), *dk = grad_or_null(ctx, k), *dv = grad_or_null(ctx, v);
+    float *dbeta = grad_or_null(ctx, beta), *dg = grad_or_null(ctx, g);
+    float *ds0 = grad_or_null(ctx, s0);
+    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(&sv->d, true));
+    sl_delta_rule_bwd(&sv->d, q->data, k->data, v->data, beta->data, g ? g->data : NULL,
+                      sv->states, nd->out->grad, dq, dk, dv, dbeta, dg, ds0, scratch);
 }
 
-/* q, k, v: [B, T, H*dk], beta, g: [B, T, H], S0: [N, H, dk, dk] | NULL ->
- * o: [B, T, H*dk]; S_out: [N, H, dk, dk] | NULL. N = B, or seqs->n with
- * B = 1. Saves the chunk-entry states [sum_i ceil(len_i/C) * H, dk, dk]
- * when recorded. */
+/* Blocks of in's tensors ([B, T, *]), beta, g: [B, T, H], s0: [N, H, dk,
+ * dk] | NULL -> o: [B, T, H*dk]; s_final: [N, H, dk, dk] | NULL. N = B, or
+ * seqs->n with B = 1. Saves the chunk-entry states when recorded. */
+sl_tensor *sl_delta_rule_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *beta, sl_tensor *g,
+                            sl_tensor *s0, int64_t H, int64_t C, float *s_final,
+                            const sl_seqs *seqs)
+{
+    const sl_rec_layout io = sl_rec_in_layout(in, H, "sl_delta_rule");
+    sl_require(C > 0 && in->dv == in->dk && in->map == SL_REC_PLAIN && io.q_scale == 1.0f &&
+                   io.k_scale == 1.0f,
+               "sl_delta_rule", "chunk > 0, dv = dk, no map or scale");
+    /* Checked before anything is allocated or recorded: bounds past T would
+     * read and write outside every tensor. */
+    sl_require(sl_seqs_check(seqs, in->q, "sl_delta_rule") == SL_OK, "sl_delta_rule",
+               "packed bounds 0 = cu[0] <= ... <= cu[n] = T over q [1, T, H*dk]");
+    const int64_t B = in->q->shape[0], T = in->q->shape[1], dk = in->dk;
+    const int64_t N = sl_seq_count(seqs, B), NH = N * H;
+    sl_require(beta->n == B * T * H && (!g || g->n == beta->n) && (!s0 || s0->n == NH * dk * dk),
+               "sl_delta_rule", "beta, g [B, T, H], s0 [N, H, dk, dk]");
+    sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
+    sl_node *nd = SL_RECORD(ctx, delta_rule_backward, o, in->q, in->k, in->v, beta, g, s0);
+    dr_saved local = {{B, T, H, dk, C, io, sl_chunk_rows_keep(ctx, seqs, B, T, C)}, NULL};
+    dr_saved *sv = &local;
+    if (nd) {
+        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
+        *sv = local;
+        sv->states = sl_arena_floats(ctx, sl_delta_rule_states_floats(&sv->d));
+        nd->saved = sv;
+    }
+    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(&sv->d, false));
+    sl_delta_rule_fwd(&sv->d, in->q->data, in->k->data, in->v->data, beta->data,
+                      g ? g->data : NULL, s0 ? s0->data : NULL, o->data, sv->states, s_final,
+                      scratch);
+    return o;
+}
+
+/* q, k, v: [B, T, H*dk], the rest as sl_delta_rule_in. */
 sl_tensor *sl_delta_rule(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *beta,
-                         sl_tensor *g, sl_tensor *S0, int64_t H, int64_t C, float *S_out,
+                         sl_tensor *g, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
                          const sl_seqs *seqs)
 {
     sl_require(q->ndim == 3 && sl_same_shape(q, k) && sl_same_shape(q, v) && H > 0 &&
                    q->shape[2] % H == 0 && C > 0,
                "sl_delta_rule", "q, k, v [B, T, H*dk], chunk > 0");
-    /* Checked before anything is allocated or recorded: bounds past T would
-     * read and write outside every tensor. */
-    sl_require(sl_seqs_check(seqs, q, "sl_delta_rule") == SL_OK, "sl_delta_rule",
-               "packed bounds 0 = cu[0] <= ... <= cu[n] = T over q [1, T, H*dk]");
-    int64_t B = q->shape[0], T = q->shape[1], N = sl_seq_count(seqs, B);
-    dr_dims d = {H, q->shape[2] / H, C};
-    int64_t dk = d.dk, NH = N * H, wsf = chunk_floats(&d) + C * dk + dk * dk;
-    sl_require(beta->n == B * T * H && (!g || g->n == beta->n) && (!S0 || S0->n == NH * dk * dk),
-               "sl_delta_rule", "beta, g [B, T, H], S0 [N, H, dk, dk]");
-    dr_rows rw = rows_make(ctx, seqs, B, T, C);
-    sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
-    sl_node *nd = sl_record(ctx, delta_rule_backward, o, 6, (sl_tensor *[]){q, k, v, beta, g, S0});
-    dr_saved *sv = NULL;
-    if (nd) {
-        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = (dr_saved){g, S0, sl_arena_floats(ctx, rw.choff[rw.n] * H * dk * dk), rw, d};
-        nd->saved = sv;
-    }
-    float *wsall = sl_arena_floats(ctx, (int64_t)omp_get_max_threads() * wsf);
-    const float *gd = g ? g->data : NULL;
-    /* Dynamic: packed sequences differ in length; any thread may take any
-     * pair without changing its result. */
-#pragma omp parallel for schedule(dynamic, 1) if (NH > 1)
-    for (int64_t ih = 0; ih < NH; ih++) {
-        int64_t i = ih / H, h = ih % H, len = rw.len[i], nch = rw.choff[i + 1] - rw.choff[i];
-        float *S = wsall + (int64_t)omp_get_thread_num() * wsf, *ws = S + dk * dk;
-        if (S0)
-            memcpy(S, S0->data + ih * dk * dk, (size_t)(dk * dk) * sizeof(float));
-        else
-            memset(S, 0, (size_t)(dk * dk) * sizeof(float));
-        for (int64_t ch = 0; ch < nch; ch++) {
-            int64_t t0 = ch * C, c = t0 + C <= len ? C : len - t0;
-            if (sv) {
-                float *Sb = sv->Sb + saved_at(&rw, H, dk, i, h, ch);
-                memcpy(Sb, S, (size_t)(dk * dk) * sizeof(float));
-            }
-            chunk_forward(&d, q->data, k->data, v->data, beta->data, gd, h, rw.start[i] + t0, c, S,
-                          o->data, ws);
-        }
-        if (S_out) memcpy(S_out + ih * dk * dk, S, (size_t)(dk * dk) * sizeof(float));
-    }
-    return o;
+    const sl_rec_in in = {.q = q, .k = k, .v = v, .dk = q->shape[2] / H, .dv = q->shape[2] / H};
+    return sl_delta_rule_in(ctx, &in, beta, g, s0, H, C, s_final, seqs);
 }
 
 /* Same layouts as sl_delta_rule (q: [B, T, H*dk], states [N, H, dk, dk]);
  * the state is kept in double. */
 void sl_delta_rule_ref(const float *q, const float *k, const float *v, const float *beta,
-                       const float *g, const float *S0, int64_t B, int64_t T, int64_t H, int64_t dk,
-                       float *o, float *S_out, const sl_seqs *seqs)
+                       const float *g, const float *s0, int64_t B, int64_t T, int64_t H, int64_t dk,
+                       float *o, float *s_final, const sl_seqs *seqs)
 {
     double *S = malloc((size_t)(dk * dk) * sizeof(double)),
            *kS = malloc((size_t)dk * sizeof(double));
@@ -488,7 +528,7 @@ void sl_delta_rule_ref(const float *q, const float *k, const float *v, const flo
      * start..start+len over all B*T, and its state row is b. */
     for (int64_t b = 0; b < N; b++)
         for (int64_t h = 0; h < H; h++) {
-            for (int64_t i = 0; i < dk * dk; i++) S[i] = S0 ? S0[(b * H + h) * dk * dk + i] : 0.0;
+            for (int64_t i = 0; i < dk * dk; i++) S[i] = s0 ? s0[(b * H + h) * dk * dk + i] : 0.0;
             int64_t start = sl_seq_start(seqs, b, T), len = sl_seq_len(seqs, b, T);
             for (int64_t t = 0; t < len; t++) {
                 int64_t r = start + t, off = r * D + h * dk;
@@ -507,9 +547,9 @@ void sl_delta_rule_ref(const float *q, const float *k, const float *v, const flo
                     o[off + j] = (float)s;
                 }
             }
-            if (S_out)
+            if (s_final)
                 for (int64_t i = 0; i < dk * dk; i++)
-                    S_out[(b * H + h) * dk * dk + i] = (float)S[i];
+                    s_final[(b * H + h) * dk * dk + i] = (float)S[i];
         }
     free(S);
     free(kS);

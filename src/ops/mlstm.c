@@ -52,29 +52,19 @@
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/block_io.h"
+#include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/internal.h"
 #include "ops/mlstm.h"
 #include "ops/small_gemm.h"
 
-typedef struct mlstm_shape {
-    int64_t B, T, H, dk, dv, dva, C, rows;
-    sl_rec_layout io; /* where q, k and v are read from */
-    const sl_seqs *seqs;
-    int64_t *coff; /* [rows + 1]: chunks before each row (states index) */
-} mlstm_shape;
-
-/* What the backward needs besides the node's tensors. q, k, v: the tensors
- * the blocks are read from (one tensor three times for a packed
- * projection). */
+/* What the backward needs besides the node's tensors. */
 typedef struct mlstm_saved {
-    mlstm_shape s;
-    sl_tensor *q, *k, *v, *ig, *lf, *s0;
+    sl_mlstm_desc s;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
     float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
@@ -113,52 +103,46 @@ typedef struct head_buf {
 
 /* mm_nt's B^T, [K, N] for its products (K, N in dk, dva, C); mm_dva's
  * K + M <= 2 max(C, dk) fit too, as dva >= 2. */
-static int64_t bt_floats(const mlstm_shape *s)
+static int64_t bt_floats(const sl_mlstm_desc *s)
 {
     const int64_t w = s->dk > s->dva ? s->dk : s->dva, n = s->C > s->dk ? s->C : s->dk;
     return w * n;
 }
 
-static int64_t buf_floats(const mlstm_shape *s)
-{
-    const int64_t C = s->C, dk = s->dk, dva = s->dva;
-    /* b (doubles) first; a multiple of 16 floats keeps every thread's slice,
-     * and so b, 64-byte aligned. */
-    const int64_t n = 8 * C * dk + 4 * C * dva + 3 * C * C + 9 * C + 2 * dk * dva + bt_floats(s);
-    return (n + 15) & ~(int64_t)15;
-}
-
-static head_buf carve(const mlstm_shape *s, float *p)
+/* One thread's buffers from cv (counting only, when cv->base is NULL). */
+static head_buf carve(const sl_mlstm_desc *s, sl_carver *cv)
 {
     const int64_t C = s->C, dk = s->dk, dva = s->dva;
     head_buf h;
-    h.b = (double *)p;
-    p += 2 * C;
+    h.b = (double *)sl_carve(cv, 2 * C);
     float **ck[] = {&h.Q, &h.K, &h.Qd, &h.Kf, &h.dQ, &h.dK, &h.dQd, &h.tmp};
-    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
-    float **cv[] = {&h.Va, &h.N, &h.dN, &h.dVa};
-    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dva) *cv[i] = p;
-    h.A = p;
-    h.P = p + C * C;
-    h.E = p + 2 * C * C;
-    p += 3 * C * C;
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) *ck[i] = sl_carve(cv, C * dk);
+    float **cvv[] = {&h.Va, &h.N, &h.dN, &h.dVa};
+    for (size_t i = 0; i < sizeof cvv / sizeof cvv[0]; i++) *cvv[i] = sl_carve(cv, C * dva);
+    h.A = sl_carve(cv, C * C);
+    h.P = sl_carve(cv, C * C);
+    h.E = sl_carve(cv, C * C);
     float **cs[] = {&h.g, &h.m, &h.w, &h.fl, &h.z, &h.db, &h.dig};
-    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++, p += C) *cs[i] = p;
-    h.Ca = p;
-    h.dCa = p + dk * dva;
-    h.bt = h.dCa + dk * dva;
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) *cs[i] = sl_carve(cv, C);
+    h.Ca = sl_carve(cv, dk * dva);
+    h.dCa = sl_carve(cv, dk * dva);
+    h.bt = sl_carve(cv, bt_floats(s));
     return h;
 }
 
-static int team_size(const mlstm_shape *s, int64_t tokens)
+static int64_t buf_floats(const sl_mlstm_desc *s)
 {
-    int64_t work = tokens * s->H * s->dk * s->dv;
-    int nt = omp_get_max_threads();
-    if (work < SL_PAR_MIN || s->rows * s->H < 2) return 1;
-    return (int)min64(nt, s->rows * s->H);
+    sl_carver cv = {NULL, 0};
+    carve(s, &cv);
+    return cv.used;
 }
 
-/* ------------------------------------------------------------- helpers */
+/* Threads of a run (values with the denominator's column: dva). */
+static int mlstm_team(const sl_mlstm_desc *s)
+{
+    const int64_t work = sl_chunk_state_work(s->B * s->T, s->H, s->C, s->dk, s->dva);
+    return sl_chunk_team(s->rows.n * s->H, work);
+}
 
 /* C[M, N] (+)= A B as mm_part computes it (part SG_FULL, SG_A_LOWER or
  * SG_A_UPPER), for the N = dva products: mm_part takes the columns past the
@@ -222,7 +206,7 @@ static void state_store(const float *Ca, float m, int64_t dk, int64_t dv, float 
 /* The chunk's operands: Q, K: [L, dk] (scaled as read), Va = [V | 1]:
  * [L, dva], and its gates. tok: the chunk's first token over all B*T; q, k,
  * v: the tensors the blocks are read from (rows ldq, ldk, ldv apart). */
-static void load_chunk(const mlstm_shape *s, int64_t tok, int64_t h, int64_t L, const float *q,
+static void load_chunk(const sl_mlstm_desc *s, int64_t tok, int64_t h, int64_t L, const float *q,
                        const float *k, const float *v, const float *ig, const float *lf,
                        head_buf *w)
 {
@@ -312,23 +296,36 @@ static void chunk_outputs(int64_t L, int64_t dk, int64_t dva, head_buf *w)
     }
 }
 
-/* Rows of the chunks of row r start at token tok0 (over all B*T). */
-static int64_t row_start(const mlstm_shape *s, int64_t r) { return sl_seq_start(s->seqs, r, s->T); }
-static int64_t row_len(const mlstm_shape *s, int64_t r) { return sl_seq_len(s->seqs, r, s->T); }
 
 /* ------------------------------------------------------------- forward */
 
-/* One (row, head). q, k, v: the tensors the blocks are read from; o:
- * [B*T, H*dv]; s0, s_final: [rows*H, ssz] or NULL; states: [chunks, H,
- * dk*dva + 1] and den: [B*T, H], both or neither NULL. */
-static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
-                         const float *v, const float *ig, const float *lf, const float *s0,
-                         float *o, float *states, float *den, float *s_final, float *scratch)
+/* The tensors of one run, forward or backward. q, k, v: the tensors the
+ * blocks are read from, and dq, dk, dv their gradients (the blocks'
+ * columns, rows ldq, ldk, ldv apart); ig, lf, den and their gradients:
+ * [B*T, H]; o (the forward's h), dout: [B*T, H*dv]; s0, s_final, ds0:
+ * [rows*H, ssz]; states: the chunk-entry states (sl_chunk_state_at, dk*dva
+ * + 1 floats each). states and den both or neither NULL; a gradient NULL
+ * when not needed. */
+typedef struct mlstm_run {
+    const sl_mlstm_desc *s;
+    const float *q, *k, *v, *ig, *lf, *s0, *dout;
+    float *o, *states, *den, *s_final;
+    float *dq, *dk, *dv, *dig, *dlf, *ds0;
+} mlstm_run;
+
+/* One (row, head) rh of the forward. */
+static void forward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const mlstm_run *run = arg;
+    const sl_mlstm_desc *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *ig = run->ig, *lf = run->lf;
+    const float *s0 = run->s0;
+    float *o = run->o, *states = run->states, *den = run->den, *s_final = run->s_final;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
-    const int64_t len = row_len(s, r), tok0 = row_start(s, r);
-    head_buf w = carve(s, scratch);
+    const int64_t len = sl_chunk_len(&s->rows, r), tok0 = sl_chunk_start(&s->rows, r);
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
     float m = SL_MLSTM_M_FRESH;
     if (s0)
         state_load(s0 + rh * ssz, dk, dv, w.Ca, &m);
@@ -337,7 +334,7 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
     for (int64_t c = 0, t0 = 0; t0 < len; c++, t0 += s->C) {
         const int64_t L = min64(s->C, len - t0), tok = tok0 + t0;
         if (states) {
-            float *st = states + ((s->coff[r] + c) * H + h) * csz;
+            float *st = states + sl_chunk_state_at(&s->rows, H, r, h, c, csz);
             memcpy(st, w.Ca, (size_t)(dk * dva) * sizeof(float));
             st[dk * dva] = m;
         }
@@ -369,26 +366,26 @@ static void forward_head(const mlstm_shape *s, int64_t rh, const float *q, const
 
 /* ------------------------------------------------------------ backward */
 
-/* One (row, head) of the backward. out: the forward's h, den and states:
- * what it kept. Gradient pointers are NULL when not needed; q, k, v and dq,
- * dkk, dvv: the tensors the blocks are read from and their gradients (the
- * blocks' columns, rows ldq, ldk, ldv apart); out, dout: [.., H*dv]; den,
- * dig, dlf: [.., H]; ds0: [rows*H, ssz]. */
-static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, const float *k,
-                          const float *v, const float *ig, const float *lf, const float *out,
-                          const float *dout, const float *states, const float *den, float *dq,
-                          float *dkk, float *dvv, float *dig, float *dlf, float *ds0,
-                          float *scratch)
+/* One (row, head) rh of the backward, from what the forward kept (its h,
+ * den and states). */
+static void backward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const mlstm_run *run = arg;
+    const sl_mlstm_desc *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *ig = run->ig, *lf = run->lf;
+    const float *out = run->o, *dout = run->dout, *states = run->states, *den = run->den;
+    float *dq = run->dq, *dkk = run->dk, *dvv = run->dv, *dig = run->dig, *dlf = run->dlf;
+    float *ds0 = run->ds0;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, dva = s->dva, r = rh / H, h = rh % H;
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), csz = dk * dva + 1;
-    const int64_t len = row_len(s, r), tok0 = row_start(s, r);
-    const int64_t nch = s->coff[r + 1] - s->coff[r];
-    head_buf w = carve(s, scratch);
+    const int64_t len = sl_chunk_len(&s->rows, r), tok0 = sl_chunk_start(&s->rows, r);
+    const int64_t nch = sl_chunk_count(&s->rows, r);
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
     memset(w.dCa, 0, (size_t)(dk * dva) * sizeof(float));
     for (int64_t c = nch - 1; c >= 0; c--) {
         const int64_t t0 = c * s->C, L = min64(s->C, len - t0), tok = tok0 + t0;
-        const float *st = states + ((s->coff[r] + c) * H + h) * csz;
+        const float *st = states + sl_chunk_state_at(&s->rows, H, r, h, c, csz);
         memcpy(w.Ca, st, (size_t)(dk * dva) * sizeof(float));
         const float m_prev = st[dk * dva];
         load_chunk(s, tok, h, L, q, k, v, ig, lf, &w);
@@ -509,28 +506,61 @@ static void backward_head(const mlstm_shape *s, int64_t rh, const float *q, cons
     }
 }
 
-/* Node layout: in = {q, k, v, igate} (the tape keeps four; q, k, v are the
- * tensors the blocks are read from, possibly one tensor three times), saved
- * = all six tensors with the shape and the chunk states. */
+int64_t sl_mlstm_scratch_floats(const sl_mlstm_desc *d)
+{
+    return buf_floats(d) * mlstm_team(d);
+}
+
+int64_t sl_mlstm_states_floats(const sl_mlstm_desc *d)
+{
+    return sl_chunk_states_floats(&d->rows, d->H, d->dk * d->dva + 1);
+}
+
+/* Every (row, head) of a run on the threads sl_chunk_team gives. */
+static void run_all(const mlstm_run *run, sl_chunk_fn fn, float *scratch)
+{
+    const sl_mlstm_desc *d = run->s;
+    sl_chunk_for(mlstm_team(d), d->rows.n * d->H, fn, run, scratch, buf_floats(d));
+}
+
+void sl_mlstm_fwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *s0, float *h,
+                  float *states, float *den, float *s_final, float *scratch)
+{
+    /* d, the inputs, s0, dout; h, states, den, s_final; no gradients. */
+    const mlstm_run run = {d, q, k, v, igate, lfgate, s0, NULL, h, states, den, s_final,
+                           NULL, NULL, NULL, NULL, NULL, NULL};
+    run_all(&run, forward_head, scratch);
+}
+
+void sl_mlstm_bwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *h, const float *states,
+                  const float *den, const float *dout, float *dq, float *dk, float *dv,
+                  float *digate, float *dlfgate, float *ds0, float *scratch)
+{
+    /* d, the inputs, s0, dout; h, states, den (read only), s_final; the gradients. */
+    const mlstm_run run = {d, q, k, v, igate, lfgate, NULL, dout, (float *)h, (float *)states,
+                           (float *)den, NULL, dq, dk, dv, digate, dlfgate, ds0};
+    run_all(&run, backward_head, scratch);
+}
+
+/* Node layout: in = {q, k, v, igate, lfgate, s0} (q, k, v: the tensors the
+ * blocks are read from, possibly one tensor three times; s0 may be NULL),
+ * saved = the descriptor, the chunk states and den. */
 static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const mlstm_saved *sv = nd->saved;
-    const mlstm_shape *s = &sv->s;
-    float *dq = sv->q->requires_grad ? sl_grad(ctx, sv->q) : NULL;
-    float *dk = sv->k->requires_grad ? sl_grad(ctx, sv->k) : NULL;
-    float *dv = sv->v->requires_grad ? sl_grad(ctx, sv->v) : NULL;
-    float *dig = sv->ig->requires_grad ? sl_grad(ctx, sv->ig) : NULL;
-    float *dlf = sv->lf->requires_grad ? sl_grad(ctx, sv->lf) : NULL;
-    float *ds0 = sv->s0 && sv->s0->requires_grad ? sl_grad(ctx, sv->s0) : NULL;
-    const float *dout = nd->out->grad;
-    int nt = team_size(s, s->B * s->T);
-    int64_t per = buf_floats(s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s->rows * s->H; rh++)
-        backward_head(s, rh, sv->q->data, sv->k->data, sv->v->data, sv->ig->data, sv->lf->data,
-                      nd->out->data, dout, sv->states, sv->den, dq, dk, dv, dig, dlf, ds0,
-                      scratch + per * omp_get_thread_num());
+    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *ig = nd->in[3], *lf = nd->in[4];
+    sl_tensor *s0 = nd->in[5];
+    float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
+    float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
+    float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
+    float *dig = ig->requires_grad ? sl_grad(ctx, ig) : NULL;
+    float *dlf = lf->requires_grad ? sl_grad(ctx, lf) : NULL;
+    float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
+    sl_mlstm_bwd(&sv->s, q->data, k->data, v->data, ig->data, lf->data, nd->out->data,
+                 sv->states, sv->den, nd->out->grad, dq, dk, dv, dig, dlf, ds0,
+                 sl_arena_floats(ctx, sl_mlstm_scratch_floats(&sv->s)));
 }
 
 /* Blocks of in's tensors ([B, T, *]), igate, lfgate: [B, T, H], s0: [rows,
@@ -547,44 +577,30 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
                "sl_mlstm", "igate, lfgate [B, T, H]");
     sl_require(sl_seqs_check(seqs, q, "sl_mlstm") == SL_OK, "sl_mlstm",
                "seqs NULL or packed bounds over q [1, T, ...]");
-    mlstm_shape s = {.B = q->shape[0],
-                     .T = q->shape[1],
-                     .H = H,
-                     .dk = dk,
-                     .dv = dv,
-                     .C = C,
-                     .io = io};
+    sl_mlstm_desc s = {.B = q->shape[0],
+                       .T = q->shape[1],
+                       .H = H,
+                       .dk = dk,
+                       .dv = dv,
+                       .C = C,
+                       .io = io};
     s.dva = s.dv + 1;
-    s.rows = sl_seq_count(seqs, s.B);
-    const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv), csz = s.dk * s.dva + 1;
-    sl_require(!s0 || s0->n == s.rows * H * ssz, "sl_mlstm", "s0 [rows, H, dk*dv + dk + 1]");
     /* The backward runs after the caller's bounds may be gone. */
-    s.seqs = sl_seqs_keep(ctx, seqs);
-    s.coff = sl_seq_chunk_offsets(ctx, seqs, s.B, s.T, C);
+    s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);
+    const int64_t ssz = sl_mlstm_state_floats(s.dk, s.dv);
+    sl_require(!s0 || s0->n == s.rows.n * H * ssz, "sl_mlstm", "s0 [rows, H, dk*dv + dk + 1]");
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * s.dv);
     sl_node *nd = SL_RECORD(ctx, mlstm_backward, o, q, k, v, igate, lfgate, s0);
     float *states = NULL, *den = NULL;
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->q = q;
-        sv->k = k;
-        sv->v = v;
-        sv->ig = igate;
-        sv->lf = lfgate;
-        sv->s0 = s0;
-        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * csz);
+        sv->states = states = sl_arena_floats(ctx, sl_mlstm_states_floats(&s));
         sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;
     }
-    int nt = team_size(&s, s.B * s.T);
-    int64_t per = buf_floats(&s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s.rows * H; rh++)
-        forward_head(&s, rh, q->data, k->data, v->data, igate->data, lfgate->data,
-                     s0 ? s0->data : NULL, o->data, states, den, s_final,
-                     scratch + per * omp_get_thread_num());
+    sl_mlstm_fwd(&s, q->data, k->data, v->data, igate->data, lfgate->data, s0 ? s0->data : NULL,
+                 o->data, states, den, s_final, sl_arena_floats(ctx, sl_mlstm_scratch_floats(&s)));
     return o;
 }
 
@@ -605,8 +621,8 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
 /* Layouts as sl_mlstm. The recurrence exactly as written in mlstm.h, in
  * double; a fresh state's m is the sentinel (e^(-1e30 + ..) = 0 in double). */
 void sl_mlstm_ref(const float *q, const float *k, const float *v, const float *igate,
-                  const float *lfgate, const float *s0, const sl_seqs *seqs, int64_t B, int64_t T,
-                  int64_t H, int64_t dk, int64_t dv, float *h, float *s_final)
+                  const float *lfgate, const float *s0, int64_t B, int64_t T, int64_t H,
+                  int64_t dk, int64_t dv, float *h, float *s_final, const sl_seqs *seqs)
 {
     const int64_t ssz = sl_mlstm_state_floats(dk, dv), rows = sl_seq_count(seqs, B);
     double *S = malloc((size_t)ssz * sizeof(double));

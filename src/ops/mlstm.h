@@ -93,12 +93,41 @@ sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_te
 sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_tensor *lfgate,
                        sl_tensor *s0, int64_t H, int64_t C, float *s_final, const sl_seqs *seqs);
 
+/* The kernel apart from the tape: what one run needs to know besides its
+ * pointers (dva = dv + 1: the value block with the denominator's column). */
+typedef struct sl_mlstm_desc {
+    int64_t B, T, H, dk, dv, dva, C;
+    sl_rec_layout io;   /* where q, k and v are read from */
+    sl_chunk_rows rows; /* the sequences and their chunks */
+} sl_mlstm_desc;
+
+/* Floats of scratch sl_mlstm_fwd and sl_mlstm_bwd need (one buffer per
+ * thread), and of the chunk-entry states (C~ with its n~ column, and m:
+ * dk*dva + 1 floats each, sl_chunk_state_at) the forward saves. */
+int64_t sl_mlstm_scratch_floats(const sl_mlstm_desc *d);
+int64_t sl_mlstm_states_floats(const sl_mlstm_desc *d);
+
+/* q, k, v: the tensors the blocks are read from (d->io), igate, lfgate:
+ * [B*T, H], s0: [rows, H, dk*dv + dk + 1] or NULL -> h: [B*T, H*dv];
+ * states and den ([B*T, H], each token's den_i), both or neither NULL (no
+ * backward follows), and s_final (or NULL) written. */
+void sl_mlstm_fwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *s0, float *h,
+                  float *states, float *den, float *s_final, float *scratch);
+/* The adjoint from the forward's h, states and den and dout: [B*T, H*dv];
+ * each gradient (laid out as its input) is added to, or NULL when not
+ * wanted. */
+void sl_mlstm_bwd(const sl_mlstm_desc *d, const float *q, const float *k, const float *v,
+                  const float *igate, const float *lfgate, const float *h, const float *states,
+                  const float *den, const float *dout, float *dq, float *dk, float *dv,
+                  float *digate, float *dlfgate, float *ds0, float *scratch);
+
 /* The oracle: the recurrence token by token, state and sums in double.
  * Layouts as sl_mlstm (q, k: [B, T, H*dk], ..., h: [B, T, H*dv]); s0 and
  * s_final may be NULL; seqs as in sl_mlstm (then B = 1). */
 void sl_mlstm_ref(const float *q, const float *k, const float *v, const float *igate,
-                  const float *lfgate, const float *s0, const sl_seqs *seqs, int64_t B, int64_t T,
-                  int64_t H, int64_t dk, int64_t dv, float *h, float *s_final);
+                  const float *lfgate, const float *s0, int64_t B, int64_t T, int64_t H,
+                  int64_t dk, int64_t dv, float *h, float *s_final, const sl_seqs *seqs);
 
 /* One token of one sequence, state in place. state: [H, dk*dv + dk + 1],
  * q, k: [H*dk], v: [H*dv], igate, lfgate: [H] -> h: [H*dv]. */

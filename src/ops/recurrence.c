@@ -27,33 +27,19 @@
 #pragma GCC optimize("fp-contract=fast", "no-trapping-math")
 
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "ops/block_io.h"
+#include "ops/chunk_runtime.h"
 #include "ops/fastmath.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
 #include "ops/recurrence.h"
 #include "ops/small_gemm.h"
 
-enum { DECAY_NONE, DECAY_HEAD, DECAY_TOKEN, DECAY_KEY };
-
-typedef struct rec_shape {
-    int64_t B, T, H, dk, dv, C;
-    sl_rec_layout io;    /* where q, k and v are read from */
-    int64_t rows;        /* sequences: B, or seqs->n for a packed batch */
-    const sl_seqs *seqs; /* NULL, or the packed bounds (arena copy) */
-    int64_t *coff;       /* [rows + 1]: chunks before each row, prefix sums */
-    int mode;
-    const float *g;         /* [B, T, H*gw] (DECAY_TOKEN, DECAY_KEY) */
-    const float *log_gamma; /* [H] (DECAY_HEAD) */
-} rec_shape;
-
 /* What the backward needs besides the node's inputs. */
 typedef struct rec_saved {
-    rec_shape s;
-    sl_tensor *s0;
+    sl_recurrence_desc s;
     float *states; /* [rows, H, its chunks, dk, dv]: the state entering each chunk */
 } rec_saved;
 
@@ -65,14 +51,15 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * t0 .. t0+L-1, counted over all B*T tokens. One branch per mode, outside
  * the loops: a key-dim decay adds g's row to the previous row (a loop over
  * d that vectorises), a scalar one sums once per row and fills the row. */
-static void cum_decay(const rec_shape *s, int64_t h, int64_t t0, int64_t L, float *Bc)
+static void cum_decay(const sl_recurrence_desc *s, const float *g, int64_t h, int64_t t0,
+                      int64_t L, float *Bc)
 {
     const int64_t dk = s->dk, H = s->H;
-    if (s->mode == DECAY_KEY) {
-        const float *g = s->g + (t0 * H + h) * dk; /* rows H*dk apart */
-        memcpy(Bc, g, (size_t)dk * sizeof(float));
+    if (s->decay == SL_REC_DECAY_KEY) {
+        const float *gt = g + (t0 * H + h) * dk; /* rows H*dk apart */
+        memcpy(Bc, gt, (size_t)dk * sizeof(float));
         for (int64_t i = 1; i < L; i++) {
-            const float *prev = Bc + (i - 1) * dk, *gi = g + i * H * dk;
+            const float *prev = Bc + (i - 1) * dk, *gi = gt + i * H * dk;
             float *row = Bc + i * dk;
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) row[d] = prev[d] + gi[d];
@@ -81,8 +68,8 @@ static void cum_decay(const rec_shape *s, int64_t h, int64_t t0, int64_t L, floa
     }
     float b = 0.0f;
     for (int64_t i = 0; i < L; i++) {
-        b += s->mode == DECAY_HEAD    ? s->log_gamma[h]
-             : s->mode == DECAY_TOKEN ? s->g[(t0 + i) * H + h]
+        b += s->decay == SL_REC_DECAY_HEAD    ? s->log_gamma[h]
+             : s->decay == SL_REC_DECAY_TOKEN ? g[(t0 + i) * H + h]
                                       : 0.0f;
         float *row = Bc + i * dk;
         for (int64_t d = 0; d < dk; d++) row[d] = b;
@@ -119,52 +106,50 @@ typedef struct head_buf {
     float *bs;                                   /* [C]: a scalar decay's B_i, contiguous */
 } head_buf;
 
-static int64_t buf_floats(const rec_shape *s)
-{
-    const int64_t C = s->C, dk = s->dk, dv = s->dv;
-    const int64_t w = dk > dv ? dk : dv, n = C > dk ? C : dk;
-    return 18 * C * dk + 4 * C * dv + 2 * C * C + 2 * C + 4 * dk + 2 * dk * dv + w * n;
-}
-
-static head_buf carve(const rec_shape *s, float *p)
+/* One thread's buffers from cv (counting only, when cv->base is NULL). */
+static head_buf carve(const sl_recurrence_desc *s, sl_carver *cv)
 {
     const int64_t C = s->C, dk = s->dk, dv = s->dv;
     head_buf h;
     float **ck[] = {&h.Q,  &h.K,   &h.Bc, &h.Qd, &h.Kd,  &h.E,   &h.F,  &h.dQ, &h.dK,
                     &h.dB, &h.tmp, &h.Qr, &h.Kr, &h.dQr, &h.dKr, &h.EQ, &h.EK, &h.Es};
-    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++, p += C * dk) *ck[i] = p;
-    float **cv[] = {&h.V, &h.O, &h.dV};
-    for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++, p += C * dv) *cv[i] = p;
-    h.A = p;
-    h.P = p + C * C;
-    p += 2 * C * C;
-    h.dbs = p;
-    h.bs = p + C;
-    h.f = p + 2 * C;
-    p += 2 * C + 4 * dk;
-    h.S = p;
-    h.dS = p + dk * dv;
-    h.bt = h.dS + dk * dv; /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)] */
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) *ck[i] = sl_carve(cv, C * dk);
+    float **cvv[] = {&h.V, &h.O, &h.dV};
+    for (size_t i = 0; i < sizeof cvv / sizeof cvv[0]; i++) *cvv[i] = sl_carve(cv, C * dv);
+    h.A = sl_carve(cv, C * C);
+    h.P = sl_carve(cv, C * C);
+    h.dbs = sl_carve(cv, C);
+    h.bs = sl_carve(cv, C);
+    h.f = sl_carve(cv, 4 * dk);
+    h.S = sl_carve(cv, dk * dv);
+    h.dS = sl_carve(cv, dk * dv);
+    /* mm_nt's transposed operand: [max(dk, dv), max(C, dk)]. */
+    h.bt = sl_carve(cv, (dk > dv ? dk : dv) * (C > dk ? C : dk));
     return h;
 }
 
-static int team_size(const rec_shape *s)
+static int64_t buf_floats(const sl_recurrence_desc *s)
 {
-    int64_t work = s->B * s->H * s->T * s->dk * s->dv;
-    int nt = omp_get_max_threads();
-    if (work < SL_PAR_MIN || s->rows * s->H < 2) return 1;
-    return (int)min64(nt, s->rows * s->H);
+    sl_carver cv = {NULL, 0};
+    carve(s, &cv);
+    return cv.used;
+}
+
+/* Threads of a run. */
+static int rec_team(const sl_recurrence_desc *s)
+{
+    const int64_t work = sl_chunk_state_work(s->B * s->T, s->H, s->C, s->dk, s->dv);
+    return sl_chunk_team(s->rows.n * s->H, work);
 }
 
 /* Row r's first token (over all B*T), length, and the saved states of its
  * head h: [its chunks, dk, dv]. */
-static void row_span(const rec_shape *s, int64_t r, int64_t h, float *states, int64_t *start,
-                     int64_t *len, float **st)
+static void row_span(const sl_recurrence_desc *s, int64_t r, int64_t h, float *states,
+                     int64_t *start, int64_t *len, float **st)
 {
-    *start = sl_seq_start(s->seqs, r, s->T);
-    *len = sl_seq_len(s->seqs, r, s->T);
-    const int64_t nch = s->coff[r + 1] - s->coff[r];
-    *st = states ? states + (s->coff[r] * s->H + h * nch) * s->dk * s->dv : NULL;
+    *start = sl_chunk_start(&s->rows, r);
+    *len = sl_chunk_len(&s->rows, r);
+    *st = states ? states + sl_chunk_state_at(&s->rows, s->H, r, h, 0, s->dk * s->dv) : NULL;
 }
 
 /* Rows of the sub-blocks a chunk's key-decay scores are split into. 8 and
@@ -357,14 +342,14 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 {
     const float *Q = w->Q, *K = w->K, *Bc = w->Bc;
     float *A = w->A;
-    if (mode != DECAY_KEY) {
+    if (mode != SL_REC_DECAY_KEY) {
         mm_nt_part(SG_C_LOWER, L, L, dk, Q, dk, K, dk, A, L, false, w->bt);
         /* B_i gathered once so the row loops below run over contiguous
          * values (and vectorise); no decay needs no factor at all. */
-        if (mode != DECAY_NONE)
+        if (mode != SL_REC_DECAY_NONE)
             for (int64_t i = 0; i < L; i++) w->bs[i] = Bc[i * dk];
         for (int64_t i = 0; i < L; i++) {
-            if (mode != DECAY_NONE) {
+            if (mode != SL_REC_DECAY_NONE) {
                 const float bi = w->bs[i];
 #pragma omp simd
                 for (int64_t j = 0; j <= i; j++) A[i * L + j] *= sl_expf(bi - w->bs[j]);
@@ -386,19 +371,32 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 
 /* ------------------------------------------------------------- forward */
 
-/* One (row, head) rh. q, k: [B, T, H*dk], v, o: [B, T, H*dv]; s0, s_final:
- * [rows*H, dk, dv] or NULL; states: see rec_saved, or NULL. */
-static void forward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
-                         const float *v, const float *s0, float *o, float *states, float *s_final,
-                         float *scratch)
+/* The tensors of one run, forward or backward: q, k, v: the tensors the
+ * blocks are read from; o, dout: [B, T, H*dv]; s0, s_final, ds0: [rows*H,
+ * dk, dv]; states: see rec_saved; the gradients as their tensors. Each
+ * pointer NULL when absent or not wanted. */
+typedef struct rec_run {
+    const sl_recurrence_desc *s;
+    const float *q, *k, *v, *g, *s0, *dout;
+    float *o, *states, *s_final;
+    float *dq, *dk, *dv, *dg, *ds0;
+} rec_run;
+
+/* One (row, head) rh of the forward. */
+static void forward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const rec_run *run = arg;
+    const sl_recurrence_desc *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *s0 = run->s0;
+    float *o = run->o, *states = run->states, *s_final = run->s_final;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    head_buf w = carve(s, scratch);
-    const bool decay = s->mode != DECAY_NONE;
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
+    const bool decay = s->decay != SL_REC_DECAY_NONE;
     if (s0)
         memcpy(w.S, s0 + rh * ssz, (size_t)ssz * sizeof(float));
     else
@@ -414,12 +412,12 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
          * forms. */
         const float *Qd = w.Q, *Kd = w.K;
         if (decay) {
-            cum_decay(s, h, t0, L, w.Bc);
+            cum_decay(s, run->g, h, t0, L, w.Bc);
             decayed(w.Q, w.Bc, L, dk, false, w.Qd, NULL);
             Qd = w.Qd;
         }
         mm_nn(L, dv, dk, Qd, dk, 1, w.S, dv, w.O, dv, false);
-        intra_scores(s->mode, L, dk, &w);
+        intra_scores(s->decay, L, dk, &w);
         mm_part(SG_A_LOWER, L, dv, L, w.A, L, 1, w.V, dv, w.O, dv, true);
         for (int64_t i = 0; i < L; i++)
             memcpy(o + ro + i * ldo, w.O + i * dv, (size_t)dv * sizeof(float));
@@ -445,13 +443,13 @@ static void forward_head(const rec_shape *s, int64_t rh, const float *q, const f
  * (scalar decay, one per row). The key-dim decay always forms dB. */
 static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_buf *w)
 {
-    if (mode != DECAY_KEY) {
+    if (mode != SL_REC_DECAY_KEY) {
         /* w->bs holds B_i from intra_scores. Without a decay there is no
          * decay gradient and no factor: dA . M = dA. */
         for (int64_t i = 0; i < L; i++) {
             float *p = w->P + i * L;
             const float *a = w->A + i * L;
-            if (mode != DECAY_NONE && db) {
+            if (mode != SL_REC_DECAY_NONE && db) {
                 const float bi = w->bs[i];
                 /* dA_ij A_ij is d/d(B_i - B_j) of the score. */
                 float di = 0.0f;
@@ -463,7 +461,7 @@ static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_
                     p[j] *= sl_expf(bi - w->bs[j]);
                 }
                 w->dbs[i] += di;
-            } else if (mode != DECAY_NONE) {
+            } else if (mode != SL_REC_DECAY_NONE) {
                 const float bi = w->bs[i];
 #pragma omp simd
                 for (int64_t j = 0; j <= i; j++) p[j] *= sl_expf(bi - w->bs[j]);
@@ -512,11 +510,11 @@ static void intra_backward(int mode, bool db, int64_t L, int64_t dk, const head_
 /* dg of tokens t0 .. t0+L-1 (over all B*T) from dB (and dbs): g_s enters
  * every B_i with i >= s, so dg_s is the sum of dB_i from the chunk's end
  * back to s. */
-static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, const head_buf *w,
-                       float *dg)
+static void decay_grad(const sl_recurrence_desc *s, int64_t h, int64_t t, int64_t L,
+                       const head_buf *w, float *dg)
 {
     const int64_t dk = s->dk, H = s->H;
-    if (s->mode == DECAY_KEY) {
+    if (s->decay == SL_REC_DECAY_KEY) {
         /* dB becomes its suffix sums in place (it is not read again this
          * chunk), row by row so the loops run over contiguous d; dg's rows
          * are then walked forwards, which measured faster than backwards. */
@@ -543,23 +541,26 @@ static void decay_grad(const rec_shape *s, int64_t h, int64_t t, int64_t L, cons
     }
 }
 
-/* One (row, head) rh of the backward. Gradient pointers are NULL when not
- * needed; dq, dk: [B, T, H*dk], dv, dout: [B, T, H*dv], dg as g, ds0:
- * [rows*H, dk, dv]. */
-static void backward_head(const rec_shape *s, int64_t rh, const float *q, const float *k,
-                          const float *v, const float *dout, float *states, float *dq,
-                          float *dkk, float *dvv, float *dg, float *ds0, float *scratch)
+/* One (row, head) rh of the backward. */
+static void backward_head(const void *arg, int64_t rh, float *scratch)
 {
+    const rec_run *run = arg;
+    const sl_recurrence_desc *s = run->s;
+    const float *q = run->q, *k = run->k, *v = run->v, *dout = run->dout;
+    float *states = run->states, *dq = run->dq, *dkk = run->dk, *dvv = run->dv, *dg = run->dg;
+    float *ds0 = run->ds0;
     const int64_t H = s->H, dk = s->dk, dv = s->dv, h = rh % H;
     const int64_t ldo = H * dv, ssz = dk * dv;
     int64_t start, len;
     float *st;
     row_span(s, rh / H, h, states, &start, &len, &st);
-    head_buf w = carve(s, scratch);
+    sl_carver cv = {scratch, 0};
+    head_buf w = carve(s, &cv);
     float *dO = w.O; /* the forward's output buffer is free here */
     /* The decay's gradient is formed only when wanted (a per-head decay is
      * a constant); the key-dim decay's intra-chunk loop forms it anyway. */
-    const bool decay = s->mode != DECAY_NONE, db = s->mode == DECAY_KEY || (decay && dg);
+    const bool decay = s->decay != SL_REC_DECAY_NONE;
+    const bool db = s->decay == SL_REC_DECAY_KEY || (decay && dg);
     memset(w.dS, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
@@ -574,13 +575,13 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
          * is 1. */
         const float *Qd = w.Q, *Kd = w.K;
         if (decay) {
-            cum_decay(s, h, t0, L, w.Bc);
+            cum_decay(s, run->g, h, t0, L, w.Bc);
             decayed(w.Q, w.Bc, L, dk, false, w.Qd, w.E);
             decayed(w.K, w.Bc, L, dk, true, w.Kd, w.F);
             Qd = w.Qd;
             Kd = w.Kd;
         }
-        intra_scores(s->mode, L, dk, &w);
+        intra_scores(s->decay, L, dk, &w);
         if (db) {
             memset(w.dB, 0, (size_t)(L * dk) * sizeof(float));
             memset(w.dbs, 0, (size_t)L * sizeof(float));
@@ -596,7 +597,7 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         /* Inside the chunk: O += A V. */
         mm_nt_part(SG_C_LOWER, L, L, dv, dO, dv, w.V, dv, w.P, L, false, w.bt);
         mm_part(SG_A_UPPER, L, dv, L, w.A, 1, L, dO, dv, w.dV, dv, false);
-        intra_backward(s->mode, db, L, dk, &w);
+        intra_backward(s->decay, db, L, dk, &w);
         /* Writing the leaving state: S' = diag(e^b) S + (K . e^(b-B))^T V. */
         if (!decay) {
             mm_nt(L, dk, dv, w.V, dv, w.dS, dv, w.dK, dk, true, w.bt);
@@ -637,35 +638,55 @@ static void backward_head(const rec_shape *s, int64_t rh, const float *q, const 
         for (int64_t i = 0; i < ssz; i++) ds0[rh * ssz + i] += w.dS[i];
 }
 
+int64_t sl_recurrence_scratch_floats(const sl_recurrence_desc *d)
+{
+    return buf_floats(d) * rec_team(d);
+}
+
+int64_t sl_recurrence_states_floats(const sl_recurrence_desc *d)
+{
+    return sl_chunk_states_floats(&d->rows, d->H, d->dk * d->dv);
+}
+
+/* Every (row, head) of a run on the threads sl_chunk_team gives. */
+static void run_all(const rec_run *run, sl_chunk_fn fn, float *scratch)
+{
+    const sl_recurrence_desc *d = run->s;
+    sl_chunk_for(rec_team(d), d->rows.n * d->H, fn, run, scratch, buf_floats(d));
+}
+
+void sl_recurrence_fwd(const sl_recurrence_desc *d, const float *q, const float *k,
+                       const float *v, const float *g, const float *s0, float *o, float *states,
+                       float *s_final, float *scratch)
+{
+    const rec_run run = {d, q, k, v, g, s0, NULL, o, states, s_final, NULL, NULL, NULL, NULL, NULL};
+    run_all(&run, forward_head, scratch);
+}
+
+void sl_recurrence_bwd(const sl_recurrence_desc *d, const float *q, const float *k,
+                       const float *v, const float *g, const float *states, const float *dout,
+                       float *dq, float *dk, float *dv, float *dg, float *ds0, float *scratch)
+{
+    const rec_run run = {d, q, k, v, g, NULL, dout, NULL, (float *)states, NULL, dq, dk, dv, dg,
+                         ds0};
+    run_all(&run, backward_head, scratch);
+}
+
 /* Node layout: in = {the tensors q, k and v are read from (one tensor
- * three times for a packed projection), g (or NULL)}, saved = rec_saved. */
+ * three times for a packed projection), g, s0 (each or NULL)}, saved =
+ * rec_saved. */
 static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const rec_saved *sv = nd->saved;
-    const rec_shape *s = &sv->s;
-    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = sv->s0;
+    sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = nd->in[4];
     float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
     float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
     float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
     float *dg = g && g->requires_grad ? sl_grad(ctx, g) : NULL;
     float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
-    const float *dout = nd->out->grad;
-    int nt = team_size(s);
-    int64_t per = buf_floats(s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s->rows * s->H; rh++)
-        backward_head(s, rh, q->data, k->data, v->data, dout, sv->states, dq, dk, dv, dg, ds0,
-                      scratch + per * omp_get_thread_num());
-}
-
-/* A copy of seqs in the arena (the backward runs after the caller's bounds
- * may be gone) and the chunk prefix sums over rows; coff: [rows + 1]. */
-static void plan_rows(sl_ctx *ctx, rec_shape *s, const sl_seqs *seqs)
-{
-    s->rows = sl_seq_count(seqs, s->B);
-    s->seqs = sl_seqs_keep(ctx, seqs);
-    s->coff = sl_seq_chunk_offsets(ctx, seqs, s->B, s->T, s->C);
+    sl_recurrence_bwd(&sv->s, q->data, k->data, v->data, g ? g->data : NULL, sv->states,
+                      nd->out->grad, dq, dk, dv, dg, ds0,
+                      sl_arena_floats(ctx, sl_recurrence_scratch_floats(&sv->s)));
 }
 
 /* Columns [off, off + w) and [off2, off2 + w2) of one tensor: the same or
@@ -713,42 +734,36 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
     sl_require(C > 0 && (in->map == SL_REC_PLAIN || in->map == SL_REC_ELU1 ||
                          in->map == SL_REC_RELU),
                "sl_recurrence", "C > 0, map SL_REC_PLAIN, SL_REC_ELU1 or SL_REC_RELU");
-    rec_shape s = {.B = q->shape[0],
-                   .T = q->shape[1],
-                   .H = H,
-                   .dk = dk,
-                   .dv = dv,
-                   .C = C,
-                   .io = io,
-                   .log_gamma = log_gamma};
+    sl_recurrence_desc s = {.B = q->shape[0],
+                            .T = q->shape[1],
+                            .H = H,
+                            .dk = dk,
+                            .dv = dv,
+                            .C = C,
+                            .io = io,
+                            .log_gamma = log_gamma};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
-    plan_rows(ctx, &s, seqs);
-    s.mode = log_gamma ? DECAY_HEAD : DECAY_NONE;
+    s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);
+    s.decay = log_gamma ? SL_REC_DECAY_HEAD : SL_REC_DECAY_NONE;
     if (g) {
         sl_require(!log_gamma && g->ndim == 3 && g->shape[0] == s.B && g->shape[1] == s.T &&
                        (g->shape[2] == H || g->shape[2] == H * dk),
                    "sl_recurrence", "g [B, T, H] or [B, T, H*dk], and no log_gamma with it");
-        s.mode = g->shape[2] == H * dk && dk != 1 ? DECAY_KEY : DECAY_TOKEN;
-        s.g = g->data;
+        s.decay = g->shape[2] == H * dk && dk != 1 ? SL_REC_DECAY_KEY : SL_REC_DECAY_TOKEN;
     }
-    sl_require(!s0 || (s0->n == s.rows * H * dk * dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
+    sl_require(!s0 || (s0->n == s.rows.n * H * dk * dv), "sl_recurrence", "s0 [rows, H, dk, dv]");
     sl_tensor *o = SL_NEW(ctx, s.B, s.T, H * dv);
     sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
     float *states = NULL;
     if (nd) {
         rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
         sv->s = s;
-        sv->s0 = s0;
-        sv->states = states = sl_arena_floats(ctx, s.coff[s.rows] * H * dk * dv);
+        sv->states = states = sl_arena_floats(ctx, sl_recurrence_states_floats(&s));
         nd->saved = sv;
     }
-    int nt = team_size(&s);
-    int64_t per = buf_floats(&s);
-    float *scratch = sl_arena_floats(ctx, per * nt);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-    for (int64_t rh = 0; rh < s.rows * H; rh++)
-        forward_head(&s, rh, q->data, k->data, v->data, s0 ? s0->data : NULL, o->data, states,
-                     s_final, scratch + per * omp_get_thread_num());
+    sl_recurrence_fwd(&s, q->data, k->data, v->data, g ? g->data : NULL, s0 ? s0->data : NULL,
+                      o->data, states, s_final,
+                      sl_arena_floats(ctx, sl_recurrence_scratch_floats(&s)));
     return o;
 }
 

@@ -15,6 +15,7 @@
 #define SL_OPS_RECURRENCE_H
 
 #include "core/core.h"
+#include "ops/chunk_runtime.h"
 
 /* q, k: [B, T, H*dk], v: [B, T, H*dv] -> o: [B, T, H*dv], chunks of C tokens.
  * seqs: NULL, or a packed batch (B = 1; see sl_seqs): each sequence is
@@ -57,6 +58,37 @@ typedef struct sl_rec_layout {
     int map;
     float q_scale, k_scale; /* 1 for none */
 } sl_rec_layout;
+
+/* The kernel apart from the tape: what one run needs to know besides its
+ * pointers. decay says what the log decay is: none, log_gamma per head
+ * (caller-owned, alive until the backward has run), or g per token [B, T, H]
+ * or per key dim [B, T, H*dk], passed to the kernel with the tensors. */
+enum { SL_REC_DECAY_NONE, SL_REC_DECAY_HEAD, SL_REC_DECAY_TOKEN, SL_REC_DECAY_KEY };
+typedef struct sl_recurrence_desc {
+    int64_t B, T, H, dk, dv, C;
+    sl_rec_layout io;   /* where q, k and v are read from */
+    sl_chunk_rows rows; /* the sequences and their chunks */
+    int decay;
+    const float *log_gamma; /* [H] (SL_REC_DECAY_HEAD) */
+} sl_recurrence_desc;
+
+/* Floats of scratch sl_recurrence_fwd and sl_recurrence_bwd need (one
+ * buffer per thread), and of the chunk-entry states the forward saves for
+ * the backward ([chunks, H, dk, dv], sl_chunk_state_at). */
+int64_t sl_recurrence_scratch_floats(const sl_recurrence_desc *d);
+int64_t sl_recurrence_states_floats(const sl_recurrence_desc *d);
+
+/* q, k, v: the tensors the blocks are read from (d->io), g as d->decay says
+ * (or NULL), s0: [rows, H, dk, dv] or NULL -> o: [B*T, H*dv]; states (NULL
+ * when no backward follows) and s_final (or NULL) written. */
+void sl_recurrence_fwd(const sl_recurrence_desc *d, const float *q, const float *k,
+                       const float *v, const float *g, const float *s0, float *o, float *states,
+                       float *s_final, float *scratch);
+/* The adjoint from the forward's states and dout: [B*T, H*dv]; each
+ * gradient (laid out as its input) is added to, or NULL when not wanted. */
+void sl_recurrence_bwd(const sl_recurrence_desc *d, const float *q, const float *k,
+                       const float *v, const float *g, const float *states, const float *dout,
+                       float *dq, float *dk, float *dv, float *dg, float *ds0, float *scratch);
 
 /* in's layout. Aborts naming op unless in's tensors are [B, T, *] alike
  * with its blocks in range, and blocks of one tensor coincide or do not

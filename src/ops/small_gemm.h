@@ -1,7 +1,8 @@
 /* Small dense products for chunked kernels: register-tiled C (+)= A B on
  * one thread, plus the packing of strided rows into contiguous chunk
  * buffers. Header-only so the tile width and row count inline as constants
- * in each kernel that uses them (recurrence.c, mlstm.c). */
+ * in each kernel that uses them (attention.c, recurrence.c, mlstm.c,
+ * delta_rule.c). */
 #ifndef SL_OPS_SMALL_GEMM_H
 #define SL_OPS_SMALL_GEMM_H
 
@@ -30,34 +31,61 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
  * the recurrence op 8% faster than 4. */
 #define SG_MR 6
 
-/* Columns [j, j + 16) of rows [i, i + mr) of C (+)= A B over k in [k0, k1),
- * the sums kept in registers. Called with constant mr so the loops over it
- * unroll. */
-static inline __attribute__((always_inline)) void tile16(const int mr, int64_t i, int64_t j,
-                                                         int64_t k0, int64_t k1, const float *a,
-                                                         int64_t ras, int64_t cas, const float *b,
-                                                         int64_t ldb, float *c, int64_t ldc,
-                                                         bool acc)
+/* One register tile: C[mr x 8nv] (+)= sum_{k0 <= k < k1} A(m, k) B[k][0 .. 8nv)
+ * with A(m, k) = a[m ras + k cas] (any strides, so A^T costs nothing) and B, C
+ * rows ldb, ldc apart; when accumulating, row m of C is first scaled by
+ * rs[m] (rs may be NULL). Called with constant mr, nv and acc so each use is
+ * a straight-line kernel: per k, nv row loads of B, mr broadcasts of A,
+ * mr nv FMAs. The sums start from zero and C is added at the end: C is often
+ * a gradient row not yet in cache, and loading it first would stall the
+ * whole FMA chain on it. */
+static inline __attribute__((always_inline)) void
+sg_tile(const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t ras,
+        int64_t cas, const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc,
+        const float *rs)
 {
     v8 r[SG_MR][2];
-    for (int m = 0; m < mr; m++) r[m][0] = r[m][1] = (v8){0};
-    for (int64_t kk = k0; kk < k1; kk++) {
-        const float *bk = b + kk * ldb + j;
-        v8 b0 = *(const v8u *)bk, b1 = *(const v8u *)(bk + 8);
+    for (int m = 0; m < mr; m++)
+        for (int v = 0; v < nv; v++) r[m][v] = (v8){0};
+    for (int64_t k = k0; k < k1; k++) {
+        const float *bk = b + k * ldb;
+        v8 b0 = (v8) * (const v8u *)bk, b1 = nv > 1 ? (v8) * (const v8u *)(bk + 8) : b0;
         for (int m = 0; m < mr; m++) {
-            float x = a[(i + m) * ras + kk * cas];
+            float x = a[m * ras + k * cas];
             r[m][0] += x * b0;
-            r[m][1] += x * b1;
+            if (nv > 1) r[m][1] += x * b1;
         }
     }
-    for (int m = 0; m < mr; m++) {
-        float *cm = c + (i + m) * ldc + j;
-        if (acc) {
-            r[m][0] += *(v8u *)cm;
-            r[m][1] += *(v8u *)(cm + 8);
+    for (int m = 0; m < mr; m++)
+        for (int v = 0; v < nv; v++) {
+            float *cv = c + m * ldc + 8 * v;
+            if (acc) r[m][v] += rs ? rs[m] * (v8) * (v8u *)cv : (v8) * (v8u *)cv;
+            *(v8u *)cv = r[m][v];
         }
-        *(v8u *)cm = r[m][0];
-        *(v8u *)(cm + 8) = r[m][1];
+}
+
+#define SG_TILE_ROWS(R)                                                                            \
+    case R:                                                                                        \
+        if (nv == 2)                                                                               \
+            sg_tile(R, 2, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                           \
+        else                                                                                       \
+            sg_tile(R, 1, k0, k1, a, ras, cas, b, ldb, c, ldc, acc, rs);                           \
+        break
+
+/* sg_tile with run-time mr (row tails) and nv, dispatched to constant ones:
+ * one row at a time would leave two FMA chains per row, too few to cover
+ * the FMA latency (64-row chunks end in 4 such rows). */
+static inline __attribute__((always_inline)) void
+sg_tile_any(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t ras, int64_t cas,
+            const float *b, int64_t ldb, float *c, int64_t ldc, const bool acc, const float *rs)
+{
+    switch (mr) {
+        SG_TILE_ROWS(6);
+        SG_TILE_ROWS(5);
+        SG_TILE_ROWS(4);
+        SG_TILE_ROWS(3);
+        SG_TILE_ROWS(2);
+        SG_TILE_ROWS(1);
     }
 }
 
@@ -81,22 +109,6 @@ static inline void k_span(int part, int64_t i, int64_t mr, int64_t K, int64_t *k
     *k1 = part == SG_A_LOWER && i + mr < K ? i + mr : K;
 }
 
-/* tile16 for the last mr < SG_MR rows of a product, each count its own
- * unrolled copy: one row at a time would leave two FMA chains per row, too
- * few to cover the FMA latency (64-row chunks end in 4 such rows). */
-static inline void tile16_tail(int64_t mr, int64_t i, int64_t j, int64_t k0, int64_t k1,
-                               const float *a, int64_t ras, int64_t cas, const float *b,
-                               int64_t ldb, float *c, int64_t ldc, bool acc)
-{
-    switch (mr) {
-    case 5: tile16(5, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
-    case 4: tile16(4, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
-    case 3: tile16(3, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
-    case 2: tile16(2, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
-    default: tile16(1, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc); break;
-    }
-}
-
 /* C[M, N] (+)= A B, A(i, k) = a[i ras + k cas] (so A^T is free), B: [K, N]
  * rows ldb apart, C rows ldc apart, skipping what part says is zero or not
  * wanted. Whole 16-column blocks go through register tiles; the last N % 16
@@ -111,9 +123,13 @@ static inline void mm_part(int part, int64_t M, int64_t N, int64_t K, const floa
         const int64_t jend = part == SG_C_LOWER && i + SG_MR < n16 ? i + SG_MR : n16;
         int64_t k0, k1;
         k_span(part, i, mr, K, &k0, &k1);
+        const float *ai = a + i * ras;
+        float *ci = c + i * ldc;
         for (int64_t j = 0; j < jend; j += 16) {
-            if (mr == SG_MR) tile16(SG_MR, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
-            else tile16_tail(mr, i, j, k0, k1, a, ras, cas, b, ldb, c, ldc, acc);
+            if (mr == SG_MR)
+                sg_tile(SG_MR, 2, k0, k1, ai, ras, cas, b + j, ldb, ci + j, ldc, acc, NULL);
+            else
+                sg_tile_any((int)mr, 2, k0, k1, ai, ras, cas, b + j, ldb, ci + j, ldc, acc, NULL);
         }
         for (int64_t m = i; m < i + mr; m++) {
             k_span(part, m, 1, K, &k0, &k1);
@@ -132,10 +148,11 @@ static inline void mm_nn(int64_t M, int64_t N, int64_t K, const float *a, int64_
     mm_part(SG_FULL, M, N, K, a, ras, cas, b, ldb, c, ldc, acc);
 }
 
-/* dst: [K, N] (rows N apart) <- src^T, src: [N, K] rows ld apart. Whole
- * 8 x 8 blocks go through registers (an element-by-element transpose of a
- * 64 x 64 chunk cost half as much as the product it fed). */
-static inline void transpose(const float *src, int64_t ld, int64_t N, int64_t K, float *dst)
+/* dst: [K, N] (rows ldd >= N apart) <- src^T, src: [N, K] rows ld apart.
+ * Whole 8 x 8 blocks go through registers (an element-by-element transpose
+ * of a 64 x 64 chunk cost half as much as the product it fed). */
+static inline void transpose_ld(const float *src, int64_t ld, int64_t N, int64_t K, float *dst,
+                                int64_t ldd)
 {
     const int64_t n8 = N & ~(int64_t)7, k8 = K & ~(int64_t)7;
 #if SG_TRANSPOSE_BLOCKS
@@ -154,8 +171,9 @@ static inline void transpose(const float *src, int64_t ld, int64_t N, int64_t K,
                 r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
             }
             for (int i = 0; i < 4; i++) {
-                _mm256_storeu_ps(dst + (kk + i) * N + j, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-                _mm256_storeu_ps(dst + (kk + i + 4) * N + j,
+                _mm256_storeu_ps(dst + (kk + i) * ldd + j,
+                                 _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+                _mm256_storeu_ps(dst + (kk + i + 4) * ldd + j,
                                  _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
             }
         }
@@ -164,7 +182,13 @@ static inline void transpose(const float *src, int64_t ld, int64_t N, int64_t K,
      * rows, and the last N % 8 rows whole (all of it without AVX). */
     for (int64_t j = 0; j < N; j++)
         for (int64_t kk = SG_TRANSPOSE_BLOCKS && j < n8 ? k8 : 0; kk < K; kk++)
-            dst[kk * N + j] = src[j * ld + kk];
+            dst[kk * ldd + j] = src[j * ld + kk];
+}
+
+/* transpose_ld into dst: [K, N] rows N apart. */
+static inline void transpose(const float *src, int64_t ld, int64_t N, int64_t K, float *dst)
+{
+    transpose_ld(src, ld, N, K, dst, N);
 }
 
 /* C[M, N] (+)= A B^T: A: [M, K] rows lda apart, B: [N, K] rows ldb apart;
