@@ -16,8 +16,8 @@ static void test_kernel_is_taylor_of_exp(void)
         q[i] = sl_rng_normal(&rng);
         k[i] = sl_rng_normal(&rng);
     }
-    sl_taylor_apply(q, H, d, pq);
-    sl_taylor_apply(k, H, d, pk);
+    sl_taylor_row(q, H, d, pq);
+    sl_taylor_row(k, H, d, pk);
     for (int h = 0; h < H; h++) {
         double s = 0, dot = 0;
         for (int i = 0; i < d; i++) s += (double)q[h * d + i] * k[h * d + i];

@@ -98,7 +98,7 @@ static void gla_step(sl_mixer *m, float *state, const float *x_t, float *y_t, in
     for (int64_t i = 0; i < D; i++)
         gk[i] = sl_logsigmoidf(gk[i] + a->b2->data[i]) * (1.0f / GATE_NORM);
     sl_recurrence_step(state, qkvz, qkvz + D, qkvz + 2 * D, gk, a->dk, NULL, a->H, a->dk, a->dk, o);
-    sl_gated_rmsnorm_apply(o, qkvz + 3 * D, a->wnorm->data, a->H, a->dk, a->eps, n);
+    sl_gated_rmsnorm_row(o, qkvz + 3 * D, a->wnorm->data, a->H, a->dk, a->eps, n, NULL);
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 

@@ -199,8 +199,8 @@ static void linattn_step(sl_mixer *m, float *state, const float *x_t, float *y_t
     if (a->phi == PHI_TAYLOR) {
         pq = den + H;
         pk = pq + H * fk;
-        sl_taylor_apply(qkv, H, a->f, pq);
-        sl_taylor_apply(qkv + Hf, H, a->f, pk);
+        sl_taylor_row(qkv, H, a->f, pq);
+        sl_taylor_row(qkv + Hf, H, a->f, pk);
     } else if (a->phi != PHI_IDENTITY) {
         for (int64_t i = 0; i < 2 * Hf; i++)
             qkv[i] = a->phi == PHI_ELU1 ? sl_elu1f(qkv[i]) : sl_reluf(qkv[i]);

@@ -90,6 +90,7 @@ static int64_t mamba2_scratch_floats(const sl_mixer *m, int64_t max_len)
     const mamba2 *a = m->impl;
     return 10 * a->D + 4 * a->H;
 }
+
 static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *state, int64_t pos,
                                  const sl_seqs *seqs)
 {
@@ -132,7 +133,8 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
 
 /* u_t: [D] -> y_t: [D]; state: [conv rows | H], scratch: 10D + 4H, laid out
  * proj [4D + H] | xbc [3D] | dt [H] | g [H] | v [D] | o [D] | n [D] | alog0 [H].
- * Each stage is the forward's op's row function, so the two agree bit for bit. */
+ * The pointwise and per-row stages call the forward's ops' row functions: only
+ * the projections and the recurrence sum in another order than the forward. */
 static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t, int64_t pos,
                         float *scratch)
 {

@@ -106,7 +106,7 @@ static void retnet_step(sl_mixer *m, float *state, const float *x_t, float *y_t,
     sl_gemm(false, true, 1, D, D, x_t, a->wg->data, 0.0f, z);
     sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0, a->log_gamma, a->H, a->dk, a->dk,
                        o);
-    sl_gated_rmsnorm_apply(o, z, a->wnorm->data, a->H, a->dk, a->eps, n);
+    sl_gated_rmsnorm_row(o, z, a->wnorm->data, a->H, a->dk, a->eps, n, NULL);
     sl_gemm(false, true, 1, D, D, n, a->wout->data, 0.0f, y_t);
 }
 

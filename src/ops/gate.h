@@ -15,7 +15,19 @@
 sl_tensor *sl_sigmoid(sl_ctx *ctx, sl_tensor *x);
 /* x: [..., H], A_log, dt_bias: [H] -> g: [..., H] = -exp(A_log) softplus(x + dt_bias). */
 sl_tensor *sl_decay_gate(sl_ctx *ctx, sl_tensor *x, sl_tensor *A_log, sl_tensor *dt_bias);
-/* One row of the gate, for step(): x, A_log, dt_bias: [H] -> g: [H]. */
+
+/* The ops' kernels. Sigmoid on n floats: x -> y, and dy -> dx (added to).
+ * The gate on R rows of H: x: [R, H] -> g: [R, H]; dg -> dx: [R, H],
+ * dA_log, ddt_bias: [H] (each added to, NULL when not wanted; summed over
+ * rows in order, so deterministic). */
+void sl_sigmoid_fwd(int64_t n, const float *x, float *y);
+void sl_sigmoid_bwd(int64_t n, const float *x, const float *dy, float *dx);
+void sl_decay_gate_fwd(int64_t R, int64_t H, const float *x, const float *A_log,
+                       const float *dt_bias, float *g);
+void sl_decay_gate_bwd(int64_t R, int64_t H, const float *x, const float *A_log,
+                       const float *dt_bias, const float *dg, float *dx, float *dA_log,
+                       float *ddt_bias);
+/* One row of the gate, for step(): x, A_log, dt_bias: [H] -> g: [H] (may be x). */
 void sl_decay_gate_row(const float *x, const float *A_log, const float *dt_bias, float *g,
                        int64_t H);
 /* softplus(z) = log(1 + e^z) without overflow for large z nor loss for very negative z. */

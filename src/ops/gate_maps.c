@@ -1,5 +1,6 @@
-/* elu + 1, relu and log-sigmoid, each a threaded pointwise pass; the
- * backwards recompute the derivative from the saved input.
+/* elu + 1, relu and log-sigmoid, each a threaded pointwise kernel pair and
+ * the op that records it; the backwards recompute the derivative from the
+ * saved input.
  *
  * Each map's loops are written out by MAP_OP with the map itself in the
  * loop body: passed as a function pointer into the OpenMP region, the map
@@ -12,24 +13,27 @@ static inline float relu_d(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 /* d/dx log sigmoid(x) = sigmoid(-x). */
 static inline float logsigmoid_d(float x) { return sl_sigmoidf(-x); }
 
-/* sl_NAME: x: [...] -> F(x), and its backward dx += dy DF(x). */
+/* sl_NAME_fwd: y = F(x) and sl_NAME_bwd: dx += dy DF(x) on n floats, and
+ * the op sl_NAME that records them. */
 #define MAP_OP(NAME, F, DF)                                                                  \
-    static void NAME##_backward(sl_ctx *ctx, const sl_node *nd)                              \
+    void sl_##NAME##_fwd(int64_t n, const float *x, float *y)                                \
     {                                                                                        \
-        const float *x = nd->in[0]->data, *dy = nd->out->grad;                               \
-        float *dx = sl_grad(ctx, nd->in[0]);                                                 \
-        const int64_t n = nd->out->n;                                                        \
+        _Pragma("omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)")               \
+        for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                      \
+    }                                                                                        \
+    void sl_##NAME##_bwd(int64_t n, const float *x, const float *dy, float *dx)              \
+    {                                                                                        \
         _Pragma("omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)")               \
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * DF(x[i]);                           \
+    }                                                                                        \
+    static void NAME##_backward(sl_ctx *ctx, const sl_node *nd)                              \
+    {                                                                                        \
+        sl_##NAME##_bwd(nd->out->n, nd->in[0]->data, nd->out->grad, sl_grad(ctx, nd->in[0])); \
     }                                                                                        \
     sl_tensor *sl_##NAME(sl_ctx *ctx, sl_tensor *x)                                          \
     {                                                                                        \
         sl_tensor *y = sl_tensor_like(ctx, x);                                               \
-        const float *px = x->data;                                                           \
-        float *py = y->data;                                                                 \
-        const int64_t n = x->n;                                                              \
-        _Pragma("omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)")               \
-        for (int64_t i = 0; i < n; i++) py[i] = F(px[i]);                                    \
+        sl_##NAME##_fwd(x->n, x->data, y->data);                                             \
         SL_RECORD(ctx, NAME##_backward, y, x);                                               \
         return y;                                                                            \
     }

@@ -17,6 +17,14 @@ sl_tensor *sl_relu(sl_ctx *ctx, sl_tensor *x);
  * the split keeps e^-|x| <= 1, so no input overflows. */
 sl_tensor *sl_logsigmoid(sl_ctx *ctx, sl_tensor *x);
 
+/* The ops' kernels on n floats: y = map(x), and dx += dy map'(x). */
+void sl_elu1_fwd(int64_t n, const float *x, float *y);
+void sl_elu1_bwd(int64_t n, const float *x, const float *dy, float *dx);
+void sl_relu_fwd(int64_t n, const float *x, float *y);
+void sl_relu_bwd(int64_t n, const float *x, const float *dy, float *dx);
+void sl_logsigmoid_fwd(int64_t n, const float *x, float *y);
+void sl_logsigmoid_bwd(int64_t n, const float *x, const float *dy, float *dx);
+
 /* The same maps on one float, for step(); the ops use these too, so the two
  * forms agree bit for bit. */
 static inline float sl_elu1f(float x) { return x > 0.0f ? x + 1.0f : sl_expf(x); }

@@ -1,4 +1,5 @@
-/* Gated per-head RMSNorm, forward and backward, and the one-token form.
+/* Gated per-head RMSNorm: its kernels, the row function they and step()
+ * share, and the op that records them.
  * Per row and head, with n = o rs w and rs = 1 / sqrt(mean(o^2) + eps):
  *     y = n . silu(z)
  *     dz = dy . n . sigma(z) (1 + z (1 - sigma(z)))
@@ -13,10 +14,8 @@
 #include "ops/internal.h"
 #include "ops/ops.h"
 
-/* One row: o, z: [G*gs], w: [gs] -> y: [G*gs]; rs: [G] or NULL receives
- * each head's 1 / rms. */
-static void gated_row(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
-                      float eps, float *y, float *rs)
+void sl_gated_rmsnorm_row(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
+                          float eps, float *y, float *rs)
 {
     for (int64_t h = 0; h < G; h++) {
         const float *oh = o + h * gs, *zh = z + h * gs;
@@ -30,26 +29,35 @@ static void gated_row(const float *o, const float *z, const float *w, int64_t G,
     }
 }
 
-/* o, z: [G*gs], w: [gs] -> y: [G*gs]. */
-void sl_gated_rmsnorm_apply(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
-                            float eps, float *y)
+void sl_gated_rmsnorm_fwd(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, float *y, float *rs)
 {
-    gated_row(o, z, w, G, gs, eps, y, NULL);
+    const int64_t R = d->R, G = d->G, gs = d->gs, D = G * gs;
+#pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++)
+        sl_gated_rmsnorm_row(o + r * D, z + r * d->zs, w, G, gs, d->eps, y + r * D,
+                             rs ? rs + r * G : NULL);
 }
 
-/* Node layout: in = {o, z's tensor, w}, saved = rs: [rows, G] (each head's
- * 1 / rms), iarg = {z_off}. */
-static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
+/* The backward's team: one thread below SL_PAR_MIN. */
+static int bwd_threads(const sl_gated_norm_desc *d)
 {
-    sl_tensor *o = nd->in[0], *z = nd->in[1], *w = nd->in[2];
-    const int64_t gs = w->n, D = sl_last(o), G = D / gs, W = sl_last(z), R = sl_rows(o);
-    const int64_t z_off = nd->iarg[0];
-    const float *dy = nd->out->grad, *wd = w->data, *rss = nd->saved;
-    float *dO = o->requires_grad ? sl_grad(ctx, o) : NULL;
-    float *dz = z->requires_grad ? sl_grad(ctx, z) + z_off : NULL;
-    const bool need_dw = w->requires_grad;
-    const int nt = R * D >= SL_PAR_MIN ? omp_get_max_threads() : 1;
-    float *part = need_dw ? sl_arena_floats(ctx, (int64_t)nt * gs) : NULL;
+    return d->R * d->G * d->gs >= SL_PAR_MIN ? omp_get_max_threads() : 1;
+}
+
+/* Each thread's dw slice. */
+int64_t sl_gated_rmsnorm_bwd_scratch(const sl_gated_norm_desc *d)
+{
+    return (int64_t)bwd_threads(d) * d->gs;
+}
+
+void sl_gated_rmsnorm_bwd(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, const float *rss, const float *dy, float *dO, float *dz,
+                          float *dw, float *scratch)
+{
+    const int64_t R = d->R, G = d->G, gs = d->gs, D = G * gs, W = d->zs;
+    const int nt = bwd_threads(d);
+    float *part = dw ? scratch : NULL;
     if (part) memset(part, 0, (size_t)(nt * gs) * sizeof(float));
 #pragma omp parallel num_threads(nt)
     {
@@ -57,19 +65,18 @@ static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < R; r++)
             for (int64_t h = 0; h < G; h++) {
-                const float *orow = o->data + r * D + h * gs,
-                            *zr = z->data + r * W + z_off + h * gs;
+                const float *orow = o + r * D + h * gs, *zr = z + r * W + h * gs;
                 const float *dyr = dy + r * D + h * gs, rs = rss[r * G + h];
                 float *dor = dO ? dO + r * D + h * gs : NULL, sgo = 0.0f;
 #pragma omp simd reduction(+ : sgo)
                 for (int64_t j = 0; j < gs; j++) {
-                    const float sg = sl_sigmoidf(zr[j]), n = orow[j] * rs * wd[j];
+                    const float sg = sl_sigmoidf(zr[j]), n = orow[j] * rs * w[j];
                     const float gate = dyr[j] * zr[j] * sg;
                     if (dz)
                         dz[r * W + h * gs + j] += dyr[j] * n * sg * (1.0f + zr[j] * (1.0f - sg));
                     if (dwp) dwp[j] += gate * orow[j] * rs;
-                    if (dor) dor[j] += rs * gate * wd[j];
-                    sgo += gate * wd[j] * orow[j];
+                    if (dor) dor[j] += rs * gate * w[j];
+                    sgo += gate * w[j] * orow[j];
                 }
                 /* The normaliser's term needs the whole row's sum first. */
                 if (dor) {
@@ -79,11 +86,23 @@ static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
                 }
             }
     }
-    if (need_dw) {
-        float *dw = sl_grad(ctx, w);
+    if (dw)
         for (int t = 0; t < nt; t++)
             for (int64_t j = 0; j < gs; j++) dw[j] += part[(int64_t)t * gs + j];
-    }
+}
+
+/* Node: in = {o, z's tensor, w}, saved = rs: [rows, G] (each head's
+ * 1 / rms), iarg = {z_off}. */
+static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *o = nd->in[0], *z = nd->in[1], *w = nd->in[2];
+    const int64_t z_off = nd->iarg[0];
+    const sl_gated_norm_desc d = {sl_rows(o), sl_last(o) / w->n, w->n, sl_last(z), 0.0f};
+    float *dw = w->requires_grad ? sl_grad(ctx, w) : NULL;
+    sl_gated_rmsnorm_bwd(&d, o->data, z->data + z_off, w->data, nd->saved, nd->out->grad,
+                         o->requires_grad ? sl_grad(ctx, o) : NULL,
+                         z->requires_grad ? sl_grad(ctx, z) + z_off : NULL, dw,
+                         dw ? sl_arena_floats(ctx, sl_gated_rmsnorm_bwd_scratch(&d)) : NULL);
 }
 
 /* o: [B, T, G*gs], z: [B, T, W] read at columns z_off.., w: [gs] -> y: [B, T, G*gs]. */
@@ -95,14 +114,11 @@ sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_o
                    z->shape[1] == o->shape[1] && z_off >= 0 && z_off + D <= z->shape[2],
                "sl_gated_rmsnorm",
                "o [B, T, G*gs], z [B, T, W] with G*gs columns from z_off, w [gs]");
-    const int64_t R = sl_rows(o), W = z->shape[2];
+    const sl_gated_norm_desc d = {sl_rows(o), G, gs, z->shape[2], eps};
     sl_tensor *y = sl_tensor_like(ctx, o);
     sl_node *nd = SL_RECORD(ctx, gated_rmsnorm_backward, y, o, z, w);
-    float *rs = sl_arena_floats(ctx, R * G);
-#pragma omp parallel for schedule(static) if (R * D >= SL_PAR_MIN)
-    for (int64_t r = 0; r < R; r++)
-        gated_row(o->data + r * D, z->data + r * W + z_off, w->data, G, gs, eps, y->data + r * D,
-                  rs + r * G);
+    float *rs = sl_arena_floats(ctx, d.R * G);
+    sl_gated_rmsnorm_fwd(&d, o->data, z->data + z_off, w->data, y->data, rs);
     if (nd) {
         nd->saved = rs;
         nd->iarg[0] = z_off;

@@ -15,8 +15,28 @@
 sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_off, sl_tensor *w,
                             int64_t G, float eps);
 
-/* One token: o, z: [G*gs], w: [gs] -> y: [G*gs], the same arithmetic. */
-void sl_gated_rmsnorm_apply(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
-                            float eps, float *y);
+/* One call's sizes: R rows of G heads of gs channels; z's rows are zs
+ * floats apart (its pointer at the first gate column). */
+typedef struct sl_gated_norm_desc {
+    int64_t R, G, gs, zs;
+    float eps;
+} sl_gated_norm_desc;
+
+/* The op's kernels. o: [R, G*gs], z: [R, zs], w: [gs] -> y: [R, G*gs], rs:
+ * [R, G] each head's 1 / rms (kept for the backward). dy -> dO: [R, G*gs],
+ * dz: [R, zs] (same columns as z), dw: [gs], each added to and NULL when not
+ * wanted; scratch: sl_gated_rmsnorm_bwd_scratch(d) floats when dw is (per-
+ * thread sums, added in thread order). */
+void sl_gated_rmsnorm_fwd(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, float *y, float *rs);
+void sl_gated_rmsnorm_bwd(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, const float *rs, const float *dy, float *dO, float *dz,
+                          float *dw, float *scratch);
+int64_t sl_gated_rmsnorm_bwd_scratch(const sl_gated_norm_desc *d);
+
+/* One row (one token, for step()): o, z: [G*gs], w: [gs] -> y: [G*gs]; rs:
+ * [G] or NULL receives each head's 1 / rms. */
+void sl_gated_rmsnorm_row(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
+                          float eps, float *y, float *rs);
 
 #endif

@@ -1,4 +1,5 @@
-/* Based's Taylor feature map, forward and backward. With c = d^(-1/4) and
+/* Based's Taylor feature map: the row function, the kernels on pointers and
+ * the op that records them. With c = d^(-1/4) and
  * u = c x, the features are 1, u_i and u_i u_j / sqrt(2) for every ordered
  * pair (i, j), so
  *     dx_i = c (dy_i + sum_j (dy_ij + dy_ji) u_j / sqrt(2)). */
@@ -8,7 +9,7 @@
 #include "ops/taylor.h"
 
 /* x: [H*d] -> out: [H*F]. */
-void sl_taylor_apply(const float *x, int64_t H, int64_t d, float *out)
+void sl_taylor_row(const float *x, int64_t H, int64_t d, float *out)
 {
     const int64_t F = sl_taylor_width(d);
     const float c = 1.0f / sqrtf(sqrtf((float)d)), r2 = 1.0f / sqrtf(2.0f);
@@ -22,18 +23,20 @@ void sl_taylor_apply(const float *x, int64_t H, int64_t d, float *out)
     }
 }
 
-/* iarg = {H}. */
-static void taylor_backward(sl_ctx *ctx, const sl_node *nd)
+void sl_taylor_fwd(int64_t R, int64_t H, int64_t d, const float *x, float *y)
 {
-    sl_tensor *x = nd->in[0];
-    const int64_t H = nd->iarg[0], d = sl_last(x) / H, F = sl_taylor_width(d);
-    const int64_t R = sl_rows(x);
+    const int64_t F = sl_taylor_width(d);
+#pragma omp parallel for schedule(static) if (R * H * F >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) sl_taylor_row(x + r * H * d, H, d, y + r * H * F);
+}
+
+void sl_taylor_bwd(int64_t R, int64_t H, int64_t d, const float *x, const float *dy, float *dx)
+{
+    const int64_t F = sl_taylor_width(d);
     const float c = 1.0f / sqrtf(sqrtf((float)d)), r2 = 1.0f / sqrtf(2.0f);
-    const float *dy = nd->out->grad;
-    float *dx = sl_grad(ctx, x);
 #pragma omp parallel for schedule(static) if (R * H * F >= SL_PAR_MIN)
     for (int64_t rh = 0; rh < R * H; rh++) {
-        const float *xh = x->data + rh * d, *g = dy + rh * F, *gsq = g + 1 + d;
+        const float *xh = x + rh * d, *g = dy + rh * F, *gsq = g + 1 + d;
         float *dxh = dx + rh * d;
         for (int64_t i = 0; i < d; i++) {
             float s = g[1 + i];
@@ -43,17 +46,24 @@ static void taylor_backward(sl_ctx *ctx, const sl_node *nd)
     }
 }
 
+/* Node: in = {x}, iarg = {H}. */
+static void taylor_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *x = nd->in[0];
+    const int64_t H = nd->iarg[0];
+    sl_taylor_bwd(sl_rows(x), H, sl_last(x) / H, x->data, nd->out->grad, sl_grad(ctx, x));
+}
+
 /* x: [..., H*d] -> [..., H*F]. */
 sl_tensor *sl_taylor_features(sl_ctx *ctx, sl_tensor *x, int64_t H)
 {
     sl_require(H > 0 && sl_last(x) % H == 0, "sl_taylor_features", "x [..., H*d]");
-    const int64_t d = sl_last(x) / H, F = sl_taylor_width(d), R = sl_rows(x);
+    const int64_t d = sl_last(x) / H;
     int64_t shape[SL_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
-    shape[x->ndim - 1] = H * F;
+    shape[x->ndim - 1] = H * sl_taylor_width(d);
     sl_tensor *y = sl_tensor_new(ctx, x->ndim, shape);
-#pragma omp parallel for schedule(static) if (R * H * F >= SL_PAR_MIN)
-    for (int64_t r = 0; r < R; r++) sl_taylor_apply(x->data + r * H * d, H, d, y->data + r * H * F);
+    sl_taylor_fwd(sl_rows(x), H, d, x->data, y->data);
     sl_node *nd = SL_RECORD(ctx, taylor_backward, y, x);
     if (nd) nd->iarg[0] = H;
     return y;

@@ -17,7 +17,11 @@ static inline int64_t sl_taylor_width(int64_t d) { return 1 + d + d * d; }
 /* x: [..., H*d] -> [..., H*F], F = sl_taylor_width(d). */
 sl_tensor *sl_taylor_features(sl_ctx *ctx, sl_tensor *x, int64_t H);
 
-/* One row: x: [H*d] -> out: [H*F]; the op uses it too. */
-void sl_taylor_apply(const float *x, int64_t H, int64_t d, float *out);
+/* The op's kernels on R rows: x: [R, H*d] -> y: [R, H*F], and dy -> dx
+ * (added to). */
+void sl_taylor_fwd(int64_t R, int64_t H, int64_t d, const float *x, float *y);
+void sl_taylor_bwd(int64_t R, int64_t H, int64_t d, const float *x, const float *dy, float *dx);
+/* One row, for step(): x: [H*d] -> out: [H*F]; the forward kernel calls it. */
+void sl_taylor_row(const float *x, int64_t H, int64_t d, float *out);
 
 #endif
