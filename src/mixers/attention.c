@@ -32,9 +32,8 @@ typedef struct attn {
 static sl_status attn_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    attn *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    attn *a = sl_mixer_impl(m, sizeof *a);
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dh = a->D / a->H;
@@ -43,9 +42,7 @@ static sl_status attn_init(sl_mixer *m, sl_params *p)
     a->theta = (float)c->rope_theta;
     a->causal = c->causal;
     a->window = sl_opt_int(&m->opts, "window");
-    /* GPT-2's scaling of residual-branch outputs keeps the residual stream's
-     * variance from growing with depth. */
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
     if (c->bias) a->bqkv = SL_PARAM(p, "qkv.bias", SL_INIT_ZEROS, 0, false, 3 * a->D);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);

@@ -26,17 +26,15 @@
 static sl_status deltanet_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    sl_delta_layer *n = calloc(1, sizeof *n);
-    if (!n) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = n;
+    sl_delta_layer *n = sl_mixer_impl(m, sizeof *n);
+    if (!n) return SL_ERR_OOM;
     *n = (sl_delta_layer){.D = c->d_model,
                           .H = c->n_heads,
                           .dk = c->d_model / c->n_heads,
                           .K = c->conv_size,
                           .C = c->chunk_size,
                           .eps = (float)c->norm_eps};
-    /* GPT-2's residual-branch scaling, as in attention.c. */
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     sl_delta_layer_params(n, p, std, out_std);
     return SL_OK;
 }

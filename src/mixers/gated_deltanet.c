@@ -42,9 +42,8 @@ typedef struct gdn {
 static sl_status gdn_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    gdn *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    gdn *a = sl_mixer_impl(m, sizeof *a);
+    if (!a) return SL_ERR_OOM;
     a->dl = (sl_delta_layer){.D = c->d_model,
                              .H = c->n_heads,
                              .dk = c->d_model / c->n_heads,
@@ -52,8 +51,7 @@ static sl_status gdn_init(sl_mixer *m, sl_params *p)
                              .C = c->chunk_size,
                              .eps = (float)c->norm_eps};
     sl_delta_layer *n = &a->dl;
-    /* GPT-2's residual-branch scaling, as in attention.c. */
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     sl_delta_layer_params(n, p, std, out_std);
     a->wa = SL_PARAM(p, "a.weight", SL_INIT_NORMAL, std, true, n->H, n->D);
     a->alog = SL_PARAM_RANGE(p, "A_log", SL_INIT_A_LOG, 0.0f, 16.0f, false, n->H);

@@ -36,15 +36,14 @@ typedef struct gla {
 static sl_status gla_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    gla *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    gla *a = sl_mixer_impl(m, sizeof *a);
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
     a->C = c->chunk_size;
     a->eps = (float)c->norm_eps;
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkvz = SL_PARAM(p, "qkvz.weight", SL_INIT_NORMAL, std, true, 4 * a->D, a->D);
     a->w1 = SL_PARAM(p, "gate1.weight", SL_INIT_NORMAL, std, true, GATE_RANK, a->D);
     a->w2 = SL_PARAM(p, "gate2.weight", SL_INIT_NORMAL, std, true, a->D, GATE_RANK);

@@ -58,9 +58,8 @@ static sl_status linattn_init(sl_mixer *m, sl_params *p)
         return sl_fail(SL_ERR_CONFIG,
                        "mixer 'linear_attention' option 'normalize' = true needs a non-negative "
                        "'feature_map' (elu1, relu or taylor), got \"identity\"");
-    linattn *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    linattn *a = sl_mixer_impl(m, sizeof *a);
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
@@ -71,7 +70,7 @@ static sl_status linattn_init(sl_mixer *m, sl_params *p)
     a->phi = phi;
     a->normalize = normalize;
     a->causal = c->causal;
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 2 * a->H * a->f + a->D, a->D);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
     return SL_OK;

@@ -52,18 +52,17 @@ static int64_t conv_floats(const mamba2 *a) { return a->K > 0 ? (a->K - 1) * 3 *
 static sl_status mamba2_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    mamba2 *a = calloc(1, sizeof *a);
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    mamba2 *a = sl_mixer_impl(m, sizeof *a);
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->P = a->D / a->H;
     a->K = c->conv_size;
     a->C = c->chunk_size;
     a->eps = (float)c->norm_eps;
-    /* As deltanet.c: GPT-2's residual scaling on the output, PyTorch's Conv1d
-     * bound 1/sqrt(K); A_log and dt_bias Mamba-2's (the header). */
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    /* PyTorch's Conv1d bound 1/sqrt(K); A_log and dt_bias Mamba-2's (the
+     * header). */
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     int64_t D = a->D, H = a->H;
     a->win = SL_PARAM(p, "in.weight", SL_INIT_NORMAL, std, true, 4 * D + H, D);
     if (a->K > 0) {

@@ -8,6 +8,8 @@
 #ifndef SL_MIXER_H
 #define SL_MIXER_H
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -114,6 +116,25 @@ static inline sl_tensor *sl_state_in(sl_ctx *ctx, const float *state, int64_t po
     sl_tensor *s0 = SL_NEW(ctx, n, sf);
     memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
     return s0;
+}
+
+/* m->impl = `bytes` zeroed bytes for the mixer's own struct; NULL (with
+ * an SL_ERR_OOM message naming the mixer) when memory runs out. */
+static inline void *sl_mixer_impl(sl_mixer *m, size_t bytes)
+{
+    m->impl = calloc(1, bytes);
+    if (!m->impl)
+        sl_fail(SL_ERR_OOM, "mixer '%s' of layer %lld: out of memory", m->vt->name,
+                (long long)m->layer);
+    return m->impl;
+}
+
+/* The init std of a residual branch's output projection: GPT-2's
+ * init_std / sqrt(2 n_layers), so the residual stream's variance does not
+ * grow with depth. */
+static inline float sl_mixer_out_std(const sl_mixer_dims *d)
+{
+    return (float)d->init_std / sqrtf(2.0f * (float)d->n_layers);
 }
 
 /* registry.c */

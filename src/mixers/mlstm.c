@@ -55,9 +55,8 @@ typedef struct mlstm {
 static sl_status mlstm_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    mlstm *a = calloc(1, sizeof *a + (size_t)(2 * c->n_heads) * sizeof(float));
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    mlstm *a = sl_mixer_impl(m, sizeof *a + (size_t)(2 * c->n_heads) * sizeof(float));
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
@@ -66,7 +65,7 @@ static sl_status mlstm_init(sl_mixer *m, sl_params *p)
     for (int64_t h = 0; h < a->H; h++)
         a->offset[a->H + h] =
             a->H > 1 ? FGATE_LO + (FGATE_HI - FGATE_LO) * (float)h / (float)(a->H - 1) : FGATE_LO;
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
     a->wgate = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, 2 * a->H, a->D);
     a->bgate = SL_PARAM(p, "gate.bias", SL_INIT_ZEROS, 0, false, 2 * a->H);

@@ -38,9 +38,8 @@ typedef struct retnet {
 static sl_status retnet_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    retnet *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    retnet *a = sl_mixer_impl(m, sizeof *a + (size_t)c->n_heads * sizeof(float));
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
@@ -49,7 +48,7 @@ static sl_status retnet_init(sl_mixer *m, sl_params *p)
     a->theta = (float)c->rope_theta;
     a->causal = c->causal;
     for (int64_t h = 0; h < a->H; h++) a->log_gamma[h] = (float)log1p(-exp2(-5.0 - (double)h));
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
     a->wg = SL_PARAM(p, "gate.weight", SL_INIT_NORMAL, std, true, a->D, a->D);
     a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->dk);

@@ -86,9 +86,8 @@ static void alibi_slopes(int64_t H, double *s)
 static sl_status tn_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *c = &m->dims;
-    transnormer *a = calloc(1, sizeof *a + (size_t)c->n_heads * sizeof(float));
-    if (!a) return sl_fail(SL_ERR_OOM, "out of memory");
-    m->impl = a;
+    transnormer *a = sl_mixer_impl(m, sizeof *a + (size_t)c->n_heads * sizeof(float));
+    if (!a) return SL_ERR_OOM;
     a->D = c->d_model;
     a->H = c->n_heads;
     a->dk = a->D / a->H;
@@ -109,7 +108,7 @@ static sl_status tn_init(sl_mixer *m, sl_params *p)
         for (int64_t h = 0; h < a->H; h++) a->log_gamma[h] = (float)(-s[h] * depth);
         free(s);
     }
-    float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
+    float std = (float)c->init_std, out_std = sl_mixer_out_std(c);
     a->wqkv = SL_PARAM(p, "qkv.weight", SL_INIT_NORMAL, std, true, 3 * a->D, a->D);
     a->wnorm = SL_PARAM(p, "norm.weight", SL_INIT_ONES, 0, false, a->D);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, a->D, a->D);
