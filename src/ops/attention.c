@@ -528,7 +528,7 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full score matrix of
  * every (sequence, head) in double. */
 void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, bool causal,
-                      int64_t window, const sl_seqs *seqs, float *out)
+                      int64_t window, float *out, const sl_seqs *seqs)
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
@@ -573,10 +573,11 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 
 /* ---------------------------------------------------------------- decode */
 
-/* q: [H*dh], kc, vc: [Tk, H*dh] -> out: [H*dh]; scratch: [Tk]. The query sits
- * at position Tk-1, so causality is implicit and only the window cuts. */
-void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk, int64_t H,
-                         int64_t dh, int64_t window, float *scratch, float *out)
+/* kc, vc: [Tk, H*dh] (the state), q: [H*dh] -> out: [H*dh]; scratch: [Tk].
+ * The query sits at position Tk-1, so causality is implicit and only the
+ * window cuts. */
+void sl_attention_decode(const float *kc, const float *vc, const float *q, int64_t Tk, int64_t H,
+                         int64_t dh, int64_t window, float *out, float *scratch)
 {
     const int64_t D = H * dh;
     const float scale = 1.0f / sqrtf((float)dh);

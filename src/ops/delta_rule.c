@@ -564,13 +564,14 @@ static void token_update(float *S, const float *k, const float *v, float beta, f
     }
 }
 
-/* q, k, v: [H*dk], beta, g: [H] (g may be NULL), S: [H, dk, dk] -> o: [H*dk];
- * kS: [dk] scratch. */
-void sl_delta_rule_step(const float *q, const float *k, const float *v, const float *beta,
-                        const float *g, int64_t H, int64_t dk, float *S, float *o, float *kS)
+/* state: [H, dk, dk] in place; q, k, v: [H*dk], beta, g: [H] (g may be
+ * NULL) -> o: [H*dk]; kS: [dk] scratch. */
+void sl_delta_rule_step(float *state, const float *q, const float *k, const float *v,
+                        const float *beta, const float *g, int64_t H, int64_t dk, float *o,
+                        float *kS)
 {
     for (int64_t h = 0; h < H; h++) {
-        float *Sh = S + h * dk * dk;
+        float *Sh = state + h * dk * dk;
         token_update(Sh, k + h * dk, v + h * dk, beta[h], g ? sl_expf(g[h]) : 1.0f, dk, kS);
         const float *qh = q + h * dk;
         float *oh = o + h * dk;

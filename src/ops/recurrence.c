@@ -815,14 +815,14 @@ void sl_recurrence_ref(const float *q, const float *k, const float *v, const flo
     free(S);
 }
 
-/* S: [H, dk, dv] in place; q, k: [H*dk], v: [H*dv], g: [H*gw] or NULL,
- * log_gamma: [H] or NULL -> o: [H*dv]. */
-void sl_recurrence_step(float *S, const float *q, const float *k, const float *v, const float *g,
-                        int64_t gw, const float *log_gamma, int64_t H, int64_t dk, int64_t dv,
-                        float *o)
+/* state: [H, dk, dv] in place; q, k: [H*dk], v: [H*dv], g: [H*gw] or
+ * NULL, log_gamma: [H] or NULL -> o: [H*dv]. */
+void sl_recurrence_step(float *state, const float *q, const float *k, const float *v,
+                        const float *g, int64_t gw, const float *log_gamma, int64_t H, int64_t dk,
+                        int64_t dv, float *o)
 {
     for (int64_t h = 0; h < H; h++) {
-        float *Sh = S + h * dk * dv, *oh = o + h * dv;
+        float *Sh = state + h * dk * dv, *oh = o + h * dv;
         const float *qh = q + h * dk, *kh = k + h * dk, *vh = v + h * dv;
         memset(oh, 0, (size_t)dv * sizeof(float));
         for (int64_t d = 0; d < dk; d++) {
