@@ -133,3 +133,23 @@ sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_o
     }
     return y;
 }
+
+/* Per row and head in double, straight from the equation. */
+void sl_gated_rmsnorm_ref(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, double *y)
+{
+    const int64_t G = d->G, gs = d->gs;
+    for (int64_t r = 0; r < d->R; r++) {
+        const float *orow = o + r * G * gs, *zrow = z + r * d->zs;
+        double *yr = y + r * G * gs;
+        for (int64_t h = 0; h < G; h++) {
+            double ss = 0;
+            for (int64_t j = 0; j < gs; j++) ss += (double)orow[h * gs + j] * orow[h * gs + j];
+            double rs = 1.0 / sqrt(ss / gs + d->eps);
+            for (int64_t j = 0; j < gs; j++) {
+                double zz = zrow[h * gs + j];
+                yr[h * gs + j] = orow[h * gs + j] * rs * w[j] * zz / (1.0 + exp(-zz));
+            }
+        }
+    }
+}
