@@ -48,7 +48,8 @@ static void test_forward_matches_reference(void)
                     for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
                     sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
                     float *ref = malloc((size_t)out->n * sizeof(float));
-                    sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, NULL, ref);
+                    sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window,
+                                     ref, NULL);
                     /* float32 dot products of N(0,1) vectors and a float32
                      * online softmax against a double reference: errors are a
                      * few 1e-7 relative per term. */
@@ -73,7 +74,7 @@ static void test_uneven_head_width(void)
         for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
         sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
         float *ref = malloc((size_t)out->n * sizeof(float));
-        sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, NULL, ref);
+        sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, ref, NULL);
         double r = close_ratio(out->data, ref, out->n, 1e-5, 1e-5);
         CHECK(r <= 1, "mask %d: ratio %g", mi, r);
         free(ref);
@@ -196,7 +197,8 @@ static void test_decode_matches_parallel(void)
             memcpy(vc + t * D, qkv->data + t * 3 * D + 2 * D, (size_t)D * sizeof(float));
         }
         for (int64_t t = 0; t < T; t++) {
-            sl_attention_decode(qkv->data + t * 3 * D, kc, vc, t + 1, H, dh, windows[w], scratch, y);
+            sl_attention_decode(kc, vc, qkv->data + t * 3 * D, t + 1, H, dh, windows[w], y,
+                                scratch);
             double r = close_ratio(y, out->data + t * D, D, 1e-5, 1e-5);
             CHECK(r <= 1, "window %lld t %lld: ratio %g", (long long)windows[w], (long long)t, r);
         }
@@ -237,7 +239,7 @@ static void test_long_sequence_memory_is_linear(void)
     static const int64_t rows[] = {0, 1, 1000, 4095};
     for (int k = 0; k < 4; k++) {
         int64_t t = rows[k];
-        sl_attention_decode(qkv->data + t * 3 * dh, kc, vc, t + 1, 1, dh, 0, scratch, scratch_row);
+        sl_attention_decode(kc, vc, qkv->data + t * 3 * dh, t + 1, 1, dh, 0, scratch_row, scratch);
         double r = close_ratio(scratch_row, out->data + t * dh, dh, 1e-5, 1e-5);
         CHECK(r <= 1, "row %lld: ratio %g", (long long)t, r);
     }
@@ -281,7 +283,7 @@ static void test_packed_matches_each_sequence_alone(void)
         sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, &seqs);
         sl_backward_with(&ctx, out, dout);
         float *ref = malloc((size_t)(T * D) * sizeof(float));
-        sl_attention_ref(qkv->data, 1, T, H, dh, masks[mi].causal, masks[mi].window, &seqs, ref);
+        sl_attention_ref(qkv->data, 1, T, H, dh, masks[mi].causal, masks[mi].window, ref, &seqs);
         double r_ref = close_ratio(out->data, ref, T * D, 1e-5, 1e-5), r_y = 0, r_dx = 0;
         for (int64_t i = 0; i < NPACK; i++) {
             const int64_t len = PACK_LENS[i];

@@ -189,8 +189,8 @@ static void test_step_matches_forward(void)
         run_chunked(&c, 0, T, C, Sf, o);
         double worst = 0;
         for (int64_t t = 0; t < T; t++) {
-            sl_delta_rule_step(c.q + t * D, c.k + t * D, c.v + t * D, c.beta + t * H,
-                               c.g ? c.g + t * H : NULL, H, dk, S, y, scratch);
+            sl_delta_rule_step(S, c.q + t * D, c.k + t * D, c.v + t * D, c.beta + t * H,
+                               c.g ? c.g + t * H : NULL, H, dk, y, scratch);
             worst = fmax(worst, close_ratio(y, o + t * D, D, 1e-5, 1e-5));
         }
         double rs = close_ratio(S, Sf, H * dk * dk, 1e-5, 1e-5);

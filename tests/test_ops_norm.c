@@ -10,37 +10,6 @@
 
 #define EPS 1e-5f
 
-/* x: [R, D] -> y, and for dy the gradients dx, dw, db, all in double.
- * center = false is RMSNorm (and b must be NULL). */
-static void norm_ref(const float *x, const float *w, const float *b, const float *dy, int64_t R,
-                     int64_t D, bool center, double *y, double *dx, double *dw, double *db)
-{
-    memset(dw, 0, D * sizeof(double));
-    memset(db, 0, D * sizeof(double));
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * D, *dyr = dy + r * D;
-        double mu = 0, var = 0, sg = 0, sgx = 0;
-        if (center) {
-            for (int64_t j = 0; j < D; j++) mu += xr[j];
-            mu /= D;
-        }
-        for (int64_t j = 0; j < D; j++) var += (xr[j] - mu) * (xr[j] - mu);
-        double rs = 1 / sqrt(var / D + EPS);
-        for (int64_t j = 0; j < D; j++) {
-            double xh = (xr[j] - mu) * rs, g = (double)dyr[j] * w[j];
-            y[r * D + j] = xh * w[j] + (b ? b[j] : 0);
-            sg += g;
-            sgx += g * xh;
-            dw[j] += dyr[j] * xh;
-            db[j] += dyr[j];
-        }
-        for (int64_t j = 0; j < D; j++) {
-            double xh = (xr[j] - mu) * rs, g = (double)dyr[j] * w[j];
-            dx[r * D + j] = rs * (g - (center ? sg / D : 0) - xh * sgx / D);
-        }
-    }
-}
-
 static double worst(const float *a, const double *b, int64_t n, double atol, double rtol)
 {
     double q = 0;
@@ -65,7 +34,8 @@ static void check_against_reference(bool center)
     for (int64_t i = 0; i < R * D; i++) dy[i] = sl_rng_normal(&rng);
     double *y = malloc(R * D * sizeof(double)), *dx = malloc(R * D * sizeof(double));
     double dw[160], db[160];
-    norm_ref(x->data, w->data, center ? b->data : NULL, dy, R, D, center, y, dx, dw, db);
+    const sl_norm_desc d = {R, D, EPS, center};
+    sl_norm_ref(&d, x->data, w->data, center ? b->data : NULL, dy, y, dx, dw, db);
 
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);

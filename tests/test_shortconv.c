@@ -116,7 +116,7 @@ static void test_step_matches_forward(void)
     float fstate[3 * 5], state[3 * 5] = {0}, y[5];
     sl_tensor *yf = sl_shortconv(&ctx, x, w, bias, NULL, fstate, NULL);
     for (int64_t t = 0; t < T; t++) {
-        sl_shortconv_step(x->data + t * C, w->data, bias->data, C, K, state, y);
+        sl_shortconv_step(state, x->data + t * C, w->data, bias->data, C, K, y);
         /* The same taps in the same order: bit for bit. */
         CHECK(!memcmp(y, yf->data + t * C, sizeof y), "t %lld", (long long)t);
     }

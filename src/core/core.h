@@ -132,18 +132,22 @@ struct sl_node;
 typedef void (*sl_backward_fn)(struct sl_ctx *ctx, const struct sl_node *node);
 
 /* One recorded op. Inputs are tensors, as many as the op has (an arena
- * array of nin, in the order recorded; NULL for an absent optional input);
- * anything else the backward needs (integer ids, saved statistics, scalars,
- * a kernel's descriptor) goes in aux/saved/iarg/farg. */
+ * array of nin, in the order recorded; NULL for an absent optional input).
+ * Anything else the backward needs goes in one of three places:
+ *   desc   the op's sizes and scalars (a window, an epsilon, a transpose
+ *          flag): one named struct, the one its kernel takes where it has
+ *          one, copied into the arena by sl_keep_desc;
+ *   saved  arena data the forward computes for the backward (statistics
+ *          such as 1 / rms or log-sum-exp, packed bounds);
+ *   aux    caller-owned data that outlives the step (token ids). */
 typedef struct sl_node {
     sl_backward_fn backward;
     sl_tensor *out;
     sl_tensor **in; /* [nin] */
     int nin;
-    const void *aux;  /* caller-owned data that outlives the step (e.g. token ids) */
-    void *saved;      /* arena-owned data written by the forward */
-    int64_t iarg[6];
-    float farg[4];
+    const void *desc;
+    void *saved;
+    const void *aux;
 } sl_node;
 
 typedef struct sl_ctx {
@@ -179,6 +183,11 @@ sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_t
 #define SL_RECORD(ctx, fn, out, ...) \
     sl_record((ctx), (fn), (out), (int)(sizeof((sl_tensor *[]){__VA_ARGS__}) / sizeof(sl_tensor *)), \
               (sl_tensor *[]){__VA_ARGS__})
+
+/* Copies an op's descriptor (bytes at desc) into the arena and points
+ * node->desc at the copy; the caller's struct need not outlive the call. */
+void sl_keep_desc(sl_ctx *ctx, sl_node *node, const void *desc, size_t bytes);
+#define SL_KEEP_DESC(ctx, node, d) sl_keep_desc((ctx), (node), &(d), sizeof(d))
 
 /* The gradient buffer of t, allocated from the arena and zeroed on first use
  * (parameters already own theirs). Backward functions accumulate into it. */

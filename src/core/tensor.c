@@ -129,6 +129,13 @@ sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_t
     return nd;
 }
 
+void sl_keep_desc(sl_ctx *ctx, sl_node *node, const void *desc, size_t bytes)
+{
+    void *copy = sl_arena_alloc(&ctx->arena, bytes);
+    memcpy(copy, desc, bytes);
+    node->desc = copy;
+}
+
 float *sl_grad(sl_ctx *ctx, sl_tensor *t)
 {
     if (!t->grad) {

@@ -100,9 +100,9 @@ static sl_tensor *attn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *st
             const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T);
             cache_put(a, st, qkv->data + t0 * 3 * D, len, pos);
             for (int64_t t = t0; t < t0 + len; t++)
-                sl_attention_decode(qkv->data + t * 3 * D, st, st + a->max_len * D,
-                                    pos + t - t0 + 1, a->H, a->dh, a->window, scores,
-                                    o->data + t * D);
+                sl_attention_decode(st, st + a->max_len * D, qkv->data + t * 3 * D,
+                                    pos + t - t0 + 1, a->H, a->dh, a->window, o->data + t * D,
+                                    scores);
         }
     }
     return sl_linear(ctx, o, a->wout, a->bout);
@@ -123,8 +123,8 @@ static void attn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, i
         sl_rope_apply(qkv + D, a->H, a->dh, pos, a->theta);
     }
     cache_put(a, state, qkv, 1, pos);
-    sl_attention_decode(qkv, state, state + a->max_len * D, pos + 1, a->H, a->dh, a->window,
-                        scores, o);
+    sl_attention_decode(state, state + a->max_len * D, qkv, pos + 1, a->H, a->dh, a->window, o,
+                        scores);
     sl_gemm(false, true, 1, D, D, o, a->wout->data, 0.0f, y_t);
     if (a->bout)
         for (int64_t i = 0; i < D; i++) y_t[i] += a->bout->data[i];

@@ -144,7 +144,7 @@ static void mamba2_step(sl_mixer *m, float *state, const float *u_t, float *y_t,
     float *o = v + D, *n = o + D, *alog0 = n + D;
     sl_gemm(false, true, 1, 4 * D + H, D, u_t, a->win->data, 0.0f, proj);
     if (a->conv)
-        sl_shortconv_step(proj + D, a->conv->data, a->convb->data, 3 * D, a->K, state, xbc);
+        sl_shortconv_step(state, proj + D, a->conv->data, a->convb->data, 3 * D, a->K, xbc);
     else
         memcpy(xbc, proj + D, (size_t)(3 * D) * sizeof(float));
     for (int64_t j = 0; j < 3 * D; j++) xbc[j] = sl_siluf(xbc[j]);

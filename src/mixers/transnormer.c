@@ -170,8 +170,8 @@ static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, flo
             const int64_t r = (pos + t) % a->w;
             memcpy(cache_k(a, st) + r * D, x + D, (size_t)D * sizeof(float));
             memcpy(cache_v(a, st) + r * D, x + 2 * D, (size_t)D * sizeof(float));
-            sl_attention_decode(x, cache_k(a, st), cache_v(a, st), r + 1, a->H, a->dk, 0, scores,
-                                o->data + (t0 + t) * D);
+            sl_attention_decode(cache_k(a, st), cache_v(a, st), x, r + 1, a->H, a->dk, 0,
+                                o->data + (t0 + t) * D, scores);
         }
     }
     return o;
@@ -245,8 +245,8 @@ static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int
         }
         memcpy(cache_k(a, state) + r * D, qkv + D, (size_t)D * sizeof(float));
         memcpy(cache_v(a, state) + r * D, qkv + 2 * D, (size_t)D * sizeof(float));
-        sl_attention_decode(qkv, cache_k(a, state), cache_v(a, state), r + 1, a->H, a->dk, 0,
-                            scores, o);
+        sl_attention_decode(cache_k(a, state), cache_v(a, state), qkv, r + 1, a->H, a->dk, 0, o,
+                            scores);
     } else {
         for (int64_t i = 0; i < 2 * D; i++) qkv[i] = sl_elu1f(qkv[i]);
         sl_recurrence_step(state, qkv, qkv + D, qkv + 2 * D, NULL, 0,

@@ -483,21 +483,15 @@ void sl_attention_bwd(const sl_attention_desc *d, const float *qkv, const float 
     run_all(&r, scratch);
 }
 
-/* What the backward keeps: the descriptor (with an arena copy of the
- * bounds) and lse [H, B*T]. */
-typedef struct attn_saved {
-    sl_attention_desc d;
-    float *lse;
-} attn_saved;
-
 /* Node layout: in[0] = qkv, out = the attention output (kept: the backward's
- * D_i needs it), saved = attn_saved. */
+ * D_i needs it), desc = sl_attention_desc (with an arena copy of the
+ * bounds), saved = lse [H, B*T]. */
 static void attention_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0], *out = nd->out;
-    const attn_saved *sv = nd->saved;
-    sl_attention_bwd(&sv->d, qkv->data, out->data, sv->lse, out->grad, sl_grad(ctx, qkv),
-                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, true)));
+    const sl_attention_desc *d = nd->desc;
+    sl_attention_bwd(d, qkv->data, out->data, nd->saved, out->grad, sl_grad(ctx, qkv),
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(d, true)));
 }
 
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
@@ -515,19 +509,17 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3;
     sl_tensor *out = SL_NEW(ctx, B, T, D);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
-    attn_saved local = {{B, T, H, D / H, causal, window, sl_chunk_rows_of(seqs, B, T)}, NULL};
-    attn_saved *sv = &local;
+    sl_attention_desc d = {B, T, H, D / H, causal, window, sl_chunk_rows_of(seqs, B, T)};
+    float *lse = NULL;
     if (nd) {
         /* The caller's bounds need not outlive this call; the backward
          * reads a copy. */
-        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = local;
-        sv->d.rows = sl_chunk_rows_keep(ctx, seqs, B, T, 0);
-        sv->lse = sl_arena_floats(ctx, H * B * T);
-        nd->saved = sv;
+        d.rows = sl_chunk_rows_keep(ctx, seqs, B, T, 0);
+        lse = nd->saved = sl_arena_floats(ctx, H * B * T);
+        SL_KEEP_DESC(ctx, nd, d);
     }
-    sl_attention_fwd(&sv->d, qkv->data, out->data, sv->lse,
-                     sl_arena_floats(ctx, sl_attention_scratch_floats(&sv->d, false)));
+    sl_attention_fwd(&d, qkv->data, out->data, lse,
+                     sl_arena_floats(ctx, sl_attention_scratch_floats(&d, false)));
     return out;
 }
 
@@ -536,7 +528,7 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
 /* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full score matrix of
  * every (sequence, head) in double. */
 void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, bool causal,
-                      int64_t window, const sl_seqs *seqs, float *out)
+                      int64_t window, float *out, const sl_seqs *seqs)
 {
     const int64_t D = H * dh;
     const double scale = 1.0 / sqrt((double)dh);
@@ -581,10 +573,11 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 
 /* ---------------------------------------------------------------- decode */
 
-/* q: [H*dh], kc, vc: [Tk, H*dh] -> out: [H*dh]; scratch: [Tk]. The query sits
- * at position Tk-1, so causality is implicit and only the window cuts. */
-void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk, int64_t H,
-                         int64_t dh, int64_t window, float *scratch, float *out)
+/* kc, vc: [Tk, H*dh] (the state), q: [H*dh] -> out: [H*dh]; scratch: [Tk].
+ * The query sits at position Tk-1, so causality is implicit and only the
+ * window cuts. */
+void sl_attention_decode(const float *kc, const float *vc, const float *q, int64_t Tk, int64_t H,
+                         int64_t dh, int64_t window, float *out, float *scratch)
 {
     const int64_t D = H * dh;
     const float scale = 1.0f / sqrtf((float)dh);

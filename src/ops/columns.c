@@ -4,11 +4,17 @@
 #include "ops/columns.h"
 #include "ops/internal.h"
 
-/* dy: [R, w] -> dx[:, off : off + w] += dy. iarg = {off}. */
+/* The backward's one offset: the first column taken. */
+typedef struct columns_desc {
+    int64_t off;
+} columns_desc;
+
+/* dy: [R, w] -> dx[:, off : off + w] += dy. desc: columns_desc. */
 static void columns_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0];
-    const int64_t W = sl_last(x), w = sl_last(nd->out), R = sl_rows(x), off = nd->iarg[0];
+    const int64_t W = sl_last(x), w = sl_last(nd->out), R = sl_rows(x);
+    const int64_t off = ((const columns_desc *)nd->desc)->off;
     const float *dy = nd->out->grad;
     float *dx = sl_grad(ctx, x);
 #pragma omp parallel for schedule(static) if (R * w >= SL_PAR_MIN)
@@ -31,6 +37,9 @@ sl_tensor *sl_columns(sl_ctx *ctx, sl_tensor *x, int64_t off, int64_t w)
     for (int64_t r = 0; r < R; r++)
         memcpy(y->data + r * w, x->data + r * W + off, (size_t)w * sizeof(float));
     sl_node *nd = SL_RECORD(ctx, columns_backward, y, x);
-    if (nd) nd->iarg[0] = off;
+    if (nd) {
+        const columns_desc d = {off};
+        SL_KEEP_DESC(ctx, nd, d);
+    }
     return y;
 }

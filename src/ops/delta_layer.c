@@ -123,7 +123,7 @@ void sl_delta_layer_step(const sl_delta_layer *n, float *state, const float *x_t
         float *r = raw + i * D, *u = qkv + i * D;
         sl_gemm(false, true, 1, D, D, x_t, w[i]->data, 0.0f, r);
         if (cw[i])
-            sl_shortconv_step(r, cw[i]->data, NULL, D, n->K, state + i * cf, u);
+            sl_shortconv_step(state + i * cf, r, cw[i]->data, NULL, D, n->K, u);
         else
             memcpy(u, r, (size_t)D * sizeof(float));
         for (int64_t j = 0; j < D; j++) u[j] = sl_siluf(u[j]);
@@ -131,7 +131,7 @@ void sl_delta_layer_step(const sl_delta_layer *n, float *state, const float *x_t
     for (int64_t h = 0; h < 2 * H; h++) sl_l2norm_row(qkv + h * dk, qkv + h * dk, dk);
     sl_gemm(false, true, 1, H, D, x_t, n->wbeta->data, 0.0f, beta);
     for (int64_t h = 0; h < H; h++) beta[h] = sl_sigmoidf(beta[h]);
-    sl_delta_rule_step(qkv, qkv + D, qkv + 2 * D, beta, g, H, dk, state + 3 * cf, o, kS);
+    sl_delta_rule_step(state + 3 * cf, qkv, qkv + D, qkv + 2 * D, beta, g, H, dk, o, kS);
     for (int64_t h = 0; h < H; h++)
         sl_rmsnorm_row(o + h * dk, n->norm->data, o + h * dk, dk, n->eps);
 }

@@ -440,30 +440,25 @@ void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float 
 
 /* ------------------------------------------------------------- the op */
 
-/* What the backward keeps: the descriptor and the chunk-entry states. */
-typedef struct dr_saved {
-    sl_delta_rule_desc d;
-    float *states;
-} dr_saved;
-
 static float *grad_or_null(sl_ctx *ctx, sl_tensor *t)
 {
     return t && t->requires_grad ? sl_grad(ctx, t) : NULL;
 }
 
 /* Node layout: in = {the tensors q, k and v are read from, beta, g, s0}
- * (g and s0 may be NULL), saved = dr_saved. */
+ * (g and s0 may be NULL), desc = sl_delta_rule_desc, saved = the chunk-entry
+ * states. */
 static void delta_rule_backward(sl_ctx *ctx, const sl_node *nd)
 {
-    const dr_saved *sv = nd->saved;
+    const sl_delta_rule_desc *d = nd->desc;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3];
     sl_tensor *g = nd->in[4], *s0 = nd->in[5];
     float *dq = grad_or_null(ctx, q), *dk = grad_or_null(ctx, k), *dv = grad_or_null(ctx, v);
     float *dbeta = grad_or_null(ctx, beta), *dg = grad_or_null(ctx, g);
     float *ds0 = grad_or_null(ctx, s0);
-    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(&sv->d, true));
-    sl_delta_rule_bwd(&sv->d, q->data, k->data, v->data, beta->data, g ? g->data : NULL,
-                      sv->states, nd->out->grad, dq, dk, dv, dbeta, dg, ds0, scratch);
+    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(d, true));
+    sl_delta_rule_bwd(d, q->data, k->data, v->data, beta->data, g ? g->data : NULL,
+                      nd->saved, nd->out->grad, dq, dk, dv, dbeta, dg, ds0, scratch);
 }
 
 /* Blocks of in's tensors ([B, T, *]), beta, g: [B, T, H], s0: [N, H, dk,
@@ -487,17 +482,15 @@ sl_tensor *sl_delta_rule_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *beta, s
                "sl_delta_rule", "beta, g [B, T, H], s0 [N, H, dk, dk]");
     sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
     sl_node *nd = SL_RECORD(ctx, delta_rule_backward, o, in->q, in->k, in->v, beta, g, s0);
-    dr_saved local = {{B, T, H, dk, C, io, sl_chunk_rows_keep(ctx, seqs, B, T, C)}, NULL};
-    dr_saved *sv = &local;
+    const sl_delta_rule_desc d = {B, T, H, dk, C, io, sl_chunk_rows_keep(ctx, seqs, B, T, C)};
+    float *states = NULL;
     if (nd) {
-        sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        *sv = local;
-        sv->states = sl_arena_floats(ctx, sl_delta_rule_states_floats(&sv->d));
-        nd->saved = sv;
+        states = nd->saved = sl_arena_floats(ctx, sl_delta_rule_states_floats(&d));
+        SL_KEEP_DESC(ctx, nd, d);
     }
-    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(&sv->d, false));
-    sl_delta_rule_fwd(&sv->d, in->q->data, in->k->data, in->v->data, beta->data,
-                      g ? g->data : NULL, s0 ? s0->data : NULL, o->data, sv->states, s_final,
+    float *scratch = sl_arena_floats(ctx, sl_delta_rule_scratch_floats(&d, false));
+    sl_delta_rule_fwd(&d, in->q->data, in->k->data, in->v->data, beta->data,
+                      g ? g->data : NULL, s0 ? s0->data : NULL, o->data, states, s_final,
                       scratch);
     return o;
 }
@@ -571,13 +564,14 @@ static void token_update(float *S, const float *k, const float *v, float beta, f
     }
 }
 
-/* q, k, v: [H*dk], beta, g: [H] (g may be NULL), S: [H, dk, dk] -> o: [H*dk];
- * kS: [dk] scratch. */
-void sl_delta_rule_step(const float *q, const float *k, const float *v, const float *beta,
-                        const float *g, int64_t H, int64_t dk, float *S, float *o, float *kS)
+/* state: [H, dk, dk] in place; q, k, v: [H*dk], beta, g: [H] (g may be
+ * NULL) -> o: [H*dk]; kS: [dk] scratch. */
+void sl_delta_rule_step(float *state, const float *q, const float *k, const float *v,
+                        const float *beta, const float *g, int64_t H, int64_t dk, float *o,
+                        float *kS)
 {
     for (int64_t h = 0; h < H; h++) {
-        float *Sh = S + h * dk * dk;
+        float *Sh = state + h * dk * dk;
         token_update(Sh, k + h * dk, v + h * dk, beta[h], g ? sl_expf(g[h]) : 1.0f, dk, kS);
         const float *qh = q + h * dk;
         float *oh = o + h * dk;

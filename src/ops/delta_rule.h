@@ -76,10 +76,10 @@ void sl_delta_rule_bwd(const sl_delta_rule_desc *d, const float *q, const float 
 void sl_delta_rule_ref(const float *q, const float *k, const float *v, const float *beta,
                        const float *g, const float *s0, int64_t B, int64_t T, int64_t H,
                        int64_t dk, float *o, float *s_final, const sl_seqs *seqs);
-/* One token of one sequence, state in place: q, k, v: [H*dk], beta, g: [H]
- * (g may be NULL), S: [H, dk, dk] -> o: [H*dk]; scratch: [dk]. */
-void sl_delta_rule_step(const float *q, const float *k, const float *v, const float *beta,
-                        const float *g, int64_t H, int64_t dk, float *S, float *o,
+/* One token of one sequence, state in place. state: [H, dk, dk], q, k, v:
+ * [H*dk], beta, g: [H] (g may be NULL) -> o: [H*dk]; scratch: [dk]. */
+void sl_delta_rule_step(float *state, const float *q, const float *k, const float *v,
+                        const float *beta, const float *g, int64_t H, int64_t dk, float *o,
                         float *scratch);
 
 #endif

@@ -12,12 +12,18 @@ void sl_div_heads_row(const float *o, const float *den, int64_t H, int64_t dv, f
     }
 }
 
-/* iarg = {H}, farg = {eps}; the output y is reused for dden. */
+/* The backward's one scalar. */
+typedef struct div_heads_desc {
+    float eps;
+} div_heads_desc;
+
+/* desc: div_heads_desc; H is den's last dim; the output y is reused for
+ * dden. */
 static void div_heads_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *o = nd->in[0], *den = nd->in[1];
-    const int64_t H = nd->iarg[0], R = sl_rows(o), dv = sl_last(o) / H;
-    const float eps = nd->farg[0], *y = nd->out->data, *dy = nd->out->grad;
+    const int64_t H = sl_last(den), R = sl_rows(o), dv = sl_last(o) / H;
+    const float eps = ((const div_heads_desc *)nd->desc)->eps, *y = nd->out->data, *dy = nd->out->grad;
     float *dO = o->requires_grad ? sl_grad(ctx, o) : NULL;
     float *dden = den->requires_grad ? sl_grad(ctx, den) : NULL;
 #pragma omp parallel for schedule(static) if (R * H * dv >= SL_PAR_MIN)
@@ -47,8 +53,8 @@ sl_tensor *sl_div_heads(sl_ctx *ctx, sl_tensor *o, sl_tensor *den, float eps)
         sl_div_heads_row(o->data + r * H * dv, den->data + r * H, H, dv, eps, y->data + r * H * dv);
     sl_node *nd = SL_RECORD(ctx, div_heads_backward, y, o, den);
     if (nd) {
-        nd->iarg[0] = H;
-        nd->farg[0] = eps;
+        const div_heads_desc d = {eps};
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return y;
 }

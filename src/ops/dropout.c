@@ -34,13 +34,21 @@ static inline float kept(int64_t i, uint32_t k1, uint32_t k2, int32_t drop_below
     return (float)(((uint32_t)(u - drop_below) >> 31) ^ 1u);
 }
 
-/* dy -> dx += dy scale kept(i). iarg: k1, k2, drop_below; farg[0]: scale. */
+/* One call's mask: its key, threshold and the kept elements' scale. */
+typedef struct dropout_desc {
+    uint32_t k1, k2;
+    int32_t drop_below;
+    float scale;
+} dropout_desc;
+
+/* dy -> dx += dy scale kept(i). desc: dropout_desc. */
 static void dropout_backward(sl_ctx *ctx, const sl_node *nd)
 {
+    const dropout_desc *d = nd->desc;
     const float *dy = nd->out->grad;
-    float *dx = sl_grad(ctx, nd->in[0]), scale = nd->farg[0];
-    uint32_t k1 = (uint32_t)nd->iarg[0], k2 = (uint32_t)nd->iarg[1];
-    int32_t drop_below = (int32_t)nd->iarg[2];
+    float *dx = sl_grad(ctx, nd->in[0]), scale = d->scale;
+    uint32_t k1 = d->k1, k2 = d->k2;
+    int32_t drop_below = d->drop_below;
     int64_t n = nd->out->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (scale * kept(i, k1, k2, drop_below));
@@ -67,10 +75,8 @@ sl_tensor *sl_dropout(sl_ctx *ctx, sl_tensor *x, float p)
     for (int64_t i = 0; i < n; i++) py[i] = px[i] * (scale * kept(i, k1, k2, drop_below));
     sl_node *nd = SL_RECORD(ctx, dropout_backward, y, x);
     if (nd) {
-        nd->iarg[0] = k1;
-        nd->iarg[1] = k2;
-        nd->iarg[2] = drop_below;
-        nd->farg[0] = scale;
+        const dropout_desc d = {k1, k2, drop_below, scale};
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return y;
 }

@@ -61,11 +61,16 @@ sl_tensor *sl_mul(sl_ctx *ctx, sl_tensor *a, sl_tensor *b)
     return y;
 }
 
-/* dy -> da += s dy; s in farg[0]. */
+/* The backward's one scalar. */
+typedef struct scale_desc {
+    float s;
+} scale_desc;
+
+/* dy -> da += s dy. desc: scale_desc. */
 static void scale_backward(sl_ctx *ctx, const sl_node *nd)
 {
     const float *dy = nd->out->grad;
-    float s = nd->farg[0], *da = sl_grad(ctx, nd->in[0]);
+    float s = ((const scale_desc *)nd->desc)->s, *da = sl_grad(ctx, nd->in[0]);
     int64_t n = nd->out->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) da[i] += s * dy[i];
@@ -81,6 +86,9 @@ sl_tensor *sl_scale(sl_ctx *ctx, sl_tensor *a, float s)
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) py[i] = s * pa[i];
     sl_node *nd = SL_RECORD(ctx, scale_backward, y, a);
-    if (nd) nd->farg[0] = s;
+    if (nd) {
+        const scale_desc d = {s};
+        SL_KEEP_DESC(ctx, nd, d);
+    }
     return y;
 }

@@ -91,13 +91,20 @@ void sl_gated_rmsnorm_bwd(const sl_gated_norm_desc *d, const float *o, const flo
             for (int64_t j = 0; j < gs; j++) dw[j] += part[(int64_t)t * gs + j];
 }
 
+/* The kernels' descriptor and where z's gate columns start. */
+typedef struct gated_norm_op {
+    sl_gated_norm_desc d;
+    int64_t z_off;
+} gated_norm_op;
+
 /* Node: in = {o, z's tensor, w}, saved = rs: [rows, G] (each head's
- * 1 / rms), iarg = {z_off}. */
+ * 1 / rms), desc: gated_norm_op. */
 static void gated_rmsnorm_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *o = nd->in[0], *z = nd->in[1], *w = nd->in[2];
-    const int64_t z_off = nd->iarg[0];
-    const sl_gated_norm_desc d = {sl_rows(o), sl_last(o) / w->n, w->n, sl_last(z), 0.0f};
+    const gated_norm_op *op = nd->desc;
+    const sl_gated_norm_desc d = op->d;
+    const int64_t z_off = op->z_off;
     float *dw = w->requires_grad ? sl_grad(ctx, w) : NULL;
     sl_gated_rmsnorm_bwd(&d, o->data, z->data + z_off, w->data, nd->saved, nd->out->grad,
                          o->requires_grad ? sl_grad(ctx, o) : NULL,
@@ -120,8 +127,29 @@ sl_tensor *sl_gated_rmsnorm(sl_ctx *ctx, sl_tensor *o, sl_tensor *z, int64_t z_o
     float *rs = sl_arena_floats(ctx, d.R * G);
     sl_gated_rmsnorm_fwd(&d, o->data, z->data + z_off, w->data, y->data, rs);
     if (nd) {
+        const gated_norm_op op = {d, z_off};
         nd->saved = rs;
-        nd->iarg[0] = z_off;
+        SL_KEEP_DESC(ctx, nd, op);
     }
     return y;
+}
+
+/* Per row and head in double, straight from the equation. */
+void sl_gated_rmsnorm_ref(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, double *y)
+{
+    const int64_t G = d->G, gs = d->gs;
+    for (int64_t r = 0; r < d->R; r++) {
+        const float *orow = o + r * G * gs, *zrow = z + r * d->zs;
+        double *yr = y + r * G * gs;
+        for (int64_t h = 0; h < G; h++) {
+            double ss = 0;
+            for (int64_t j = 0; j < gs; j++) ss += (double)orow[h * gs + j] * orow[h * gs + j];
+            double rs = 1.0 / sqrt(ss / gs + d->eps);
+            for (int64_t j = 0; j < gs; j++) {
+                double zz = zrow[h * gs + j];
+                yr[h * gs + j] = orow[h * gs + j] * rs * w[j] * zz / (1.0 + exp(-zz));
+            }
+        }
+    }
 }

@@ -39,4 +39,9 @@ int64_t sl_gated_rmsnorm_bwd_scratch(const sl_gated_norm_desc *d);
 void sl_gated_rmsnorm_row(const float *o, const float *z, const float *w, int64_t G, int64_t gs,
                           float eps, float *y, float *rs);
 
+/* The naive oracle of the forward, in double: the layouts of
+ * sl_gated_rmsnorm_fwd -> y: [R, G*gs]. */
+void sl_gated_rmsnorm_ref(const sl_gated_norm_desc *d, const float *o, const float *z,
+                          const float *w, double *y);
+
 #endif

@@ -5,11 +5,11 @@
 #include "ops/head_dot.h"
 #include "ops/internal.h"
 
-/* dy: [R, H] -> da, db: [R, H*P] */
+/* dy: [R, H] -> da, db: [R, H*P] (H: the output's last dim). */
 static void head_dot_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *a = nd->in[0], *b = nd->in[1];
-    const int64_t H = nd->iarg[0], HP = sl_last(a), P = HP / H, R = sl_rows(a);
+    const int64_t H = sl_last(nd->out), HP = sl_last(a), P = HP / H, R = sl_rows(a);
     const float *dy = nd->out->grad;
     float *da = a->requires_grad ? sl_grad(ctx, a) : NULL;
     float *db = b->requires_grad ? sl_grad(ctx, b) : NULL;
@@ -45,7 +45,6 @@ sl_tensor *sl_head_dot(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, int64_t H)
             for (int64_t p = 0; p < P; p++) s += x[p] * z[p];
             y->data[r * H + h] = s;
         }
-    sl_node *nd = SL_RECORD(ctx, head_dot_backward, y, a, b);
-    if (nd) nd->iarg[0] = H;
+    SL_RECORD(ctx, head_dot_backward, y, a, b);
     return y;
 }

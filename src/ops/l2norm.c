@@ -46,10 +46,15 @@ void sl_l2norm_bwd(int64_t ng, int64_t group, const float *x, const float *rn, c
     }
 }
 
-/* Node: in = {x}, saved = 1/norm: [ng], iarg = {group}. */
+/* The backward's one size: the floats per normalised group. */
+typedef struct l2norm_desc {
+    int64_t group;
+} l2norm_desc;
+
+/* Node: in = {x}, saved = 1/norm: [ng], desc: l2norm_desc. */
 static void l2norm_backward(sl_ctx *ctx, const sl_node *nd)
 {
-    const int64_t group = nd->iarg[0];
+    const int64_t group = ((const l2norm_desc *)nd->desc)->group;
     sl_l2norm_bwd(nd->out->n / group, group, nd->in[0]->data, nd->saved, nd->out->grad,
                   sl_grad(ctx, nd->in[0]));
 }
@@ -63,8 +68,9 @@ sl_tensor *sl_l2norm(sl_ctx *ctx, sl_tensor *x, int64_t group)
     sl_node *nd = SL_RECORD(ctx, l2norm_backward, y, x);
     float *rn = nd ? sl_arena_floats(ctx, ng) : NULL;
     if (nd) {
+        const l2norm_desc d = {group};
         nd->saved = rn;
-        nd->iarg[0] = group;
+        SL_KEEP_DESC(ctx, nd, d);
     }
     sl_l2norm_fwd(ng, group, x->data, y->data, rn);
     return y;

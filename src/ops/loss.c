@@ -8,17 +8,25 @@
 #include "ops/internal.h"
 #include "ops/ops.h"
 
+/* What the backward reads besides lse: the ignored target and the number
+ * of counted rows. */
+typedef struct ce_desc {
+    int32_t ignore_index;
+    int64_t count;
+} ce_desc;
+
 /* dloss: [1] -> dlogits[r] += dloss / count (softmax(logits[r]) - onehot(t_r))
- * for each counted row. saved: lse [R]; iarg[0]: ignore_index, iarg[1]: count. */
+ * for each counted row. aux: targets [R]; saved: lse [R]; desc: ce_desc. */
 static void cross_entropy_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *logits = nd->in[0];
     const int32_t *targets = nd->aux;
     const float *lse = nd->saved, *x = logits->data;
     float *dx = sl_grad(ctx, logits);
-    int64_t R = sl_rows(logits), V = sl_last(logits), ignore = nd->iarg[0], count = nd->iarg[1];
-    if (count == 0) return;
-    float scale = nd->out->grad[0] / (float)count;
+    const ce_desc *d = nd->desc;
+    int64_t R = sl_rows(logits), V = sl_last(logits), ignore = d->ignore_index;
+    if (d->count == 0) return;
+    float scale = nd->out->grad[0] / (float)d->count;
 #pragma omp parallel for schedule(static) if (R * V >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         if (targets[r] == ignore) continue;
@@ -70,8 +78,8 @@ sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targe
     if (nd) {
         nd->aux = targets;
         nd->saved = lse;
-        nd->iarg[0] = ignore_index;
-        nd->iarg[1] = count;
+        const ce_desc d = {ignore_index, count};
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return loss;
 }

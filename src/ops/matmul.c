@@ -257,11 +257,18 @@ static void gemm_batch(int64_t nb, bool ta, bool tb, int64_t M, int64_t N, int64
         sl_gemm(ta, tb, M, N, K, A + i * sa, B + i * sb, beta, C + i * sc);
 }
 
-/* c: [..., M, N] -> da, db by the product rule, transposes undone per case. */
+/* Which operands the forward read transposed. */
+typedef struct matmul_desc {
+    bool ta, tb;
+} matmul_desc;
+
+/* c: [..., M, N] -> da, db by the product rule, transposes undone per case.
+ * desc: matmul_desc. */
 static void matmul_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *a = nd->in[0], *b = nd->in[1];
-    bool ta = nd->iarg[0], tb = nd->iarg[1];
+    const matmul_desc *d = nd->desc;
+    bool ta = d->ta, tb = d->tb;
     mm_geom g = mm_geometry(a, b, ta, tb);
     const float *dc = nd->out->grad;
     int64_t sc = g.M * g.N;
@@ -296,8 +303,8 @@ sl_tensor *sl_matmul(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, bool ta, bool tb)
     gemm_batch(g.nb, ta, tb, g.M, g.N, g.K, a->data, g.sa, b->data, g.sb, 0, c->data, g.M * g.N);
     sl_node *nd = SL_RECORD(ctx, matmul_backward, c, a, b);
     if (nd) {
-        nd->iarg[0] = ta;
-        nd->iarg[1] = tb;
+        const matmul_desc d = {ta, tb};
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return c;
 }

@@ -62,9 +62,9 @@
 #include "ops/mlstm.h"
 #include "ops/small_gemm.h"
 
-/* What the backward needs besides the node's tensors. */
+/* What the forward computes for the backward (the sizes are the node's
+ * desc). */
 typedef struct mlstm_saved {
-    sl_mlstm_desc s;
     float *states; /* [total chunks, H, dk*dva + 1]: Ca and m entering each chunk */
     float *den;    /* [B*T, H]: each token's den_i */
 } mlstm_saved;
@@ -546,9 +546,10 @@ void sl_mlstm_bwd(const sl_mlstm_desc *d, const float *q, const float *k, const 
 
 /* Node layout: in = {q, k, v, igate, lfgate, s0} (q, k, v: the tensors the
  * blocks are read from, possibly one tensor three times; s0 may be NULL),
- * saved = the descriptor, the chunk states and den. */
+ * desc = sl_mlstm_desc, saved = mlstm_saved. */
 static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
 {
+    const sl_mlstm_desc *s = nd->desc;
     const mlstm_saved *sv = nd->saved;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *ig = nd->in[3], *lf = nd->in[4];
     sl_tensor *s0 = nd->in[5];
@@ -558,9 +559,9 @@ static void mlstm_backward(sl_ctx *ctx, const sl_node *nd)
     float *dig = ig->requires_grad ? sl_grad(ctx, ig) : NULL;
     float *dlf = lf->requires_grad ? sl_grad(ctx, lf) : NULL;
     float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
-    sl_mlstm_bwd(&sv->s, q->data, k->data, v->data, ig->data, lf->data, nd->out->data,
+    sl_mlstm_bwd(s, q->data, k->data, v->data, ig->data, lf->data, nd->out->data,
                  sv->states, sv->den, nd->out->grad, dq, dk, dv, dig, dlf, ds0,
-                 sl_arena_floats(ctx, sl_mlstm_scratch_floats(&sv->s)));
+                 sl_arena_floats(ctx, sl_mlstm_scratch_floats(s)));
 }
 
 /* Blocks of in's tensors ([B, T, *]), igate, lfgate: [B, T, H], s0: [rows,
@@ -594,10 +595,10 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
     float *states = NULL, *den = NULL;
     if (nd) {
         mlstm_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        sv->s = s;
         sv->states = states = sl_arena_floats(ctx, sl_mlstm_states_floats(&s));
         sv->den = den = sl_arena_floats(ctx, s.B * s.T * H);
         nd->saved = sv;
+        SL_KEEP_DESC(ctx, nd, s);
     }
     sl_mlstm_fwd(&s, q->data, k->data, v->data, igate->data, lfgate->data, s0 ? s0->data : NULL,
                  o->data, states, den, s_final, sl_arena_floats(ctx, sl_mlstm_scratch_floats(&s)));

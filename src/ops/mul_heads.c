@@ -18,12 +18,13 @@ static inline float scale_of(const sl_tensor *s, int64_t H, int64_t r, int64_t h
     return s->n == H ? s->data[h] : s->data[r * H + h];
 }
 
-/* dy: [R, H*P] -> dx: [R, H*P], ds: [R, H] or [H]. */
+/* dy: [R, H*P] -> dx: [R, H*P], ds: [R, H] or [H] (H: s's last dim, as in
+ * the forward). */
 static void mul_heads_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0], *s = nd->in[1];
     const float *dy = nd->out->grad;
-    int64_t H = nd->iarg[0], HP = sl_last(x), P = HP / H, R = sl_rows(x);
+    int64_t H = sl_last(s), HP = sl_last(x), P = HP / H, R = sl_rows(x);
     if (x->requires_grad) {
         float *dx = sl_grad(ctx, x);
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
@@ -64,7 +65,6 @@ const bool shared = s->n == H;
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
     for (int64_t r = 0; r < R; r++)
         sl_mul_heads_row(x->data + r * HP, s->data + (shared ? 0 : r * H), H, P, y->data + r * HP);
-    sl_node *nd = SL_RECORD(ctx, mul_heads_backward, y, x, s);
-    if (nd) nd->iarg[0] = H;
+    SL_RECORD(ctx, mul_heads_backward, y, x, s);
     return y;
 }

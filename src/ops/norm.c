@@ -172,3 +172,35 @@ sl_tensor *sl_rmsnorm(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, float eps)
     sl_norm_fwd(&d, x->data, w->data, NULL, y->data, NULL, rstd);
     return y;
 }
+
+/* The obvious two-pass loops in double, forward and backward together. */
+void sl_norm_ref(const sl_norm_desc *d, const float *x, const float *w, const float *b,
+                 const float *dy, double *y, double *dx, double *dw, double *db)
+{
+    const int64_t R = d->R, D = d->D;
+    const bool center = d->center;
+    memset(dw, 0, (size_t)D * sizeof(double));
+    memset(db, 0, (size_t)D * sizeof(double));
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * D, *dyr = dy + r * D;
+        double mu = 0, var = 0, sg = 0, sgx = 0;
+        if (center) {
+            for (int64_t j = 0; j < D; j++) mu += xr[j];
+            mu /= D;
+        }
+        for (int64_t j = 0; j < D; j++) var += (xr[j] - mu) * (xr[j] - mu);
+        double rs = 1 / sqrt(var / D + d->eps);
+        for (int64_t j = 0; j < D; j++) {
+            double xh = (xr[j] - mu) * rs, g = (double)dyr[j] * w[j];
+            y[r * D + j] = xh * w[j] + (b ? b[j] : 0);
+            sg += g;
+            sgx += g * xh;
+            dw[j] += dyr[j] * xh;
+            db[j] += dyr[j];
+        }
+        for (int64_t j = 0; j < D; j++) {
+            double xh = (xr[j] - mu) * rs, g = (double)dyr[j] * w[j];
+            dx[r * D + j] = rs * (g - (center ? sg / D : 0) - xh * sgx / D);
+        }
+    }
+}

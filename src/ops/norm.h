@@ -36,4 +36,10 @@ float sl_layernorm_row(const float *x, const float *w, const float *b, float *y,
                        float eps, float *mean);
 float sl_rmsnorm_row(const float *x, const float *w, float *y, int64_t D, float eps);
 
+/* The naive oracle of both kernels, in double: x: [R, D], w: [D], b: [D] or
+ * NULL (NULL when !d->center), dy: [R, D] -> y, dx: [R, D], dw, db: [D]
+ * (overwritten, not added to). */
+void sl_norm_ref(const sl_norm_desc *d, const float *x, const float *w, const float *b,
+                 const float *dy, double *y, double *dx, double *dw, double *db);
+
 #endif

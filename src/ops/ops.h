@@ -94,11 +94,11 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
                         const sl_seqs *seqs);
 /* The obvious O(T^2)-memory reference (forward only) on the same layout. */
 void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh,
-                      bool causal, int64_t window, const sl_seqs *seqs, float *out);
-/* One query against a KV cache: q: [H*dh], kc, vc: [Tk, H*dh] (rows are the
- * positions 0..Tk-1; the query sits at position Tk-1), out: [H*dh].
- * scratch: at least Tk floats. */
-void sl_attention_decode(const float *q, const float *kc, const float *vc, int64_t Tk,
-                         int64_t H, int64_t dh, int64_t window, float *scratch, float *out);
+                      bool causal, int64_t window, float *out, const sl_seqs *seqs);
+/* One query against a KV cache, the state: kc, vc: [Tk, H*dh] (rows are the
+ * positions 0..Tk-1; the query sits at position Tk-1), q: [H*dh] -> out:
+ * [H*dh]. scratch: at least Tk floats. */
+void sl_attention_decode(const float *kc, const float *vc, const float *q, int64_t Tk,
+                         int64_t H, int64_t dh, int64_t window, float *out, float *scratch);
 
 #endif

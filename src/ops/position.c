@@ -31,13 +31,20 @@ static int32_t *seq_offsets(sl_ctx *ctx, const sl_seqs *seqs, const sl_tensor *x
     return tpos;
 }
 
-/* dy: [B, T, D] -> dx += dy, dpos[pos0 + t] += sum_b dy[b, t]. iarg: B, T, pos0. */
+/* The backward's one offset: the position of the first token. */
+typedef struct add_positions_desc {
+    int64_t pos0;
+} add_positions_desc;
+
+/* dy: [B, T, D] -> dx += dy, dpos[pos0 + t] += sum_b dy[b, t]. aux: the
+ * table row of each row (packed batches) or NULL; desc: add_positions_desc. */
 static void add_positions_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0], *pos = nd->in[1];
     const float *dy = nd->out->grad;
     const int32_t *tpos = nd->aux;
-    int64_t B = nd->iarg[0], T = nd->iarg[1], pos0 = nd->iarg[2], D = sl_last(x), n = x->n;
+    int64_t B = x->shape[0], T = x->shape[1], D = sl_last(x), n = x->n;
+    int64_t pos0 = ((const add_positions_desc *)nd->desc)->pos0;
     if (x->requires_grad) {
         float *dx = sl_grad(ctx, x);
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
@@ -92,10 +99,9 @@ sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t p
     }
     sl_node *nd = SL_RECORD(ctx, add_positions_backward, y, x, pos);
     if (nd) {
+        const add_positions_desc d = {pos0};
         nd->aux = tpos;
-        nd->iarg[0] = B;
-        nd->iarg[1] = T;
-        nd->iarg[2] = pos0;
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return y;
 }
@@ -155,13 +161,18 @@ void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta)
     for (int64_t h = 0; h < H; h++) rotate_head(x + h * dh, x + h * dh, c, s, half);
 }
 
+/* The backward's one size: the heads of q and k. */
+typedef struct rope_desc {
+    int64_t H;
+} rope_desc;
+
 /* dy: [B, T, 3*H*dh] -> dqkv: q, k thirds += the inverse rotation of dy, v
- * third += dy. iarg[0]: H; saved: cos [T, half] then sin [T, half]; aux: the
- * table row of each row (packed batches) or NULL. */
+ * third += dy. desc: rope_desc; saved: cos [T, half] then sin [T, half];
+ * aux: the table row of each row (packed batches) or NULL. */
 static void rope_qk_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0];
-    int64_t H = nd->iarg[0], B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
+    int64_t H = ((const rope_desc *)nd->desc)->H, B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
     int64_t dh = E / H, half = dh / 2, R = B * T;
     const float *dy = nd->out->grad, *cos_t = nd->saved, *sin_t = cos_t + T * half;
     const int32_t *tpos = nd->aux;
@@ -214,9 +225,10 @@ sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, floa
     }
     sl_node *nd = SL_RECORD(ctx, rope_qk_backward, y, qkv);
     if (nd) {
+        const rope_desc d = {H};
         nd->saved = cos_t;
         nd->aux = tpos;
-        nd->iarg[0] = H;
+        SL_KEEP_DESC(ctx, nd, d);
     }
     return y;
 }

@@ -38,11 +38,6 @@
 #include "ops/small_gemm.h"
 
 /* What the backward needs besides the node's inputs. */
-typedef struct rec_saved {
-    sl_recurrence_desc s;
-    float *states; /* [rows, H, its chunks, dk, dv]: the state entering each chunk */
-} rec_saved;
-
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------- helpers */
@@ -373,8 +368,9 @@ static void intra_scores(int mode, int64_t L, int64_t dk, const head_buf *w)
 
 /* The tensors of one run, forward or backward: q, k, v: the tensors the
  * blocks are read from; o, dout: [B, T, H*dv]; s0, s_final, ds0: [rows*H,
- * dk, dv]; states: see rec_saved; the gradients as their tensors. Each
- * pointer NULL when absent or not wanted. */
+ * dk, dv]; states: [rows, H, its chunks, dk, dv], the state entering each
+ * chunk; the gradients as their tensors. Each pointer NULL when absent or
+ * not wanted. */
 typedef struct rec_run {
     const sl_recurrence_desc *s;
     const float *q, *k, *v, *g, *s0, *dout;
@@ -673,20 +669,20 @@ void sl_recurrence_bwd(const sl_recurrence_desc *d, const float *q, const float 
 }
 
 /* Node layout: in = {the tensors q, k and v are read from (one tensor
- * three times for a packed projection), g, s0 (each or NULL)}, saved =
- * rec_saved. */
+ * three times for a packed projection), g, s0 (each or NULL)}, desc =
+ * sl_recurrence_desc, saved = the chunk-entry states (see rec_run). */
 static void recurrence_backward(sl_ctx *ctx, const sl_node *nd)
 {
-    const rec_saved *sv = nd->saved;
+    const sl_recurrence_desc *s = nd->desc;
     sl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *g = nd->in[3], *s0 = nd->in[4];
     float *dq = q->requires_grad ? sl_grad(ctx, q) : NULL;
     float *dk = k->requires_grad ? sl_grad(ctx, k) : NULL;
     float *dv = v->requires_grad ? sl_grad(ctx, v) : NULL;
     float *dg = g && g->requires_grad ? sl_grad(ctx, g) : NULL;
     float *ds0 = s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL;
-    sl_recurrence_bwd(&sv->s, q->data, k->data, v->data, g ? g->data : NULL, sv->states,
+    sl_recurrence_bwd(s, q->data, k->data, v->data, g ? g->data : NULL, nd->saved,
                       nd->out->grad, dq, dk, dv, dg, ds0,
-                      sl_arena_floats(ctx, sl_recurrence_scratch_floats(&sv->s)));
+                      sl_arena_floats(ctx, sl_recurrence_scratch_floats(s)));
 }
 
 /* Columns [off, off + w) and [off2, off2 + w2) of one tensor: the same or
@@ -756,10 +752,8 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
     sl_node *nd = SL_RECORD(ctx, recurrence_backward, o, q, k, v, g, s0);
     float *states = NULL;
     if (nd) {
-        rec_saved *sv = sl_arena_alloc(&ctx->arena, sizeof *sv);
-        sv->s = s;
-        sv->states = states = sl_arena_floats(ctx, sl_recurrence_states_floats(&s));
-        nd->saved = sv;
+        states = nd->saved = sl_arena_floats(ctx, sl_recurrence_states_floats(&s));
+        SL_KEEP_DESC(ctx, nd, s);
     }
     sl_recurrence_fwd(&s, q->data, k->data, v->data, g ? g->data : NULL, s0 ? s0->data : NULL,
                       o->data, states, s_final,
@@ -821,14 +815,14 @@ void sl_recurrence_ref(const float *q, const float *k, const float *v, const flo
     free(S);
 }
 
-/* S: [H, dk, dv] in place; q, k: [H*dk], v: [H*dv], g: [H*gw] or NULL,
- * log_gamma: [H] or NULL -> o: [H*dv]. */
-void sl_recurrence_step(float *S, const float *q, const float *k, const float *v, const float *g,
-                        int64_t gw, const float *log_gamma, int64_t H, int64_t dk, int64_t dv,
-                        float *o)
+/* state: [H, dk, dv] in place; q, k: [H*dk], v: [H*dv], g: [H*gw] or
+ * NULL, log_gamma: [H] or NULL -> o: [H*dv]. */
+void sl_recurrence_step(float *state, const float *q, const float *k, const float *v,
+                        const float *g, int64_t gw, const float *log_gamma, int64_t H, int64_t dk,
+                        int64_t dv, float *o)
 {
     for (int64_t h = 0; h < H; h++) {
-        float *Sh = S + h * dk * dv, *oh = o + h * dv;
+        float *Sh = state + h * dk * dv, *oh = o + h * dv;
         const float *qh = q + h * dk, *kh = k + h * dk, *vh = v + h * dv;
         memset(oh, 0, (size_t)dv * sizeof(float));
         for (int64_t d = 0; d < dk; d++) {

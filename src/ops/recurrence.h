@@ -121,10 +121,11 @@ void sl_recurrence_ref(const float *q, const float *k, const float *v, const flo
                        const float *log_gamma, const float *s0, int64_t B, int64_t T, int64_t H,
                        int64_t dk, int64_t dv, float *o, float *s_final, const sl_seqs *seqs);
 
-/* One token of one sequence, state in place. S: [H, dk, dv], q, k: [H*dk],
- * v: [H*dv], g: [H*gw] or NULL, log_gamma: [H] or NULL -> o: [H*dv]. */
-void sl_recurrence_step(float *S, const float *q, const float *k, const float *v, const float *g,
-                        int64_t gw, const float *log_gamma, int64_t H, int64_t dk, int64_t dv,
-                        float *o);
+/* One token of one sequence, state in place. state: [H, dk, dv], q, k:
+ * [H*dk], v: [H*dv], g: [H*gw] or NULL, log_gamma: [H] or NULL -> o:
+ * [H*dv]. */
+void sl_recurrence_step(float *state, const float *q, const float *k, const float *v,
+                        const float *g, int64_t gw, const float *log_gamma, int64_t H, int64_t dk,
+                        int64_t dv, float *o);
 
 #endif

@@ -260,13 +260,13 @@ void sl_shortconv_ref(const float *x, const float *w, const float *bias, const f
     }
 }
 
-/* x_t: [C] -> y_t: [C]; state: [K-1, C], oldest row first. */
-void sl_shortconv_step(const float *x_t, const float *w, const float *bias, int64_t C, int64_t K,
-                       float *state, float *y_t)
+/* state: [K-1, C] in place, oldest row first; x: [C] -> y: [C]. */
+void sl_shortconv_step(float *state, const float *x, const float *w, const float *bias, int64_t C,
+                       int64_t K, float *y)
 {
-    conv_token(x_t, state, NULL, 0, w, 1, K, bias, C, K, y_t);
+    conv_token(x, state, NULL, 0, w, 1, K, bias, C, K, y);
     if (K > 1) {
         memmove(state, state + C, (size_t)((K - 2) * C) * sizeof(float));
-        memcpy(state + (K - 2) * C, x_t, (size_t)C * sizeof(float));
+        memcpy(state + (K - 2) * C, x, (size_t)C * sizeof(float));
     }
 }

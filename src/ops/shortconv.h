@@ -54,9 +54,9 @@ int64_t sl_shortconv_bwd_scratch(const sl_shortconv_desc *d);
 void sl_shortconv_ref(const float *x, const float *w, const float *bias, const float *s0, int64_t B,
                       int64_t T, int64_t C, int64_t K, float *y, float *s_final,
                       const sl_seqs *seqs);
-/* One token: x_t: [C] -> y_t: [C]; state: [K-1, C], shifted in place: the
- * forward's sum, tap by tap in the same order. */
-void sl_shortconv_step(const float *x_t, const float *w, const float *bias, int64_t C, int64_t K,
-                       float *state, float *y_t);
+/* One token, state in place. state: [K-1, C] (shifted by one row), x: [C]
+ * -> y: [C]: the forward's sum, tap by tap in the same order. */
+void sl_shortconv_step(float *state, const float *x, const float *w, const float *bias, int64_t C,
+                       int64_t K, float *y);
 
 #endif

@@ -46,11 +46,16 @@ void sl_taylor_bwd(int64_t R, int64_t H, int64_t d, const float *x, const float 
     }
 }
 
-/* Node: in = {x}, iarg = {H}. */
+/* The backward's one size: the heads of x's last dim. */
+typedef struct taylor_desc {
+    int64_t H;
+} taylor_desc;
+
+/* Node: in = {x}, desc: taylor_desc. */
 static void taylor_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0];
-    const int64_t H = nd->iarg[0];
+    const int64_t H = ((const taylor_desc *)nd->desc)->H;
     sl_taylor_bwd(sl_rows(x), H, sl_last(x) / H, x->data, nd->out->grad, sl_grad(ctx, x));
 }
 
@@ -65,6 +70,9 @@ sl_tensor *sl_taylor_features(sl_ctx *ctx, sl_tensor *x, int64_t H)
     sl_tensor *y = sl_tensor_new(ctx, x->ndim, shape);
     sl_taylor_fwd(sl_rows(x), H, d, x->data, y->data);
     sl_node *nd = SL_RECORD(ctx, taylor_backward, y, x);
-    if (nd) nd->iarg[0] = H;
+    if (nd) {
+        const taylor_desc dd = {H};
+        SL_KEEP_DESC(ctx, nd, dd);
+    }
     return y;
 }
