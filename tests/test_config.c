@@ -312,7 +312,8 @@ static void test_strict_json(void)
     char path[] = "/tmp/seqlab-nul-XXXXXX";
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "wb");
-    fwrite("{\"d_model\": 16}\0{\"x\": 1}", 1, 26, f);
+    static const char nul[] = "{\"d_model\": 16}\0{\"x\": 1}";
+    fwrite(nul, 1, sizeof nul - 1, f);
     fclose(f);
     CHECK(sl_config_load(&c, path) == SL_ERR_CONFIG && strstr(sl_errmsg(), path) &&
               strstr(sl_errmsg(), "offset 15: a NUL byte"), "%s", sl_errmsg());
