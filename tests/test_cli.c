@@ -191,6 +191,66 @@ static void test_bad_configs_and_data(void)
     EXPECT_FAIL(A("generate %s/run/checkpoint.safetensors --prompt a --top-p 2", dir), "--top-p");
 }
 
+/* Sizes past their bounds, from every way in: overrides, command-line
+ * flags and a checkpoint's stored config, each a message naming the key
+ * (issue 9: each of these aborted, wrapped or segfaulted). */
+static void test_size_bounds(void)
+{
+    const char *keys[][2] = {{"d_model", "1000000000000000"}, {"d_ff", "1099511627776"},
+                             {"max_seq_len", "9223372036854775807"},
+                             {"vocab_size", "9223372036854775807"},
+                             {"batch_size", "9223372036854775807"},
+                             {"seq_len", "9223372036854775807"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        EXPECT_FAIL(A("train --data=%s/text.txt --%s=%s --out_dir=%s/b", dir, keys[i][0],
+                      keys[i][1], dir),
+                    keys[i][0], "expected an integer in [");
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/run/checkpoint.safetensors", dir);
+    EXPECT_FAIL(A("eval %s --batch-size 1000000000000", ck), "--batch-size", "[1, 1048576]");
+    EXPECT_FAIL("bench --mixer attention --seq 1000000000000", "--seq", "[1, 16777216]");
+    CHECK(run("bench --mixer attention --seq 16777216 --d-model 65536 --heads 1") == 3 &&
+              strstr(err, "--seq 16777216") && strstr(err, "physical memory"),
+          "bench planned: %s", err);
+    /* Memory does not grow with --max-new: the stream runs until its reader stops. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s generate %s --prompt verse --max-new 1000000000000000 2>%s/e.txt"
+             " | head -c 3000 | wc -c", bin, ck, dir);
+    FILE *p = popen(cmd, "r");
+    long got = 0;
+    CHECK(p && fscanf(p, "%ld", &got) == 1 && got == 3000, "streamed %ld characters", got);
+    if (p) pclose(p);
+    /* The same sizes inside a checkpoint's stored config are refused at load. */
+    FILE *f = fopen(ck, "rb");
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    uint64_t hl;
+    memcpy(&hl, buf, 8);
+    char *at = strstr(buf + 8, "\\\"max_seq_len\\\":32");
+    CHECK(at && at < buf + 8 + hl, "stored max_seq_len");
+    if (!at) return;
+    static char out[1 << 20];
+    const char *big = "\\\"max_seq_len\\\":1099511627776";
+    size_t pre = (size_t)(at - buf), old = strlen("\\\"max_seq_len\\\":32");
+    size_t nl = hl + strlen(big) - old, pad = (8 - nl % 8) % 8;
+    memcpy(out, buf, pre);
+    memcpy(out + pre, big, strlen(big));
+    size_t o = pre + strlen(big);
+    memcpy(out + o, at + old, 8 + hl - pre - old);
+    o += 8 + hl - pre - old;
+    memset(out + o - 0, ' ', pad); /* after the header's closing brace */
+    o += pad;
+    memcpy(out + o, buf + 8 + hl, n - 8 - hl);
+    uint64_t nh = nl + pad;
+    memcpy(out, &nh, 8);
+    write_file("huge.safetensors", out, o + n - 8 - hl);
+    EXPECT_FAIL(A("eval %s/huge.safetensors", dir), "huge.safetensors", "'max_seq_len'",
+                "expected an integer in [");
+    EXPECT_FAIL(A("generate %s/huge.safetensors --prompt verse", dir), "'max_seq_len'");
+    EXPECT_FAIL(A("train --resume %s/huge.safetensors --steps=5", dir), "'max_seq_len'");
+}
+
 /* seqlab bench --mixer on a tiny layer: one JSON line per length with the
  * rounds asked for, and clear errors for an unknown mixer and bad rounds. */
 static void test_bench_mixer(void)
@@ -319,6 +379,7 @@ int main(int argc, char **argv)
     RUN(test_bad_configs_and_data);
     RUN(test_nan_loss_exits_nonzero);
     RUN(test_bench_mixer);
+    RUN(test_size_bounds);
     RUN(test_options);
     RUN(test_cli_doc_is_current);
     char cmd[128];

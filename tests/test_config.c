@@ -1,6 +1,7 @@
 /* Config: parsing, type errors naming the key, overrides, validation, and
  * the routing of mixer and task options (globally, per mixer, per layer;
  * from JSON and the command line; in stored checkpoint configs). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -233,12 +234,100 @@ static void test_stored_flat_keys(void)
     CHECK(sl_config_parse_stored(&c, "{\"blocksize\": 1}", "ck") == SL_ERR_CONFIG, "unknown");
 }
 
+/* Every size has an upper bound, reached from an override, a config file
+ * and a checkpoint's stored config alike; the message names the key and
+ * the range (issue 9: these values aborted, wrapped or segfaulted). */
+static void test_upper_bounds(void)
+{
+    const char *cases[][2] = {
+        {"d_model", "1000000000000000"}, {"d_ff", "1099511627776"},
+        {"max_seq_len", "1099511627776"}, {"max_seq_len", "9223372036854775807"},
+        {"vocab_size", "1099511627776"}, {"vocab_size", "9223372036854775807"},
+        {"batch_size", "9223372036854775807"}, {"seq_len", "9223372036854775807"},
+        {"n_heads", "131072"}, {"grad_accum", "9223372036854775807"},
+        {"eval_batches", "9223372036854775807"}, {"chunk_size", "1099511627776"},
+        {"conv_size", "1099511627776"}, {"threads", "1000000"},
+        {"steps", "9223372036854775807"}, {"seed", "9223372036854775807"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_config c;
+        sl_config_defaults(&c);
+        char want[64], json[128];
+        snprintf(want, sizeof want, "'%s' = %s: expected an integer in [", cases[i][0],
+                 cases[i][1]);
+        CHECK(sl_config_set(&c, cases[i][0], cases[i][1]) == SL_OK &&
+                  sl_config_validate(&c) == SL_ERR_CONFIG && strstr(sl_errmsg(), want),
+              "--%s=%s: %s", cases[i][0], cases[i][1], sl_errmsg());
+        /* JSON keeps integers below 9e15; from there it is a type error. */
+        snprintf(json, sizeof json, "{\"%s\": %s}", cases[i][0], cases[i][1]);
+        sl_config_defaults(&c);
+        sl_status st = sl_config_parse_stored(&c, json, "ck");
+        if (!st) st = sl_config_validate(&c);
+        CHECK(st == SL_ERR_CONFIG && strstr(sl_errmsg(), cases[i][0]), "%s: %s", json,
+              sl_errmsg());
+    }
+    sl_config c;
+    sl_config_defaults(&c);
+    c.d_model = 65536;
+    c.n_heads = 1;
+    c.max_seq_len = c.seq_len = (int64_t)1 << 24;
+    c.d_ff = (int64_t)1 << 18;
+    c.vocab_size = (int64_t)1 << 24;
+    CHECK(sl_config_validate(&c) == SL_OK, "the bounds themselves: %s", sl_errmsg());
+}
+
+/* A config is one JSON object and nothing else, written as JSON writes it. */
+static void test_strict_json(void)
+{
+    struct { const char *json, *want; } cases[] = {
+        {"{\"d_model\": 16} xyz", "offset 16: content after the JSON object"},
+        {"{\"d_model\": 16}} , \"n_layers\": 2}", "offset 15: content after the JSON object"},
+        {"{\"d_model\": 16}{}", "content after the JSON object"},
+        {"{\"d_model\": 010}", "offset 12: a number with a leading zero"},
+        {"{\"lr\": -00.5}", "leading zero"},
+        {"{\"d_mo\\u0000del\": 16}", "offset 6: a NUL character"},
+        {"{\"data\": \"a\\u0000b\"}", "NUL character"},
+        {"{\"n_layers\": 1, \"layer_mixers\": [\"\"]}", "'layer_mixers'[0]: empty mixer name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int stored = 0; stored < 2; stored++) {
+            sl_config c;
+            sl_config_defaults(&c);
+            sl_status st = stored ? sl_config_parse_stored(&c, cases[i].json, "my.json")
+                                  : sl_config_parse(&c, cases[i].json, "my.json");
+            CHECK(st == SL_ERR_CONFIG && strstr(sl_errmsg(), cases[i].want) &&
+                      strstr(sl_errmsg(), "my.json"),
+                  "%s (stored %d) -> %s", cases[i].json, stored, sl_errmsg());
+        }
+    /* Still JSON: zeros after a point or in an exponent, trailing
+     * whitespace, an escaped backslash before "u0000". */
+    sl_config c;
+    sl_config_defaults(&c);
+    CHECK(sl_config_parse(&c, "{\"lr\": 0.005, \"norm_eps\": 1e-05, \"d_model\": 0}\n ",
+                          "ok.json") == SL_OK && c.lr == 0.005 && c.norm_eps == 1e-5,
+          "%s", sl_errmsg());
+    CHECK(sl_config_parse(&c, "{\"data\": \"a\\\\u0000\"}", "ok.json") == SL_OK &&
+              strcmp(c.data, "a\\u0000") == 0, "%s", sl_errmsg());
+    /* A NUL byte in the file cuts nothing silently. */
+    char path[] = "/tmp/seqlab-nul-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "wb");
+    static const char nul[] = "{\"d_model\": 16}\0{\"x\": 1}";
+    fwrite(nul, 1, sizeof nul - 1, f);
+    fclose(f);
+    CHECK(sl_config_load(&c, path) == SL_ERR_CONFIG && strstr(sl_errmsg(), path) &&
+              strstr(sl_errmsg(), "offset 15: a NUL byte"), "%s", sl_errmsg());
+    remove(path);
+}
+
 int main(void)
 {
     RUN(test_parse_and_roundtrip);
     RUN(test_errors_name_file_and_key);
     RUN(test_overrides);
     RUN(test_validation);
+    RUN(test_upper_bounds);
+    RUN(test_strict_json);
     RUN(test_mixer_options);
     RUN(test_option_errors);
     RUN(test_stored_flat_keys);

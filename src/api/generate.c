@@ -6,24 +6,6 @@
 #include "api/api.h"
 #include "infer/sample.h"
 
-/* Consumes the sampled id. ctx_ids[0..*len) are the tokens the decoder
- * holds (*len == d->pos <= L). When the context is full, decoding restarts
- * from the last (L + 1) / 2 tokens, id included, in one prefill (as
- * `seqlab generate` does). */
-static sl_status next_token(sl_decoder *d, int32_t *ctx_ids, int64_t *len, int32_t id, int64_t L)
-{
-    if (d->pos < L) {
-        ctx_ids[(*len)++] = id;
-        return sl_decoder_step(d, id);
-    }
-    const int64_t keep = (L + 1) / 2;
-    memmove(ctx_ids, ctx_ids + *len - (keep - 1), (size_t)(keep - 1) * sizeof *ctx_ids);
-    ctx_ids[keep - 1] = id;
-    *len = keep;
-    sl_decoder_reset(d);
-    return sl_decoder_prefill(d, ctx_ids, keep);
-}
-
 seqlab_status seqlab_generate(seqlab_model *m, const int32_t *prompt, int64_t n, int64_t max_new,
                               const seqlab_sampling *s, int32_t *out)
 {
@@ -51,7 +33,7 @@ seqlab_status seqlab_generate(seqlab_model *m, const int32_t *prompt, int64_t n,
         st = sl_decoder_prefill(&d, ctx_ids, len);
         for (int64_t k = 0; k < max_new && st == SL_OK; k++) {
             out[k] = sl_sample(&smp, d.logits, V, scratch);
-            if (k + 1 < max_new) st = next_token(&d, ctx_ids, &len, out[k], L);
+            if (k + 1 < max_new) st = sl_decoder_next(&d, ctx_ids, &len, out[k]);
         }
         sl_decoder_free(&d);
     }

@@ -37,6 +37,15 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     sl_opts opts;
     sl_status st = sl_config_layer(c, 0, &vt, &dims, &opts);
     if (st == SL_OK) st = sl_mixer_create(&m, vt, &dims, &opts, 0, &p);
+    if (st == SL_OK) {
+        /* x, dy, y and dx of [T, D], and step()'s state and scratch. */
+        const int64_t T = c->max_seq_len;
+        int64_t floats = sl_size_add(m.vt->state_floats(&m, T), m.vt->scratch_floats(&m, T));
+        floats = sl_size_add(floats, sl_size_mul(4 * c->d_model, T));
+        st = sl_mem_check(sl_size_mul(floats, sizeof(float)),
+                          "--seq %lld --d-model %lld: the %s layer's inputs, outputs and "
+                          "decoding state", (long long)T, (long long)c->d_model, vt->name);
+    }
     if (st == SL_OK) st = sl_params_finalize(&p);
     if (st) {
         sl_mixer_destroy(&m);

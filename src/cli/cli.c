@@ -44,18 +44,28 @@ bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value
     return true;
 }
 
-bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out)
+bool cli_int_in(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t hi,
+                int64_t *out)
 {
     char *end = NULL;
     errno = 0;
     long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || end == v || *end || errno || x < lo) {
-        cli_usage_error(cmd, "--%s: expected an integer >= %lld, got \"%s\"", opt, (long long)lo,
-                        v ? v : "");
+    if (!v || end == v || *end || errno || x < lo || x > hi) {
+        if (hi == INT64_MAX)
+            cli_usage_error(cmd, "--%s: expected an integer >= %lld, got \"%s\"", opt,
+                            (long long)lo, v ? v : "");
+        else
+            cli_usage_error(cmd, "--%s: expected an integer in [%lld, %lld], got \"%s\"", opt,
+                            (long long)lo, (long long)hi, v ? v : "");
         return false;
     }
     *out = x;
     return true;
+}
+
+bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out)
+{
+    return cli_int_in(cmd, opt, v, lo, INT64_MAX, out);
 }
 
 bool cli_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out)

@@ -24,6 +24,9 @@ int cli_name_args(const char *cmd, int argc, char **argv, void (*help)(void), co
                   bool *markdown);
 /* Parses an integer / number option value, naming the option on failure. */
 bool cli_int(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t *out);
+/* The same with an upper bound, for sizes: "expected an integer in [lo, hi]". */
+bool cli_int_in(const char *cmd, const char *opt, const char *v, int64_t lo, int64_t hi,
+                int64_t *out);
 /* Median of v[0..n) (v is sorted in place). */
 double cli_median(double *v, int64_t n);
 bool cli_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);

@@ -105,7 +105,7 @@ int cmd_bench(int argc, char **argv)
         } else if (cli_opt(argc, argv, &i, "threads", &v)) {
             if (!cli_int("bench", "threads", v, 0, &threads)) return 2;
         } else if (cli_opt(argc, argv, &i, "steps", &v)) {
-            if (!cli_int("bench", "steps", v, 1, &steps)) return 2;
+            if (!cli_int_in("bench", "steps", v, 1, 1 << 20, &steps)) return 2;
         } else if (cli_opt(argc, argv, &i, "mixer", &v)) {
             if (!v) return cli_usage_error("bench", "--mixer needs a name");
             mixer = v;
@@ -115,12 +115,12 @@ int cmd_bench(int argc, char **argv)
             nT = 0;
             for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && nT < 16;
                  tok = strtok_r(NULL, ",", &save))
-                if (!cli_int("bench", "seq", tok, 1, &Ts[nT++])) return 2;
+                if (!cli_int_in("bench", "seq", tok, 1, 1 << 24, &Ts[nT++])) return 2;
             if (nT == 0) return cli_usage_error("bench", "--seq needs lengths, e.g. 1024,4096");
         } else if (cli_opt(argc, argv, &i, "d-model", &v)) {
-            if (!cli_int("bench", "d-model", v, 1, &D)) return 2;
+            if (!cli_int_in("bench", "d-model", v, 1, 1 << 16, &D)) return 2;
         } else if (cli_opt(argc, argv, &i, "heads", &v)) {
-            if (!cli_int("bench", "heads", v, 1, &H)) return 2;
+            if (!cli_int_in("bench", "heads", v, 1, 1 << 16, &H)) return 2;
         } else if (cli_opt(argc, argv, &i, "reps", &v)) {
             if (!cli_int("bench", "reps", v, 1, &reps)) return 2;
         } else if (cli_opt(argc, argv, &i, "rounds", &v)) {

@@ -30,9 +30,9 @@ int cmd_eval(int argc, char **argv)
         } else if (cli_opt(argc, argv, &i, "split", &v)) {
             split = v ? v : "";
         } else if (cli_opt(argc, argv, &i, "batches", &v)) {
-            if (!cli_int("eval", "batches", v, 1, &batches)) return 2;
+            if (!cli_int_in("eval", "batches", v, 1, 1 << 20, &batches)) return 2;
         } else if (cli_opt(argc, argv, &i, "batch-size", &v)) {
-            if (!cli_int("eval", "batch-size", v, 1, &bs)) return 2;
+            if (!cli_int_in("eval", "batch-size", v, 1, 1 << 20, &bs)) return 2;
         } else if (cli_opt(argc, argv, &i, "threads", &v)) {
             if (!cli_int("eval", "threads", v, 0, &threads)) return 2;
         } else if (argv[i][0] == '-') {
@@ -56,7 +56,9 @@ int cmd_eval(int argc, char **argv)
     if (data) snprintf(cfg.data, sizeof cfg.data, "%s", data);
     if (bs) cfg.batch_size = bs;
     sl_task task;
-    sl_status st = sl_model_create(&m, &ck.cfg);
+    sl_status st = sl_model_plan_batch(&ck.cfg, cfg.batch_size, cfg.seq_len, false,
+                                       bs ? "--batch-size" : "config key 'batch_size'");
+    if (!st) st = sl_model_create(&m, &ck.cfg);
     if (!st && (st = sl_checkpoint_restore(&ck, &m, NULL))) sl_model_free(&m);
     if (!st && (st = sl_task_from_config(&task, &cfg, &ck))) sl_model_free(&m);
     sl_checkpoint_close(&ck);

@@ -67,17 +67,26 @@ int cmd_generate(int argc, char **argv)
     sl_checkpoint_close(&ck);
     if (st) return cli_error("generate");
     int rc = 0;
+    /* ids: the prompt, then the last L tokens (sl_decoder_next): memory
+     * does not grow with --max-new. */
     int64_t n = (int64_t)strlen(prompt), V = m.cfg.vocab_size, L = m.cfg.max_seq_len;
-    int32_t *ids = malloc((size_t)(n + max_new) * sizeof *ids);
+    int32_t *ids = malloc((size_t)(n > L ? n : L) * sizeof *ids);
     float *scratch = malloc((size_t)(2 * V) * sizeof *scratch);
     sl_decoder d = {0};
-    if (sl_charvocab_encode(&vocab, prompt, n, ids)) {
+    if (!ids || !scratch) {
+        sl_fail(SL_ERR_OOM, "out of memory for a prompt of %lld characters", (long long)n);
+        rc = cli_error("generate");
+    } else if (sl_charvocab_encode(&vocab, prompt, n, ids)) {
         fprintf(stderr, "seqlab generate: error: --prompt: %s of %s\n", sl_errmsg(), ckpt);
         rc = 1;
-    } else if (sl_decoder_init(&d, &m) ||
-               sl_decoder_prefill(&d, n > L ? ids + n - L : ids, n > L ? L : n)) {
+    }
+    if (rc == 0 && n > L) { /* the prompt's last L characters */
+        memmove(ids, ids + n - L, (size_t)L * sizeof *ids);
+        n = L;
+    }
+    if (rc == 0 && (sl_decoder_init(&d, &m) || sl_decoder_prefill(&d, ids, n))) {
         rc = cli_error("generate");
-    } else {
+    } else if (rc == 0) {
         sl_sampler s = {.temperature = (float)temp, .top_k = top_k, .top_p = (float)top_p};
         sl_rng_seed(&s.rng, (uint64_t)seed);
         fputs(prompt, stdout);
@@ -86,15 +95,7 @@ int cmd_generate(int argc, char **argv)
              * in training: they are never sampled. */
             int32_t id = sl_sample(&s, d.logits, vocab.n, scratch);
             putchar(vocab.bytes[id]);
-            ids[n++] = id;
-            if (k + 1 == max_new) break;
-            if (d.pos < L) {
-                if (sl_decoder_step(&d, id)) rc = cli_error("generate");
-                continue;
-            }
-            /* The context is full: start again from its last half. */
-            sl_decoder_reset(&d);
-            if (sl_decoder_prefill(&d, ids + n - (L + 1) / 2, (L + 1) / 2)) rc = cli_error("generate");
+            if (k + 1 < max_new && sl_decoder_next(&d, ids, &n, id)) rc = cli_error("generate");
         }
         putchar('\n');
     }

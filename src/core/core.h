@@ -35,6 +35,27 @@ static inline void sl_require(bool ok, const char *op, const char *expected)
     }
 }
 
+/* ----------------------------------------------------------------- sizes */
+/* Sizes worked out before allocating. The arithmetic saturates: a product
+ * or sum past INT64_MAX (or of a negative size) is INT64_MAX, so a chain of
+ * them never wraps and the check at its end still refuses it. */
+static inline int64_t sl_size_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+static inline int64_t sl_size_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return a < 0 || b < 0 || __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+/* This machine's physical memory in bytes (sysconf), INT64_MAX if unknown. */
+int64_t sl_phys_bytes(void);
+/* SL_OK when `bytes` fits in physical memory; else SL_ERR_OOM with "WHAT
+ * would take N bytes: out of memory (this machine has M bytes of physical
+ * memory)", WHAT printf-style: name the key or argument that sets the size. */
+sl_status sl_mem_check(int64_t bytes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---------------------------------------------------------------- tensor */
 typedef struct sl_tensor {
     float *data;

@@ -34,7 +34,7 @@ sl_tensor *sl_param_add(sl_params *p, const char *name, int ndim, const int64_t 
     q->t.n = 1;
     for (int i = 0; i < ndim; i++) {
         q->t.shape[i] = shape[i];
-        q->t.n *= shape[i];
+        q->t.n = sl_size_mul(q->t.n, shape[i]); /* past INT64_MAX: refused by finalize */
     }
     q->t.requires_grad = true;
     q->init = init;
@@ -74,7 +74,8 @@ static float *zeroed(size_t n)
 
 sl_status sl_params_finalize(sl_params *p)
 {
-    size_t off = 0;
+    int64_t off = 0;
+    const sl_param *largest = NULL;
     for (size_t i = 0; i < p->count; i++) {
         for (size_t j = 0; j < i; j++)
             if (strcmp(p->list[i]->name, p->list[j]->name) == 0)
@@ -83,18 +84,25 @@ sl_status sl_params_finalize(sl_params *p)
             return sl_fail(SL_ERR_ARG,
                            "parameter '%s': init range [%g, %g] out of its kind's domain",
                            p->list[i]->name, (double)p->list[i]->lo, (double)p->list[i]->hi);
-        p->list[i]->offset = off;
+        p->list[i]->offset = (size_t)off;
         /* 16-float (64-byte) alignment keeps every tensor SIMD-aligned. */
-        off += ((size_t)p->list[i]->t.n + 15) & ~(size_t)15;
+        off = sl_size_add(off, sl_size_add(p->list[i]->t.n, 15) & ~(int64_t)15);
+        if (!largest || p->list[i]->t.n > largest->t.n) largest = p->list[i];
     }
-    p->total = off;
-    p->data = zeroed(off);
-    p->grad = zeroed(off);
-    p->m = zeroed(off);
-    p->v = zeroed(off);
+    /* Four buffers of off floats each, planned before any is allocated. */
+    sl_status st = sl_mem_check(sl_size_mul(off, 4 * sizeof(float)),
+                                "%lld parameters (weights, gradients and 2 AdamW moments; the "
+                                "largest is '%s')",
+                                (long long)off, largest ? largest->name : "none");
+    if (st) return st;
+    p->total = (size_t)off;
+    p->data = zeroed(p->total);
+    p->grad = zeroed(p->total);
+    p->m = zeroed(p->total);
+    p->v = zeroed(p->total);
     if (!p->data || !p->grad || !p->m || !p->v)
         return sl_fail(SL_ERR_OOM, "out of memory for %zu parameters (4 buffers of %zu bytes)",
-                       off, off * sizeof(float));
+                       p->total, p->total * sizeof(float));
     for (size_t i = 0; i < p->count; i++) {
         p->list[i]->t.data = p->data + p->list[i]->offset;
         p->list[i]->t.grad = p->grad + p->list[i]->offset;

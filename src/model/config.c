@@ -317,6 +317,10 @@ static sl_status set_list(sl_config *c, const cJSON *arr, const char *src)
                            "%s: key 'layer_mixers'[%lld]: expected a mixer name or an object "
                            "{\"mixer\": NAME, option: value, ...}",
                            src, (long long)i);
+        if (!name->valuestring[0])
+            return sl_fail(SL_ERR_CONFIG, "%s: key 'layer_mixers'[%lld]: empty mixer name: expected "
+                                          "one of `seqlab mixers`",
+                           src, (long long)i);
         strcpy(c->layer_mixers[i], name->valuestring);
         if (e == name) continue;
         if (!sl_mixer_lookup(name->valuestring))
@@ -357,14 +361,56 @@ static sl_status set_json(sl_config *c, const field *f, const cJSON *v, const ch
     return sl_fail(SL_ERR_CONFIG, "%s: key '%s': expected %s", src, f->key, type_name(f->type));
 }
 
+/* What cJSON takes but JSON (RFC 8259) does not, or what it would read
+ * silently wrong: a number with a leading zero (010) and a \u0000 escape,
+ * which cuts a key or value short. Strings are skipped as JSON writes them. */
+/* p is inside a number past its first digit: a fraction or an exponent
+ * (1.05, 1e-05), where zeros may lead. */
+static bool number_tail(const char *json, const char *p)
+{
+    if (p == json) return false;
+    if (p[-1] == '-' || p[-1] == '+') return p - 1 > json && (p[-2] == 'e' || p[-2] == 'E');
+    return p[-1] && strchr("0123456789.eE", p[-1]);
+}
+
+static sl_status check_lexemes(const char *json, const char *name)
+{
+    for (const char *p = json; *p; p++) {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p != '\\') continue;
+                if (strncmp(p, "\\u0000", 6) == 0)
+                    return sl_fail(SL_ERR_CONFIG, "%s: offset %lld: a NUL character (\\u0000) in "
+                                                  "a string: expected none",
+                                   name, (long long)(p - json));
+                if (p[1]) p++;
+            }
+            if (!*p) break;
+        } else if (*p == '0' && p[1] >= '0' && p[1] <= '9' && !number_tail(json, p)) {
+            return sl_fail(SL_ERR_CONFIG, "%s: offset %lld: a number with a leading zero: "
+                                          "expected a JSON number (10, not 010)",
+                           name, (long long)(p - json));
+        }
+    }
+    return SL_OK;
+}
+
 static sl_status parse(sl_config *c, const char *json, const char *name, bool stored)
 {
-    cJSON *root = cJSON_Parse(json);
+    sl_status st = check_lexemes(json, name);
+    if (st) return st;
+    /* The whole text is one object: cJSON_Parse would stop after the first
+     * value, reading "{...}} xyz" as the part before a stray brace. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, true);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
+        if (end && *end && at && at == end)
+            return sl_fail(SL_ERR_CONFIG, "%s: offset %lld: content after the JSON object "
+                                          "(near \"%.20s\"): expected the end of the file",
+                           name, (long long)(end - json), end);
         return sl_fail(SL_ERR_CONFIG, "%s: not valid JSON (near \"%.20s\")", name, at ? at : "");
     }
-    sl_status st = SL_OK;
     if (!cJSON_IsObject(root)) {
         st = sl_fail(SL_ERR_CONFIG, "%s: expected a JSON object of settings", name);
         goto out;
@@ -428,6 +474,11 @@ sl_status sl_config_load(sl_config *c, const char *path)
     bool err = ferror(fp);
     fclose(fp);
     buf[len] = '\0';
+    const size_t text = strlen(buf);
+    if (!err && text != len) {
+        free(buf);
+        return sl_fail(SL_ERR_CONFIG, "%s: offset %zu: a NUL byte: expected JSON text", path, text);
+    }
     sl_status st = err ? sl_fail(SL_ERR_IO, "%s: read error", path) : SL_OK;
     if (st == SL_OK && len == 0) st = sl_fail(SL_ERR_CONFIG, "%s: empty config file", path);
     if (st == SL_OK) st = sl_config_parse(c, buf, path);
@@ -538,29 +589,31 @@ sl_status sl_config_validate(const sl_config *c)
     static const char *const POS[] = {"learned", "rope", "none", NULL};
     static const char *const NORM[] = {"layernorm", "rmsnorm", NULL};
     static const char *const MLP[] = {"gelu", "swiglu", "none", NULL};
-    struct { const char *key; int64_t v, lo; } pos[] = {
-        {"d_model", c->d_model, 1},     {"n_layers", c->n_layers, 1},
-        {"n_heads", c->n_heads, 1},     {"max_seq_len", c->max_seq_len, 1},
-        {"batch_size", c->batch_size, 1}, {"seq_len", c->seq_len, 1},
-        {"grad_accum", c->grad_accum, 1}, {"steps", c->steps, 0},
-        {"vocab_size", c->vocab_size, 0}, {"d_ff", c->d_ff, 0},
-        {"warmup_steps", c->warmup_steps, 0},
-        {"eval_every", c->eval_every, 0}, {"eval_batches", c->eval_batches, 1},
-        {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
-        {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
-        {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
+    /* Upper bounds (docs/formats.md, Configs): sizes stay far below what
+     * int64_t products of them can hold, and every integer is exact as a
+     * JSON number (< 2^53), as the checkpoint's stored config keeps it. */
+    const int64_t COUNT = (int64_t)1 << 50, BIG = (int64_t)1 << 53;
+    struct { const char *key; int64_t v, lo, hi; } ints[] = {
+        {"d_model", c->d_model, 1, 1 << 16},          {"n_layers", c->n_layers, 1, SL_MAX_LAYERS},
+        {"n_heads", c->n_heads, 1, 1 << 16},          {"max_seq_len", c->max_seq_len, 1, 1 << 24},
+        {"batch_size", c->batch_size, 1, 1 << 20},    {"seq_len", c->seq_len, 1, 1 << 24},
+        {"grad_accum", c->grad_accum, 1, 1 << 20},    {"steps", c->steps, 0, COUNT},
+        {"vocab_size", c->vocab_size, 0, 1 << 24},    {"d_ff", c->d_ff, 0, 1 << 18},
+        {"warmup_steps", c->warmup_steps, 0, COUNT},  {"eval_every", c->eval_every, 0, COUNT},
+        {"eval_batches", c->eval_batches, 1, 1 << 20}, {"log_every", c->log_every, 1, COUNT},
+        {"ckpt_every", c->ckpt_every, 0, COUNT},      {"threads", c->threads, 0, 4096},
+        {"stop_step", c->stop_step, -1, COUNT},       {"chunk_size", c->chunk_size, 1, 1 << 16},
+        {"conv_size", c->conv_size, 0, 1 << 10},      {"seed", c->seed, -BIG, BIG},
     };
-    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
-        if (pos[i].v < pos[i].lo)
-            return sl_fail(SL_ERR_CONFIG, "config key '%s' = %lld: expected >= %lld", pos[i].key,
-                           (long long)pos[i].v, (long long)pos[i].lo);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].v < ints[i].lo || ints[i].v > ints[i].hi)
+            return sl_fail(SL_ERR_CONFIG, "config key '%s' = %lld: expected an integer in [%lld, %lld]",
+                           ints[i].key, (long long)ints[i].v, (long long)ints[i].lo,
+                           (long long)ints[i].hi);
     if (c->d_model % c->n_heads != 0)
         return sl_fail(SL_ERR_SHAPE,
                        "config: n_heads = %lld does not divide d_model = %lld",
                        (long long)c->n_heads, (long long)c->d_model);
-    if (c->n_layers > SL_MAX_LAYERS)
-        return sl_fail(SL_ERR_CONFIG, "config key 'n_layers' = %lld: at most %d",
-                       (long long)c->n_layers, SL_MAX_LAYERS);
     if (c->n_layer_mixers && c->n_layer_mixers != c->n_layers)
         return sl_fail(SL_ERR_CONFIG,
                        "config key 'layer_mixers': %lld names for n_layers = %lld",

@@ -43,7 +43,7 @@ typedef struct sl_config {
     int64_t vocab_size; /* 0: taken from the data */
     int64_t d_model, n_layers, n_heads, d_ff, max_seq_len;
     char mixer[SL_NAME_LEN];
-    char layer_mixers[SL_MAX_LAYERS][SL_NAME_LEN]; /* "" entries use `mixer` */
+    char layer_mixers[SL_MAX_LAYERS][SL_NAME_LEN]; /* n_layer_mixers = 0: every layer `mixer` */
     int64_t n_layer_mixers;
     char pos[SL_NAME_LEN];  /* learned | rope | none */
     double rope_theta;

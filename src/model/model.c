@@ -70,8 +70,31 @@ sl_status sl_model_create(sl_model *m, const sl_config *cfg)
         if (!c->tie_embeddings) m->head = SL_PARAM(p, "head.weight", SL_INIT_NORMAL, std, true, V, D);
         st = sl_params_finalize(p);
     }
+    if (st == SL_ERR_OOM) {
+        char why[768];
+        snprintf(why, sizeof why, "%s", sl_errmsg());
+        st = sl_fail(SL_ERR_OOM, "config keys vocab_size = %lld, d_model = %lld, n_layers = %lld, "
+                                 "d_ff = %lld, max_seq_len = %lld: %s",
+                     (long long)V, (long long)D, (long long)c->n_layers, (long long)F,
+                     (long long)c->max_seq_len, why);
+    }
     if (st) sl_model_free(m);
     return st;
+}
+
+sl_status sl_model_plan_batch(const sl_config *c, int64_t B, int64_t T, bool train,
+                              const char *key)
+{
+    /* Per token: its id and target, the logits and their softmax, and
+     * about 24 D floats of activations per layer (a one-layer attention
+     * model measures 25 D); gradients double the floats when training. */
+    int64_t floats = sl_size_add(sl_size_mul(2, c->vocab_size),
+                                 sl_size_mul(sl_size_mul(24, c->d_model), c->n_layers));
+    if (train) floats = sl_size_mul(2, floats);
+    const int64_t per_token = sl_size_add(2 * sizeof(int32_t), sl_size_mul(floats, sizeof(float)));
+    return sl_mem_check(sl_size_mul(sl_size_mul(B, T), per_token),
+                        "%s: a batch of %lld x %lld tokens (ids, logits and activations)", key,
+                        (long long)B, (long long)T);
 }
 
 void sl_model_init_weights(sl_model *m, uint64_t seed)
@@ -163,7 +186,18 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
     if (!m->cfg.causal)
         return sl_fail(SL_ERR_CONFIG,
                        "config key 'causal' = false: a bidirectional model cannot generate");
-    int64_t L = m->cfg.max_seq_len, scratch = 0;
+    int64_t L = m->cfg.max_seq_len, scratch = 0, floats = m->cfg.vocab_size;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const sl_mixer *mx = &m->blocks[l].mixer;
+        int64_t s = mx->vt->scratch_floats(mx, L);
+        floats = sl_size_add(floats, mx->vt->state_floats(mx, L));
+        if (s > scratch) scratch = s;
+    }
+    sl_status st = sl_mem_check(sl_size_mul(sl_size_add(floats, scratch), sizeof(float)),
+                                "config key 'max_seq_len' = %lld: the decoding state (KV cache or "
+                                "recurrent state) of %lld layers",
+                                (long long)L, (long long)m->cfg.n_layers);
+    if (st) return st;
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         const sl_mixer *mx = &m->blocks[l].mixer;
         d->state[l] = calloc((size_t)mx->vt->state_floats(mx, L), sizeof(float));
@@ -171,8 +205,6 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
             sl_decoder_free(d);
             return sl_fail(SL_ERR_OOM, "out of memory for the decoding state");
         }
-        int64_t s = mx->vt->scratch_floats(mx, L);
-        if (s > scratch) scratch = s;
     }
     sl_ctx_init(&d->ctx, 0);
     d->ctx.grad_enabled = false;
@@ -245,4 +277,19 @@ void sl_decoder_reset(sl_decoder *d)
                (size_t)mx->vt->state_floats(mx, d->m->cfg.max_seq_len) * sizeof(float));
     }
     d->pos = 0;
+}
+
+sl_status sl_decoder_next(sl_decoder *d, int32_t *ctx_ids, int64_t *len, int32_t id)
+{
+    const int64_t L = d->m->cfg.max_seq_len;
+    if (d->pos < L) {
+        ctx_ids[(*len)++] = id;
+        return sl_decoder_step(d, id);
+    }
+    const int64_t keep = (L + 1) / 2;
+    memmove(ctx_ids, ctx_ids + *len - (keep - 1), (size_t)(keep - 1) * sizeof *ctx_ids);
+    ctx_ids[keep - 1] = id;
+    *len = keep;
+    sl_decoder_reset(d);
+    return sl_decoder_prefill(d, ctx_ids, keep);
 }

@@ -40,6 +40,13 @@ sl_tensor *sl_model_forward_packed(sl_model *m, sl_ctx *ctx, const int32_t *toke
 sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
                          int64_t B, int64_t T);
 
+/* Refuses (SL_ERR_OOM naming `key`, the flag or config key that set B) a
+ * training (train) or evaluation batch of B sequences of T tokens whose
+ * ids, logits and activations, estimated per token, exceed this machine's
+ * memory. */
+sl_status sl_model_plan_batch(const sl_config *c, int64_t B, int64_t T, bool train,
+                              const char *key);
+
 /* Incremental decoding of one sequence: every mixer's state plus scratch. */
 typedef struct sl_decoder {
     sl_model *m;
@@ -58,5 +65,11 @@ sl_status sl_decoder_prefill(sl_decoder *d, const int32_t *tokens, int64_t T);
 sl_status sl_decoder_step(sl_decoder *d, int32_t token);
 /* Forgets everything consumed: every state zeroed, pos = 0. */
 void sl_decoder_reset(sl_decoder *d);
+/* Consumes a sampled id: one step() while the context has room, else a
+ * restart from the last (L + 1) / 2 tokens, id included, in one prefill.
+ * ctx_ids: [max_seq_len], of which [0, *len) are the tokens d holds
+ * (*len == d->pos), so generation needs max_seq_len ids however long it
+ * runs. */
+sl_status sl_decoder_next(sl_decoder *d, int32_t *ctx_ids, int64_t *len, int32_t id);
 
 #endif

@@ -145,6 +145,9 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume)
     r->log = fopen(logpath, resume ? "a" : "w");
     if (!r->log) return sl_fail(SL_ERR_IO, "%s: cannot write: %s", logpath, strerror(errno));
     int64_t n = r->cfg.batch_size * r->cfg.seq_len;
+    st = sl_model_plan_batch(&r->cfg, r->cfg.batch_size, r->cfg.seq_len, true,
+                             "config key 'batch_size'");
+    if (st) return st;
     r->tok = malloc((size_t)n * 2 * sizeof *r->tok);
     if (!r->tok) return sl_fail(SL_ERR_OOM, "out of memory for batches");
     r->tgt = r->tok + n;
