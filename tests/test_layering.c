@@ -40,8 +40,8 @@ static void check_file(const char *dir, const char *may, const char *path)
         char padded[128], tok[80];
         snprintf(padded, sizeof padded, " %s ", may);
         snprintf(tok, sizeof tok, " %s ", top);
-        CHECK(strstr(padded, tok), "%s:%d includes %s/: %s/ may include only %s", path, n, top,
-              dir, may);
+        CHECK(strstr(padded, tok), "%s:%d includes %s/: %s/ may include only %s", path, n, top, dir,
+              may);
     }
     fclose(f);
 }

@@ -110,8 +110,7 @@ static void test_variants_cover_options(void)
         bool bidir = false;
         for (const char *const *v = vt->checks.variants; v && *v; v++)
             bidir |= strstr(*v, "causal=false") != NULL;
-        CHECK(bidir == vt->bidirectional, "%s: a causal=false variant iff bidirectional",
-              vt->name);
+        CHECK(bidir == vt->bidirectional, "%s: a causal=false variant iff bidirectional", vt->name);
         for (size_t k = 0; k < vt->options.n; k++) {
             const char *name = vt->options.opt[k].name;
             bool covered = false;

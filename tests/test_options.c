@@ -19,16 +19,16 @@ static void test_defaults_and_readers(void)
 {
     sl_opts o;
     CHECK(sl_opts_defaults(&o, SL_OPTION_TABLE(OPTS)) == SL_OK, "%s", sl_errmsg());
-    CHECK(sl_opt_int(&o, "size") == 4 && sl_opt_float(&o, "rate") == 0.5 && !sl_opt_bool(&o, "on") &&
-              strcmp(sl_opt_str(&o, "kind"), "a") == 0,
+    CHECK(sl_opt_int(&o, "size") == 4 && sl_opt_float(&o, "rate") == 0.5 &&
+              !sl_opt_bool(&o, "on") && strcmp(sl_opt_str(&o, "kind"), "a") == 0,
           "defaults");
     CHECK(sl_opts_set(&o, "mixer 'x'", "t", "size", "64", SL_FROM_TEXT) == SL_OK &&
               sl_opts_set(&o, "mixer 'x'", "t", "rate", "1e-1", SL_FROM_JSON_NUMBER) == SL_OK &&
               sl_opts_set(&o, "mixer 'x'", "t", "on", "true", SL_FROM_JSON_BOOL) == SL_OK &&
               sl_opts_set(&o, "mixer 'x'", "t", "kind", "bb", SL_FROM_JSON_STRING) == SL_OK,
           "%s", sl_errmsg());
-    CHECK(sl_opt_int(&o, "size") == 64 && sl_opt_float(&o, "rate") == 0.1 && sl_opt_bool(&o, "on") &&
-              strcmp(sl_opt_str(&o, "kind"), "bb") == 0,
+    CHECK(sl_opt_int(&o, "size") == 64 && sl_opt_float(&o, "rate") == 0.1 &&
+              sl_opt_bool(&o, "on") && strcmp(sl_opt_str(&o, "kind"), "bb") == 0,
           "set");
     sl_opts d;
     sl_opts_defaults(&d, SL_OPTION_TABLE(OPTS));
@@ -44,7 +44,11 @@ static void test_errors(void)
 {
     sl_opts o;
     sl_opts_defaults(&o, SL_OPTION_TABLE(OPTS));
-    struct { const char *name, *text; sl_opt_from from; const char *want; } cases[] = {
+    struct {
+        const char *name, *text;
+        sl_opt_from from;
+        const char *want;
+    } cases[] = {
         {"size", "65", SL_FROM_TEXT, "an integer in [1, 64]"},
         {"size", "0", SL_FROM_TEXT, "an integer in [1, 64]"},
         {"size", "2.5", SL_FROM_JSON_NUMBER, "an integer"},
@@ -60,8 +64,8 @@ static void test_errors(void)
         {"sise", "1", SL_FROM_TEXT, "no option 'sise' (its options: size, rate, on, kind)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_status st = sl_opts_set(&o, "mixer 'x'", "my.json", cases[i].name, cases[i].text,
-                                   cases[i].from);
+        sl_status st =
+            sl_opts_set(&o, "mixer 'x'", "my.json", cases[i].name, cases[i].text, cases[i].from);
         CHECK(st == SL_ERR_CONFIG && strstr(sl_errmsg(), "my.json") &&
                   strstr(sl_errmsg(), "mixer 'x'") && strstr(sl_errmsg(), cases[i].want),
               "%s = %s -> %s", cases[i].name, cases[i].text, sl_errmsg());

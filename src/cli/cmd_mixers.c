@@ -22,8 +22,10 @@ static void describe(const sl_mixer_vtable *v, bool markdown)
     if (markdown) {
         printf("### %s\n\n%s\n\n    %s\n\nState: %s. Bidirectional: %s.\n\n", v->name, v->paper,
                v->equation, v->state_desc, v->bidirectional ? "yes" : "no (causal only)");
-        if (v->options.n) sl_option_table_print(stdout, v->options, "", true);
-        else printf("No options.\n");
+        if (v->options.n)
+            sl_option_table_print(stdout, v->options, "", true);
+        else
+            printf("No options.\n");
         printf("\n");
         return;
     }
@@ -45,7 +47,8 @@ int cmd_mixers(int argc, char **argv)
     if (rc >= 0) return rc;
     if (name) {
         const sl_mixer_vtable *v = sl_mixer_lookup(name);
-        if (!v) return cli_usage_error("mixers", "unknown mixer \"%s\" (see `seqlab mixers`)", name);
+        if (!v)
+            return cli_usage_error("mixers", "unknown mixer \"%s\" (see `seqlab mixers`)", name);
         describe(v, markdown);
         return 0;
     }
@@ -57,8 +60,8 @@ int cmd_mixers(int argc, char **argv)
         }
         printf("%-16s %s\n%-16s state: %s\n%-16s bidirectional: %s\n%-16s options: %zu "
                "(`seqlab mixers %s`)\n",
-               v->name, v->paper, "", v->state_desc, "", v->bidirectional ? "yes" : "no (causal only)",
-               "", v->options.n, v->name);
+               v->name, v->paper, "", v->state_desc, "",
+               v->bidirectional ? "yes" : "no (causal only)", "", v->options.n, v->name);
     }
     return 0;
 }

@@ -18,8 +18,10 @@ static void describe(const sl_task_vtable *t, bool markdown)
 {
     if (markdown) {
         printf("### %s\n\n%s.\n\n", t->name, t->desc);
-        if (t->options.n) sl_option_table_print(stdout, t->options, "", true);
-        else printf("No options.\n");
+        if (t->options.n)
+            sl_option_table_print(stdout, t->options, "", true);
+        else
+            printf("No options.\n");
         printf("\n");
         return;
     }

@@ -27,9 +27,7 @@ static const char *type_word(sl_opt_type t)
 void sl_option_expect(const sl_option *op, char *buf, size_t size)
 {
     switch (op->type) {
-    case SL_OPT_INT:
-        snprintf(buf, size, "an integer in [%.0f, %.0f]", op->lo, op->hi);
-        return;
+    case SL_OPT_INT: snprintf(buf, size, "an integer in [%.0f, %.0f]", op->lo, op->hi); return;
     case SL_OPT_FLOAT: snprintf(buf, size, "a number in [%g, %g]", op->lo, op->hi); return;
     case SL_OPT_BOOL: snprintf(buf, size, "true or false"); return;
     case SL_OPT_ENUM: {
@@ -87,9 +85,12 @@ static bool parse_value(const sl_option *op, const char *text, sl_opt_from from,
         return true;
     }
     case SL_OPT_BOOL:
-        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0) v->i = 1;
-        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) v->i = 0;
-        else return false;
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            v->i = 1;
+        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
+            v->i = 0;
+        else
+            return false;
         v->f = (double)v->i;
         snprintf(v->s, sizeof v->s, "%s", v->i ? "true" : "false");
         return true;
@@ -133,8 +134,8 @@ sl_status sl_opts_set(sl_opts *o, const char *owner, const char *where, const ch
         const bool quoted = from == SL_FROM_JSON_STRING;
         char want[160];
         sl_option_expect(op, want, sizeof want);
-        return sl_fail(SL_ERR_CONFIG, "%s: %s option '%s' = %s%s%s: expected %s", where, owner, name,
-                       quoted ? "\"" : "", text, quoted ? "\"" : "", want);
+        return sl_fail(SL_ERR_CONFIG, "%s: %s option '%s' = %s%s%s: expected %s", where, owner,
+                       name, quoted ? "\"" : "", text, quoted ? "\"" : "", want);
     }
     return SL_OK;
 }
@@ -179,7 +180,7 @@ void sl_option_table_print(FILE *f, sl_option_table table, const char *indent, b
             fprintf(f, "%s| `%s` | %s | `%s` | %s | %s |\n", indent, op->name, type_word(op->type),
                     op->def, want, op->help);
         else
-            fprintf(f, "%s%-14s %-6s %-8s %s (%s)\n", indent, op->name, type_word(op->type), op->def,
-                    op->help, want);
+            fprintf(f, "%s%-14s %-6s %-8s %s (%s)\n", indent, op->name, type_word(op->type),
+                    op->def, op->help, want);
     }
 }

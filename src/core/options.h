@@ -21,7 +21,12 @@
 typedef enum { SL_OPT_INT, SL_OPT_FLOAT, SL_OPT_BOOL, SL_OPT_ENUM } sl_opt_type;
 
 /* Where a value's text came from. */
-typedef enum { SL_FROM_TEXT, SL_FROM_JSON_NUMBER, SL_FROM_JSON_BOOL, SL_FROM_JSON_STRING } sl_opt_from;
+typedef enum {
+    SL_FROM_TEXT,
+    SL_FROM_JSON_NUMBER,
+    SL_FROM_JSON_BOOL,
+    SL_FROM_JSON_STRING
+} sl_opt_from;
 
 typedef struct sl_option {
     const char *name;
@@ -40,8 +45,8 @@ typedef struct sl_option_table {
 #define SL_OPTION_TABLE(arr) ((sl_option_table){(arr), sizeof(arr) / sizeof((arr)[0])})
 
 typedef struct sl_optval {
-    int64_t i; /* INT; BOOL as 0/1 */
-    double f;  /* FLOAT */
+    int64_t i;          /* INT; BOOL as 0/1 */
+    double f;           /* FLOAT */
     char s[SL_OPT_LEN]; /* ENUM; and every value as canonical text */
 } sl_optval;
 

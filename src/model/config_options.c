@@ -31,7 +31,7 @@ static bool owner_table(const char *name, sl_option_table *t, const char **kind)
 
 /* Checks text against option `key` of `name`'s table. */
 static sl_status sl_setting_check(const char *name, const char *key, const char *text,
-                                 sl_opt_from from, const char *src)
+                                  sl_opt_from from, const char *src)
 {
     sl_option_table t;
     const char *kind;
@@ -48,15 +48,15 @@ static sl_status sl_setting_check(const char *name, const char *key, const char 
 /* Records a setting, replacing an earlier one of the same owner, layer and
  * key. */
 static sl_status sl_setting_add(sl_config *c, const char *owner, int64_t layer, const char *key,
-                             const char *value, sl_opt_from from, const char *src)
+                                const char *value, sl_opt_from from, const char *src)
 {
     if (strlen(owner) >= SL_NAME_LEN || strlen(key) >= SL_NAME_LEN || strlen(value) >= SL_OPT_LEN)
         return sl_fail(SL_ERR_CONFIG, "%s: option '%s' = \"%.40s\": name or value too long", src,
                        key, value);
     int64_t i = 0;
-    while (i < c->n_settings && !(c->settings[i].layer == layer &&
-                                  strcmp(c->settings[i].owner, owner) == 0 &&
-                                  strcmp(c->settings[i].key, key) == 0))
+    while (i < c->n_settings &&
+           !(c->settings[i].layer == layer && strcmp(c->settings[i].owner, owner) == 0 &&
+             strcmp(c->settings[i].key, key) == 0))
         i++;
     if (i == SL_MAX_SETTINGS)
         return sl_fail(SL_ERR_CONFIG, "%s: more than %d option settings", src, SL_MAX_SETTINGS);
@@ -84,8 +84,10 @@ static bool sl_setting_json_text(const cJSON *v, char *buf, size_t size, sl_opt_
     *from = SL_FROM_JSON_NUMBER;
     if (!cJSON_IsNumber(v)) return false;
     double d = v->valuedouble;
-    if (d == floor(d) && fabs(d) < 9e15) snprintf(buf, size, "%lld", (long long)d);
-    else snprintf(buf, size, "%.17g", d);
+    if (d == floor(d) && fabs(d) < 9e15)
+        snprintf(buf, size, "%lld", (long long)d);
+    else
+        snprintf(buf, size, "%.17g", d);
     return true;
 }
 
@@ -93,7 +95,7 @@ static bool sl_setting_json_text(const cJSON *v, char *buf, size_t size, sl_opt_
  * (owner "", checked against `mixer`, the name the layer's entry gives);
  * `skip` is a key that is not an option ("mixer" in a layer entry). */
 sl_status sl_settings_from_json(sl_config *c, const cJSON *obj, const char *owner, int64_t layer,
-                             const char *mixer, const char *skip, const char *src)
+                                const char *mixer, const char *skip, const char *src)
 {
     for (const cJSON *e = obj->child; e; e = e->next) {
         if (skip && strcmp(e->string, skip) == 0) continue;
@@ -101,9 +103,10 @@ sl_status sl_settings_from_json(sl_config *c, const cJSON *obj, const char *owne
         sl_opt_from from;
         snprintf(where, sizeof where, "%s: %s", src, layer < 0 ? owner : "layer_mixers");
         if (!sl_setting_json_text(e, text, sizeof text, &from))
-            return sl_fail(SL_ERR_CONFIG, "%s: option '%s': expected a number, true/false or a "
-                                          "string of under %d characters", where, e->string,
-                           SL_OPT_LEN);
+            return sl_fail(SL_ERR_CONFIG,
+                           "%s: option '%s': expected a number, true/false or a "
+                           "string of under %d characters",
+                           where, e->string, SL_OPT_LEN);
         sl_status st = sl_setting_check(layer < 0 ? owner : mixer, e->string, text, from, where);
         if (!st) st = sl_setting_add(c, owner, layer, e->string, text, from, where);
         if (st) return st;
@@ -203,8 +206,10 @@ static sl_status apply_settings(const sl_config *c, const char *owner, int64_t l
                                 const char *kind, sl_opts *o)
 {
     char who[96];
-    if (layer < 0) snprintf(who, sizeof who, "%s '%s'", kind, owner);
-    else snprintf(who, sizeof who, "layer %lld's mixer '%s'", (long long)layer, owner);
+    if (layer < 0)
+        snprintf(who, sizeof who, "%s '%s'", kind, owner);
+    else
+        snprintf(who, sizeof who, "layer %lld's mixer '%s'", (long long)layer, owner);
     for (int64_t i = 0; i < c->n_settings; i++) {
         const sl_setting *e = &c->settings[i];
         if (e->layer != layer || (layer < 0 && strcmp(e->owner, owner) != 0)) continue;
@@ -245,8 +250,8 @@ sl_status sl_config_task(const sl_config *c, const sl_task_vtable **vt, sl_opts 
 {
     *vt = sl_task_lookup(c->task);
     if (!*vt)
-        return sl_fail(SL_ERR_CONFIG, "config key 'task' = \"%s\": unknown task (see `seqlab tasks`)",
-                       c->task);
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'task' = \"%s\": unknown task (see `seqlab tasks`)", c->task);
     sl_status st = sl_opts_defaults(opts, (*vt)->options);
     return st ? st : apply_settings(c, c->task, -1, "task", opts);
 }
@@ -264,4 +269,3 @@ void sl_opts_to_json(cJSON *obj, const sl_opts *o)
         }
     }
 }
-
