@@ -52,7 +52,7 @@ data/kjv.txt:
 # The main job: a character Transformer on the King James Bible, ~2 minutes.
 demo: deps data/kjv.txt
 	@$(MAKE) --no-print-directory $(BIN)
-	$(BIN) train configs/demo.json
+	$(BIN) train configs/demo.json --overwrite
 	$(BIN) eval runs/demo/checkpoint.safetensors --split test
 	$(BIN) generate runs/demo/checkpoint.safetensors --prompt "And God said" --max-new 400 --seed 1
 

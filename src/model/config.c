@@ -58,6 +58,8 @@ static const field FIELDS[] = {
     F(beta2, T_FLOAT, "AdamW beta2"),
     F(adam_eps, T_FLOAT, "AdamW epsilon"),
     F(grad_clip, T_FLOAT, "global gradient-norm clip; 0 = off"),
+    F(max_skipped_steps, T_INT,
+      "stop after this many updates in a row were skipped for a NaN/Inf loss, gradient or result"),
     F(eval_every, T_INT, "steps between validation runs; 0 = only at the end"),
     F(eval_batches, T_INT, "batches per validation run"),
     F(log_every, T_INT, "steps between metrics lines"),
@@ -109,6 +111,7 @@ void sl_config_defaults(sl_config *c)
     c->beta2 = 0.95;
     c->adam_eps = 1e-8;
     c->grad_clip = 1.0;
+    c->max_skipped_steps = 5;
     c->eval_every = 0;
     c->eval_batches = 20;
     c->log_every = 10;
@@ -548,6 +551,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"eval_every", c->eval_every, 0}, {"eval_batches", c->eval_batches, 1},
         {"log_every", c->log_every, 1}, {"ckpt_every", c->ckpt_every, 0},
         {"threads", c->threads, 0},     {"stop_step", c->stop_step, -1},
+        {"max_skipped_steps", c->max_skipped_steps, 1},
         {"chunk_size", c->chunk_size, 1}, {"conv_size", c->conv_size, 0},
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
