@@ -3,9 +3,13 @@
  * no partial file behind. Also the happy paths: train, eval, generate, and
  * a mixer benchmark. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -272,6 +276,25 @@ static void test_bench_mixer(void)
     EXPECT_FAIL("bench --mixer linear_attention --rounds 0", "--rounds", ">= 1");
 }
 
+/* The text of file p (up to 64 KiB). */
+static const char *out_text_of(const char *p)
+{
+    static char out[1 << 16];
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = '\0';
+    if (f) fclose(f);
+    return out;
+}
+
+/* The stdout of the last run. */
+static const char *out_text(void)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/stdout.txt", dir);
+    return out_text_of(p);
+}
+
 static void test_nan_loss_exits_nonzero(void)
 {
     char p[256];
@@ -291,21 +314,16 @@ static void test_nan_loss_exits_nonzero(void)
     CHECK(sl_checkpoint_save(p, &m, &vocab, 1, &ts) == SL_OK, "save");
     sl_model_free(&m);
     sl_checkpoint_close(&file);
-    EXPECT_FAIL(A("train --resume %s --steps=10 --out_dir=%s/nan", p, dir), "NaN", "step");
+    EXPECT_FAIL(A("train --resume %s --steps=10 --out_dir=%s/nan", p, dir), "NaN", "step",
+                "max_skipped_steps");
+    /* eval of NaN weights: valid JSON with null, and a failure status */
+    EXPECT_FAIL(A("eval %s --batches 1", p), "not finite", "nan/checkpoint.safetensors");
+    cJSON *o = cJSON_Parse(out_text());
+    CHECK(o && cJSON_IsNull(cJSON_GetObjectItem(o, "loss")) &&
+              cJSON_IsNull(cJSON_GetObjectItem(o, "bpc")),
+          "eval prints JSON with null: %s", out_text());
+    cJSON_Delete(o);
     CHECK(no_temp_files("nan") && no_temp_files("run") && no_temp_files("e"), "no partial files");
-}
-
-/* The stdout of the last run. */
-static const char *out_text(void)
-{
-    static char out[1 << 16];
-    char p[256];
-    snprintf(p, sizeof p, "%s/stdout.txt", dir);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = '\0';
-    if (f) fclose(f);
-    return out;
 }
 
 /* Mixer and task options through the binary: a hybrid stack with
@@ -354,6 +372,148 @@ static void test_options(void)
     EXPECT_FAIL("mixers nope", "unknown mixer \"nope\"");
 }
 
+/* The `--key value` form works wherever `--key=value` does (it was read
+ * as a config path: "10: cannot open config"); a missing value, an
+ * unknown short option and an empty out_dir name the argument and say
+ * what was expected. */
+static void test_option_forms(void)
+{
+    CHECK(run(A("train --data %s/text.txt --d_model 16 --n_heads 2 --n_layers 1 --seq_len 16 "
+                "--max_seq_len 32 --batch_size 2 --steps 2 --eval_batches 1 --out_dir %s/kv",
+                dir, dir)) == 0,
+          "train --key value: %s", err);
+    CHECK(run(A("train --resume %s/kv/checkpoint.safetensors --steps 3 --stop_step -1", dir)) == 0,
+          "train --resume CK --steps 3: %s", err);
+    CHECK(run(A("eval %s/kv/checkpoint.safetensors --split val --batches 1", dir)) == 0 &&
+              strstr(out_text(), "\"split\":\"val\""),
+          "eval --split val: %s", err);
+    EXPECT_FAIL(A("train --data=%s/text.txt --bias", dir), "--bias needs a value",
+                "--bias=VALUE");
+    EXPECT_FAIL(A("train --data=%s/text.txt --bias --steps=2", dir), "--bias needs a value");
+    EXPECT_FAIL(A("train --data=%s/text.txt -s 2", dir), "unknown option -s", "--key=value");
+    EXPECT_FAIL(A("train --data=%s/text.txt --out_dir=", dir), "'out_dir'", "empty");
+    EXPECT_FAIL(A("train --data=%s/text.txt --overwrite=yes", dir), "--overwrite takes no value");
+    EXPECT_FAIL("train --resume", "--resume needs a checkpoint path");
+    EXPECT_FAIL("train a.json b.json", "more than one config", "a.json", "b.json");
+    EXPECT_FAIL(A("train --data=%s/text.txt --max_skipped_steps=0", dir), "'max_skipped_steps'",
+                "an integer in [1, ");
+    EXPECT_FAIL(A("eval %s/kv/checkpoint.safetensors --batches --split val", dir), "--batches",
+                "integer");
+    EXPECT_FAIL(A("generate %s/kv/checkpoint.safetensors --prompt --top-k 2", dir),
+                "--prompt needs a text", "--prompt=TEXT");
+    EXPECT_FAIL("bench --mixer --seq 64", "--mixer needs a name");
+    EXPECT_FAIL(A("score --threads %s/kv/checkpoint.safetensors x", dir), "--threads", "integer");
+}
+
+/* A fresh run refuses an out_dir that holds a checkpoint unless
+ * --overwrite (it silently replaced it). */
+static void test_overwrite(void)
+{
+    const char *base = "--d_model=16 --n_heads=2 --n_layers=1 --seq_len=16 --max_seq_len=32 "
+                       "--batch_size=2 --steps=2 --eval_batches=1";
+    EXPECT_FAIL(A("train --data=%s/text.txt %s --out_dir=%s/kv", dir, base, dir), "already holds",
+                "--overwrite", "--resume");
+    CHECK(run(A("train --data=%s/text.txt %s --out_dir=%s/kv --overwrite", dir, base, dir)) == 0,
+          "--overwrite: %s", err);
+}
+
+/* Starts `seqlab train ARGS` (split at spaces) with stdout and stderr in
+ * dir/bg.txt; returns its pid. */
+static pid_t start_train(char *args)
+{
+    char *argv[64] = {bin, "train"};
+    int n = 2;
+    for (char *save = NULL, *t = strtok_r(args, " ", &save); t && n < 63;
+         t = strtok_r(NULL, " ", &save))
+        argv[n++] = t;
+    argv[n] = NULL;
+    char out[128];
+    snprintf(out, sizeof out, "%s/bg.txt", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(bin, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Whether file holds needle within 60 s. */
+static bool wait_for(const char *file, const char *needle)
+{
+    static char buf[1 << 16];
+    for (int k = 0; k < 6000; k++) {
+        FILE *f = fopen(file, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, needle)) return true;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return false;
+}
+
+/* A run stopped by SIGTERM (then SIGINT, resumed) saves a checkpoint at the
+ * step it logged last and exits 128 + the signal with a message; while it
+ * runs, a second trainer on its out_dir is refused, naming its pid (both
+ * exited 0 and the last rename won). */
+static void test_signals_and_second_writer(void)
+{
+    int sigs[2] = {SIGTERM, SIGINT};
+    char ck[256], metrics[256], bg[256];
+    snprintf(ck, sizeof ck, "%s/sig/checkpoint.safetensors", dir);
+    snprintf(metrics, sizeof metrics, "%s/sig/metrics.jsonl", dir);
+    snprintf(bg, sizeof bg, "%s/bg.txt", dir);
+    int64_t last = 0;
+    for (int k = 0; k < 2; k++) {
+        char a[1024];
+        if (k == 0)
+            snprintf(a, sizeof a,
+                     "--data=%s/text.txt --d_model=16 --n_heads=2 --n_layers=1 --seq_len=16 "
+                     "--max_seq_len=32 --batch_size=2 --steps=100000000 --log_every=1 "
+                     "--eval_batches=1 --out_dir=%s/sig",
+                     dir, dir);
+        else
+            snprintf(a, sizeof a, "--resume %s", ck);
+        pid_t pid = start_train(a);
+        char want[64];
+        snprintf(want, sizeof want, "{\"step\":%lld,", (long long)last + 1);
+        CHECK(pid > 0 && wait_for(metrics, want), "run %d logged a step", k);
+        if (k == 0) {
+            EXPECT_FAIL(A("train --data=%s/text.txt --out_dir=%s/sig --overwrite", dir, dir),
+                        "in use", "sig/seqlab.lock");
+            char p[32];
+            snprintf(p, sizeof p, "pid %ld", (long)pid);
+            CHECK(strstr(err, p) != NULL, "names the holder's %s: %s", p, err);
+        }
+        kill(pid, sigs[k]);
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                  WEXITSTATUS(status) == 128 + sigs[k],
+              "run %d: exit status %d", k, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        CHECK(wait_for(bg, k ? "stopped by SIGINT" : "stopped by SIGTERM") &&
+                  wait_for(bg, "--resume"),
+              "message");
+        sl_checkpoint file;
+        sl_model m;
+        sl_train_state ts = {0};
+        CHECK(sl_checkpoint_open(&file, ck) == SL_OK && sl_model_create(&m, &file.cfg) == SL_OK &&
+                  sl_checkpoint_restore(&file, &m, &ts) == SL_OK,
+              "checkpoint loads: %s", sl_errmsg());
+        sl_model_free(&m);
+        sl_checkpoint_close(&file);
+        snprintf(want, sizeof want, "{\"step\":%lld,\"loss\"", (long long)ts.step);
+        char after[64];
+        snprintf(after, sizeof after, "{\"step\":%lld,", (long long)ts.step + 1);
+        CHECK(ts.step > last && wait_for(metrics, want) && !strstr(out_text_of(metrics), after),
+              "run %d: saved at its last logged step %lld", k, (long long)ts.step);
+        last = ts.step;
+    }
+    CHECK(no_temp_files("sig"), "no temp files");
+}
+
 /* docs/cli.md is generated from the binary (tools/gen_cli_md.sh): it must
  * be what the code prints now. */
 static void test_cli_doc_is_current(void)
@@ -381,6 +541,9 @@ int main(int argc, char **argv)
     RUN(test_bench_mixer);
     RUN(test_size_bounds);
     RUN(test_options);
+    RUN(test_option_forms);
+    RUN(test_overwrite);
+    RUN(test_signals_and_second_writer);
     RUN(test_cli_doc_is_current);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,7 +1,11 @@
 /* Training: resume is bit-exact, NaN losses stop the run without touching
- * the checkpoint, checkpoints round-trip, the schedule and AdamW are right. */
+ * the checkpoint, checkpoints round-trip, the schedule and AdamW are right;
+ * non-finite updates are skipped and never saved; a run owns its out_dir. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -112,14 +116,32 @@ static void test_resume_refuses_model_change(void)
           sl_errmsg());
 }
 
-static void test_nan_loss_stops_and_keeps_checkpoint(void)
+/* The lines of path that contain needle. */
+static int count_lines(const char *path, const char *needle)
+{
+    long n;
+    char *t = slurp(path, &n);
+    int k = 0;
+    for (char *q = t; q && (q = strstr(q, needle)); q++) k++;
+    free(t);
+    return k;
+}
+
+static bool exists(const char *path)
+{
+    struct stat s;
+    return stat(path, &s) == 0;
+}
+
+/* Writes dir/name/checkpoint.safetensors from a fresh 2-step run, then
+ * poisons it with poison(m) and saves it again. */
+static void poisoned_checkpoint(const char *name, void (*poison)(sl_model *), char *ck, size_t n)
 {
     sl_config c;
-    tiny(&c, "nan");
+    tiny(&c, name);
     c.steps = 2;
-    CHECK(sl_train(&c, NULL, NULL) == SL_OK, "run");
-    char ck[600];
-    snprintf(ck, sizeof ck, "%s/nan/checkpoint.safetensors", dir);
+    CHECK(sl_train(&c, NULL, NULL) == SL_OK, "run: %s", sl_errmsg());
+    snprintf(ck, n, "%s/%s/checkpoint.safetensors", dir, name);
     sl_model m;
     sl_checkpoint file;
     sl_train_state ts;
@@ -127,19 +149,43 @@ static void test_nan_loss_stops_and_keeps_checkpoint(void)
               sl_checkpoint_restore(&file, &m, &ts) == SL_OK,
           "load: %s", sl_errmsg());
     const sl_kv vocab = {"vocab_hex", sl_st_meta_find(&file.file, "vocab_hex")};
-    m.embed->data[3] = NAN;
+    poison(&m);
     CHECK(sl_checkpoint_save(ck, &m, &vocab, 1, &ts) == SL_OK, "save poisoned");
     sl_model_free(&m);
     sl_checkpoint_close(&file);
-    long n0, n1;
+}
+
+static void negative_v(sl_model *m) { m->params.v[5] = -1.0f; }
+static void nan_v(sl_model *m) { m->params.v[m->params.total / 2] = NAN; }
+static void nan_weight(sl_model *m) { m->params.data[1] = NAN; }
+static void nan_embed(sl_model *m) { m->embed->data[3] = NAN; }
+
+/* Resumes the checkpoint poisoned by poison for up to 6 steps (stop_step:
+ * -1 or where to stop): the run must fail with SL_ERR_NUMERIC and a message
+ * holding want, and leave the checkpoint byte for byte as it was. */
+static void resume_fails_keeping_checkpoint(const char *name, void (*poison)(sl_model *),
+                                            int64_t stop_step, const char *want)
+{
+    char ck[600];
+    poisoned_checkpoint(name, poison, ck, sizeof ck);
+    long n0 = 0, n1 = 0;
     char *before = slurp(ck, &n0);
-    c.steps = 4;
-    CHECK(sl_train(&c, ck, NULL) == SL_ERR_NUMERIC && strstr(sl_errmsg(), "NaN"), "NaN: %s",
+    sl_config c;
+    tiny(&c, name);
+    c.steps = 6;
+    c.ckpt_every = 1;
+    c.stop_step = stop_step;
+    CHECK(sl_train(&c, ck, NULL) == SL_ERR_NUMERIC && strstr(sl_errmsg(), want), "%s: %s", name,
           sl_errmsg());
     char *after = slurp(ck, &n1);
-    CHECK(n0 == n1 && memcmp(before, after, (size_t)n0) == 0, "checkpoint untouched");
+    CHECK(n0 == n1 && memcmp(before, after, (size_t)n0) == 0, "%s: checkpoint untouched", name);
     free(before);
     free(after);
+}
+
+static void test_nan_loss_stops_and_keeps_checkpoint(void)
+{
+    resume_fails_keeping_checkpoint("nan", nan_embed, -1, "NaN");
 }
 
 static void test_empty_and_missing_data(void)
@@ -206,6 +252,153 @@ static void test_adamw_and_clip(void)
     sl_params_free(&p);
 }
 
+/* An AdamW update that would leave a NaN or Inf in a weight or a moment is
+ * not applied: each case leaves weights and moments bit-identical. */
+static void test_adamw_discards_nonfinite_update(void)
+{
+    struct { const char *why; float v, g, eps; } cases[] = {
+        {"negative v (sqrt)", -1.0f, 0.5f, 1e-8f},
+        {"g^2 overflows v", 0.0f, 1e30f, 1e-8f},
+        {"0 / 0 with adam_eps = 0", 0.0f, 0.0f, 0.0f},
+        {"NaN moment", NAN, 0.5f, 1e-8f},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        sl_params p;
+        sl_params_init(&p);
+        sl_tensor *a = SL_PARAM(&p, "a", SL_INIT_ZEROS, 0, true, 40000);
+        sl_tensor *b = SL_PARAM(&p, "b", SL_INIT_ZEROS, 0, false, 3);
+        sl_params_finalize(&p);
+        for (int64_t i = 0; i < a->n; i++) a->grad[i] = 0.25f, a->data[i] = 1.0f;
+        b->grad[0] = b->grad[2] = 0.1f;
+        b->grad[1] = cases[k].g;
+        p.v[b->data - p.data + 1] = cases[k].v;
+        size_t n = p.total * sizeof(float);
+        float *w0 = malloc(n), *m0 = malloc(n), *v0 = malloc(n);
+        memcpy(w0, p.data, n);
+        memcpy(m0, p.m, n);
+        memcpy(v0, p.v, n);
+        sl_config c;
+        sl_config_defaults(&c);
+        c.adam_eps = cases[k].eps;
+        const char *bad = sl_adamw_step(&p, &c, 0, 0.01);
+        CHECK(bad && strcmp(bad, "b") == 0, "%s: named %s", cases[k].why, bad ? bad : "nothing");
+        CHECK(memcmp(w0, p.data, n) == 0 && memcmp(m0, p.m, n) == 0 && memcmp(v0, p.v, n) == 0,
+              "%s: nothing changed", cases[k].why);
+        b->grad[1] = 0.1f;
+        p.v[b->data - p.data + 1] = 0.0f;
+        c.adam_eps = 1e-8;
+        CHECK(sl_adamw_step(&p, &c, 0, 0.01) == NULL && a->data[0] != 1.0f,
+              "%s: a finite update applies", cases[k].why);
+        CHECK(sl_params_nonfinite(&p, NULL) == NULL, "all finite");
+        p.m[7] = INFINITY;
+        const char *which = NULL;
+        CHECK(sl_params_nonfinite(&p, &which) && strcmp(which, "adam.m") == 0, "finds adam.m");
+        free(w0);
+        free(m0);
+        free(v0);
+        sl_params_free(&p);
+    }
+}
+
+/* beta2 = 0 and adam_eps = 0 make 0/0 in the rows of pos.weight that no
+ * position reaches (seq_len < max_seq_len): every update is skipped, logged,
+ * and the run stops after max_skipped_steps with no checkpoint written
+ * (the reported failure wrote NaNs with ckpt_every = 1). */
+static void test_nonfinite_updates_are_skipped_then_stop(void)
+{
+    sl_config c;
+    tiny(&c, "skip");
+    c.max_seq_len = 32;
+    c.beta2 = 0;
+    c.adam_eps = 0;
+    c.ckpt_every = 1;
+    c.max_skipped_steps = 3;
+    CHECK(sl_train(&c, NULL, NULL) == SL_ERR_NUMERIC && strstr(sl_errmsg(), "max_skipped_steps") &&
+              strstr(sl_errmsg(), "pos.weight") && strstr(sl_errmsg(), "not overwritten"),
+          "%s", sl_errmsg());
+    char p[600];
+    snprintf(p, sizeof p, "%s/skip/checkpoint.safetensors", dir);
+    CHECK(!exists(p), "no checkpoint written");
+    snprintf(p, sizeof p, "%s/skip/metrics.jsonl", dir);
+    CHECK(count_lines(p, "\"skipped\":\"pos.weight\"") == 3 &&
+              count_lines(p, "\"skipped_in_a_row\":3,\"skipped_total\":3}") == 1,
+          "three skipped lines");
+}
+
+/* A resumed checkpoint whose adam.v holds a negative or NaN entry: the run
+ * stops non-zero and the checkpoint stays as it was (it exited 0 and wrote
+ * NaN weights). */
+static void test_bad_moments_on_resume_stop(void)
+{
+    resume_fails_keeping_checkpoint("negv", negative_v, -1, "NaN/Inf");
+    resume_fails_keeping_checkpoint("nanv", nan_v, -1, "NaN/Inf");
+}
+
+/* NaN weights that no update touches (stop_step = the checkpoint's step)
+ * are refused at save, and the val line says "loss":null (JSON has no
+ * NaN). */
+static void test_nonfinite_checkpoint_never_written(void)
+{
+    resume_fails_keeping_checkpoint("nanw", nan_weight, 2, "refusing to write");
+    char p[600];
+    snprintf(p, sizeof p, "%s/nanw/metrics.jsonl", dir);
+    CHECK(count_lines(p, "\"split\":\"val\",\"loss\":null,\"bpc\":null}") == 1, "null val loss");
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+}
+
+/* A fresh run refuses an out_dir with a checkpoint unless overwrite; a
+ * resume of another checkpoint into it too; the refused runs leave
+ * metrics.jsonl as it was and later runs append to it; a held lock keeps a
+ * run out, naming the holder's pid, and keeps its temp files; stale temp
+ * files go at the next start. */
+static void test_out_dir_ownership(void)
+{
+    sl_config c;
+    tiny(&c, "own");
+    c.steps = 2;
+    CHECK(sl_train(&c, NULL, NULL) == SL_OK, "first run: %s", sl_errmsg());
+    char ck[600], metrics[600], lock[600], tmp[700], other[600];
+    snprintf(ck, sizeof ck, "%s/own/checkpoint.safetensors", dir);
+    snprintf(metrics, sizeof metrics, "%s/own/metrics.jsonl", dir);
+    snprintf(lock, sizeof lock, "%s/own/seqlab.lock", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.999999999.3", ck);
+    snprintf(other, sizeof other, "%s/split/checkpoint.safetensors", dir);
+    int lines = count_lines(metrics, "\"step\"");
+    CHECK(lines == 3, "2 train lines and 1 val line, got %d", lines);
+    CHECK(sl_train(&c, NULL, NULL) == SL_ERR_IO && strstr(sl_errmsg(), "already holds") &&
+              strstr(sl_errmsg(), "--overwrite") && strstr(sl_errmsg(), "--resume"),
+          "fresh run refused: %s", sl_errmsg());
+    CHECK(sl_train(&c, other, NULL) == SL_ERR_IO && strstr(sl_errmsg(), "already holds"),
+          "resume of another checkpoint refused: %s", sl_errmsg());
+    CHECK(count_lines(metrics, "\"step\"") == lines, "refused runs leave the metrics");
+    /* A live writer: this process holds the lock. */
+    int fd = open(lock, O_RDWR);
+    char pid[32];
+    int np = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && ftruncate(fd, 0) == 0 &&
+              pwrite(fd, pid, (size_t)np, 0) == np,
+          "hold the lock");
+    touch(tmp);
+    c.steps = 3;
+    pid[np - 1] = '\0';
+    CHECK(sl_train(&c, ck, NULL) == SL_ERR_IO && strstr(sl_errmsg(), "in use") &&
+              strstr(sl_errmsg(), pid),
+          "second writer refused, naming pid %s: %s", pid, sl_errmsg());
+    CHECK(exists(tmp), "a live writer's temp file is kept");
+    close(fd);
+    CHECK(sl_train(&c, ck, NULL) == SL_OK, "resume: %s", sl_errmsg());
+    CHECK(!exists(tmp), "stale temp file removed");
+    CHECK(count_lines(metrics, "\"step\"") == lines + 2, "resume appends");
+    sl_train_opts o = {.overwrite = true};
+    CHECK(sl_train_run(&c, &o) == SL_OK, "overwrite: %s", sl_errmsg());
+    CHECK(count_lines(metrics, "\"step\"") == lines + 6, "a fresh run appends too");
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/seqlab-train-XXXXXX");
@@ -219,6 +412,11 @@ int main(void)
     RUN(test_empty_and_missing_data);
     RUN(test_schedule);
     RUN(test_adamw_and_clip);
+    RUN(test_adamw_discards_nonfinite_update);
+    RUN(test_nonfinite_updates_are_skipped_then_stop);
+    RUN(test_bad_moments_on_resume_stop);
+    RUN(test_nonfinite_checkpoint_never_written);
+    RUN(test_out_dir_ownership);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

@@ -40,7 +40,8 @@ bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value
         return true;
     }
     if (a[2 + n] != '\0') return false;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
+    /* "--a --b": --b is the next option, not --a's value (--a=--b says so). */
+    *value = *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0 ? argv[++*i] : NULL;
     return true;
 }
 

@@ -14,7 +14,9 @@ int cli_error(const char *cmd);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Option scanning: "--name=value" or "--name value". On a match of name,
- * *value is set (advancing *i past a separate value) and true returned. */
+ * *value is set (advancing *i past a separate value) and true returned;
+ * *value is NULL when the value is missing (a next argument that starts
+ * with "--" is an option, not a value: "--name=--x" passes one). */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
 bool cli_flag(const char *arg, const char *name);
 /* `seqlab CMD [NAME] [--markdown] [--help]`: sets *name (NULL when absent)

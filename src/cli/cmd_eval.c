@@ -13,7 +13,8 @@ static void help(void)
            "                  [--batch-size N] [--threads N]\n\n"
            "Mean next-token loss of a checkpoint on one split of its data (the data file\n"
            "from its config unless --data is given), in nats and bits per token\n"
-           "(= bits per character for text). Prints one JSON line on stdout.\n");
+           "(= bits per character for text). Prints one JSON line on stdout; when the loss is\n"
+           "NaN/Inf it reads \"loss\":null and the exit status is 1.\n");
 }
 
 int cmd_eval(int argc, char **argv)
@@ -66,12 +67,24 @@ int cmd_eval(int argc, char **argv)
     sl_ctx ctx;
     sl_ctx_init(&ctx, 16u << 20);
     double loss = sl_evaluate(&m, &ctx, &task, sp, batches, cfg.batch_size, cfg.seq_len);
-    printf("{\"split\":\"%s\",\"loss\":%.6f,\"bpc\":%.6f,\"tokens\":%lld}\n", split, loss,
-           loss / M_LN2, (long long)(batches * cfg.batch_size * cfg.seq_len));
-    fprintf(stderr, "%s split of %s: loss %.4f nats, %.4f bits per character\n", split, cfg.data,
-            loss, loss / M_LN2);
+    long long tokens = (long long)(batches * cfg.batch_size * cfg.seq_len);
+    int rc = 0;
+    if (isfinite(loss)) {
+        printf("{\"split\":\"%s\",\"loss\":%.6f,\"bpc\":%.6f,\"tokens\":%lld}\n", split, loss,
+               loss / M_LN2, tokens);
+        fprintf(stderr, "%s split of %s: loss %.4f nats, %.4f bits per character\n", split,
+                cfg.data, loss, loss / M_LN2);
+    } else {
+        /* JSON has no NaN: null, and a failure status. */
+        printf("{\"split\":\"%s\",\"loss\":null,\"bpc\":null,\"tokens\":%lld}\n", split, tokens);
+        sl_fail(SL_ERR_NUMERIC,
+                "%s: the %s loss is not finite (%g): the checkpoint's weights "
+                "hold NaN/Inf or overflow",
+                ckpt, split, loss);
+        rc = cli_error("eval");
+    }
     sl_ctx_free(&ctx);
     sl_task_close(&task);
     sl_model_free(&m);
-    return 0;
+    return rc;
 }

@@ -31,7 +31,9 @@ int cmd_generate(int argc, char **argv)
             help();
             return 0;
         } else if (cli_opt(argc, argv, &i, "prompt", &v)) {
-            if (!v) return cli_usage_error("generate", "--prompt needs a text");
+            if (!v)
+                return cli_usage_error("generate", "--prompt needs a text (write --prompt=TEXT "
+                                                   "when TEXT starts with --)");
             prompt = v;
         } else if (cli_opt(argc, argv, &i, "max-new", &v)) {
             if (!cli_int("generate", "max-new", v, 0, &max_new)) return 2;

@@ -19,6 +19,7 @@ typedef enum sl_status {
     SL_ERR_NUMERIC, /* NaN or Inf where a number was expected */
     SL_ERR_ARG,     /* bad argument to a call */
     SL_ERR_OOM,     /* an allocation failed (the message says how many bytes, for what) */
+    SL_ERR_STOPPED, /* stopped on request (SIGINT, SIGTERM) after saving its state */
 } sl_status;
 
 /* The message and the code of the last failure on this thread. */

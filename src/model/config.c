@@ -58,6 +58,8 @@ static const field FIELDS[] = {
     F(beta2, T_FLOAT, "AdamW beta2"),
     F(adam_eps, T_FLOAT, "AdamW epsilon"),
     F(grad_clip, T_FLOAT, "global gradient-norm clip; 0 = off"),
+    F(max_skipped_steps, T_INT,
+      "stop after this many updates in a row were skipped for a NaN/Inf loss, gradient or result"),
     F(eval_every, T_INT, "steps between validation runs; 0 = only at the end"),
     F(eval_batches, T_INT, "batches per validation run"),
     F(log_every, T_INT, "steps between metrics lines"),
@@ -109,6 +111,7 @@ void sl_config_defaults(sl_config *c)
     c->beta2 = 0.95;
     c->adam_eps = 1e-8;
     c->grad_clip = 1.0;
+    c->max_skipped_steps = 5;
     c->eval_every = 0;
     c->eval_batches = 20;
     c->log_every = 10;
@@ -415,6 +418,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"ckpt_every", c->ckpt_every, 0, COUNT},      {"threads", c->threads, 0, 4096},
         {"stop_step", c->stop_step, -1, COUNT},       {"chunk_size", c->chunk_size, 1, 1 << 16},
         {"conv_size", c->conv_size, 0, 1 << 10},      {"seed", c->seed, -BIG, BIG},
+        {"max_skipped_steps", c->max_skipped_steps, 1, COUNT},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].v < ints[i].lo || ints[i].v > ints[i].hi)

@@ -61,6 +61,7 @@ typedef struct sl_config {
     /* training */
     int64_t seed, steps, batch_size, seq_len, grad_accum;
     double lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
+    int64_t max_skipped_steps; /* updates skipped in a row (NaN/Inf) before the run stops */
     int64_t warmup_steps, eval_every, eval_batches, log_every, ckpt_every, threads;
     double time_limit; /* seconds; 0 = none. Stops early and still saves. */
     int64_t stop_step; /* stop after this many updates (-1: off), keeping the schedule of `steps` */

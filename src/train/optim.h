@@ -17,7 +17,15 @@ double sl_grad_norm(const sl_params *p);
 double sl_clip_grad(sl_params *p, double max_norm);
 /* One AdamW update; step is the number of updates done before this one.
  * PyTorch's AdamW: p *= 1 - lr wd (only where decay), then
- * p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). */
-void sl_adamw_step(sl_params *p, const sl_config *c, int64_t step, double lr);
+ * p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+ * The update is worked out and checked first, then applied only when every
+ * new weight and moment is finite (Megatron and DeepSpeed skip such steps):
+ * returns NULL when applied, else the name of the first parameter whose
+ * update is not finite, with nothing changed. A read-only pass before the
+ * in-place one, because a discarded update must leave the old values. */
+const char *sl_adamw_step(sl_params *p, const sl_config *c, int64_t step, double lr);
+/* The name of the first parameter with a NaN or Inf weight or moment (*which:
+ * "weight", "adam.m" or "adam.v" when not NULL), or NULL when all are finite. */
+const char *sl_params_nonfinite(const sl_params *p, const char **which);
 
 #endif

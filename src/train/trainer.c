@@ -1,32 +1,15 @@
 /* The training loop. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "train/optim.h"
+#include "train/outdir.h"
 #include "train/trainer.h"
-
-/* mkdir -p */
-static sl_status make_dirs(const char *path)
-{
-    char buf[SL_PATH_LEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return sl_fail(SL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return SL_OK;
-}
 
 double sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
                    int64_t B, int64_t T)
@@ -74,10 +57,13 @@ typedef struct run {
     sl_task task;
     sl_ctx ctx;
     sl_train_state ts;
+    sl_outdir dir;
     FILE *log;
     char ckpt[SL_PATH_LEN + 32];
     int32_t *tok, *tgt;
     bool tty;
+    int64_t skipped, in_a_row; /* updates skipped in this process, and in a row */
+    int64_t saved_step;        /* step of this run's last checkpoint; -1: none yet */
 } run;
 
 sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpoint *ck)
@@ -111,10 +97,12 @@ static sl_status resume_model(run *r, const sl_checkpoint *ck)
     return st ? st : sl_checkpoint_restore(ck, &r->model, &r->ts);
 }
 
-static sl_status setup(run *r, const sl_config *cfg, const char *resume)
+static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool overwrite)
 {
     r->cfg = *cfg;
-    sl_status st;
+    r->saved_step = -1;
+    sl_status st = sl_outdir_claim(&r->dir, cfg->out_dir, resume, overwrite);
+    if (st) return st;
     if (resume) {
         sl_checkpoint ck;
         st = sl_checkpoint_open(&ck, resume);
@@ -137,12 +125,10 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume)
         sl_rng_seed(&r->ts.data_rng, (uint64_t)r->cfg.seed + 1);
         sl_rng_seed(&r->ts.drop_rng, (uint64_t)r->cfg.seed + 2);
     }
-    st = make_dirs(r->cfg.out_dir);
-    if (st) return st;
     snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.safetensors", r->cfg.out_dir);
     char logpath[SL_PATH_LEN + 32];
     snprintf(logpath, sizeof logpath, "%s/metrics.jsonl", r->cfg.out_dir);
-    r->log = fopen(logpath, resume ? "a" : "w");
+    r->log = fopen(logpath, "a");
     if (!r->log) return sl_fail(SL_ERR_IO, "%s: cannot write: %s", logpath, strerror(errno));
     int64_t n = r->cfg.batch_size * r->cfg.seq_len;
     st = sl_model_plan_batch(&r->cfg, r->cfg.batch_size, r->cfg.seq_len, true,
@@ -164,40 +150,65 @@ static void teardown(run *r)
     sl_ctx_free(&r->ctx);
     sl_task_close(&r->task);
     sl_model_free(&r->model);
+    sl_outdir_release(&r->dir);
 }
 
+/* Writes the checkpoint, never with a NaN or Inf in it. */
 static sl_status save(run *r)
 {
+    const char *which, *bad = sl_params_nonfinite(&r->model.params, &which);
+    if (bad)
+        return sl_fail(SL_ERR_NUMERIC,
+                       "step %lld: %s of '%s' holds NaN/Inf; refusing to write it, %s was not "
+                       "overwritten",
+                       (long long)r->ts.step, which, bad, r->ckpt);
     r->ts.drop_rng = r->ctx.rng;
     sl_kv meta[8];
     size_t n = r->task.vt->meta ? r->task.vt->meta(&r->task, meta, 8) : 0;
-    return sl_checkpoint_save(r->ckpt, &r->model, meta, n, &r->ts);
+    sl_status st = sl_checkpoint_save(r->ckpt, &r->model, meta, n, &r->ts);
+    if (!st) r->saved_step = r->ts.step;
+    return st;
 }
 
-/* One optimizer update over grad_accum micro-batches; returns the mean loss
- * or NaN. */
-static double update(run *r, double *gnorm, double *lr)
+/* One optimizer step's numbers; skip names what was not finite ("loss",
+ * "grad_norm" or a parameter whose update was), NULL when applied. */
+typedef struct step_out {
+    double loss, gnorm, lr;
+    const char *skip;
+} step_out;
+
+/* One optimizer update over grad_accum micro-batches, applied only when the
+ * loss, the gradient norm and every new weight and moment are finite. */
+static step_out update(run *r)
 {
     const sl_config *c = &r->cfg;
     int64_t B = c->batch_size, T = c->seq_len;
     float scale = 1.0f / (float)c->grad_accum;
-    double loss = 0;
+    step_out o = {.loss = 0, .lr = sl_lr_at(c, r->ts.step)};
     sl_params_zero_grad(&r->model.params);
     r->ctx.training = true;
     for (int64_t k = 0; k < c->grad_accum; k++) {
         r->task.vt->batch(&r->task, SL_SPLIT_TRAIN, &r->ts.data_rng, B, T, r->tok, r->tgt);
         sl_ctx_reset(&r->ctx);
         sl_tensor *l = sl_model_loss(&r->model, &r->ctx, r->tok, r->tgt, B, T);
-        loss += l->data[0] / (double)c->grad_accum;
+        o.loss += l->data[0] / (double)c->grad_accum;
         sl_backward_with(&r->ctx, l, &scale);
     }
     sl_ctx_reset(&r->ctx);
-    *gnorm = sl_clip_grad(&r->model.params, c->grad_clip);
-    if (!isfinite(loss) || !isfinite(*gnorm)) return NAN;
-    *lr = sl_lr_at(c, r->ts.step);
-    sl_adamw_step(&r->model.params, c, r->ts.step, *lr);
-    r->ts.step++;
-    return loss;
+    o.gnorm = sl_clip_grad(&r->model.params, c->grad_clip);
+    if (!isfinite(o.loss)) o.skip = "loss";
+    else if (!isfinite(o.gnorm)) o.skip = "grad_norm";
+    else o.skip = sl_adamw_step(&r->model.params, c, r->ts.step, o.lr);
+    if (!o.skip) r->ts.step++;
+    return o;
+}
+
+/* x as a JSON number with fmt, or null when it is NaN or Inf. */
+static const char *json_num(char *buf, size_t n, const char *fmt, double x)
+{
+    if (isfinite(x)) snprintf(buf, n, fmt, x);
+    else snprintf(buf, n, "null");
+    return buf;
 }
 
 static double validate(run *r)
@@ -205,8 +216,10 @@ static double validate(run *r)
     const sl_config *c = &r->cfg;
     double v = sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, c->eval_batches,
                            c->batch_size, c->seq_len);
-    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",\"loss\":%.6f,\"bpc\":%.6f}\n",
-            (long long)r->ts.step, v, v / M_LN2);
+    char a[32], b[32];
+    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",\"loss\":%s,\"bpc\":%s}\n",
+            (long long)r->ts.step, json_num(a, sizeof a, "%.6f", v),
+            json_num(b, sizeof b, "%.6f", v / M_LN2));
     fflush(r->log);
     if (r->tty) fprintf(stderr, "\n");
     fprintf(stderr, "step %lld: val loss %.4f, %.4f bits/token\n", (long long)r->ts.step, v,
@@ -214,32 +227,70 @@ static double validate(run *r)
     return v;
 }
 
+/* Logs a skipped update; fails once max_skipped_steps were skipped in a
+ * row. The weights and moments are those of the last applied update. */
+static sl_status skipped(run *r, const step_out *o)
+{
+    const sl_config *c = &r->cfg;
+    r->skipped++;
+    r->in_a_row++;
+    char a[32], b[32];
+    fprintf(r->log,
+            "{\"step\":%lld,\"skipped\":\"%s\",\"loss\":%s,\"grad_norm\":%s,\"lr\":%.6g,"
+            "\"skipped_in_a_row\":%lld,\"skipped_total\":%lld}\n",
+            (long long)r->ts.step, o->skip, json_num(a, sizeof a, "%.6f", o->loss),
+            json_num(b, sizeof b, "%.6f", o->gnorm), o->lr, (long long)r->in_a_row,
+            (long long)r->skipped);
+    fflush(r->log);
+    if (r->tty) fprintf(stderr, "\n");
+    bool param = strcmp(o->skip, "loss") != 0 && strcmp(o->skip, "grad_norm") != 0;
+    fprintf(stderr, "step %lld: update skipped: the %s%s became NaN/Inf (%lld in a row)\n",
+            (long long)r->ts.step, param ? "update of " : "", o->skip, (long long)r->in_a_row);
+    if (r->in_a_row < c->max_skipped_steps) return SL_OK;
+    char kept[SL_PATH_LEN + 96];
+    if (r->saved_step >= 0)
+        snprintf(kept, sizeof kept, "%s holds step %lld", r->ckpt, (long long)r->saved_step);
+    else
+        snprintf(kept, sizeof kept, "%s was not overwritten", r->ckpt);
+    return sl_fail(SL_ERR_NUMERIC,
+                   "step %lld: %lld updates in a row skipped (max_skipped_steps): the %s%s "
+                   "became NaN/Inf (lr %g); lower lr, check beta2 and adam_eps, or check the "
+                   "data; %s",
+                   (long long)r->ts.step, (long long)r->in_a_row, param ? "update of " : "",
+                   o->skip, o->lr, kept);
+}
+
+/* The signal that asked the run to stop, or 0. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
 static sl_status loop(run *r, double *final_val)
 {
     const sl_config *c = &r->cfg;
     int64_t end = c->stop_step >= 0 && c->stop_step < c->steps ? c->stop_step : c->steps;
     double t0 = sl_seconds(), tlast = t0, val = NAN;
     int64_t start = r->ts.step, tokens = c->batch_size * c->seq_len * c->grad_accum;
-    while (r->ts.step < end) {
-        double gnorm = 0, lr = 0, loss = update(r, &gnorm, &lr);
-        if (isnan(loss)) {
-            if (r->tty) fprintf(stderr, "\n");
-            return sl_fail(SL_ERR_NUMERIC,
-                           "step %lld: the training loss or gradient became NaN/Inf (lr %g); "
-                           "lower lr or check the data; %s was not overwritten",
-                           (long long)r->ts.step, sl_lr_at(c, r->ts.step), r->ckpt);
-        }
+    while (r->ts.step < end && !stop_signal) {
+        step_out o = update(r);
         double t = sl_seconds(), tok_s = tokens * (double)(r->ts.step - start) / (t - t0);
+        if (o.skip) {
+            sl_status st = skipped(r, &o);
+            if (st) return st;
+            continue;
+        }
+        r->in_a_row = 0;
         if (r->ts.step % c->log_every == 0 || r->ts.step == end) {
             fprintf(r->log,
                     "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
                     "\"tokens_per_s\":%.1f,\"step_ms\":%.2f,\"elapsed_s\":%.2f}\n",
-                    (long long)r->ts.step, loss, lr, gnorm, tok_s, 1000 * (t - tlast), t - t0);
+                    (long long)r->ts.step, o.loss, o.lr, o.gnorm, tok_s, 1000 * (t - tlast),
+                    t - t0);
             fflush(r->log);
         }
         tlast = t;
         if (r->tty)
-            progress(r->ts.step, end, loss, tok_s,
+            progress(r->ts.step, end, o.loss, tok_s,
                      (t - t0) / (double)(r->ts.step - start) * (double)(end - r->ts.step));
         if (c->eval_every && r->ts.step % c->eval_every == 0 && r->ts.step < end) val = validate(r);
         if (c->ckpt_every && r->ts.step % c->ckpt_every == 0) {
@@ -254,18 +305,48 @@ static sl_status loop(run *r, double *final_val)
         }
     }
     if (r->tty && r->ts.step > start) fprintf(stderr, "\n");
+    if (stop_signal) {
+        sl_status st = save(r);
+        if (st) return st;
+        return sl_fail(SL_ERR_STOPPED,
+                       "stopped by %s at step %lld; %s holds it; continue with "
+                       "`seqlab train --resume %s`",
+                       stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)r->ts.step,
+                       r->ckpt, r->ckpt);
+    }
     if (r->ts.step > 0) val = validate(r);
     if (final_val) *final_val = val;
     return save(r);
 }
 
-sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val)
+sl_status sl_train_run(const sl_config *cfg, sl_train_opts *o)
 {
     run r;
     memset(&r, 0, sizeof r);
+    r.dir.lock_fd = -1;
+    o->signal = 0;
     sl_set_threads((int)cfg->threads);
-    sl_status st = setup(&r, cfg, resume);
-    if (st == SL_OK) st = loop(&r, final_val);
+    sl_status st = setup(&r, cfg, o->resume, o->overwrite);
+    if (st == SL_OK) {
+        /* SA_RESETHAND: a second signal ends the process at once; SA_RESTART:
+         * a write under way is not cut short. */
+        struct sigaction sa = {.sa_handler = on_stop, .sa_flags = SA_RESETHAND | SA_RESTART};
+        struct sigaction old_int, old_term;
+        sigemptyset(&sa.sa_mask);
+        stop_signal = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        st = loop(&r, o->final_val);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        if (st == SL_ERR_STOPPED) o->signal = stop_signal;
+    }
     teardown(&r);
     return st;
+}
+
+sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val)
+{
+    sl_train_opts o = {.resume = resume, .final_val = final_val};
+    return sl_train_run(cfg, &o);
 }

@@ -8,10 +8,24 @@
 #include "tasks/task.h"
 #include "train/checkpoint.h"
 
-/* Trains from scratch (resume == NULL) or continues the checkpoint resume.
- * cfg: the run's config; on resume it must describe the same model.
- * Writes cfg->out_dir/checkpoint.safetensors and metrics.jsonl.
- * final_val: if not NULL, receives the last validation loss (nats/token). */
+typedef struct sl_train_opts {
+    const char *resume; /* the checkpoint to continue, or NULL for a fresh run */
+    bool overwrite;     /* a fresh run may replace out_dir's checkpoint */
+    double *final_val;  /* if not NULL, receives the last validation loss (nats/token) */
+    int signal;         /* out: SIGINT or SIGTERM when one stopped the run, else 0 */
+} sl_train_opts;
+
+/* Trains from scratch or continues o->resume. cfg: the run's config; on
+ * resume it must describe the same model. Owns cfg->out_dir while it runs
+ * (train/outdir.h: a lock, and a fresh run refuses an existing checkpoint
+ * unless o->overwrite), appends to its metrics.jsonl and writes its
+ * checkpoint.safetensors, never with a NaN or Inf in it. An update whose
+ * loss, gradient norm or result is not finite is skipped and logged; the
+ * run fails (SL_ERR_NUMERIC) when max_skipped_steps were skipped in a row.
+ * SIGINT or SIGTERM stops it after the current step with a checkpoint
+ * saved: SL_ERR_STOPPED, o->signal set. */
+sl_status sl_train_run(const sl_config *cfg, sl_train_opts *o);
+/* sl_train_run without overwrite. */
 sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val);
 
 /* Opens the config's task with its options; ck: the checkpoint of the
