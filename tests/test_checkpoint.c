@@ -305,6 +305,26 @@ static void test_sealed_refuses_any_change(void)
     free(good);
 }
 
+/* sl_checkpoint_load with stderr captured into note[1024]. */
+static sl_status quiet_load(const char *path, sl_model *m, sl_train_state *ts, char *note)
+{
+    char cap[700];
+    snprintf(cap, sizeof cap, "%s/stderr.txt", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = fopen(cap, "w+");
+    dup2(fileno(f), 2);
+    sl_status st = sl_checkpoint_load(path, m, ts);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(note, 1, 1023, f);
+    note[n] = '\0';
+    fclose(f);
+    return st;
+}
+
 /* Through sl_checkpoint_open: the header bytes one by one, data bytes at
  * random; then a file without the digest loads, sealed = false. */
 static void test_checkpoint_flips_and_unsealed(void)
@@ -346,8 +366,14 @@ static void test_checkpoint_flips_and_unsealed(void)
     CHECK(sl_st_write(p, f.tensors, f.ntensors, meta, nm) == SL_OK, "%s", sl_errmsg());
     sl_model m;
     sl_train_state ts;
-    CHECK(sl_checkpoint_load(p, &m, &ts) == SL_OK && ts.step == 2, "unsealed loads: %s",
+    char note[1024];
+    CHECK(quiet_load(p, &m, &ts, note) == SL_OK && ts.step == 2, "unsealed loads: %s",
           sl_errmsg());
+    CHECK(strstr(note, "note:") && strstr(note, p) && strstr(note, SL_ST_DIGEST_KEY),
+          "a note names the file: '%s'", note);
+    sl_model_free(&m);
+    CHECK(quiet_load(ck, &m, &ts, note) == SL_OK && note[0] == '\0', "no note when sealed: '%s'",
+          note);
     sl_model_free(&m);
     sl_st_file g;
     CHECK(sl_st_read(p, &g) == SL_OK && !g.sealed, "not sealed");
