@@ -87,7 +87,8 @@ static void test_crc32c_speed(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     (void)crc;
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    printf("# crc32c: %.0f MB/s (100 MB in %.3f s)\n", 32 * 1.048576 / s, s * 100 / (32 * 1.048576));
+    printf("# crc32c: %.0f MB/s (100 MB in %.3f s)\n", 32 * 1.048576 / s,
+           s * 100 / (32 * 1.048576));
     CHECK(s < 0.5, "32 MiB took %.3f s", s);
     free(p);
 }
@@ -147,16 +148,27 @@ static void test_strict_step(void)
 {
     char p[700];
     snprintf(p, sizeof p, "%s/step.safetensors", dir);
-    static const char *const bad[] = {"",     "-1",   "+5",  "007", "1e3", " 5",  "5 ", "0x10",
-                                      "9223372036854775808", "99999999999999999999", "1.0"};
+    static const char *const bad[] = {"",
+                                      "-1",
+                                      "+5",
+                                      "007",
+                                      "1e3",
+                                      " 5",
+                                      "5 ",
+                                      "0x10",
+                                      "9223372036854775808",
+                                      "99999999999999999999",
+                                      "1.0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rewrite(p, "step", bad[i], NULL, 0);
         expect_refused(p, "'step'", "non-negative integer");
     }
     rewrite(p, "step", NULL, NULL, 0);
     expect_refused(p, "'step'", NULL);
-    static const struct { const char *text; int64_t want; } good[] = {
-        {"0", 0}, {"9223372036854775807", INT64_MAX}, {"17", 17}};
+    static const struct {
+        const char *text;
+        int64_t want;
+    } good[] = {{"0", 0}, {"9223372036854775807", INT64_MAX}, {"17", 17}};
     for (size_t i = 0; i < 3; i++) {
         rewrite(p, "step", good[i].text, NULL, 0);
         sl_model m;
@@ -196,9 +208,12 @@ static void test_strict_moments(void)
 {
     char p[700];
     snprintf(p, sizeof p, "%s/adam.safetensors", dir);
-    static const struct { const char *tensor; float x; } bad[] = {
-        {"adam.v.embed.weight", -1e-3f}, {"adam.v.embed.weight", NAN},
-        {"adam.v.norm.weight", INFINITY}, {"adam.m.embed.weight", NAN},
+    static const struct {
+        const char *tensor;
+        float x;
+    } bad[] = {
+        {"adam.v.embed.weight", -1e-3f},   {"adam.v.embed.weight", NAN},
+        {"adam.v.norm.weight", INFINITY},  {"adam.m.embed.weight", NAN},
         {"adam.m.norm.weight", -INFINITY},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -271,7 +286,11 @@ static void test_sealed_refuses_any_change(void)
     snprintf(src, sizeof src, "%s/sealed.safetensors", dir);
     snprintf(p, sizeof p, "%s/flip.safetensors", dir);
     float a[6] = {1, 2, 3, 4, 5, 6};
-    sl_st_tensor t[] = {{.name = "a", .dtype = SL_DT_F32, .ndim = 2, .shape = {2, 3}, .data = a,
+    sl_st_tensor t[] = {{.name = "a",
+                         .dtype = SL_DT_F32,
+                         .ndim = 2,
+                         .shape = {2, 3},
+                         .data = a,
                          .nbytes = sizeof a}};
     sl_st_meta meta[] = {{"config", "{\"lr\":0.001}"}, {"step", "12"}};
     CHECK(sl_st_write_sealed(src, t, 1, meta, 2) == SL_OK, "%s", sl_errmsg());
@@ -367,8 +386,7 @@ static void test_checkpoint_flips_and_unsealed(void)
     sl_model m;
     sl_train_state ts;
     char note[1024];
-    CHECK(quiet_load(p, &m, &ts, note) == SL_OK && ts.step == 2, "unsealed loads: %s",
-          sl_errmsg());
+    CHECK(quiet_load(p, &m, &ts, note) == SL_OK && ts.step == 2, "unsealed loads: %s", sl_errmsg());
     CHECK(strstr(note, "note:") && strstr(note, p) && strstr(note, SL_ST_DIGEST_KEY),
           "a note names the file: '%s'", note);
     sl_model_free(&m);
@@ -389,7 +407,8 @@ static void test_checkpoint_flips_and_unsealed(void)
 int main(void)
 {
     /* tmpfs where there is one: every checkpoint write fsyncs. */
-    snprintf(dir, sizeof dir, "%s/seqlab-test-ck-XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+    snprintf(dir, sizeof dir, "%s/seqlab-test-ck-XXXXXX",
+             access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
     if (!mkdtemp(dir)) return 1;
     char text[600];
     snprintf(text, sizeof text, "%s/text.txt", dir);

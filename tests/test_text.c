@@ -150,7 +150,8 @@ static void test_streaming_matches_reference(void)
         int64_t len[3];
         ref_splits(text, n, 20, ids, len);
         sl_task t;
-        CHECK(open_text(&t, 4, NULL, 0, NULL) == SL_OK, "%lld bytes: %s", (long long)n, sl_errmsg());
+        CHECK(open_text(&t, 4, NULL, 0, NULL) == SL_OK, "%lld bytes: %s", (long long)n,
+              sl_errmsg());
         for (int s = 0; s < 3 && t.impl; s++) {
             int64_t m = t.vt->split_size(&t, (sl_split)s);
             CHECK(m == len[s], "%lld bytes, split %d: %lld vs %lld", (long long)n, s, (long long)m,
@@ -204,7 +205,9 @@ static void test_bad_bytes_name_offsets(void)
 /* A directory, a device, a missing or an empty file: refused, saying why. */
 static void test_not_a_text_file(void)
 {
-    static const struct { const char *path, *phrase; } cases[] = {
+    static const struct {
+        const char *path, *phrase;
+    } cases[] = {
         {"/tmp", "is a directory"},
         {"/dev/zero", "not a regular file"},
         {"/dev/null", "not a regular file"},

@@ -6,7 +6,8 @@
 #include <pthread.h>
 #include <string.h>
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the 8-byte step loads little-endian words");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the 8-byte step loads little-endian words");
 
 #define POLY 0x82F63B78u
 

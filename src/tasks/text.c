@@ -104,8 +104,8 @@ static sl_status scan_file(int fd, const char *path, uint64_t every, uint8_t *bu
 }
 
 /* Pass 2: ids of each split, in file order; x->ids[s] holds sc->len[s]. */
-static sl_status fill_splits(int fd, const char *path, uint64_t every, uint8_t *buf,
-                             const scan *sc, text *x)
+static sl_status fill_splits(int fd, const char *path, uint64_t every, uint8_t *buf, const scan *sc,
+                             text *x)
 {
     int16_t index[256];
     sl_charvocab_index(&x->vocab, index);
@@ -179,10 +179,9 @@ static sl_status text_open(sl_task *t, const sl_task_env *env)
     t->vocab_size = x->vocab.n;
     for (int s = 0; s < 3; s++)
         if (x->len[s] < env->seq_len + 1)
-            return sl_fail(SL_ERR_FORMAT,
-                           "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
-                           env->data, SPLIT_NAMES[s], (long long)x->len[s],
-                           (long long)env->seq_len + 1);
+            return sl_fail(
+                SL_ERR_FORMAT, "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
+                env->data, SPLIT_NAMES[s], (long long)x->len[s], (long long)env->seq_len + 1);
     return SL_OK;
 }
 

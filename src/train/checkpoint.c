@@ -67,7 +67,7 @@ static sl_st_tensor entry(const char *name, const sl_tensor *t, const float *dat
 }
 
 /* Metadata keys the checkpoint itself writes. */
-static const char *const OWN_KEYS[] = {"format",   "seqlab_version", "config",       "step",
+static const char *const OWN_KEYS[] = {"format",   "seqlab_version", "config",        "step",
                                        "rng_data", "rng_dropout",    SL_ST_DIGEST_KEY};
 #define N_OWN (sizeof OWN_KEYS / sizeof OWN_KEYS[0])
 

@@ -887,7 +887,8 @@ static sl_status verify_digest(const char *path, const unsigned char *header, si
         return SL_OK;
     }
     bool hex = strlen(want) == DIGEST_LEN;
-    for (const char *c = want; hex && *c; c++) hex = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
+    for (const char *c = want; hex && *c; c++)
+        hex = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
     size_t at = digest_at(header, hlen);
     if (!hex || at == SIZE_MAX || memcmp(header + at, want, DIGEST_LEN) != 0)
         return sl_fail(SL_ERR_FORMAT,

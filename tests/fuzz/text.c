@@ -22,8 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sl_opts_set(&o, "task 'text'", "fuzz", "holdout_every", every, SL_FROM_TEXT))
         abort();
     const bool meta = data[0] & 0x80;
-    const sl_task_env env = {.data = path, .seq_len = T, .vocab_size = 28, .opts = &o,
-                             .meta = meta ? &vocab : NULL, .n_meta = meta, .meta_src = "ck"};
+    const sl_task_env env = {.data = path,
+                             .seq_len = T,
+                             .vocab_size = 28,
+                             .opts = &o,
+                             .meta = meta ? &vocab : NULL,
+                             .n_meta = meta,
+                             .meta_src = "ck"};
     sl_task t;
     if (sl_task_open(&t, &sl_task_text, &env) != SL_OK) {
         FUZZ_ASSERT(strstr(sl_errmsg(), path) != NULL, "a refusal names the file");
