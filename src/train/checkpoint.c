@@ -207,11 +207,6 @@ sl_status sl_checkpoint_open(sl_checkpoint *ck, const char *path)
     sl_status st = sl_st_read(path, &ck->file);
     if (st) return st;
     const sl_st_file *f = &ck->file;
-    if (!f->sealed)
-        fprintf(stderr,
-                "seqlab: note: %s has no '%s' digest (written by another tool or an older "
-                "seqlab), so its integrity cannot be checked\n",
-                path, SL_ST_DIGEST_KEY);
     const char *fmt = sl_st_meta_find(f, "format");
     const char *config = sl_st_meta_find(f, "config");
     char where[600];
@@ -230,7 +225,13 @@ sl_status sl_checkpoint_open(sl_checkpoint *ck, const char *path)
         snprintf(msg, sizeof msg, "%s", sl_errmsg());
         st = sl_fail(st, "%s: %s", where, msg);
     }
-    if (st) sl_checkpoint_close(ck);
+    if (st)
+        sl_checkpoint_close(ck);
+    else if (!f->sealed)
+        fprintf(stderr,
+                "seqlab: note: %s has no '%s' digest (written by another tool or an older "
+                "seqlab), so its integrity cannot be checked\n",
+                path, SL_ST_DIGEST_KEY);
     return st;
 }
 
