@@ -5,6 +5,7 @@
  * bad one fails before it writes anything. */
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -243,7 +244,8 @@ static void test_strict_moments(void)
     free(after);
 }
 
-/* The stored config is one object; a BOM before the header is not JSON. */
+/* The stored config is one object; a BOM before the header is not JSON;
+ * a FIFO, a device or a directory is not a checkpoint. */
 static void test_strict_config_and_header(void)
 {
     char p[700];
@@ -274,6 +276,15 @@ static void test_strict_config_and_header(void)
     CHECK(sl_st_read(p, &f) == SL_ERR_FORMAT && strstr(sl_errmsg(), "byte order mark") &&
               strstr(sl_errmsg(), p),
           "%s", sl_errmsg());
+    /* Not regular files: refused at once (a FIFO is not waited on). */
+    char fifo[700];
+    snprintf(fifo, sizeof fifo, "%s/ck.fifo", dir);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    const char *odd[] = {fifo, "/dev/zero", dir};
+    for (int i = 0; i < 3; i++)
+        CHECK(sl_st_read(odd[i], &f) == SL_ERR_IO && strstr(sl_errmsg(), odd[i]), "%s: %s", odd[i],
+              sl_errmsg());
+    unlink(fifo);
     free(bom);
     free(raw);
 }

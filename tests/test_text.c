@@ -1,5 +1,7 @@
 /* The text task: vocabulary, split by line, batches shifted by one. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "tasks/charvocab.h"
@@ -202,7 +204,8 @@ static void test_bad_bytes_name_offsets(void)
     remove(path);
 }
 
-/* A directory, a device, a missing or an empty file: refused, saying why. */
+/* A directory, a device, a FIFO, a missing or an empty file: refused,
+ * saying why. */
 static void test_not_a_text_file(void)
 {
     static const struct {
@@ -222,9 +225,20 @@ static void test_not_a_text_file(void)
                   strstr(sl_errmsg(), cases[i].path) && strstr(sl_errmsg(), cases[i].phrase),
               "%s: %s", cases[i].path, sl_errmsg());
     }
+    /* A FIFO with no writer: refused at once, not waited on. */
+    const char *fifo = "/tmp/seqlab-test-text.fifo";
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    sl_opts o;
+    sl_opts_defaults(&o, sl_task_text.options);
+    const sl_task_env env = {.data = fifo, .seq_len = 8, .opts = &o};
+    sl_task t;
+    CHECK(sl_task_open(&t, &sl_task_text, &env) == SL_ERR_IO &&
+              strstr(sl_errmsg(), "not a regular file"),
+          "fifo: %s", sl_errmsg());
+    unlink(fifo);
     FILE *f = fopen(path, "wb");
     fclose(f);
-    sl_task t;
     CHECK(open_text(&t, 8, NULL, 0, NULL) == SL_ERR_FORMAT && strstr(sl_errmsg(), "empty"), "%s",
           sl_errmsg());
     remove(path);

@@ -56,7 +56,9 @@ typedef struct scan {
 
 static sl_status open_data(const char *path, int *fd)
 {
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer; on a regular file it changes nothing. */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (*fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
     struct stat sb;
     const char *why = NULL;

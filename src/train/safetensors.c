@@ -810,7 +810,9 @@ static sl_status read_exact(int fd, void *p, size_t n, const char *path)
  * not the writer padded the header. Sets *hlen and *size. */
 static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is
+     * refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     sl_status st = SL_OK;
