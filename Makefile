@@ -22,7 +22,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libseqlab.a
 BIN      := $(BUILD)/seqlab
 
-.PHONY: all deps demo test check asan bench parity install clean
+.PHONY: all deps demo test check asan fuzz bench parity install clean
 all: $(BIN) $(TESTS)
 
 deps:
@@ -72,6 +72,35 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    UBSAN_OPTIONS=print_stacktrace=1 tests/run.sh build-asan
 
+# libFuzzer on each target in tests/fuzz/ for FUZZ_SECONDS, starting from its
+# committed corpus (tests/fuzz/corpus/NAME); inputs it finds go to
+# build-fuzz/corpus/NAME, crashes to build-fuzz/NAME-crash-*. `make test`
+# replays the committed corpus without clang (tests/test_fuzz_corpus.c).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/*.c)))
+fuzz: deps
+	@tools/install_deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/libseqlab.a BUILD=$(FUZZ_BUILD) CC=clang \
+	    OPT="-O1 -g -fno-omit-frame-pointer -Wno-pass-failed -Wno-unknown-pragmas -fsanitize=fuzzer-no-link $(FUZZ_SAN)"
+	@mkdir -p $(FUZZ_BUILD)/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    clang $(filter-out -O3 -march=native,$(CFLAGS)) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) \
+	        -Itests tests/fuzz/$$t.c $(FUZZ_BUILD)/libseqlab.a $(LDLIBS) -o $(FUZZ_BUILD)/fuzz/$$t \
+	        || exit 1; \
+	done
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    UBSAN_OPTIONS=print_stacktrace=1 $(FUZZ_BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/$$t- \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1; \
+	    rc=$$?; grep -E "DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
+	        $(FUZZ_BUILD)/$$t.log; \
+	    if [ $$rc -ne 0 ]; then tail -n 40 $(FUZZ_BUILD)/$$t.log; exit 1; fi; \
+	done
+
 # Training-step speed against PyTorch (tools/bench_torch.py) on the same
 # thread count, in the same run.
 bench: deps
@@ -102,7 +131,7 @@ install: $(BIN)
 	    -e 's|@BLASDIR@|$(BLASDIR)|' tools/seqlab.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/seqlab.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # Each test is compiled and linked from its one .c; -MMD writes its
 # dependencies to BUILD/tests/test_X.d, so touching a header it includes

@@ -3,12 +3,14 @@
 #   build: compilers' libraries (OpenBLAS OpenMP build, FFTW, cJSON)
 #   data:  the King James Bible text for the demo
 #   torch: the PyTorch oracle (Debian's python3-torch)
+#   fuzz:  clang with libFuzzer and the sanitizer runtimes, for `make fuzz`
 set -e
 case "$1" in
 build) pkgs="gcc make libc6-dev pkg-config libopenblas-openmp-dev libfftw3-dev libcjson-dev" ;;
 data) pkgs="bible-kjv bible-kjv-text" ;;
 torch) pkgs="python3-torch python3-numpy" ;;
-*) echo "usage: $0 build|data|torch" >&2; exit 2 ;;
+fuzz) pkgs="clang libclang-rt-14-dev libomp-14-dev" ;;
+*) echo "usage: $0 build|data|torch|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

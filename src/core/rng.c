@@ -11,6 +11,10 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
+/* Never the all-zero state, xoshiro's fixed point (it would return 0 forever
+ * and sl_rng_below would never return): splitmix64's output is a bijection
+ * of its counter, so the four words come from four distinct counters and at
+ * most one of them is 0. Checkpoints refuse an all-zero state on load. */
 void sl_rng_seed(sl_rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);

@@ -207,11 +207,11 @@ static inline float masked_max(const float *x, int n8, int a, int b)
         v8i take = (lane + j >= a) & (lane + j < b) & (v > mx);
         mx = VSELECT(take, v, mx);
     }
-    v8 sh = __builtin_shuffle(mx, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
+    v8 sh = __builtin_shufflevector(mx, mx, 4, 5, 6, 7, 0, 1, 2, 3);
     mx = VMAX(mx, sh);
-    sh = __builtin_shuffle(mx, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
+    sh = __builtin_shufflevector(mx, mx, 2, 3, 0, 1, 6, 7, 4, 5);
     mx = VMAX(mx, sh);
-    sh = __builtin_shuffle(mx, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+    sh = __builtin_shufflevector(mx, mx, 1, 0, 3, 2, 5, 4, 7, 6);
     mx = VMAX(mx, sh);
     return mx[0];
 }
@@ -221,9 +221,9 @@ static inline float row_sum(const float *x, int n8)
 {
     v8 s = {0};
     for (int j = 0; j < n8; j += 8) s += VLOAD(x + j);
-    s += __builtin_shuffle(s, (v8i){4, 5, 6, 7, 0, 1, 2, 3});
-    s += __builtin_shuffle(s, (v8i){2, 3, 0, 1, 6, 7, 4, 5});
-    s += __builtin_shuffle(s, (v8i){1, 0, 3, 2, 5, 4, 7, 6});
+    s += __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3);
+    s += __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5);
+    s += __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6);
     return s[0];
 }
 

@@ -14,15 +14,22 @@ static void to_hex(sl_charvocab *v)
     v->hex[2 * v->n] = '\0';
 }
 
-void sl_charvocab_from_text(sl_charvocab *v, const char *text, int64_t n)
+void sl_charvocab_from_first(sl_charvocab *v, const int64_t first[256])
 {
-    bool seen[256] = {false};
-    for (int64_t i = 0; i < n; i++) seen[(uint8_t)text[i]] = true;
     v->n = 0;
     for (int c = 1; c < 256; c++)
-        if (seen[c]) v->bytes[v->n++] = (char)c;
+        if (first[c] >= 0) v->bytes[v->n++] = (char)c;
     v->bytes[v->n] = '\0';
     to_hex(v);
+}
+
+void sl_charvocab_from_text(sl_charvocab *v, const char *text, int64_t n)
+{
+    int64_t first[256];
+    memset(first, -1, sizeof first);
+    for (int64_t i = n - 1; i >= 0; i--) first[(uint8_t)text[i]] = i;
+    first[0] = -1;
+    sl_charvocab_from_first(v, first);
 }
 
 static int hex_val(char c)
@@ -57,19 +64,38 @@ sl_status sl_charvocab_from_meta(sl_charvocab *v, const sl_kv *meta, size_t n_me
     return SL_OK;
 }
 
+void sl_charvocab_index(const sl_charvocab *v, int16_t index[256])
+{
+    for (int c = 0; c < 256; c++) index[c] = -1;
+    for (int64_t i = 0; i < v->n; i++) index[(uint8_t)v->bytes[i]] = (int16_t)i;
+}
+
+static sl_status not_in_vocab(uint8_t c, int64_t at)
+{
+    bool show = c >= 32 && c < 127;
+    return sl_fail(SL_ERR_ARG,
+                   "character %s%c%s (byte 0x%02x) at offset %lld is not in the vocabulary",
+                   show ? "'" : "", show ? c : ' ', show ? "'" : "", c, (long long)at);
+}
+
 sl_status sl_charvocab_encode(const sl_charvocab *v, const char *s, int64_t n, int32_t *ids)
 {
     int16_t index[256];
-    memset(index, -1, sizeof index);
-    for (int64_t i = 0; i < v->n; i++) index[(uint8_t)v->bytes[i]] = (int16_t)i;
+    sl_charvocab_index(v, index);
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)s[i];
-        if (index[c] < 0)
-            return sl_fail(SL_ERR_ARG,
-                           "character %s%c%s (byte 0x%02x) at offset %lld is not in the vocabulary",
-                           c >= 32 && c < 127 ? "'" : "", c >= 32 && c < 127 ? c : ' ',
-                           c >= 32 && c < 127 ? "'" : "", c, (long long)i);
+        if (index[c] < 0) return not_in_vocab(c, i);
         ids[i] = index[c];
     }
     return SL_OK;
+}
+
+sl_status sl_charvocab_check(const sl_charvocab *v, const int64_t first[256])
+{
+    int16_t index[256];
+    sl_charvocab_index(v, index);
+    int bad = -1;
+    for (int c = 0; c < 256; c++)
+        if (first[c] >= 0 && index[c] < 0 && (bad < 0 || first[c] < first[bad])) bad = c;
+    return bad < 0 ? SL_OK : not_in_vocab((uint8_t)bad, first[bad]);
 }

@@ -6,12 +6,16 @@
  * sends one line in holdout_every (20: 5%) to validation, one to test and
  * the rest to training, so every split samples the whole book and the
  * split never depends on the seed.
- * A batch row is a random window of T+1 consecutive bytes of its split;
+ * A batch row is a random window of T+1 consecutive bytes of its split
+ * (its lines' bytes, concatenated in file order);
  * the target of byte t is byte t+1. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tasks/charvocab.h"
 #include "tasks/task.h"
@@ -21,6 +25,8 @@ typedef struct text {
     int64_t len[3];
     sl_charvocab vocab;
 } text;
+
+static const char *const SPLIT_NAMES[3] = {"train", "validation", "test"};
 
 static uint64_t line_hash(uint64_t i)
 {
@@ -36,27 +42,122 @@ static sl_split split_of_line(uint64_t line, uint64_t every)
     return h == 0 ? SL_SPLIT_VAL : h == 1 ? SL_SPLIT_TEST : SL_SPLIT_TRAIN;
 }
 
-static sl_status read_file(const char *path, char **out, int64_t *len)
+/* The file is read twice in CHUNK-byte pieces, never whole: the first pass
+ * learns the vocabulary and each split's length, the second writes each
+ * byte's id straight into its split. Peak memory is the file's size (the
+ * three splits) plus one chunk (docs/formats.md, "Text data"). */
+#define CHUNK ((size_t)1 << 20)
+
+/* What the first pass learns. first[c]: offset of byte c's first occurrence
+ * or -1; len[s]: bytes of split s. */
+typedef struct scan {
+    int64_t n, len[3], first[256];
+} scan;
+
+static sl_status open_data(const char *path, int *fd)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sl_fail(SL_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0 || ftell(f) < 0) {
-        fclose(f);
-        return sl_fail(SL_ERR_IO, "%s: cannot read data file", path);
-    }
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return sl_fail(SL_ERR_IO, "%s: cannot read data file", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer; on a regular file it changes nothing. */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
+    struct stat sb;
+    const char *why = NULL;
+    if (fstat(*fd, &sb) != 0)
+        why = strerror(errno);
+    else if (S_ISDIR(sb.st_mode))
+        why = "it is a directory; expected a text file";
+    else if (!S_ISREG(sb.st_mode))
+        why = "not a regular file (a device, FIFO or socket); expected a text file";
+    if (!why) return SL_OK;
+    close(*fd);
+    *fd = -1;
+    return sl_fail(SL_ERR_IO, "%s: cannot read data file: %s", path, why);
+}
+
+/* Reads the chunk at off into buf; *got = 0 at the end of the file. */
+static sl_status read_chunk(int fd, const char *path, uint8_t *buf, int64_t off, size_t *got)
+{
+    ssize_t r;
+    do r = pread(fd, buf, CHUNK, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return sl_fail(SL_ERR_IO, "%s: cannot read data file: %s", path, strerror(errno));
+    *got = (size_t)r;
     return SL_OK;
+}
+
+/* Pass 1. The byte ending a line (its '\n') belongs to that line. */
+static sl_status scan_file(int fd, const char *path, uint64_t every, uint8_t *buf, scan *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    memset(sc->first, -1, sizeof sc->first);
+    uint64_t line = 0;
+    sl_split s = split_of_line(0, every);
+    for (;;) {
+        size_t got = 0;
+        sl_status st = read_chunk(fd, path, buf, sc->n, &got);
+        if (st || !got) return st;
+        for (size_t i = 0; i < got; i++) {
+            if (sc->first[buf[i]] < 0) sc->first[buf[i]] = sc->n + (int64_t)i;
+            sc->len[s]++;
+            if (buf[i] == '\n') s = split_of_line(++line, every);
+        }
+        sc->n += (int64_t)got;
+    }
+}
+
+/* Pass 2: ids of each split, in file order; x->ids[s] holds sc->len[s]. */
+static sl_status fill_splits(int fd, const char *path, uint64_t every, uint8_t *buf, const scan *sc,
+                             text *x)
+{
+    int16_t index[256];
+    sl_charvocab_index(&x->vocab, index);
+    uint64_t line = 0;
+    sl_split s = split_of_line(0, every);
+    int64_t off = 0;
+    for (;;) {
+        size_t got = 0;
+        sl_status st = read_chunk(fd, path, buf, off, &got);
+        if (st) return st;
+        if (!got) break;
+        off += (int64_t)got;
+        for (size_t i = 0; i < got; i++) {
+            if (index[buf[i]] < 0 || x->len[s] == sc->len[s])
+                return sl_fail(SL_ERR_IO, "%s: data file changed while being read", path);
+            x->ids[s][x->len[s]++] = (uint8_t)index[buf[i]];
+            if (buf[i] == '\n') s = split_of_line(++line, every);
+        }
+    }
+    if (off != sc->n) return sl_fail(SL_ERR_IO, "%s: data file changed while being read", path);
+    return SL_OK;
+}
+
+static sl_status text_load(text *x, int fd, const sl_task_env *env, uint64_t every, uint8_t *buf)
+{
+    const char *path = env->data;
+    scan sc;
+    sl_status st = scan_file(fd, path, every, buf, &sc);
+    if (st) return st;
+    if (sc.n == 0) return sl_fail(SL_ERR_FORMAT, "%s: data file is empty", path);
+    if (sc.first[0] >= 0)
+        return sl_fail(SL_ERR_FORMAT, "%s: expected text, found a NUL byte at offset %lld", path,
+                       (long long)sc.first[0]);
+    if (env->meta) {
+        st = sl_charvocab_from_meta(&x->vocab, env->meta, env->n_meta, env->vocab_size,
+                                    env->meta_src);
+        if (!st && sl_charvocab_check(&x->vocab, sc.first)) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", sl_errmsg());
+            st = sl_fail(SL_ERR_ARG, "%s: %s of %s", path, msg, env->meta_src);
+        }
+        if (st) return st;
+    } else {
+        sl_charvocab_from_first(&x->vocab, sc.first);
+    }
+    for (int s = 0; s < 3; s++)
+        if (!(x->ids[s] = malloc(sc.len[s] ? (size_t)sc.len[s] : 1)))
+            return sl_fail(SL_ERR_OOM, "%s: out of memory for %lld bytes of the %s split", path,
+                           (long long)sc.len[s], SPLIT_NAMES[s]);
+    return fill_splits(fd, path, every, buf, &sc, x);
 }
 
 static sl_status text_open(sl_task *t, const sl_task_env *env)
@@ -64,58 +165,26 @@ static sl_status text_open(sl_task *t, const sl_task_env *env)
     const uint64_t every = (uint64_t)sl_opt_int(env->opts, "holdout_every");
     if (!env->data[0])
         return sl_fail(SL_ERR_CONFIG, "config key 'data': the text task needs a data file");
-    char *buf = NULL;
-    int64_t n = 0;
-    sl_status st = read_file(env->data, &buf, &n);
+    int fd;
+    sl_status st = open_data(env->data, &fd);
     if (st) return st;
-    if (n == 0) {
-        free(buf);
-        return sl_fail(SL_ERR_FORMAT, "%s: data file is empty", env->data);
-    }
-    if (memchr(buf, 0, (size_t)n)) {
-        free(buf);
-        return sl_fail(SL_ERR_FORMAT, "%s: expected text, found a NUL byte", env->data);
-    }
     text *x = calloc(1, sizeof *x);
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
-    if (!ids || !x) {
-        free(ids);
-        free(x);
-        free(buf);
-        return sl_fail(SL_ERR_OOM, "%s: out of memory", env->data);
-    }
-    t->impl = x;
-    if (env->meta) {
-        st = sl_charvocab_from_meta(&x->vocab, env->meta, env->n_meta, env->vocab_size,
-                                    env->meta_src);
-        if (!st && sl_charvocab_encode(&x->vocab, buf, n, ids)) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", sl_errmsg());
-            st = sl_fail(SL_ERR_ARG, "%s: %s of %s", env->data, msg, env->meta_src);
-        }
-    } else {
-        sl_charvocab_from_text(&x->vocab, buf, n);
-        sl_charvocab_encode(&x->vocab, buf, n, ids);
-    }
-    t->vocab_size = x->vocab.n;
-    for (int s = 0; s < 3 && !st; s++)
-        if (!(x->ids[s] = malloc((size_t)n)))
-            st = sl_fail(SL_ERR_OOM, "%s: out of memory", env->data);
-    int64_t line = 0;
-    for (int64_t i = 0; i < n && !st; i++) {
-        sl_split s = split_of_line((uint64_t)line, every);
-        x->ids[s][x->len[s]++] = (uint8_t)ids[i];
-        if (buf[i] == '\n') line++;
-    }
-    free(ids);
+    uint8_t *buf = malloc(CHUNK);
+    if (!x || !buf)
+        st = sl_fail(SL_ERR_OOM, "%s: out of memory", env->data);
+    else
+        st = text_load(x, fd, env, every, buf);
+    close(fd);
     free(buf);
-    for (int s = 0; s < 3 && !st; s++)
+    if (x) t->impl = x;
+    if (st) return st;
+    t->vocab_size = x->vocab.n;
+    for (int s = 0; s < 3; s++)
         if (x->len[s] < env->seq_len + 1)
-            st = sl_fail(SL_ERR_FORMAT,
-                         "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
-                         env->data, s == 0 ? "train" : s == 1 ? "validation" : "test",
-                         (long long)x->len[s], (long long)env->seq_len + 1);
-    return st;
+            return sl_fail(
+                SL_ERR_FORMAT, "%s: the %s split has %lld bytes, fewer than seq_len + 1 = %lld",
+                env->data, SPLIT_NAMES[s], (long long)x->len[s], (long long)env->seq_len + 1);
+    return SL_OK;
 }
 
 static void text_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T,

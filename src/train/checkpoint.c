@@ -1,8 +1,11 @@
 /* Checkpoint save and load on top of the safetensors reader and writer. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
@@ -64,8 +67,8 @@ static sl_st_tensor entry(const char *name, const sl_tensor *t, const float *dat
 }
 
 /* Metadata keys the checkpoint itself writes. */
-static const char *const OWN_KEYS[] = {"format", "seqlab_version", "config",
-                                       "step",   "rng_data",       "rng_dropout"};
+static const char *const OWN_KEYS[] = {"format",   "seqlab_version", "config",        "step",
+                                       "rng_data", "rng_dropout",    SL_ST_DIGEST_KEY};
 #define N_OWN (sizeof OWN_KEYS / sizeof OWN_KEYS[0])
 
 sl_status sl_checkpoint_save(const char *path, const sl_model *m, const sl_kv *extra,
@@ -112,7 +115,7 @@ sl_status sl_checkpoint_save(const char *path, const sl_model *m, const sl_kv *e
         meta[nm++] = (sl_st_meta){"rng_data", rd};
         meta[nm++] = (sl_st_meta){"rng_dropout", rp};
     }
-    sl_status st = sl_st_write(path, t, n, meta, nm);
+    sl_status st = sl_st_write_sealed(path, t, n, meta, nm);
     free(t);
     free(names);
     free(config);
@@ -128,18 +131,72 @@ static sl_status load_tensor(const sl_st_file *f, const char *name, const sl_ten
     return st;
 }
 
+/* A decimal int64 >= 0 with no sign, space or leading zero, as the writer
+ * prints it; false for "", "007", "-1", "1e3" or anything past INT64_MAX. */
+static bool parse_step(const char *s, int64_t *out)
+{
+    if (!s || !*s || (s[0] == '0' && s[1])) return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > ((uint64_t)INT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+/* All-zero is xoshiro's fixed point: it yields 0 forever, and rejection
+ * sampling (sl_rng_below) would never return. sl_rng_seed never makes it. */
+static sl_status load_rng(const char *path, const sl_st_file *f, const char *key, sl_rng *r)
+{
+    if (!rng_unhex(sl_st_meta_find(f, key), r))
+        return sl_fail(SL_ERR_FORMAT, "%s: metadata '%s': expected 64 hex digits", path, key);
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+        return sl_fail(SL_ERR_FORMAT,
+                       "%s: metadata '%s': the all-zero state is not a valid xoshiro256** state",
+                       path, key);
+    return SL_OK;
+}
+
 static sl_status load_state(const char *path, const sl_st_file *f, sl_train_state *ts)
 {
-    const char *step = sl_st_meta_find(f, "step");
-    char *end = NULL;
-    long long s = step ? strtoll(step, &end, 10) : -1;
-    if (!step || *end || s < 0)
-        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'step': expected a non-negative integer", path);
-    ts->step = s;
-    if (!rng_unhex(sl_st_meta_find(f, "rng_data"), &ts->data_rng))
-        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'rng_data': expected 64 hex digits", path);
-    if (!rng_unhex(sl_st_meta_find(f, "rng_dropout"), &ts->drop_rng))
-        return sl_fail(SL_ERR_FORMAT, "%s: metadata 'rng_dropout': expected 64 hex digits", path);
+    if (!parse_step(sl_st_meta_find(f, "step"), &ts->step))
+        return sl_fail(SL_ERR_FORMAT,
+                       "%s: metadata 'step': expected a non-negative integer up to %" PRId64
+                       " in plain decimal",
+                       path, INT64_MAX);
+    sl_status st = load_rng(path, f, "rng_data", &ts->data_rng);
+    return st ? st : load_rng(path, f, "rng_dropout", &ts->drop_rng);
+}
+
+/* AdamW divides by sqrt(v) + eps: a negative or non-finite v, or a
+ * non-finite m, turns every weight it touches into NaN on the next step. */
+static sl_status check_moments(const char *path, const char *name, const float *x, int64_t n,
+                               bool second)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) || (second && x[i] < 0))
+            return sl_fail(SL_ERR_FORMAT, "%s: tensor '%s': element %lld is %g; expected %s", path,
+                           name, (long long)i, (double)x[i],
+                           second ? "a finite value >= 0 (a second moment)" : "a finite value");
+    return SL_OK;
+}
+
+/* The stored config is one JSON object and nothing after it. */
+static sl_status check_single_object(const char *json, const char *where)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
+    bool one = root && cJSON_IsObject(root);
+    cJSON_Delete(root);
+    if (!one)
+        return sl_fail(SL_ERR_FORMAT, "%s: expected a JSON object (error near offset %lld)", where,
+                       (long long)(end ? end - json : 0));
+    end += strspn(end, " \t\r\n");
+    if (*end)
+        return sl_fail(SL_ERR_FORMAT, "%s: unexpected content after the JSON object at offset %lld",
+                       where, (long long)(end - json));
     return SL_OK;
 }
 
@@ -161,13 +218,20 @@ sl_status sl_checkpoint_open(sl_checkpoint *ck, const char *path)
                      FORMAT);
     else if (!config)
         st = sl_fail(SL_ERR_FORMAT, "%s: metadata 'config' is missing", path);
-    else if (!(st = sl_config_parse_stored(&ck->cfg, config, where)) &&
+    else if (!(st = check_single_object(config, where)) &&
+             !(st = sl_config_parse_stored(&ck->cfg, config, where)) &&
              (st = sl_config_validate(&ck->cfg))) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", sl_errmsg());
         st = sl_fail(st, "%s: %s", where, msg);
     }
-    if (st) sl_checkpoint_close(ck);
+    if (st)
+        sl_checkpoint_close(ck);
+    else if (!f->sealed)
+        fprintf(stderr,
+                "seqlab: note: %s has no '%s' digest (written by another tool or an older "
+                "seqlab), so its integrity cannot be checked\n",
+                path, SL_ST_DIGEST_KEY);
     return st;
 }
 
@@ -199,8 +263,10 @@ sl_status sl_checkpoint_restore(const sl_checkpoint *ck, sl_model *m, sl_train_s
             break;
         }
         st = load_tensor(f, name, &q->t, p->m + q->offset);
+        if (!st) st = check_moments(path, name, p->m + q->offset, q->t.n, false);
         snprintf(name, sizeof name, "adam.v.%s", q->name);
         if (!st) st = load_tensor(f, name, &q->t, p->v + q->offset);
+        if (!st) st = check_moments(path, name, p->v + q->offset, q->t.n, true);
     }
     if (!st && ts) st = load_state(path, f, ts);
     /* A tensor the model does not have means the file and config disagree. */

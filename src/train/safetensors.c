@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
+#include "core/crc32c.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian and is written and read as host memory");
@@ -329,8 +330,42 @@ static void sync_parent_dir(const char *path)
     free(dir);
 }
 
-sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const sl_st_meta *meta,
-                      size_t nmeta)
+/* The exact bytes before a sealed file's digest value. */
+#define DIGEST_TAG "\"" SL_ST_DIGEST_KEY "\":\""
+#define DIGEST_LEN 8
+
+/* Offset of the digest's value in the header: the one occurrence of
+ * DIGEST_TAG (outside strings a quote cannot be escaped, and inside one
+ * DIGEST_TAG's ":" cannot appear unescaped), or SIZE_MAX when there is not
+ * exactly one followed by DIGEST_LEN bytes. */
+static size_t digest_at(const unsigned char *h, size_t n)
+{
+    const size_t tag = sizeof DIGEST_TAG - 1;
+    size_t at = SIZE_MAX;
+    for (const unsigned char *p = h; (p = memmem(p, n - (size_t)(p - h), DIGEST_TAG, tag));
+         p += tag) {
+        if (at != SIZE_MAX) return SIZE_MAX;
+        at = (size_t)(p - h) + tag;
+    }
+    return at != SIZE_MAX && n - at >= DIGEST_LEN ? at : SIZE_MAX;
+}
+
+/* CRC-32C of len8, the header with its digest value (at offset at) read as
+ * zeros, and the data that follows. */
+static uint32_t file_digest(const unsigned char len8[8], const unsigned char *h, size_t hlen,
+                            size_t at, const sl_st_tensor *t, size_t nt, const void *data,
+                            size_t dlen)
+{
+    uint32_t crc = sl_crc32c(0, len8, 8);
+    crc = sl_crc32c(crc, h, at);
+    crc = sl_crc32c(crc, "00000000", DIGEST_LEN);
+    crc = sl_crc32c(crc, h + at + DIGEST_LEN, hlen - at - DIGEST_LEN);
+    for (size_t i = 0; i < nt; i++) crc = sl_crc32c(crc, t[i].data, t[i].nbytes);
+    return sl_crc32c(crc, data, dlen);
+}
+
+static sl_status write_file(const char *path, const sl_st_tensor *t, size_t nt,
+                            const sl_st_meta *meta, size_t nmeta, bool seal)
 {
     if (!path) return sl_fail(SL_ERR_ARG, "sl_st_write: NULL path");
     sl_status st = check_write_args(path, t, nt, meta, nmeta);
@@ -345,6 +380,17 @@ sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const 
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
+    if (seal) {
+        size_t at = digest_at((const unsigned char *)hdr.p, hdr.len);
+        if (at == SIZE_MAX) {
+            free(hdr.p);
+            return sl_fail(SL_ERR_ARG, "%s: the header does not hold its digest once", path);
+        }
+        uint32_t crc = file_digest(len8, (const unsigned char *)hdr.p, hdr.len, at, t, nt, NULL, 0);
+        char hex[DIGEST_LEN + 1];
+        snprintf(hex, sizeof hex, "%08x", crc);
+        memcpy(hdr.p + at, hex, DIGEST_LEN);
+    }
 
     /* The temporary name is path plus a suffix, so it is in path's directory
      * (rename is atomic only within one file system). O_EXCL with mode 0666
@@ -390,6 +436,25 @@ sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const 
     return st;
 }
 
+sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const sl_st_meta *meta,
+                      size_t nmeta)
+{
+    return write_file(path, t, nt, meta, nmeta, false);
+}
+
+sl_status sl_st_write_sealed(const char *path, const sl_st_tensor *t, size_t nt,
+                             const sl_st_meta *meta, size_t nmeta)
+{
+    if (nmeta && !meta) return sl_fail(SL_ERR_ARG, "%s: NULL metadata array", path ? path : "");
+    sl_st_meta *all = malloc((nmeta + 1) * sizeof *all);
+    if (!all) return sl_fail(SL_ERR_OOM, "%s: out of memory", path ? path : "");
+    if (nmeta) memcpy(all, meta, nmeta * sizeof *all);
+    all[nmeta] = (sl_st_meta){SL_ST_DIGEST_KEY, "00000000"};
+    sl_status st = write_file(path, t, nt, all, nmeta + 1, true);
+    free(all);
+    return st;
+}
+
 /* ================================================================ reader */
 
 /* One header entry while validating; name points into the cJSON tree. */
@@ -416,7 +481,8 @@ static int cmp_tensor_ptr_name(const void *a, const void *b)
 
 static bool json_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-/* What cJSON lets through but JSON and UTF-8 forbid: invalid UTF-8, control
+/* What cJSON lets through but JSON and UTF-8 forbid: a byte order mark (or
+ * any non-ASCII byte) outside strings, invalid UTF-8, control
  * bytes outside strings other than whitespace (cJSON skips them all as
  * whitespace), raw control bytes inside strings, and "\u0000", which would
  * silently cut a name or value short. */
@@ -425,7 +491,16 @@ static sl_status lex_check(const char *path, const unsigned char *h, size_t n)
     bool in_str = false;
     for (size_t i = 0; i < n; i++) {
         unsigned c = h[i];
-        if (c >= 0x80) {
+        if (c >= 0x80 && !in_str) {
+            if (i == 0 && n >= 3 && memcmp(h, "\xEF\xBB\xBF", 3) == 0)
+                return sl_fail(SL_ERR_FORMAT,
+                               "%s: header starts with a UTF-8 byte order mark; JSON forbids it",
+                               path);
+            return sl_fail(SL_ERR_FORMAT,
+                           "%s: header is not valid JSON: byte 0x%02x outside a string at header "
+                           "offset %zu",
+                           path, c, i);
+        } else if (c >= 0x80) {
             size_t k = utf8_seq(h + i, n - i);
             if (!k)
                 return sl_fail(SL_ERR_FORMAT,
@@ -735,7 +810,9 @@ static sl_status read_exact(int fd, void *p, size_t n, const char *path)
  * not the writer padded the header. Sets *hlen and *size. */
 static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is
+     * refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     sl_status st = SL_OK;
@@ -787,6 +864,51 @@ static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t 
     return st;
 }
 
+/* True when a and b have the same length and differ in exactly one byte. */
+static bool one_byte_apart(const char *a, const char *b)
+{
+    if (strlen(a) != strlen(b)) return false;
+    int diff = 0;
+    for (; *a; a++, b++) diff += *a != *b;
+    return diff == 1;
+}
+
+/* Checks a sealed file's digest (header: hlen bytes after the 8-byte length,
+ * then dlen bytes of data) and sets f->sealed. */
+static sl_status verify_digest(const char *path, const unsigned char *header, size_t hlen,
+                               uint64_t dlen, sl_st_file *f)
+{
+    const char *want = sl_st_meta_find(f, SL_ST_DIGEST_KEY);
+    if (!want) {
+        for (size_t i = 0; i < f->nmeta; i++)
+            if (one_byte_apart(f->meta[i].key, SL_ST_DIGEST_KEY))
+                return sl_fail(SL_ERR_FORMAT,
+                               "%s: metadata key \"%s\" is one byte away from \"%s\": the file "
+                               "is damaged",
+                               path, f->meta[i].key, SL_ST_DIGEST_KEY);
+        return SL_OK;
+    }
+    bool hex = strlen(want) == DIGEST_LEN;
+    for (const char *c = want; hex && *c; c++)
+        hex = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f');
+    size_t at = digest_at(header, hlen);
+    if (!hex || at == SIZE_MAX || memcmp(header + at, want, DIGEST_LEN) != 0)
+        return sl_fail(SL_ERR_FORMAT,
+                       "%s: metadata '%s': expected 8 lowercase hex digits, written once as "
+                       "\"%s\":\"XXXXXXXX\" (the file is damaged)",
+                       path, SL_ST_DIGEST_KEY, SL_ST_DIGEST_KEY);
+    uint32_t got = file_digest(header - 8, header, hlen, at, NULL, 0, header + hlen, (size_t)dlen);
+    char hexgot[DIGEST_LEN + 1];
+    snprintf(hexgot, sizeof hexgot, "%08x", got);
+    if (memcmp(hexgot, want, DIGEST_LEN) != 0)
+        return sl_fail(SL_ERR_FORMAT,
+                       "%s: checksum mismatch: metadata '%s' is %s but the file's CRC-32C is %s "
+                       "(the file is damaged)",
+                       path, SL_ST_DIGEST_KEY, want, hexgot);
+    f->sealed = true;
+    return SL_OK;
+}
+
 sl_status sl_st_read(const char *path, sl_st_file *f)
 {
     if (!f) return sl_fail(SL_ERR_ARG, "sl_st_read: NULL file");
@@ -825,6 +947,7 @@ sl_status sl_st_read(const char *path, sl_st_file *f)
         }
     }
     if (st == SL_OK) st = build_file(path, root, data, dlen, f);
+    if (st == SL_OK) st = verify_digest(path, header, (size_t)hlen, dlen, f);
     if (st == SL_OK && !(f->path = strdup(path)))
         st = sl_fail(SL_ERR_OOM, "%s: out of memory", path);
     cJSON_Delete(root);

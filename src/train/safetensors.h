@@ -16,6 +16,7 @@
 #ifndef SL_SAFETENSORS_H
 #define SL_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,18 @@ typedef sl_kv sl_st_meta;
 sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const sl_st_meta *meta,
                       size_t nmeta);
 
+/* The metadata key of a sealed file's digest: CRC-32C (core/crc32c.h) of
+ * the whole file, from the 8-byte length to the last data byte, taken with
+ * the digest's own 8 characters read as "00000000"; the value is 8 lowercase
+ * hex digits, big-endian (the CRC as printf's %08x writes it). The header
+ * holds it as the exact bytes "seqlab_crc32c":"XXXXXXXX", once. */
+#define SL_ST_DIGEST_KEY "seqlab_crc32c"
+
+/* sl_st_write, sealed: adds SL_ST_DIGEST_KEY as the last metadata entry
+ * (meta may not hold it). */
+sl_status sl_st_write_sealed(const char *path, const sl_st_tensor *t, size_t nt,
+                             const sl_st_meta *meta, size_t nmeta);
+
 /* A file read into memory. tensors[] and meta[] (and every name, key, value
  * and data pointer in them) point into storage the struct owns, valid until
  * sl_st_close. tensors[] are in data-buffer order, which for files from
@@ -87,10 +100,15 @@ typedef struct sl_st_file {
     void *side;      /* aligned copies of tensors whose offset breaks alignment */
     char *strings;   /* names, keys and values, NUL-terminated */
     size_t *by_name; /* indices into tensors[], sorted by name, for lookups */
+    bool sealed;     /* it held SL_ST_DIGEST_KEY, and the digest matched */
 } sl_st_file;
 
 /* Reads and validates the whole file. On success f owns the contents; on
- * failure f is left empty (sl_st_close on it is harmless).
+ * failure f is left empty (sl_st_close on it is harmless). A sealed file's
+ * digest is verified: any changed byte is SL_ERR_FORMAT. A file without one
+ * (other writers; seqlab before it sealed its checkpoints) loads with f->sealed false;
+ * but a metadata key one byte away from SL_ST_DIGEST_KEY, or a digest not
+ * in the exact form above, is taken for damage and refused.
  * SL_ERR_IO: cannot open or read path. SL_ERR_OOM: out of memory.
  * SL_ERR_FORMAT: anything wrong with the contents. cJSON parses the header,
  * so its number syntax is a little looser than JSON's (e.g. "+1"); every
