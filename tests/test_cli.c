@@ -7,7 +7,9 @@
 #include <libgen.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -537,6 +539,45 @@ static void test_cli_doc_is_current(void)
           "docs/cli.md is stale: run tools/gen_cli_md.sh build/seqlab > docs/cli.md");
 }
 
+/* Config files that are not regular files or too large, strings that are
+ * not UTF-8 (they would fail the checkpoint's header at the first save),
+ * an empty name in --layer_mixers, and activations that outgrow a memory
+ * limit the plan cannot see (ulimit -v): each a message and exit 1 or 3,
+ * never a hang or a crash. */
+static void test_inputs_that_are_not_what_they_seem(void)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/fifo.json", dir);
+    CHECK(mkfifo(p, 0600) == 0, "mkfifo");
+    EXPECT_FAIL(A("train %s", p), "fifo.json", "not a regular file");
+    EXPECT_FAIL(A("train %s", dir), "is a directory");
+    snprintf(p, sizeof p, "%s/big.json", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f && ftruncate(fileno(f), (off_t)17 << 20) == 0, "sparse file");
+    if (f) fclose(f);
+    EXPECT_FAIL(A("train %s", p), "big.json", "a config is at most");
+    EXPECT_FAIL(A("train --data=%s/text.txt --out_dir=%s/\xff", dir, dir), "'out_dir'",
+                "not valid UTF-8");
+    EXPECT_FAIL(A("train --data=%s/text.txt --n_layers=3 --layer_mixers=attention,,attention",
+                  dir),
+                "'layer_mixers'[1]");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ulimit -v 600000; %s train --data=%s/text.txt --d_model=64 --n_heads=2 "
+             "--n_layers=2 --seq_len=128 --max_seq_len=128 --batch_size=1024 --steps=1 "
+             "--threads=1 --out_dir=%s/oom 2>%s/oom.txt",
+             bin, dir, dir, dir);
+    int st = system(cmd);
+    snprintf(p, sizeof p, "%s/oom.txt", dir);
+    f = fopen(p, "r");
+    char msg[512] = "";
+    size_t n = f ? fread(msg, 1, sizeof msg - 1, f) : 0;
+    msg[n] = '\0';
+    if (f) fclose(f);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3 && strstr(msg, "out of memory"),
+          "activations past ulimit -v: exit %d, %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -549,6 +590,7 @@ int main(int argc, char **argv)
     RUN(test_score);
     RUN(test_bad_checkpoints);
     RUN(test_bad_configs_and_data);
+    RUN(test_inputs_that_are_not_what_they_seem);
     RUN(test_nan_loss_exits_nonzero);
     RUN(test_bench_mixer);
     RUN(test_size_bounds);

@@ -16,8 +16,7 @@ static void *xaligned(size_t bytes)
 {
     void *p = NULL;
     if (posix_memalign(&p, ALIGN, bytes ? bytes : ALIGN) != 0) {
-        fprintf(stderr, "seqlab: out of memory allocating %zu bytes\n", bytes);
-        abort();
+        sl_out_of_memory("the step's activations", bytes);
     }
     return p;
 }

@@ -24,6 +24,14 @@
 sl_status sl_fail(sl_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Out of memory where there is no caller to return a status to (the
+ * per-step arena, the tape, in the middle of an op): prints a message naming
+ * what and how many bytes and exits with status 3, the CLI's out-of-memory
+ * status, instead of crashing. Model, batch and cache sizes are planned
+ * before a run starts (sl_mem_check), so reaching it means the plan's
+ * estimate was short. */
+_Noreturn void sl_out_of_memory(const char *what, size_t bytes);
+
 /* Shapes and call contracts (an op's operands, a mixer's mode) are the
  * calling code's responsibility, so a mismatch is a bug in seqlab, not bad
  * user input: report it and stop, instead of a silent out-of-bounds read. */
@@ -124,7 +132,7 @@ typedef struct sl_arena {
 } sl_arena;
 
 void sl_arena_init(sl_arena *a, size_t cap);
-void *sl_arena_alloc(sl_arena *a, size_t bytes); /* 64-byte aligned, never NULL (aborts on OOM) */
+void *sl_arena_alloc(sl_arena *a, size_t bytes); /* 64-byte aligned, never NULL (sl_out_of_memory) */
 void sl_arena_reset(sl_arena *a);
 void sl_arena_free(sl_arena *a);
 

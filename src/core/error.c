@@ -20,3 +20,12 @@ sl_status sl_fail(sl_status code, const char *fmt, ...)
 const char *sl_errmsg(void) { return errbuf[0] ? errbuf : "no error"; }
 
 sl_status sl_errcode(void) { return errcode; }
+
+_Noreturn void sl_out_of_memory(const char *what, size_t bytes)
+{
+    fprintf(stderr,
+            "seqlab: error: out of memory: %s (%zu bytes); a smaller batch_size, seq_len or "
+            "model fits\n",
+            what, bytes);
+    exit(3);
+}

@@ -113,8 +113,7 @@ sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_t
         size_t cap = ctx->tape_cap ? 2 * ctx->tape_cap : 256;
         sl_node *tape = realloc(ctx->tape, cap * sizeof *tape);
         if (!tape) {
-            fprintf(stderr, "seqlab: out of memory growing the tape\n");
-            abort();
+            sl_out_of_memory("growing the tape", cap * sizeof *tape);
         }
         ctx->tape = tape;
         ctx->tape_cap = cap;

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/file.h"
+#include "core/utf8.h"
 #include "model/config_options.h"
 
 typedef enum { T_INT, T_FLOAT, T_BOOL, T_STR, T_LIST } field_type;
@@ -300,38 +303,40 @@ sl_status sl_config_parse_stored(sl_config *c, const char *json, const char *nam
     return parse(c, json, name, true);
 }
 
+/* Configs are small: anything past this is not one. */
+#define MAX_CONFIG_BYTES ((int64_t)16 << 20)
+
 sl_status sl_config_load(sl_config *c, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sl_fail(SL_ERR_IO, "%s: cannot open config: %s", path, strerror(errno));
+    int fd;
+    int64_t size;
+    sl_status st = sl_open_regular(path, "config", &fd, &size);
+    if (st) return st;
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = 2 * cap + 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return sl_fail(SL_ERR_OOM, "%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, 4096, fp);
-        len += got;
-        if (got < 4096) break;
+    if (size > MAX_CONFIG_BYTES)
+        st = sl_fail(SL_ERR_CONFIG, "%s: %lld bytes: a config is at most %lld bytes", path,
+                     (long long)size, (long long)MAX_CONFIG_BYTES);
+    else if (!(buf = malloc((size_t)size + 1)))
+        st = sl_fail(SL_ERR_OOM, "%s: out of memory", path);
+    int64_t len = 0;
+    while (!st && len < size) {
+        ssize_t r = read(fd, buf + len, (size_t)(size - len));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) st = sl_fail(SL_ERR_IO, "%s: read error: %s", path, r ? strerror(errno) : "file shrank");
+        else len += r;
     }
-    bool err = ferror(fp);
-    fclose(fp);
-    buf[len] = '\0';
-    const size_t text = strlen(buf);
-    if (!err && text != len) {
-        free(buf);
-        return sl_fail(SL_ERR_CONFIG, "%s: offset %zu: a NUL byte: expected JSON text", path, text);
+    close(fd);
+    if (!st) {
+        buf[len] = '\0';
+        const size_t text = strlen(buf);
+        if (text != (size_t)len)
+            st = sl_fail(SL_ERR_CONFIG, "%s: offset %zu: a NUL byte: expected JSON text", path,
+                         text);
+        else if (len == 0)
+            st = sl_fail(SL_ERR_CONFIG, "%s: empty config file", path);
+        else
+            st = sl_config_parse(c, buf, path);
     }
-    sl_status st = err ? sl_fail(SL_ERR_IO, "%s: read error", path) : SL_OK;
-    if (st == SL_OK && len == 0) st = sl_fail(SL_ERR_CONFIG, "%s: empty config file", path);
-    if (st == SL_OK) st = sl_config_parse(c, buf, path);
     free(buf);
     return st;
 }
@@ -380,9 +385,12 @@ sl_status sl_config_set(sl_config *c, const char *key, const char *value)
         cJSON *arr = cJSON_CreateArray();
         char buf[SL_MAX_LAYERS * SL_NAME_LEN];
         snprintf(buf, sizeof buf, "%s", value);
-        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-             tok = strtok_r(NULL, ",", &save))
+        /* Empty names stay in, so set_list refuses "a,,b" naming the entry. */
+        for (char *tok = buf, *next; tok; tok = next) {
+            next = strchr(tok, ',');
+            if (next) *next++ = '\0';
             cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+        }
         sl_status st = set_list(c, arr, src);
         cJSON_Delete(arr);
         return st;
@@ -403,6 +411,11 @@ sl_status sl_config_validate(const sl_config *c)
     static const char *const POS[] = {"learned", "rope", "none", NULL};
     static const char *const NORM[] = {"layernorm", "rmsnorm", NULL};
     static const char *const MLP[] = {"gelu", "swiglu", "none", NULL};
+    /* Every string reaches the checkpoint's stored config, whose JSON must
+     * be UTF-8: a path that is not would fail at the first save. */
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (FIELDS[i].type == T_STR && !sl_utf8_valid((const char *)c + FIELDS[i].off))
+            return sl_fail(SL_ERR_CONFIG, "config key '%s': not valid UTF-8", FIELDS[i].key);
     /* Upper bounds (docs/formats.md, Configs): sizes stay far below what
      * int64_t products of them can hold, and every integer is exact as a
      * JSON number (< 2^53), as the checkpoint's stored config keeps it. */

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "tasks/charvocab.h"
 #include "tasks/task.h"
 
@@ -53,26 +54,6 @@ static sl_split split_of_line(uint64_t line, uint64_t every)
 typedef struct scan {
     int64_t n, len[3], first[256];
 } scan;
-
-static sl_status open_data(const char *path, int *fd)
-{
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-     * writer; on a regular file it changes nothing. */
-    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (*fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
-    struct stat sb;
-    const char *why = NULL;
-    if (fstat(*fd, &sb) != 0)
-        why = strerror(errno);
-    else if (S_ISDIR(sb.st_mode))
-        why = "it is a directory; expected a text file";
-    else if (!S_ISREG(sb.st_mode))
-        why = "not a regular file (a device, FIFO or socket); expected a text file";
-    if (!why) return SL_OK;
-    close(*fd);
-    *fd = -1;
-    return sl_fail(SL_ERR_IO, "%s: cannot read data file: %s", path, why);
-}
 
 /* Reads the chunk at off into buf; *got = 0 at the end of the file. */
 static sl_status read_chunk(int fd, const char *path, uint8_t *buf, int64_t off, size_t *got)
@@ -166,7 +147,8 @@ static sl_status text_open(sl_task *t, const sl_task_env *env)
     if (!env->data[0])
         return sl_fail(SL_ERR_CONFIG, "config key 'data': the text task needs a data file");
     int fd;
-    sl_status st = open_data(env->data, &fd);
+    int64_t size;
+    sl_status st = sl_open_regular(env->data, "data file", &fd, &size);
     if (st) return st;
     text *x = calloc(1, sizeof *x);
     uint8_t *buf = malloc(CHUNK);

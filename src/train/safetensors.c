@@ -22,6 +22,8 @@
 
 #include "core/core.h"
 #include "core/crc32c.h"
+#include "core/file.h"
+#include "core/utf8.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian and is written and read as host memory");
@@ -44,45 +46,6 @@ static const struct {
 size_t sl_st_dtype_size(sl_dtype dt) { return (unsigned)dt < NDTYPES ? dtypes[dt].size : 0; }
 
 const char *sl_st_dtype_name(sl_dtype dt) { return (unsigned)dt < NDTYPES ? dtypes[dt].name : "?"; }
-
-/* Length of the valid UTF-8 sequence at p (1 to 4), or 0. Rejects overlong
- * forms, surrogates and code points past U+10FFFF, as Rust's str does. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return len;
-}
-
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k) return false;
-        i += k;
-    }
-    return true;
-}
 
 /* "[2, 3]" */
 static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
@@ -204,13 +167,13 @@ static sl_status check_write_args(const char *path, const sl_st_tensor *t, size_
     for (size_t i = 0; i < nmeta; i++) {
         if (!meta[i].key || !meta[i].value)
             return sl_fail(SL_ERR_ARG, "%s: metadata entry %zu has a NULL key or value", path, i);
-        if (!utf8_valid(meta[i].key) || !utf8_valid(meta[i].value))
+        if (!sl_utf8_valid(meta[i].key) || !sl_utf8_valid(meta[i].value))
             return sl_fail(SL_ERR_ARG, "%s: metadata entry %zu is not valid UTF-8", path, i);
     }
     for (size_t i = 0; i < nt; i++) {
         const sl_st_tensor *x = &t[i];
         if (!x->name) return sl_fail(SL_ERR_ARG, "%s: tensor %zu has a NULL name", path, i);
-        if (!utf8_valid(x->name))
+        if (!sl_utf8_valid(x->name))
             return sl_fail(SL_ERR_ARG, "%s: tensor %zu: name is not valid UTF-8", path, i);
         if (strcmp(x->name, "__metadata__") == 0)
             return sl_fail(SL_ERR_ARG, "%s: \"__metadata__\" is reserved, not a tensor name", path);
@@ -501,7 +464,7 @@ static sl_status lex_check(const char *path, const unsigned char *h, size_t n)
                            "offset %zu",
                            path, c, i);
         } else if (c >= 0x80) {
-            size_t k = utf8_seq(h + i, n - i);
+            size_t k = sl_utf8_seq(h + i, n - i);
             if (!k)
                 return sl_fail(SL_ERR_FORMAT,
                                "%s: header is not valid UTF-8 (byte 0x%02x at header offset %zu)",
@@ -810,27 +773,21 @@ static sl_status read_exact(int fd, void *p, size_t n, const char *path)
  * not the writer padded the header. Sets *hlen and *size. */
 static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t *size)
 {
-    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it is
-     * refused below as not a regular file. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return sl_fail(SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    sl_status st = SL_OK;
+    int fd;
+    int64_t fsize = 0;
+    sl_status st = sl_open_regular(path, "checkpoint", &fd, &fsize);
+    if (st) return st;
     unsigned char len8[8];
-    if (fstat(fd, &sb) != 0) {
-        st = sl_fail(SL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        st = sl_fail(SL_ERR_IO, "%s: not a regular file", path);
-    } else if (sb.st_size == 0) {
+    if (fsize == 0) {
         st = sl_fail(SL_ERR_FORMAT,
                      "%s: empty file; expected an 8-byte header length, a header and data", path);
-    } else if (sb.st_size < 8) {
+    } else if (fsize < 8) {
         st =
             sl_fail(SL_ERR_FORMAT, "%s: file is %lld bytes, too short for the 8-byte header length",
-                    path, (long long)sb.st_size);
-    } else if ((uint64_t)sb.st_size > SIZE_MAX - 2 * ALIGN) {
+                    path, (long long)fsize);
+    } else if ((uint64_t)fsize > SIZE_MAX - 2 * ALIGN) {
         st = sl_fail(SL_ERR_IO, "%s: file is too large to read (%lld bytes)", path,
-                     (long long)sb.st_size);
+                     (long long)fsize);
     } else {
         st = read_exact(fd, len8, 8, path);
     }
@@ -838,7 +795,7 @@ static sl_status load(const char *path, sl_st_file *f, uint64_t *hlen, uint64_t 
         close(fd);
         return st;
     }
-    *size = (uint64_t)sb.st_size;
+    *size = (uint64_t)fsize;
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)len8[i] << (8 * i);
     *hlen = n;

@@ -16,7 +16,10 @@ double sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int6
 {
     sl_rng rng;
     sl_rng_seed(&rng, 0x5e91abull + (uint64_t)split);
-    int32_t *tok = malloc((size_t)(B * T) * 2 * sizeof *tok), *tgt = tok + B * T;
+    const size_t bytes = (size_t)(B * T) * 2 * sizeof(int32_t);
+    int32_t *tok = malloc(bytes);
+    if (!tok) sl_out_of_memory("an evaluation batch", bytes); /* planned: sl_model_plan_batch */
+    int32_t *tgt = tok + B * T;
     bool grad = ctx->grad_enabled, train = ctx->training;
     ctx->grad_enabled = false;
     ctx->training = false;
