@@ -70,4 +70,23 @@ static inline double rms(const float *x, long long n)
     return sqrt(s / (double)(n ? n : 1));
 }
 
+/* The whole file at path, NUL-terminated (malloc'd), its length in *len;
+ * NULL (and *len 0) when it cannot be read. */
+static inline char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b) {
+        *len = fread(b, 1, (size_t)n, f);
+        b[*len] = '\0';
+    }
+    fclose(f);
+    return b;
+}
+
 #endif

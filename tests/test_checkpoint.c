@@ -17,20 +17,6 @@
 static char dir[64];
 static char ck[600]; /* a 2-step training checkpoint */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 static void put(const char *path, const unsigned char *b, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -229,13 +215,13 @@ static void test_strict_moments(void)
     /* Resuming from a negative second moment fails and writes nothing. */
     rewrite(p, NULL, NULL, "adam.v.embed.weight", -1);
     size_t n0, n1;
-    unsigned char *before = slurp(p, &n0);
+    unsigned char *before = (unsigned char *)slurp(p, &n0);
     sl_config c;
     tiny(&c, "resume");
     c.steps = 4;
     CHECK(sl_train(&c, p, NULL) == SL_ERR_FORMAT && strstr(sl_errmsg(), "adam.v.embed.weight"),
           "%s", sl_errmsg());
-    unsigned char *after = slurp(p, &n1);
+    unsigned char *after = (unsigned char *)slurp(p, &n1);
     CHECK(n0 == n1 && !memcmp(before, after, n0), "checkpoint untouched");
     char out[700];
     snprintf(out, sizeof out, "%s/resume/checkpoint.safetensors", dir);
@@ -264,7 +250,7 @@ static void test_strict_config_and_header(void)
     sl_st_close(&f);
     /* A BOM at the start of the header (sealed or not): the length grows by 3. */
     size_t n;
-    unsigned char *raw = slurp(ck, &n);
+    unsigned char *raw = (unsigned char *)slurp(ck, &n);
     unsigned char *bom = malloc(n + 3);
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)raw[i] << (8 * i);
@@ -311,7 +297,7 @@ static void test_sealed_refuses_any_change(void)
     CHECK(sl_st_read(src, &f) == SL_OK && f.sealed, "sealed: %s", sl_errmsg());
     sl_st_close(&f);
     size_t n;
-    unsigned char *good = slurp(src, &n);
+    unsigned char *good = (unsigned char *)slurp(src, &n);
     unsigned char *mut = malloc(n);
     static const unsigned char masks[] = {0x01, 0x80, 0xff};
     int accepted = 0, cases = 0;
@@ -362,7 +348,7 @@ static void test_checkpoint_flips_and_unsealed(void)
     char p[700];
     snprintf(p, sizeof p, "%s/ckflip.safetensors", dir);
     size_t n;
-    unsigned char *good = slurp(ck, &n);
+    unsigned char *good = (unsigned char *)slurp(ck, &n);
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)good[i] << (8 * i);
     unsigned char *mut = malloc(n);

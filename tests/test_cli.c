@@ -569,15 +569,48 @@ static void test_inputs_that_are_not_what_they_seem(void)
              "--threads=1 --out_dir=%s/oom 2>%s/oom.txt",
              bin, dir, dir, dir);
     int st = system(cmd);
+    size_t len;
     snprintf(p, sizeof p, "%s/oom.txt", dir);
-    f = fopen(p, "r");
-    char msg[512] = "";
-    size_t n = f ? fread(msg, 1, sizeof msg - 1, f) : 0;
-    msg[n] = '\0';
-    if (f) fclose(f);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3 && strstr(msg, "out of memory"),
-          "activations past ulimit -v: exit %d, %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg);
+    char *msg = slurp(p, &len);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3 && msg && strstr(msg, "out of memory"),
+          "activations past ulimit -v: exit %d, %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+          msg ? msg : "");
+    free(msg);
 #endif
+}
+
+/* A disk that fills during a save (RLIMIT_FSIZE: writes past 50 KB fail
+ * with EFBIG, SIGXFSZ ignored): the run fails naming the checkpoint, the
+ * previous checkpoint stays byte for byte, no temp file is left. */
+static void test_full_disk_keeps_checkpoint(void)
+{
+    CHECK(run(A("train --data=%s/text.txt --d_model=32 --n_heads=2 --n_layers=1 --seq_len=16 "
+                "--max_seq_len=32 --batch_size=2 --steps=2 --eval_batches=1 --out_dir=%s/full",
+                dir, dir)) == 0,
+          "train: %s", err);
+    char ck[256], cmd[1024];
+    snprintf(ck, sizeof ck, "%s/full/checkpoint.safetensors", dir);
+    size_t n0 = 0, n1 = 0;
+    char *before = slurp(ck, &n0);
+    snprintf(cmd, sizeof cmd,
+             "trap '' XFSZ; ulimit -f 100; %s train --resume %s --steps=4 --eval_batches=1 "
+             "2>%s/full.txt",
+             bin, ck, dir);
+    int st = system(cmd);
+    char p[256];
+    size_t len;
+    snprintf(p, sizeof p, "%s/full.txt", dir);
+    char *msg = slurp(p, &len);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && msg && strstr(msg, "checkpoint.safetensors") &&
+              strstr(msg, "write failed"),
+          "exit %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, msg ? msg : "");
+    free(msg);
+    char *after = slurp(ck, &n1);
+    CHECK(before && after && n0 == n1 && memcmp(before, after, (size_t)n0) == 0,
+          "the previous checkpoint is intact");
+    CHECK(no_temp_files("full"), "no temp file left");
+    free(before);
+    free(after);
 }
 
 int main(int argc, char **argv)
@@ -593,6 +626,7 @@ int main(int argc, char **argv)
     RUN(test_bad_checkpoints);
     RUN(test_bad_configs_and_data);
     RUN(test_inputs_that_are_not_what_they_seem);
+    RUN(test_full_disk_keeps_checkpoint);
     RUN(test_nan_loss_exits_nonzero);
     RUN(test_bench_mixer);
     RUN(test_size_bounds);

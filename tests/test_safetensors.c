@@ -31,21 +31,6 @@ static void put_file(const char *path, const void *bytes, size_t n)
     fclose(fp);
 }
 
-/* The whole file, malloc'd; *n its size. */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *p = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(p, 1, (size_t)len, fp);
-    fclose(fp);
-    return p;
-}
-
 /* Entries in a directory other than . and .. */
 static int count_entries(const char *dir)
 {
@@ -140,7 +125,7 @@ static void test_round_trip(void)
     CHECK(sl_st_write(path, ts, nt, meta, 4) == SL_OK, "write: %s", sl_errmsg());
 
     size_t n;
-    unsigned char *raw = slurp(path, &n);
+    unsigned char *raw = (unsigned char *)slurp(path, &n);
     CHECK(raw && n >= 8, "file exists");
     if (raw && n >= 8) {
         uint64_t hl = 0;
@@ -184,7 +169,7 @@ static void test_round_trip(void)
 
     SCRATCH(empty, "none.safetensors");
     CHECK(sl_st_write(empty, NULL, 0, NULL, 0) == SL_OK, "write nothing: %s", sl_errmsg());
-    raw = slurp(empty, &n);
+    raw = (unsigned char *)slurp(empty, &n);
     CHECK(n == 16 && raw && memcmp(raw + 8, "{}      ", 8) == 0, "empty header padded");
     free(raw);
     CHECK(sl_st_read(empty, &f) == SL_OK && f.ntensors == 0 && f.nmeta == 0, "read nothing: %s",
@@ -216,7 +201,7 @@ static void test_exact_bytes(void)
     memcpy(want + 8 + 136, data, 9);
 
     size_t n;
-    unsigned char *got = slurp(path, &n);
+    unsigned char *got = (unsigned char *)slurp(path, &n);
     CHECK(sizeof hdr - 1 == 136, "expected header is 136 bytes");
     CHECK(n == sizeof want, "size %zu, expected %zu", n, sizeof want);
     CHECK(got && n == sizeof want && memcmp(got, want, n) == 0, "bytes match");
@@ -619,7 +604,7 @@ static void test_fuzz_truncate_and_flip(void)
     SCRATCH(path, "fuzz.safetensors");
     CHECK(sl_st_write(src, ts, 5, meta, 2) == SL_OK, "write: %s", sl_errmsg());
     size_t n;
-    unsigned char *good = slurp(src, &n);
+    unsigned char *good = (unsigned char *)slurp(src, &n);
     CHECK(good && n > 8, "source file");
     if (!good || n <= 8) {
         free(good);

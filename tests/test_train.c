@@ -49,20 +49,6 @@ static void tiny(sl_config *c, const char *out)
     snprintf(c->out_dir, sizeof c->out_dir, "%s/%s", dir, out);
 }
 
-static char *slurp(const char *path, long *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)*len + 1);
-    size_t got = fread(b, 1, (size_t)*len, f);
-    fclose(f);
-    b[got] = '\0';
-    return b;
-}
-
 static void test_resume_is_bit_exact(void)
 {
     sl_config a, b;
@@ -93,7 +79,7 @@ static void test_resume_is_bit_exact(void)
     char pa[600], pb[600];
     snprintf(pa, sizeof pa, "%s/straight/metrics.jsonl", dir);
     snprintf(pb, sizeof pb, "%s/split/metrics.jsonl", dir);
-    long la, lb;
+    size_t la, lb;
     char *xa = slurp(pa, &la), *xb = slurp(pb, &lb);
     for (int s = 1; s <= 8; s++) {
         char key[32];
@@ -119,7 +105,7 @@ static void test_resume_refuses_model_change(void)
 /* The lines of path that contain needle. */
 static int count_lines(const char *path, const char *needle)
 {
-    long n;
+    size_t n;
     char *t = slurp(path, &n);
     int k = 0;
     for (char *q = t; q && (q = strstr(q, needle)); q++) k++;
@@ -169,7 +155,7 @@ static void resume_fails_keeping_checkpoint(const char *name, void (*poison)(sl_
 {
     char ck[600];
     poisoned_checkpoint(name, poison, ck, sizeof ck);
-    long n0 = 0, n1 = 0;
+    size_t n0 = 0, n1 = 0;
     char *before = slurp(ck, &n0);
     sl_config c;
     tiny(&c, name);
