@@ -1,6 +1,7 @@
-/* Sigmoid and the softplus decay gate (equations in gate.h): the kernels,
- * and the ops that record them. Backwards recompute the nonlinearity from the saved input; the per-head parameter
- * gradients of the decay gate are summed over rows in row order, so they are
+/* Sigmoid, the affine sigmoid and the softplus decay gate (equations in
+ * gate.h): the kernels, and the ops that record them. Backwards recompute
+ * the nonlinearity from the saved input; the per-head parameter gradients
+ * of the decay gate are summed over rows in row order, so they are
  * deterministic. */
 #include <math.h>
 
@@ -38,6 +39,40 @@ sl_tensor *sl_sigmoid(sl_ctx *ctx, sl_tensor *x)
     sl_tensor *y = sl_tensor_like(ctx, x);
     sl_sigmoid_fwd(x->n, x->data, y->data);
     SL_RECORD(ctx, sigmoid_backward, y, x);
+    return y;
+}
+
+/* The affine sigmoid's constants, kept on the tape for its backward. */
+typedef struct affine_sigmoid_op {
+    float c0, c1, k;
+} affine_sigmoid_op;
+
+/* Node: in = {x}, desc: affine_sigmoid_op. dx += dy c1 k s (1 - s), s = sigmoid(k x). */
+static void affine_sigmoid_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    const affine_sigmoid_op *op = nd->desc;
+    const float *x = nd->in[0]->data, *dy = nd->out->grad, ck = op->c1 * op->k, k = op->k;
+    float *dx = sl_grad(ctx, nd->in[0]);
+    const int64_t n = nd->out->n;
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float s = sl_sigmoidf(k * x[i]);
+        dx[i] += dy[i] * ck * s * (1.0f - s);
+    }
+}
+
+/* x: [...] -> c0 + c1 sigmoid(k x). */
+sl_tensor *sl_affine_sigmoid(sl_ctx *ctx, sl_tensor *x, float c0, float c1, float k)
+{
+    sl_tensor *y = sl_tensor_like(ctx, x);
+    const int64_t n = x->n;
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y->data[i] = sl_affine_sigmoidf(x->data[i], c0, c1, k);
+    sl_node *nd = SL_RECORD(ctx, affine_sigmoid_backward, y, x);
+    if (nd) {
+        const affine_sigmoid_op op = {c0, c1, k};
+        SL_KEEP_DESC(ctx, nd, op);
+    }
     return y;
 }
 
