@@ -15,7 +15,8 @@
     X(gated_deltanet)     \
     X(mamba2)             \
     X(transnormer)        \
-    X(mlstm)
+    X(mlstm)              \
+    X(hgrn)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
