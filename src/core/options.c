@@ -180,7 +180,7 @@ void sl_option_table_print(FILE *f, sl_option_table table, const char *indent, b
             fprintf(f, "%s| `%s` | %s | `%s` | %s | %s |\n", indent, op->name, type_word(op->type),
                     op->def, want, op->help);
         else
-            fprintf(f, "%s%-14s %-6s %-8s %s (%s)\n", indent, op->name, type_word(op->type),
+            fprintf(f, "%s%-16s %-6s %-8s %s (%s)\n", indent, op->name, type_word(op->type),
                     op->def, op->help, want);
     }
 }
