@@ -852,7 +852,7 @@ static sl_status verify_digest(const char *path, const unsigned char *header, si
     if (!hex || at == SIZE_MAX || memcmp(header + at, want, DIGEST_LEN) != 0)
         return sl_fail(SL_ERR_FORMAT,
                        "%s: metadata '%s': expected 8 lowercase hex digits, written once as "
-                       "\"%s\":\"XXXXXXXX\" (the file is damaged)",
+                       "\"%s\":\"<8 hex digits>\" (the file is damaged)",
                        path, SL_ST_DIGEST_KEY, SL_ST_DIGEST_KEY);
     uint32_t got = file_digest(header - 8, header, hlen, at, NULL, 0, header + hlen, (size_t)dlen);
     char hexgot[DIGEST_LEN + 1];

@@ -76,7 +76,8 @@ sl_status sl_st_write(const char *path, const sl_st_tensor *t, size_t nt, const 
  * the whole file, from the 8-byte length to the last data byte, taken with
  * the digest's own 8 characters read as "00000000"; the value is 8 lowercase
  * hex digits, big-endian (the CRC as printf's %08x writes it). The header
- * holds it as the exact bytes "seqlab_crc32c":"XXXXXXXX", once. */
+ * holds it once, as "seqlab_crc32c": then the 8 digits in quotes, with no
+ * space between. */
 #define SL_ST_DIGEST_KEY "seqlab_crc32c"
 
 /* sl_st_write, sealed: adds SL_ST_DIGEST_KEY as the last metadata entry
