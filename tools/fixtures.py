@@ -1,4 +1,5 @@
-"""The `--all DIR` mode shared by the mixer oracles (tools/oracle_*.py).
+"""What the mixer oracles (tools/oracle_*.py) share: one float64 run of a
+mixer into a fixture's tensors, and the `--all DIR` mode.
 
 Each oracle lists the committed fixtures it makes as FIXTURES, file name ->
 its own command-line arguments; `make parity` runs every oracle with
@@ -7,6 +8,9 @@ its own command-line arguments; `make parity` runs every oracle with
 import os
 import subprocess
 import sys
+
+import numpy as np
+import torch
 
 
 def make_all(script, fixtures, out_dir):
@@ -23,3 +27,22 @@ def all_mode(script, fixtures):
         make_all(script, fixtures, sys.argv[2])
         return True
     return False
+
+
+def run_mixer(w, rng, shape, forward):
+    """One fixture's tensors: x and dy drawn from rng (float32, in that
+    order, after the weights), forward(x, p) run in float64 on the weights w
+    (name -> float32 array) and differentiated against dy. Returns the
+    tensors (x, dy, param.NAME, y, grad.x, grad.NAME) and y."""
+    x32 = rng.standard_normal(shape).astype(np.float32)
+    dy32 = rng.standard_normal(shape).astype(np.float32)
+    p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}
+    x = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
+    y = forward(x, p)
+    y.backward(torch.tensor(dy32, dtype=torch.float64))
+    tensors = {"x": x32, "dy": dy32}
+    tensors.update({"param." + n: a for n, a in w.items()})
+    tensors["y"] = y.detach().numpy().astype(np.float32)
+    tensors["grad.x"] = x.grad.numpy().astype(np.float32)
+    tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
+    return tensors, y

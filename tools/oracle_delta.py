@@ -118,18 +118,7 @@ def main():
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     w = safetensors_io.read_named(a.weights, shapes(a.mixer)) if a.weights else draw_weights(a.mixer, rng)
-    x32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    p = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in w.items()}
-    x = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
-    y = mixer_forward(a.mixer, x, p)
-    (y * torch.tensor(dy32, dtype=torch.float64)).sum().backward()
-    out = {"x": x32, "dy": dy32, "y": y.detach().numpy().astype(np.float32),
-           "grad.x": x.grad.numpy().astype(np.float32)}
-    for n in w:
-        out["param." + n] = w[n]
-    for n in w:
-        out["grad." + n] = p[n].grad.numpy().astype(np.float32)
+    out, _ = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(a.mixer, x, p))
     meta = {"mixer": a.mixer, "B": str(B), "T": str(T), "d_model": str(D), "n_heads": str(H),
             "conv_size": str(K), "norm_eps": repr(NORM_EPS), "tol": repr(TOL), "seed": str(a.seed)}
     safetensors_io.write(a.out, out, meta)

@@ -97,18 +97,8 @@ def main():
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
     w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
-    x32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}
-    x = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
     lb = lower_bound(args.n_layers, args.layer, args.lower_bound_max)
-    y = mixer_forward(x, p, lb)
-    y.backward(torch.tensor(dy32, dtype=torch.float64))
-    tensors = {"x": x32, "dy": dy32}
-    tensors.update({"param." + n: a for n, a in w.items()})
-    tensors["y"] = y.detach().numpy().astype(np.float32)
-    tensors["grad.x"] = x.grad.numpy().astype(np.float32)
-    tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
+    tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, lb))
     meta = {"mixer": "hgrn", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
             "d_model": str(D), "n_heads": str(H), "norm_eps": str(EPS),
             "n_layers": str(args.n_layers), "layer": str(args.layer),

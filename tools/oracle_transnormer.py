@@ -146,17 +146,8 @@ def main():
     D = cfg["d_model"]
     rng = np.random.default_rng(args.seed)
     w = safetensors_io.read_named(args.weights, shapes(D)) if args.weights else draw_weights(D, rng)
-    x32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    dy32 = rng.standard_normal((B, T, D)).astype(np.float32)
-    p = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in w.items()}
-    x = torch.tensor(x32, dtype=torch.float64, requires_grad=True)
-    y = mixer_forward(args.kind, x, p, cfg, layer)
-    y.backward(torch.tensor(dy32, dtype=torch.float64))
-    tensors = {"x": x32, "dy": dy32}
-    tensors.update({"param." + n: a for n, a in w.items()})
-    tensors["y"] = y.detach().numpy().astype(np.float32)
-    tensors["grad.x"] = x.grad.numpy().astype(np.float32)
-    tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
+    tensors, y = fixtures.run_mixer(w, rng, (B, T, D),
+                                    lambda x, p: mixer_forward(args.kind, x, p, cfg, layer))
     meta = {"mixer": "transnormer", "kind": args.kind, "layer": str(layer), "B": str(B),
             "T": str(T), "tol": str(TOL), "seed": str(args.seed)}
     meta.update({key: str(val) for key, val in cfg.items()})
