@@ -605,7 +605,7 @@ static void test_blocks_in_place_and_kernel_without_tape(void)
                                   dk,
                                   C,
                                   {D, D, D, 0, 0, 0, SL_REC_PLAIN, 1.0f, 1.0f},
-                                  sl_chunk_rows_keep(&ctx, NULL, B, T, C)};
+                                  sl_chunk_rows_keep(&ctx, NULL, B, T, C), NULL};
     float *o = malloc((size_t)(B * T * D) * sizeof(float));
     float *o_ref = malloc((size_t)(B * T * D) * sizeof(float));
     float *scratch = malloc((size_t)sl_delta_rule_scratch_floats(&d, false) * sizeof(float));

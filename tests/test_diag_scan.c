@@ -33,7 +33,7 @@ static void check_case(int64_t B, int64_t T, int64_t C, const sl_seqs *seqs, boo
     double *href = malloc((size_t)(a->n + 1) * sizeof(double));
     double *sref = malloc((size_t)(N * C) * sizeof(double));
     sl_tensor *h = sl_diag_scan(&ctx, a, b, s0, sf, seqs);
-    const sl_diag_scan_desc d = {B, T, C, seqs};
+    const sl_diag_scan_desc d = {B, T, C, seqs, NULL};
     sl_diag_scan_ref(&d, a->data, b->data, s0 ? s0->data : NULL, href, sref);
     for (int64_t i = 0; i < h->n; i++) CHECK_CLOSE(h->data[i], href[i], 1e-5, 1e-5, "h");
     for (int64_t i = 0; i < N * C; i++) CHECK_CLOSE(sf[i], sref[i], 1e-5, 1e-5, "s_final");
@@ -67,7 +67,7 @@ static void test_step_matches_reference(void)
     fill(&rng, a, T * C, true);
     fill(&rng, b, T * C, false);
     fill(&rng, s0, C, false);
-    const sl_diag_scan_desc d = {1, T, C, NULL};
+    const sl_diag_scan_desc d = {1, T, C, NULL, NULL};
     sl_diag_scan_ref(&d, a, b, s0, h, NULL);
     memcpy(st, s0, sizeof st);
     for (int t = 0; t < T; t++) {

@@ -179,12 +179,30 @@ typedef struct sl_node {
     const void *aux;
 } sl_node;
 
+/* A mixer's carried state as part of the graph, for a backward that
+ * recomputes a long sequence chunk by chunk (mixers/recompute.h): one part
+ * of the state (a kernel's s0 and s_final), `len` floats at `off` in each
+ * of n rows of the mixer's state. The kernel reads ds_final, the gradient
+ * of the loss w.r.t. what it writes to s_final, in its backward; s0's
+ * gradient is the part's share of the gradient w.r.t. the state entering
+ * the call. Links live in the arena and die with the step. */
+typedef struct sl_state_link {
+    struct sl_state_link *next;
+    struct sl_tensor *s0; /* [n, len] or NULL (a fresh state) */
+    float *s_final;       /* [n, len] */
+    float *ds_final;      /* [n, len], zeros until the recompute fills it */
+    int64_t off, len;
+} sl_state_link;
+
 typedef struct sl_ctx {
     sl_arena arena;
     sl_node *tape;
     size_t tape_len, tape_cap;
     bool grad_enabled; /* record the tape */
     bool training;     /* dropout active */
+    bool link_states;  /* carried states join the graph (sl_state_link) */
+    sl_state_link *links;
+    struct sl_ctx *child; /* a recompute's scratch context, made on first use */
     sl_rng rng;        /* dropout masks */
 } sl_ctx;
 
@@ -192,6 +210,34 @@ void sl_ctx_init(sl_ctx *ctx, size_t arena_bytes);
 void sl_ctx_free(sl_ctx *ctx);
 /* Drop the tape and every activation; parameters are untouched. */
 void sl_ctx_reset(sl_ctx *ctx);
+/* The arena's peak bytes, with its recompute child's (the two are live at
+ * once). */
+size_t sl_ctx_peak(const sl_ctx *ctx);
+/* ctx's child context (made on first use, freed with ctx), reset, with
+ * ctx's training flag: the scratch in which a recompute runs one chunk. */
+sl_ctx *sl_ctx_child(sl_ctx *ctx);
+/* The gradient a kernel's backward adds for its final state: the link's
+ * ds_final when s_final is a linked part (ctx->link_states), else NULL. */
+const float *sl_state_final_grad(const sl_ctx *ctx, const float *s_final);
+
+/* One part of a mixer's carried state as a kernel's operands: `len` floats
+ * at offset `off` of each of n rows `sf` floats apart in `state` (the
+ * mixer's [n, sf] state, holding `pos` tokens). A mixer takes each part,
+ * hands s0 and s_final to the kernel that carries it, and puts it back. */
+typedef struct sl_state_part {
+    sl_tensor *s0;  /* [n, len]: the part's rows; NULL without a state or at
+                     * pos 0, where the rows belong to another sequence */
+    float *s_final; /* [n, len] for the kernel's final state; NULL without a state */
+    float *state;
+    int64_t sf, off, len, n;
+} sl_state_part;
+/* With ctx->link_states on, s0 needs a gradient and the part is linked
+ * (sl_state_link), so the recompute can carry gradients across calls. */
+sl_state_part sl_state_take(sl_ctx *ctx, float *state, int64_t sf, int64_t off, int64_t len,
+                            int64_t n, int64_t pos);
+/* Copies s_final back into the part's place in each row (nothing without
+ * a state). */
+void sl_state_put(const sl_state_part *p);
 
 /* New activation from the arena; data uninitialised, grad NULL. */
 sl_tensor *sl_tensor_new(sl_ctx *ctx, int ndim, const int64_t *shape);
@@ -209,6 +255,11 @@ float *sl_arena_floats(sl_ctx *ctx, int64_t n);
  * out->requires_grad accordingly. Returns the node to fill in, or NULL when
  * nothing is recorded (the forward then skips saving anything). */
 sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_tensor *const *in);
+/* As sl_record, but records whenever gradients are on: for an op that
+ * owns parameters it updates itself, which need gradients when no input
+ * does. */
+sl_node *sl_record_always(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin,
+                          sl_tensor *const *in);
 #define SL_RECORD(ctx, fn, out, ...) \
     sl_record((ctx), (fn), (out), (int)(sizeof((sl_tensor *[]){__VA_ARGS__}) / sizeof(sl_tensor *)), \
               (sl_tensor *[]){__VA_ARGS__})

@@ -30,6 +30,10 @@ void sl_ctx_init(sl_ctx *ctx, size_t arena_bytes)
 
 void sl_ctx_free(sl_ctx *ctx)
 {
+    if (ctx->child) {
+        sl_ctx_free(ctx->child);
+        free(ctx->child);
+    }
     sl_arena_free(&ctx->arena);
     free(ctx->tape);
     memset(ctx, 0, sizeof *ctx);
@@ -39,6 +43,33 @@ void sl_ctx_reset(sl_ctx *ctx)
 {
     sl_arena_reset(&ctx->arena);
     ctx->tape_len = 0;
+    ctx->links = NULL;
+}
+
+size_t sl_ctx_peak(const sl_ctx *ctx)
+{
+    return ctx->arena.peak + (ctx->child ? sl_ctx_peak(ctx->child) : 0);
+}
+
+sl_ctx *sl_ctx_child(sl_ctx *ctx)
+{
+    if (!ctx->child) {
+        ctx->child = malloc(sizeof *ctx->child);
+        if (!ctx->child) sl_out_of_memory("a recompute context", sizeof *ctx->child);
+        sl_ctx_init(ctx->child, 0);
+    }
+    sl_ctx_reset(ctx->child);
+    ctx->child->training = ctx->training;
+    ctx->child->rng = ctx->rng;
+    return ctx->child;
+}
+
+const float *sl_state_final_grad(const sl_ctx *ctx, const float *s_final)
+{
+    if (!s_final || !ctx->link_states) return NULL;
+    for (const sl_state_link *l = ctx->links; l; l = l->next)
+        if (l->s_final == s_final) return l->ds_final;
+    return NULL;
 }
 
 float *sl_arena_floats(sl_ctx *ctx, int64_t n)
@@ -101,12 +132,9 @@ sl_tensor *sl_view(sl_ctx *ctx, sl_tensor *t, int ndim, const int64_t *shape)
     return v;
 }
 
-sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_tensor *const *in)
+static sl_node *record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin,
+                       sl_tensor *const *in, bool need)
 {
-    bool need = false;
-    if (ctx->grad_enabled)
-        for (int i = 0; i < nin; i++)
-            if (in[i] && in[i]->requires_grad) need = true;
     out->requires_grad = need;
     if (!need) return NULL;
     if (ctx->tape_len == ctx->tape_cap) {
@@ -126,6 +154,21 @@ sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_t
     nd->in = sl_arena_alloc(&ctx->arena, (size_t)nin * sizeof *nd->in);
     memcpy(nd->in, in, (size_t)nin * sizeof *nd->in);
     return nd;
+}
+
+sl_node *sl_record(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin, sl_tensor *const *in)
+{
+    bool need = false;
+    if (ctx->grad_enabled)
+        for (int i = 0; i < nin; i++)
+            if (in[i] && in[i]->requires_grad) need = true;
+    return record(ctx, fn, out, nin, in, need);
+}
+
+sl_node *sl_record_always(sl_ctx *ctx, sl_backward_fn fn, sl_tensor *out, int nin,
+                          sl_tensor *const *in)
+{
+    return record(ctx, fn, out, nin, in, ctx->grad_enabled);
 }
 
 void sl_keep_desc(sl_ctx *ctx, sl_node *node, const void *desc, size_t bytes)

@@ -76,8 +76,10 @@ static sl_tensor *gla_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
                           .dk = a->dk, .dv = a->dk, .q_scale = 1.0f / sqrtf((float)a->dk)};
     sl_tensor *logit = sl_linear(ctx, sl_linear(ctx, x, a->w1, NULL), a->w2, a->b2);
     sl_tensor *gk = sl_scale(ctx, sl_logsigmoid(ctx, logit), 1.0f / GATE_NORM);
-    sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
-    sl_tensor *o = sl_recurrence_in(ctx, &in, gk, NULL, s0, a->H, a->C, state, seqs);
+    const int64_t sf = a->H * a->dk * a->dk;
+    const sl_state_part sp = sl_state_take(ctx, state, sf, 0, sf, rows, pos);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, gk, NULL, sp.s0, a->H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     sl_tensor *n = sl_gated_rmsnorm(ctx, o, qkvz, 3 * D, a->wnorm, a->H, a->eps);
     return sl_linear(ctx, n, a->wout, NULL);
 }

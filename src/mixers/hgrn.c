@@ -69,8 +69,9 @@ static sl_tensor *hgrn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *st
     sl_tensor *p = sl_linear(ctx, x, a->wf, NULL);
     sl_tensor *f = sl_affine_sigmoid(ctx, p, a->lb, 1.0f - a->lb, 1.0f);
     sl_tensor *in = sl_mul(ctx, u, sl_affine_sigmoid(ctx, p, 0.0f, 1.0f - a->lb, -1.0f));
-    sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->D);
-    sl_tensor *h = sl_diag_scan(ctx, f, in, s0, state, seqs);
+    const sl_state_part sp = sl_state_take(ctx, state, a->D, 0, a->D, rows, pos);
+    sl_tensor *h = sl_diag_scan(ctx, f, in, sp.s0, sp.s_final, seqs);
+    sl_state_put(&sp);
     sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, h, z, 0, a->wnorm, 1, a->eps), a->wout, NULL);
 }

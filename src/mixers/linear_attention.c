@@ -134,7 +134,6 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
 {
     linattn *a = m->impl;
     const int64_t B = sl_seq_count(seqs, x->shape[0]), T = x->shape[1], H = a->H;
-    const int64_t dk = a->dk, fk = a->fk;
     const int64_t ns = s_floats(a), nz = z_floats(a), sf = ns + nz;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
     /* The normaliser is the same recurrence with v = 1. */
@@ -157,30 +156,16 @@ static sl_tensor *linattn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float 
                              NORM_EPS);
         return sl_linear(ctx, o, a->wout, NULL);
     }
-    /* Carried state: gathered into the op's [rows, H, dk, dv] layout; at pos 0
-     * the old contents belong to another sequence, so it starts at zero. */
-    sl_tensor *s0 = NULL, *z0 = NULL;
-    float *s_fin = NULL, *z_fin = NULL;
-    if (state) {
-        s_fin = sl_arena_floats(ctx, B * ns);
-        z_fin = nz ? sl_arena_floats(ctx, B * nz) : NULL;
-        if (pos > 0) {
-            s0 = SL_NEW(ctx, B, H, fk, dk);
-            sl_state_gather(state, sf, 0, ns, B, pos, s0->data);
-            if (nz) {
-                z0 = SL_NEW(ctx, B, H, fk, 1);
-                sl_state_gather(state, sf, ns, nz, B, pos, z0->data);
-            }
-        }
-    }
-    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, NULL, s0, H, a->C, s_fin, seqs);
+    /* Carried state: S [rows, H, fk, dk], then the normaliser's z [rows, H, fk]. */
+    const sl_state_part sp = sl_state_take(ctx, state, sf, 0, ns, B, pos);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, NULL, sp.s0, H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     if (ones) {
-        sl_tensor *den = sl_recurrence_in(ctx, &den_in, NULL, NULL, z0, H, a->C, z_fin, seqs);
+        const sl_state_part zp = sl_state_take(ctx, state, sf, ns, nz, B, pos);
+        sl_tensor *den =
+            sl_recurrence_in(ctx, &den_in, NULL, NULL, zp.s0, H, a->C, zp.s_final, seqs);
+        sl_state_put(&zp);
         o = sl_div_heads(ctx, o, den, NORM_EPS);
-    }
-    if (state) {
-        sl_state_scatter(state, sf, 0, ns, B, s_fin);
-        if (nz) sl_state_scatter(state, sf, ns, nz, B, z_fin);
     }
     return sl_linear(ctx, o, a->wout, NULL);
 }

@@ -100,13 +100,10 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     sl_tensor *z = sl_columns(ctx, proj, 0, D);         /* [B, T, D] */
     sl_tensor *xbc = sl_columns(ctx, proj, D, 3 * D);   /* [B, T, 3D] */
     sl_tensor *dt_in = sl_columns(ctx, proj, 4 * D, H); /* [B, T, H] */
-    if (a->conv && state) {
-        sl_tensor *c0 = SL_NEW(ctx, B, a->K - 1, 3 * D);
-        sl_state_gather(state, sf, 0, cf, B, pos, c0->data);
-        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, c0, c0->data, seqs);
-        sl_state_scatter(state, sf, 0, cf, B, c0->data);
-    } else if (a->conv) {
-        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, NULL, NULL, seqs);
+    if (a->conv) {
+        const sl_state_part cp = sl_state_take(ctx, state, sf, 0, cf, B, pos);
+        xbc = sl_shortconv(ctx, xbc, a->conv, a->convb, cp.s0, cp.s_final, seqs);
+        sl_state_put(&cp);
     }
     xbc = sl_silu(ctx, xbc);
     sl_tensor *x = sl_columns(ctx, xbc, 0, D);
@@ -116,15 +113,11 @@ static sl_tensor *mamba2_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *
     memset(alog0->data, 0, (size_t)H * sizeof(float));
     sl_tensor *dt = sl_scale(ctx, sl_decay_gate(ctx, dt_in, alog0, a->dtb), -1.0f);
     sl_tensor *v = sl_mul_heads(ctx, x, dt); /* dt x: [B, T, D] */
-    sl_tensor *S = NULL;
-    if (state) {
-        S = SL_NEW(ctx, B, H, P, P);
-        sl_state_gather(state, sf, cf, H * P * P, B, pos, S->data);
-    }
+    const sl_state_part sp = sl_state_take(ctx, state, sf, cf, H * P * P, B, pos);
     /* q = C and k = B, read in place from xbc. */
     const sl_rec_in in = {.q = xbc, .k = xbc, .v = v, .q_off = 2 * D, .k_off = D, .dk = P, .dv = P};
-    sl_tensor *y = sl_recurrence_in(ctx, &in, g, NULL, S, H, a->C, S ? S->data : NULL, seqs);
-    if (state) sl_state_scatter(state, sf, cf, H * P * P, B, S->data);
+    sl_tensor *y = sl_recurrence_in(ctx, &in, g, NULL, sp.s0, H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     y = sl_add(ctx, y, sl_mul_heads(ctx, x, a->dskip)); /* + D_h x */
     y = sl_rmsnorm(ctx, sl_mul(ctx, y, sl_silu(ctx, z)), a->wnorm, a->eps);
     return sl_linear(ctx, y, a->wout, NULL);

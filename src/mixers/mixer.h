@@ -82,42 +82,6 @@ struct sl_mixer {
     void *impl;   /* the mixer's own parameters and settings (malloc'd) */
 };
 
-/* Moves len floats at offset off of each of n per-sequence states (rows sf
- * apart) into buf: [n, len]. At pos 0 it gives zeros: a sequence that
- * starts at position 0 starts from an empty state, whatever the buffer
- * holds from another. */
-static inline void sl_state_gather(const float *state, int64_t sf, int64_t off, int64_t len,
-                                   int64_t n, int64_t pos, float *buf)
-{
-    for (int64_t b = 0; b < n; b++) {
-        if (pos > 0)
-            memcpy(buf + b * len, state + b * sf + off, (size_t)len * sizeof(float));
-        else
-            memset(buf + b * len, 0, (size_t)len * sizeof(float));
-    }
-}
-
-/* The inverse of sl_state_gather: buf: [n, len] -> each state at offset off. */
-static inline void sl_state_scatter(float *state, int64_t sf, int64_t off, int64_t len, int64_t n,
-                                    const float *buf)
-{
-    for (int64_t b = 0; b < n; b++)
-        memcpy(state + b * sf + off, buf + b * len, (size_t)len * sizeof(float));
-}
-
-/* The carried state as a kernel's initial-state operand [n, sf] (a copy:
- * the kernel writes its final state back over `state`), or NULL (a fresh
- * state) when there is none or at pos 0, where the buffer's old contents
- * belong to another sequence. */
-static inline sl_tensor *sl_state_in(sl_ctx *ctx, const float *state, int64_t pos, int64_t n,
-                                     int64_t sf)
-{
-    if (!state || pos == 0) return NULL;
-    sl_tensor *s0 = SL_NEW(ctx, n, sf);
-    memcpy(s0->data, state, (size_t)s0->n * sizeof(float));
-    return s0;
-}
-
 /* m->impl = `bytes` zeroed bytes for the mixer's own struct; NULL (with
  * an SL_ERR_OOM message naming the mixer) when memory runs out. */
 static inline void *sl_mixer_impl(sl_mixer *m, size_t bytes)

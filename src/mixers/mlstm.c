@@ -110,9 +110,10 @@ static sl_tensor *mlstm_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     sl_tensor *gates = sl_linear(ctx, x, a->wgate, sl_add(ctx, a->bgate, off));
     sl_tensor *ig = sl_columns(ctx, gates, 0, H);
     sl_tensor *lf = sl_logsigmoid(ctx, sl_columns(ctx, gates, H, H));
-    sl_tensor *s0 = sl_state_in(ctx, state, pos, sl_seq_count(seqs, B),
-                                H * sl_mlstm_state_floats(a->dk, a->dk));
-    sl_tensor *h = sl_mlstm_in(ctx, &in, ig, lf, s0, H, a->C, state, seqs);
+    const int64_t sf = H * sl_mlstm_state_floats(a->dk, a->dk);
+    const sl_state_part sp = sl_state_take(ctx, state, sf, 0, sf, sl_seq_count(seqs, B), pos);
+    sl_tensor *h = sl_mlstm_in(ctx, &in, ig, lf, sp.s0, H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     sl_tensor *n = sl_rmsnorm(ctx, SL_VIEW(ctx, h, B, T, H, a->dk), a->wnorm, a->eps);
     sl_tensor *o =
         sl_mul(ctx, SL_VIEW(ctx, n, B, T, D), sl_sigmoid(ctx, sl_linear(ctx, x, a->wog, NULL)));

@@ -85,8 +85,11 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
         sl_tensor *n = sl_gated_rmsnorm(ctx, o, z, 0, a->wnorm, a->H, a->eps);
         return sl_linear(ctx, n, a->wout, NULL);
     }
-    sl_tensor *s0 = sl_state_in(ctx, state, pos, rows, a->H * a->dk * a->dk);
-    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, a->log_gamma, s0, a->H, a->C, state, seqs);
+    const int64_t sf = a->H * a->dk * a->dk;
+    const sl_state_part sp = sl_state_take(ctx, state, sf, 0, sf, rows, pos);
+    sl_tensor *o =
+        sl_recurrence_in(ctx, &in, NULL, a->log_gamma, sp.s0, a->H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     return sl_linear(ctx, sl_gated_rmsnorm(ctx, o, z, 0, a->wnorm, a->H, a->eps), a->wout, NULL);
 }
 

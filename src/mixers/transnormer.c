@@ -141,9 +141,12 @@ static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
         sl_require(!state, "transnormer", "no state in bidirectional mode");
         return sl_recurrence_bidir(ctx, &in, lg, a->H, a->C, seqs);
     }
-    sl_tensor *s0 =
-        sl_state_in(ctx, state, pos, sl_seq_count(seqs, qkv->shape[0]), a->H * a->dk * a->dk);
-    return sl_recurrence_in(ctx, &in, NULL, lg, s0, a->H, a->C, state, seqs);
+    const int64_t sf = a->H * a->dk * a->dk;
+    const sl_state_part sp =
+        sl_state_take(ctx, state, sf, 0, sf, sl_seq_count(seqs, qkv->shape[0]), pos);
+    sl_tensor *o = sl_recurrence_in(ctx, &in, NULL, lg, sp.s0, a->H, a->C, sp.s_final, seqs);
+    sl_state_put(&sp);
+    return o;
 }
 
 /* ------------------------------------------------------- DiagAttention */

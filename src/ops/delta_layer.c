@@ -43,32 +43,18 @@ void sl_delta_layer_params(sl_delta_layer *n, sl_params *p, float std, float out
     n->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, out_std, true, D, D);
 }
 
-/* rows rows of len floats: src's rows sstride apart -> dst's, dstride apart.
- * Moves one part of every sequence's state between the caller's rows and
- * the [N, ...] operand of an op. */
-static void rows_copy(float *dst, int64_t dstride, const float *src, int64_t sstride, int64_t rows,
-                      int64_t len)
-{
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(dst + r * dstride, src + r * sstride, (size_t)len * sizeof(float));
-}
-
 /* u: [B, T, D] (one projection), w: [D, K] or NULL -> silu(shortconv(u)):
- * [B, T, D]. With a state: the conv rows at offset off of s0's rows (zeros
- * when s0 is NULL) start it, and its final rows go to the same offset of
- * state's. */
+ * [B, T, D]. With a state: the conv rows at offset off of each of its rows
+ * (holding pos tokens) start it, and its final rows go back there. */
 static sl_tensor *conv_silu(sl_ctx *ctx, const sl_delta_layer *n, sl_tensor *u, sl_tensor *w,
-                            const sl_tensor *s0, float *state, int64_t off, const sl_seqs *seqs)
+                            float *state, int64_t pos, int64_t off, const sl_seqs *seqs)
 {
     if (!w) return sl_silu(ctx, u);
-    if (!state) return sl_silu(ctx, sl_shortconv(ctx, u, w, NULL, NULL, NULL, seqs));
-    const int64_t N = sl_seq_count(seqs, u->shape[0]), cf = conv_floats(n);
-    const int64_t sf = sl_delta_layer_state_floats(n);
-    sl_tensor *c0 = s0 ? SL_NEW(ctx, N, n->K - 1, n->D) : NULL;
-    if (c0) rows_copy(c0->data, cf, s0->data + off, sf, N, cf);
-    float *fin = sl_arena_floats(ctx, N * cf);
-    sl_tensor *y = sl_shortconv(ctx, u, w, NULL, c0, fin, seqs);
-    rows_copy(state + off, sf, fin, cf, N, cf);
+    const int64_t N = sl_seq_count(seqs, u->shape[0]);
+    const sl_state_part cp =
+        sl_state_take(ctx, state, sl_delta_layer_state_floats(n), off, conv_floats(n), N, pos);
+    sl_tensor *y = sl_shortconv(ctx, u, w, NULL, cp.s0, cp.s_final, seqs);
+    sl_state_put(&cp);
     return sl_silu(ctx, y);
 }
 
@@ -79,14 +65,11 @@ sl_delta_in sl_delta_layer_in(sl_ctx *ctx, const sl_delta_layer *n, sl_tensor *x
      * them here: a bad n would index past the caller's state. */
     sl_require(sl_seqs_check(seqs, x, "deltanet") == SL_OK, "deltanet",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over x [1, T, D]");
-    const int64_t N = sl_seq_count(seqs, x->shape[0]), sf = sl_delta_layer_state_floats(n);
     const int64_t cf = conv_floats(n);
-    /* At pos 0 the caller's rows belong to another sequence: a fresh state. */
-    sl_delta_in in = {.s0 = state && pos > 0 ? SL_NEW(ctx, N, sf) : NULL};
-    if (in.s0) memcpy(in.s0->data, state, (size_t)(N * sf) * sizeof(float));
+    sl_delta_in in = {.pos = pos};
     sl_tensor *w[3] = {n->wq, n->wk, n->wv}, *cw[3] = {n->cq, n->ck, n->cv}, *u[3];
     for (int i = 0; i < 3; i++) u[i] = sl_linear(ctx, x, w[i], NULL);
-    for (int i = 0; i < 3; i++) u[i] = conv_silu(ctx, n, u[i], cw[i], in.s0, state, i * cf, seqs);
+    for (int i = 0; i < 3; i++) u[i] = conv_silu(ctx, n, u[i], cw[i], state, pos, i * cf, seqs);
     in.q = sl_l2norm(ctx, u[0], n->dk);
     in.k = sl_l2norm(ctx, u[1], n->dk);
     in.v = u[2];
@@ -99,14 +82,12 @@ sl_tensor *sl_delta_layer_mix(sl_ctx *ctx, const sl_delta_layer *n, const sl_del
 {
     const int64_t B = in->q->shape[0], T = in->q->shape[1], H = n->H, dk = n->dk;
     const int64_t N = sl_seq_count(seqs, B), sf = sl_delta_layer_state_floats(n);
-    const int64_t off = 3 * conv_floats(n), ss = H * dk * dk;
-    sl_tensor *S0 = in->s0 ? SL_NEW(ctx, N, H, dk, dk) : NULL;
-    if (S0) rows_copy(S0->data, ss, in->s0->data + off, sf, N, ss);
-    float *fin = state ? sl_arena_floats(ctx, N * ss) : NULL;
+    const sl_state_part sp =
+        sl_state_take(ctx, state, sf, 3 * conv_floats(n), H * dk * dk, N, in->pos);
     /* The kernel reads q, k and v as column blocks in place. */
     const sl_rec_in qkv = {.q = in->q, .k = in->k, .v = in->v, .dk = dk, .dv = dk};
-    sl_tensor *o = sl_delta_rule_in(ctx, &qkv, in->beta, g, S0, H, n->C, fin, seqs);
-    if (state) rows_copy(state + off, sf, fin, ss, N, ss);
+    sl_tensor *o = sl_delta_rule_in(ctx, &qkv, in->beta, g, sp.s0, H, n->C, sp.s_final, seqs);
+    sl_state_put(&sp);
     o = sl_rmsnorm(ctx, SL_VIEW(ctx, o, B, T, H, dk), n->norm, n->eps);
     return SL_VIEW(ctx, o, B, T, n->D);
 }

@@ -41,7 +41,7 @@ int64_t sl_delta_layer_scratch_floats(const sl_delta_layer *n);
 typedef struct sl_delta_in {
     sl_tensor *q, *k, *v; /* [B, T, D] */
     sl_tensor *beta;      /* [B, T, H] */
-    sl_tensor *s0;        /* [N, state_floats] copied from the caller's state, or NULL (fresh) */
+    int64_t pos;          /* tokens the caller's state holds */
 } sl_delta_in;
 
 /* The forward in two halves, so that a mixer records its own gate between

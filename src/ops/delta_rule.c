@@ -383,9 +383,9 @@ static void chunk_backward(const dr_run *r, int64_t h, int64_t r0, int64_t c, co
 }
 
 /* One (sequence, h) item: of the backward when r->dout is set, else of
- * the forward. The backward starts from a zero dS at the sequence's last
- * chunk (the final state carries no gradient), so no gradient crosses a
- * sequence bound. */
+ * the forward. The backward starts from dS = the gradient w.r.t. the
+ * sequence's own final state (d->ds_final, else zeros), so no gradient
+ * crosses a sequence bound. */
 static void run_item(const void *arg, int64_t ih, float *scratch)
 {
     const dr_run *r = arg;
@@ -395,7 +395,10 @@ static void run_item(const void *arg, int64_t ih, float *scratch)
     sl_carver cv = {scratch, 0};
     dr_chunk ck = carve(d, r->dout != NULL, &cv);
     if (r->dout) {
-        memset(ck.S, 0, (size_t)ss * sizeof(float));
+        if (d->ds_final)
+            memcpy(ck.S, d->ds_final + ih * ss, (size_t)ss * sizeof(float));
+        else
+            memset(ck.S, 0, (size_t)ss * sizeof(float));
         for (int64_t ch = nch - 1; ch >= 0; ch--)
             chunk_backward(r, h, start + ch * d->C, sl_chunk_size(&d->rows, i, ch),
                            r->states + sl_chunk_state_at(&d->rows, H, i, h, ch, ss), &ck);
@@ -482,7 +485,8 @@ sl_tensor *sl_delta_rule_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *beta, s
                "sl_delta_rule", "beta, g [B, T, H], s0 [N, H, dk, dk]");
     sl_tensor *o = SL_NEW(ctx, B, T, H * dk);
     sl_node *nd = SL_RECORD(ctx, delta_rule_backward, o, in->q, in->k, in->v, beta, g, s0);
-    const sl_delta_rule_desc d = {B, T, H, dk, C, io, sl_chunk_rows_keep(ctx, seqs, B, T, C)};
+    const sl_delta_rule_desc d = {B, T, H, dk, C, io, sl_chunk_rows_keep(ctx, seqs, B, T, C),
+                                  sl_state_final_grad(ctx, s_final)};
     float *states = NULL;
     if (nd) {
         states = nd->saved = sl_arena_floats(ctx, sl_delta_rule_states_floats(&d));

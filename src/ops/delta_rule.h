@@ -22,7 +22,7 @@
  * backward (dq, dk, dv, dbeta, dg, ds0). beta in (0, 1); g: [B, T, H] or
  * NULL; s0: [N, H, dk, dk] or NULL (zeros); s_final: [N, H, dk, dk] floats
  * or NULL, and may be s0->data. -> o: [B, T, H*dk]. The final state carries
- * no gradient. Memory: O(T/C * dk^2) per (sequence, h) saved for the
+ * a gradient only as a linked state part (sl_state_final_grad). Memory: O(T/C * dk^2) per (sequence, h) saved for the
  * backward.
  *
  * seqs NULL: the N = B rows of T tokens are the sequences. Else q is a
@@ -49,6 +49,7 @@ typedef struct sl_delta_rule_desc {
     int64_t B, T, H, dk, C;
     sl_rec_layout io;   /* where q, k and v are read from */
     sl_chunk_rows rows; /* the sequences and their chunks */
+    const float *ds_final; /* [N, H, dk, dk], the gradient w.r.t. s_final, or NULL */
 } sl_delta_rule_desc;
 
 /* Floats of scratch sl_delta_rule_fwd and sl_delta_rule_bwd need (one

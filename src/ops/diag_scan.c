@@ -47,6 +47,7 @@ void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h
         /* g: dL/dh_t with every later token's use folded in; the a_{t+1}
          * factor is applied when the walk steps back past token t + 1. */
         float g[SL_DS_CB] = {0};
+        if (d->ds_final) memcpy(g, d->ds_final + n * C + c0, (size_t)nc * sizeof(float));
         for (int64_t t = len - 1; t >= 0; t--) {
             const int64_t o = (st + t) * C + c0;
             const float *hp = t > 0 ? h + o - C : s0 ? s0 + n * C + c0 : NULL;
@@ -63,12 +64,11 @@ void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h
     }
 }
 
-/* Node: in = {a, b, s0}, out = h, saved = the kept seqs (or NULL). */
+/* Node: in = {a, b, s0}, out = h, desc = sl_diag_scan_desc. */
 static void diag_scan_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *a = nd->in[0], *b = nd->in[1], *s0 = nd->in[2];
-    const sl_diag_scan_desc d = {a->shape[0], a->shape[1], a->shape[2], nd->saved};
-    sl_diag_scan_bwd(&d, a->data, nd->out->data, s0 ? s0->data : NULL, nd->out->grad,
+    sl_diag_scan_bwd(nd->desc, a->data, nd->out->data, s0 ? s0->data : NULL, nd->out->grad,
                      a->requires_grad ? sl_grad(ctx, a) : NULL,
                      b->requires_grad ? sl_grad(ctx, b) : NULL,
                      s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL);
@@ -85,11 +85,15 @@ sl_tensor *sl_diag_scan(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, sl_tensor *s0, 
      * write outside every tensor. */
     sl_require(sl_seqs_check(seqs, a, "sl_diag_scan") == SL_OK, "sl_diag_scan",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, C]");
-    const sl_diag_scan_desc d = {a->shape[0], a->shape[1], a->shape[2], seqs};
+    sl_diag_scan_desc d = {a->shape[0], a->shape[1], a->shape[2], seqs,
+                           sl_state_final_grad(ctx, s_final)};
     sl_require(!s0 || s0->n == sl_seq_count(seqs, d.B) * d.C, "sl_diag_scan", "s0 [N, C]");
     sl_tensor *h = sl_tensor_like(ctx, a);
     sl_node *nd = SL_RECORD(ctx, diag_scan_backward, h, a, b, s0);
-    if (nd && seqs) nd->saved = (void *)sl_seqs_keep(ctx, seqs);
+    if (nd) {
+        d.seqs = sl_seqs_keep(ctx, seqs);
+        SL_KEEP_DESC(ctx, nd, d);
+    }
     sl_diag_scan_fwd(&d, a->data, b->data, s0 ? s0->data : NULL, h->data, s_final);
     return h;
 }

@@ -19,7 +19,8 @@
  * [N, C] or NULL (zeros). s_final: NULL, or [N, C] written with each
  * sequence's last h (its s0 row, or zeros, when it is empty); it may be
  * s0's data only when no backward will run (the backward reads s0).
- * Gradients flow to a, b and s0, not through s_final. */
+ * Gradients flow to a, b and s0, and through s_final when it is a linked
+ * state part (sl_state_final_grad). */
 sl_tensor *sl_diag_scan(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, sl_tensor *s0, float *s_final,
                         const sl_seqs *seqs);
 
@@ -28,13 +29,14 @@ sl_tensor *sl_diag_scan(sl_ctx *ctx, sl_tensor *a, sl_tensor *b, sl_tensor *s0, 
 typedef struct sl_diag_scan_desc {
     int64_t B, T, C;
     const sl_seqs *seqs;
+    const float *ds_final; /* [N, C], the gradient w.r.t. s_final, or NULL */
 } sl_diag_scan_desc;
 
 /* The op's kernels, threaded over (sequence, block of channels); inside a
  * block the loop runs in time, one vector of channels per token (the scan
  * is sequential in t, parallel and vectorised across channels). Backward:
- * dh -> da, db: [B, T, C], ds0: [N, C], each added to and NULL when not
- * wanted. */
+ * dh (and d->ds_final) -> da, db: [B, T, C], ds0: [N, C], each added to
+ * and NULL when not wanted. */
 void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b, const float *s0,
                       float *h, float *s_final);
 void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h, const float *s0,

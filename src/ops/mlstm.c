@@ -383,6 +383,15 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
     sl_carver cv = {scratch, 0};
     head_buf w = carve(s, &cv);
     memset(w.dCa, 0, (size_t)(dk * dva) * sizeof(float));
+    if (s->ds_final) {
+        /* C~ and n~ of the leaving state, relative to its m, which is held
+         * fixed like every m (mlstm.h): its own gradient is not used. */
+        const float *g = s->ds_final + rh * ssz;
+        for (int64_t dd = 0; dd < dk; dd++) {
+            memcpy(w.dCa + dd * dva, g + dd * dv, (size_t)dv * sizeof(float));
+            w.dCa[dd * dva + dv] = g[dk * dv + dd];
+        }
+    }
     for (int64_t c = nch - 1; c >= 0; c--) {
         const int64_t t0 = c * s->C, L = min64(s->C, len - t0), tok = tok0 + t0;
         const float *st = states + sl_chunk_state_at(&s->rows, H, r, h, c, csz);
@@ -494,7 +503,10 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
             }
         }
     }
-    if (ds0 && nch > 0) {
+    if (ds0 && nch == 0 && s->ds_final) {
+        /* An empty sequence passes s0 on as its final state. */
+        for (int64_t i = 0; i < ssz; i++) ds0[rh * ssz + i] += s->ds_final[rh * ssz + i];
+    } else if (ds0 && nch > 0) {
         /* w.Ca holds the state entering chunk 0: s0. */
         float *d = ds0 + rh * ssz, dm = 0.0f;
         for (int64_t i = 0; i < dk * dva; i++) dm += w.dCa[i] * w.Ca[i];
@@ -584,7 +596,8 @@ sl_tensor *sl_mlstm_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *igate, sl_te
                        .dk = dk,
                        .dv = dv,
                        .C = C,
-                       .io = io};
+                       .io = io,
+                       .ds_final = sl_state_final_grad(ctx, s_final)};
     s.dva = s.dv + 1;
     /* The backward runs after the caller's bounds may be gone. */
     s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);

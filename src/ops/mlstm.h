@@ -78,7 +78,8 @@ void sl_mlstm_state_fresh(float *s, int64_t n, int64_t dk, int64_t dv);
  * its own state row. s0: [rows, H, dk*dv + dk + 1] or NULL (fresh). s_final:
  * NULL or [rows, H, dk*dv + dk + 1], written with the final states; it may be
  * s0's data. Gradients flow to q, k, v, igate, lfgate and all of s0 (C, n
- * and m), not through s_final. */
+ * and m), and through s_final (C and n) when it is a linked state part
+ * (sl_state_final_grad). */
 sl_tensor *sl_mlstm(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *igate,
                     sl_tensor *lfgate, sl_tensor *s0, int64_t H, int64_t C, float *s_final,
                     const sl_seqs *seqs);
@@ -99,6 +100,9 @@ typedef struct sl_mlstm_desc {
     int64_t B, T, H, dk, dv, dva, C;
     sl_rec_layout io;   /* where q, k and v are read from */
     sl_chunk_rows rows; /* the sequences and their chunks */
+    /* [rows, H, dk*dv + dk + 1], the gradient w.r.t. s_final (its m part
+     * unused: m is held fixed), or NULL */
+    const float *ds_final;
 } sl_mlstm_desc;
 
 /* Floats of scratch sl_mlstm_fwd and sl_mlstm_bwd need (one buffer per

@@ -557,7 +557,10 @@ static void backward_head(const void *arg, int64_t rh, float *scratch)
      * a constant); the key-dim decay's intra-chunk loop forms it anyway. */
     const bool decay = s->decay != SL_REC_DECAY_NONE;
     const bool db = s->decay == SL_REC_DECAY_KEY || (decay && dg);
-    memset(w.dS, 0, (size_t)ssz * sizeof(float));
+    if (s->ds_final)
+        memcpy(w.dS, s->ds_final + rh * ssz, (size_t)ssz * sizeof(float));
+    else
+        memset(w.dS, 0, (size_t)ssz * sizeof(float));
     for (int64_t c = (len + s->C - 1) / s->C - 1; c >= 0; c--) {
         const int64_t t0 = start + c * s->C, L = min64(s->C, len - c * s->C);
         const int64_t rq = at_q(&s->io, t0, h, dk), rk = at_k(&s->io, t0, h, dk);
@@ -737,7 +740,8 @@ sl_tensor *sl_recurrence_in(sl_ctx *ctx, const sl_rec_in *in, sl_tensor *g,
                             .dv = dv,
                             .C = C,
                             .io = io,
-                            .log_gamma = log_gamma};
+                            .log_gamma = log_gamma,
+                            .ds_final = sl_state_final_grad(ctx, s_final)};
     sl_require(sl_seqs_check(seqs, q, "sl_recurrence") == SL_OK, "sl_recurrence", sl_errmsg());
     s.rows = sl_chunk_rows_keep(ctx, seqs, s.B, s.T, C);
     s.decay = log_gamma ? SL_REC_DECAY_HEAD : SL_REC_DECAY_NONE;

@@ -26,7 +26,8 @@
  * then no exponent the op forms is positive, and any T stays finite (a
  * positive one is clamped at e^88 by sl_expf). s0: [rows, H, dk, dv] or
  * NULL (zeros). s_final: NULL, or [rows, H, dk, dv] written with S_T; it may be
- * s0's data. Gradients flow to q, k, v, g and s0, not through s_final. */
+ * s0's data. Gradients flow to q, k, v, g and s0, and through s_final when
+ * it is a linked state part (sl_state_final_grad). */
 sl_tensor *sl_recurrence(sl_ctx *ctx, sl_tensor *q, sl_tensor *k, sl_tensor *v, sl_tensor *g,
                          const float *log_gamma, sl_tensor *s0, int64_t H, int64_t C,
                          float *s_final, const sl_seqs *seqs);
@@ -70,6 +71,7 @@ typedef struct sl_recurrence_desc {
     sl_chunk_rows rows; /* the sequences and their chunks */
     int decay;
     const float *log_gamma; /* [H] (SL_REC_DECAY_HEAD) */
+    const float *ds_final;  /* [rows, H, dk, dv], the gradient w.r.t. s_final, or NULL */
 } sl_recurrence_desc;
 
 /* Floats of scratch sl_recurrence_fwd and sl_recurrence_bwd need (one

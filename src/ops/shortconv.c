@@ -154,6 +154,12 @@ void sl_shortconv_bwd(const sl_shortconv_desc *d, const float *x, const float *w
             float *dst = r >= K - 1 ? (dx ? dx + (st + r - (K - 1)) * C : NULL)
                                     : (ds0 ? ds0 + (b * (K - 1) + r) * C : NULL);
             const float *xr = xx_row(xb, s0b, zeros, r, K, C);
+            /* The last K-1 rows of xx are the final state. */
+            if (dst && d->ds_final && r >= len) {
+                const float *g = d->ds_final + (b * (K - 1) + r - len) * C;
+#pragma omp simd
+                for (int64_t c = 0; c < C; c++) dst[c] += g[c];
+            }
             for (int64_t j = 0; j < K; j++) {
                 int64_t t = r - j;
                 if (t < 0 || t >= len) continue;
@@ -187,12 +193,12 @@ void sl_shortconv_bwd(const sl_shortconv_desc *d, const float *x, const float *w
     }
 }
 
-/* Node: in = {x, w, bias, s0}; saved = the packed bounds copied to the
- * arena (the caller's cu need not outlive the forward), or NULL. */
+/* Node: in = {x, w, bias, s0}; desc = sl_shortconv_desc, its packed
+ * bounds copied to the arena (the caller's cu need not outlive the forward). */
 static void shortconv_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2], *s0 = nd->in[3];
-    const sl_shortconv_desc d = {x->shape[0], x->shape[1], x->shape[2], w->shape[1], nd->saved};
+    const sl_shortconv_desc d = *(const sl_shortconv_desc *)nd->desc;
     float *dw = w->requires_grad ? sl_grad(ctx, w) : NULL;
     float *db = bias && bias->requires_grad ? sl_grad(ctx, bias) : NULL;
     sl_shortconv_bwd(&d, x->data, w->data, s0 ? s0->data : NULL, nd->out->grad,
@@ -212,13 +218,17 @@ sl_tensor *sl_shortconv(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *bias
      * write outside every tensor. */
     sl_require(sl_seqs_check(seqs, x, "sl_shortconv") == SL_OK, "sl_shortconv",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over x [1, T, C]");
-    const sl_shortconv_desc d = {x->shape[0], x->shape[1], x->shape[2], w->shape[1], seqs};
+    sl_shortconv_desc d = {x->shape[0], x->shape[1], x->shape[2], w->shape[1], seqs,
+                           sl_state_final_grad(ctx, s_final)};
     const int64_t N = sl_seq_count(seqs, d.B);
     sl_require(!bias || bias->n == d.C, "sl_shortconv", "bias [C]");
     sl_require(!s0 || s0->n == N * (d.K - 1) * d.C, "sl_shortconv", "s0 [N, K-1, C]");
     sl_tensor *y = SL_NEW(ctx, d.B, d.T, d.C);
     sl_node *nd = SL_RECORD(ctx, shortconv_backward, y, x, w, bias, s0);
-    if (nd && seqs) nd->saved = (void *)sl_seqs_keep(ctx, seqs);
+    if (nd) {
+        d.seqs = sl_seqs_keep(ctx, seqs);
+        SL_KEEP_DESC(ctx, nd, d);
+    }
     sl_shortconv_fwd(&d, x->data, w->data, bias ? bias->data : NULL, s0 ? s0->data : NULL, y->data,
                      s_final, sl_arena_floats(ctx, sl_shortconv_fwd_scratch(&d)));
     return y;

@@ -33,6 +33,7 @@ sl_tensor *sl_shortconv(sl_ctx *ctx, sl_tensor *x, sl_tensor *w, sl_tensor *bias
 typedef struct sl_shortconv_desc {
     int64_t B, T, C, K;
     const sl_seqs *seqs;
+    const float *ds_final; /* [N, K-1, C], the gradient w.r.t. s_final, or NULL */
 } sl_shortconv_desc;
 
 /* The op's kernels, same layouts, threaded over tokens (forward) and over
