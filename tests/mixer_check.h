@@ -11,6 +11,7 @@
 #include "check.h"
 #include "gradcheck.h"
 #include "mixers/mixer.h"
+#include "mixers/recompute.h"
 
 /* A mixer's setting for a test: its dimensions, options and layer. */
 typedef struct mc_cfg {
@@ -180,6 +181,58 @@ static inline void mc_check_split(const sl_mixer_vtable *vt, const mc_cfg *cfg, 
         free(state);
         sl_ctx_free(&ctx);
     }
+    mc_free(&mc);
+}
+
+/* The chunked recompute (mixers/recompute.h) against the plain forward and
+ * backward over B sequences of T tokens, chunks of Tc: the output, the
+ * input's gradient and every parameter's, each to tol relative to its rms
+ * (the chunks' state hand-overs round as a split forward does). A mixer
+ * that cannot run chunked is not checked. */
+static inline void mc_check_recompute(const sl_mixer_vtable *vt, const mc_cfg *cfg, int64_t B,
+                                      int64_t T, int64_t Tc, double tol)
+{
+    mc_mixer mc;
+    mc_create(&mc, vt, cfg, 8);
+    if (!sl_mixer_chunkable(&mc.m)) {
+        mc_free(&mc);
+        return;
+    }
+    const int64_t n = B * T * cfg->dims.d_model, np = (int64_t)mc.p.total;
+    sl_rng rng;
+    sl_rng_seed(&rng, 9);
+    float *x0 = malloc((size_t)n * sizeof(float)), *dy = malloc((size_t)n * sizeof(float));
+    float *ref = malloc((size_t)(2 * n + np) * sizeof(float));
+    mc_fill(&rng, x0, n, 1.0f);
+    mc_fill(&rng, dy, n, 1.0f);
+    for (int pass = 0; pass < 2; pass++) {
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        sl_params_zero_grad(&mc.p);
+        sl_tensor *x = SL_NEW(&ctx, B, T, cfg->dims.d_model);
+        memcpy(x->data, x0, (size_t)n * sizeof(float));
+        x->requires_grad = true;
+        sl_tensor *y = pass ? sl_mixer_recompute(&ctx, &mc.m, x, Tc)
+                            : vt->forward(&mc.m, &ctx, x, NULL, 0, NULL);
+        sl_backward_with(&ctx, y, dy);
+        const float *got[3] = {y->data, sl_grad(&ctx, x), mc.p.grad};
+        const int64_t len[3] = {n, n, np}, off[3] = {0, n, 2 * n};
+        static const char *const what[3] = {"output", "input gradient", "parameter gradients"};
+        for (int i = 0; i < 3; i++) {
+            if (pass == 0) {
+                memcpy(ref + off[i], got[i], (size_t)len[i] * sizeof(float));
+                continue;
+            }
+            const double r = close_ratio(got[i], ref + off[i], len[i],
+                                         tol * fmax(rms(ref + off[i], len[i]), 1e-6), tol);
+            CHECK(r <= 1, "%s: recompute in chunks of %lld, %s: ratio %g", vt->name,
+                  (long long)Tc, what[i], r);
+        }
+        sl_ctx_free(&ctx);
+    }
+    free(x0);
+    free(dy);
+    free(ref);
     mc_free(&mc);
 }
 

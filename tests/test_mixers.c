@@ -9,6 +9,8 @@
  *                   two with the state carried == one forward, a packed
  *                   batch == each sequence alone (with and without states),
  *                   finite differences of the input and every parameter,
+ *                   the chunked recompute == the plain backward (outputs
+ *                   and every gradient) where the mixer is chunkable,
  *                   finite outputs and gradients at T = 4096 with inputs of
  *                   scale 100;
  *   bidirectional:  the output at t = 0 sees the last token, packed == alone,
@@ -82,6 +84,9 @@ static void check_variant(const sl_mixer_vtable *vt, const char *variant)
     static const int64_t lens[] = {0, 7, 1, 2, 0, 3, 4, 5, 12, 11, 0};
     mc_check_packed(vt, &c, lens, 11, tol_packed);
     if (fd) mc_check_gradient(vt, &c, 2, 7, h, atol, rtol, 12);
+    /* Chunks on the kernels' chunk bounds (5) and across them (7). */
+    mc_check_recompute(vt, &c, 2, 23, 5, tol);
+    mc_check_recompute(vt, &c, 2, 23, 7, tol);
     mc_cfg longc = c;
     longc.dims.chunk_size = 64;
     mc_check_long_finite(vt, &longc, 4096, 100.0f);

@@ -108,6 +108,55 @@ static void test_decode_matches_forward_every_mixer(void)
     check_decode(&c, "hybrid");
 }
 
+/* Training through the chunked recompute (recompute_tokens below T) gives
+ * the plain loss and gradients: a hybrid stack whose attention layer runs
+ * whole and whose recurrent layers run in chunks of 7 tokens. */
+static void test_recompute_matches_plain_training(void)
+{
+    sl_config c;
+    tiny(&c);
+    c.chunk_size = 5;
+    c.n_layers = 3;
+    c.n_layer_mixers = 3;
+    strcpy(c.layer_mixers[0], "mamba2");
+    strcpy(c.layer_mixers[1], "attention");
+    strcpy(c.layer_mixers[2], "gated_deltanet");
+    const int64_t B = 2, T = 24;
+    int32_t tok[48], tgt[48];
+    sl_rng r;
+    sl_rng_seed(&r, 8);
+    for (int64_t i = 0; i < B * T; i++) {
+        tok[i] = (int32_t)sl_rng_below(&r, (uint64_t)c.vocab_size);
+        tgt[i] = (int32_t)sl_rng_below(&r, (uint64_t)c.vocab_size);
+    }
+    float loss[2], *grad[2];
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        c.recompute_tokens = pass ? 7 : 0;
+        sl_model m;
+        CHECK(sl_model_create(&m, &c) == SL_OK, "create: %s", sl_errmsg());
+        sl_model_init_weights(&m, 3);
+        sl_params_zero_grad(&m.params);
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 20);
+        sl_tensor *l = sl_model_loss(&m, &ctx, tok, tgt, B, T);
+        sl_backward(&ctx, l);
+        CHECK((ctx.child != NULL) == (pass == 1), "the recurrent layers ran chunked iff asked");
+        loss[pass] = l->data[0];
+        n = m.params.total;
+        grad[pass] = malloc(n * sizeof(float));
+        memcpy(grad[pass], m.params.grad, n * sizeof(float));
+        sl_ctx_free(&ctx);
+        sl_model_free(&m);
+    }
+    CHECK(fabsf(loss[0] - loss[1]) <= 1e-5f * fabsf(loss[0]), "loss %g vs %g", loss[0], loss[1]);
+    const double r1 = close_ratio(grad[1], grad[0], (long long)n, 1e-4 * rms(grad[0], (long long)n),
+                                  1e-3);
+    CHECK(r1 <= 1, "gradients with the recompute: ratio %g", r1);
+    free(grad[0]);
+    free(grad[1]);
+}
+
 /* Logits of a packed batch (lengths 0, 1 and across chunk edges) vs each
  * sequence through sl_model_forward alone. */
 static void check_packed(const sl_config *c, const char *what)
@@ -296,6 +345,7 @@ int main(void)
     RUN(test_decode_matches_forward_rope_rms_swiglu_bias);
     RUN(test_decode_matches_forward_window);
     RUN(test_decode_matches_forward_every_mixer);
+    RUN(test_recompute_matches_plain_training);
     RUN(test_packed_matches_one_by_one);
     RUN(test_bidirectional_cannot_decode);
     RUN(test_bidirectional_mixers);

@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "mixers/mixer.h"
+#include "mixers/recompute.h"
 #include "model/config.h"
 #include "ops/ops.h"
 
@@ -72,12 +73,14 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
         memcpy(x->data, x0, (size_t)(T * D) * sizeof(float));
         x->requires_grad = true;
         double t0 = sl_seconds();
-        sl_tensor *y = m.vt->forward(&m, &ctx, x, NULL, 0, NULL);
+        sl_tensor *y = c->recompute_tokens > 0 && T > c->recompute_tokens && sl_mixer_chunkable(&m)
+                           ? sl_mixer_recompute(&ctx, &m, x, c->recompute_tokens)
+                           : m.vt->forward(&m, &ctx, x, NULL, 0, NULL);
         sl_backward_with(&ctx, y, dy);
         if (r >= 0) best[r] = 1000 * (sl_seconds() - t0);
     }
     pt->ms = cli_median(best, n);
-    pt->peak_mb = (double)ctx.arena.peak / (1 << 20);
+    pt->peak_mb = (double)sl_ctx_peak(&ctx) / (1 << 20);
     /* step(): 64 tokens from position 0 and 64 ending at T - 1. The state's
      * contents do not change the work, so the second run starts there. */
     float *state = calloc((size_t)m.vt->state_floats(&m, T), sizeof(float));
@@ -147,7 +150,7 @@ static sl_status measure_rounds(const char *name, const sl_config *c, int64_t re
 }
 
 int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t H, int64_t reps,
-                int64_t rounds, bool compare)
+                int64_t rounds, int64_t recompute, bool compare)
 {
     point pts[16];
     printf("seqlab bench --mixer %s: d_model %lld, %lld heads, batch 1, %d threads, %lld rounds\n",
@@ -161,6 +164,7 @@ int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t 
         c.n_heads = H;
         c.n_layers = 1;
         c.max_seq_len = c.seq_len = Ts[i];
+        c.recompute_tokens = recompute;
         snprintf(c.mixer, sizeof c.mixer, "%s", name);
         if (sl_config_validate(&c)) return cli_error("bench");
         point *pt = &pts[i];

@@ -80,20 +80,26 @@ static void help(void)
            "QK^T and PV, x3 for forward + backward, no causal discount), and the GEMM floor: the step's GEMMs alone as OpenBLAS\n"
            "sgemm calls. --compare also runs tools/bench_torch.py (PyTorch, same threads).\n\n"
            "       seqlab bench --mixer NAME [--seq 1024,4096,16384,65536] [--d-model 256]\n"
-           "                    [--heads 4] [--reps 3] [--rounds 1] [--threads N] [--compare]\n\n"
+           "                    [--heads 4] [--reps 3] [--rounds 1] [--threads N] [--compare]\n"
+           "                    [--recompute 16384]\n\n"
            "One mixer layer on x: [1, T, d_model]: median forward + backward ms, peak\n"
-           "activation memory (the arena's high-water mark), step() latency per token\n"
+           "activation memory (the arenas' high-water mark), step() latency per token\n"
            "near position 0 and near T - 1, and the exponent of a least-squares fit of\n"
            "time against T. --compare runs tools/bench_mixers_torch.py (the same layer\n"
            "and chunked algorithm in PyTorch) on the same thread count. --rounds N\n"
            "alternates seqlab and PyTorch N times per length and reports the median of\n"
            "the rounds' ratios, so that drift in the machine's speed between the two\n"
-           "measurements cancels.\n");
+           "measurements cancels. --recompute N runs sequences longer than N tokens in\n"
+           "chunks of N, recomputed in the backward, as training does (config key\n"
+           "recompute_tokens, same default); 0 keeps every activation.\n");
 }
 
 int cmd_bench(int argc, char **argv)
 {
+    sl_config c;
+    sl_config_defaults(&c);
     int64_t threads = 0, steps = 10, D = 256, H = 4, reps = 3, rounds = 1;
+    int64_t recompute = c.recompute_tokens;
     int64_t Ts[16] = {1024, 4096, 16384, 65536};
     int nT = 4;
     bool compare = false;
@@ -125,6 +131,8 @@ int cmd_bench(int argc, char **argv)
             if (!cli_int("bench", "reps", v, 1, &reps)) return 2;
         } else if (cli_opt(argc, argv, &i, "rounds", &v)) {
             if (!cli_int("bench", "rounds", v, 1, &rounds)) return 2;
+        } else if (cli_opt(argc, argv, &i, "recompute", &v)) {
+            if (!cli_int_in("bench", "recompute", v, 0, 1 << 24, &recompute)) return 2;
         } else if (cli_flag(argv[i], "compare")) {
             compare = true;
         } else {
@@ -132,8 +140,7 @@ int cmd_bench(int argc, char **argv)
         }
     }
     sl_set_threads((int)threads);
-    if (mixer) return bench_mixer(mixer, Ts, nT, D, H, reps, rounds, compare);
-    sl_config c;
+    if (mixer) return bench_mixer(mixer, Ts, nT, D, H, reps, rounds, recompute, compare);
     bench_config(&c);
     sl_model m;
     if (sl_model_create(&m, &c)) return cli_error("bench");

@@ -71,6 +71,13 @@ typedef struct sl_mixer_vtable {
     /* Has a non-causal form (config causal = false; forward only, no state
      * or step). Creating a mixer without one in a non-causal model fails. */
     bool bidirectional;
+    /* The state grows with the length (a KV cache, a long convolution's
+     * history) and carries no gradient: no chunked recompute. */
+    bool state_grows;
+    /* Tokens a forward call must start at a multiple of for its carried
+     * state to be all it needs from earlier calls, as the recompute
+     * (mixers/recompute.h) requires; NULL means any position. */
+    int64_t (*align)(const sl_mixer *m);
     sl_mixer_checks checks;
 } sl_mixer_vtable;
 

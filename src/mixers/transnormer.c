@@ -155,12 +155,15 @@ static sl_tensor *norm_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
 static float *cache_k(const transnormer *a, float *st) { return st; }
 static float *cache_v(const transnormer *a, float *st) { return st + a->w * a->D; }
 
-/* Continuing cached sequences (pos > 0): token by token, each writes its
- * row p % w of its sequence's cache and attends to rows 0 .. p % w, the
- * tokens of its block so far. No tape: the cache is outside the graph. */
+/* Continuing cached sequences inside a block (pos % w > 0): token by
+ * token, each writes its row p % w of its sequence's cache and attends to
+ * rows 0 .. p % w, the tokens of its block so far. No tape: the cache is
+ * outside the graph, so the recompute, which needs one, starts its calls on
+ * block bounds (tn_align). */
 static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
                                 int64_t pos, const sl_seqs *seqs)
 {
+    sl_require(!ctx->link_states, "transnormer", "a recompute chunk starting inside a block");
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = a->D, n = sl_seq_count(seqs, B);
     const int64_t sf = 2 * a->w * D;
     sl_tensor *o = SL_NEW(ctx, B, T, D);
@@ -180,14 +183,15 @@ static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, flo
     return o;
 }
 
-/* qkv: [B, T, 3D] -> o: [B, T, D]; state: [n, 2, w, D] or NULL. From
- * position 0: the attention op over the blocks as a packed batch, then the
- * cache holds each sequence's last block. */
+/* qkv: [B, T, 3D] -> o: [B, T, D]; state: [n, 2, w, D] or NULL. From a
+ * block bound (pos % w = 0, where no earlier token is seen): the attention
+ * op over the blocks as a packed batch, then the cache holds each
+ * sequence's last block. */
 static sl_tensor *diag_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, float *state,
                                  int64_t pos, const sl_seqs *seqs)
 {
     sl_require(a->causal || !state, "transnormer", "no state in bidirectional mode");
-    if (state && pos > 0) return diag_continue(a, ctx, qkv, state, pos, seqs);
+    if (state && pos % a->w > 0) return diag_continue(a, ctx, qkv, state, pos, seqs);
     const int64_t B = qkv->shape[0], T = qkv->shape[1], D = a->D, w = a->w;
     const int64_t n = sl_seq_count(seqs, B);
     int64_t nb = 0;
@@ -229,6 +233,13 @@ static sl_tensor *tn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *stat
     sl_tensor *o = a->diag ? diag_attention(a, ctx, qkv, state, pos, seqs)
                            : norm_attention(a, ctx, qkv, state, pos, seqs);
     return sl_linear(ctx, sl_rmsnorm(ctx, o, a->wnorm, a->eps), a->wout, NULL);
+}
+
+/* DiagAttention's calls start on block bounds; NormAttention's anywhere. */
+static int64_t tn_align(const sl_mixer *m)
+{
+    const transnormer *a = m->impl;
+    return a->diag ? a->w : 1;
 }
 
 /* x_t: [D] -> y_t: [D]; state: [H, dk, dk] (NormAttention) or [2, w, D]
@@ -290,5 +301,6 @@ const sl_mixer_vtable sl_mixer_transnormer = {
     .state_desc = "lower layers: 2*block_size*D floats (the block's KV cache); upper layers: "
                   "H*dk*dk (D^2/H), constant in length",
     .bidirectional = true,
+    .align = tn_align,
     .checks = {.variants = CHECK_VARIANTS},
 };

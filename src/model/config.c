@@ -48,6 +48,9 @@ static const field FIELDS[] = {
     M(init_std, T_FLOAT, "std of weight init (output projections scaled by 1/sqrt(2L))"),
     M(chunk_size, T_INT, "recurrent mixers: tokens per chunk of the chunkwise-parallel form"),
     M(conv_size, T_INT, "short causal depthwise conv before q, k, v (delta rule, mamba2); 0 = none"),
+    F(recompute_tokens, T_INT,
+      "train longer sequences through recurrent mixers in chunks of this many tokens, "
+      "recomputing each chunk in the backward (memory of one chunk); 0 = never"),
     F(seed, T_INT, "seed of init, data order and dropout"),
     F(steps, T_INT, "optimizer steps"),
     F(batch_size, T_INT, "sequences per micro-batch"),
@@ -101,6 +104,7 @@ void sl_config_defaults(sl_config *c)
     c->init_std = 0.02;
     c->chunk_size = 64;
     c->conv_size = 4;
+    c->recompute_tokens = 16384;
     c->seed = 1337;
     c->steps = 1000;
     c->batch_size = 16;
@@ -431,6 +435,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"ckpt_every", c->ckpt_every, 0, COUNT},      {"threads", c->threads, 0, 4096},
         {"stop_step", c->stop_step, -1, COUNT},       {"chunk_size", c->chunk_size, 1, 1 << 16},
         {"conv_size", c->conv_size, 0, 1 << 10},      {"seed", c->seed, -BIG, BIG},
+        {"recompute_tokens", c->recompute_tokens, 0, 1 << 24},
         {"max_skipped_steps", c->max_skipped_steps, 1, COUNT},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)

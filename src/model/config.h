@@ -54,6 +54,10 @@ typedef struct sl_config {
     double dropout, init_std;
     /* knobs several mixers share (sl_mixer_dims) */
     int64_t chunk_size; /* tokens per chunk of the chunkwise-parallel form */
+    /* Training runs a longer sequence through each chunkable mixer in
+     * chunks of this many tokens, recomputed in the backward
+     * (mixers/recompute.h); 0 = never. */
+    int64_t recompute_tokens;
     int64_t conv_size;  /* short causal depthwise conv kernel; 0 = none */
     /* mixer and task options, as given (see above) */
     sl_setting settings[SL_MAX_SETTINGS];

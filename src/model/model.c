@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "mixers/recompute.h"
 #include "ops/ops.h"
 
 static void set_prefix(sl_params *p, const char *fmt, int64_t i)
@@ -134,7 +135,8 @@ static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t
                         float *const *state, int64_t pos, bool step, float *scratch,
                         const sl_seqs *seqs)
 {
-    float p = (float)m->cfg.dropout;
+    const float p = (float)m->cfg.dropout;
+    const int64_t rt = m->cfg.recompute_tokens;
     sl_tensor *x = sl_embedding(ctx, m->embed, tokens, B, T);
     if (m->pos) x = sl_add_positions(ctx, x, m->pos, pos, seqs);
     x = sl_dropout(ctx, x, p);
@@ -144,6 +146,9 @@ static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t
         if (step) {
             y = sl_tensor_like(ctx, h);
             b->mixer.vt->step(&b->mixer, state[l], h->data, y->data, pos, scratch);
+        } else if (!state && !seqs && ctx->grad_enabled && rt > 0 && T > rt &&
+                   sl_mixer_chunkable(&b->mixer)) {
+            y = sl_mixer_recompute(ctx, &b->mixer, h, rt);
         } else {
             y = b->mixer.vt->forward(&b->mixer, ctx, h, state ? state[l] : NULL, pos, seqs);
         }
