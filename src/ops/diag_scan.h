@@ -33,14 +33,20 @@ typedef struct sl_diag_scan_desc {
 } sl_diag_scan_desc;
 
 /* The op's kernels, threaded over (sequence, block of channels); inside a
- * block the loop runs in time, one vector of channels per token (the scan
- * is sequential in t, parallel and vectorised across channels). Backward:
+ * block the loop runs in time, one vector of channels per token (parallel
+ * and vectorised across channels). A long row with few channels (B rows of
+ * 64-channel blocks fewer than 4, T >= 4096, no packing) is also split in
+ * time into pieces of 2048 tokens, scanned in parallel and joined by their
+ * carries. Backward:
  * dh (and d->ds_final) -> da, db: [B, T, C], ds0: [N, C], each added to
  * and NULL when not wanted. */
 void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b, const float *s0,
-                      float *h, float *s_final);
+                      float *h, float *s_final, float *scratch);
 void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h, const float *s0,
-                      const float *dh, float *da, float *db, float *ds0);
+                      const float *dh, float *da, float *db, float *ds0, float *scratch);
+/* Floats of scratch either kernel needs: 0 unless a long row of few
+ * channels is also split in time (diag_scan.c). */
+int64_t sl_diag_scan_scratch_floats(const sl_diag_scan_desc *d);
 
 /* The recurrence token by token in double; same layouts and seqs. h:
  * [B, T, C]; s0, s_final: [N, C] or NULL. */
