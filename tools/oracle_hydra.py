@@ -22,7 +22,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N] [--conv_kernel K]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import os
 import sys
 
@@ -108,17 +107,11 @@ FIXTURES = {"mixer_hydra": [], "mixer_hydra_noconv": ["--conv_kernel", "0"]}
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--conv_kernel", type=int, default=7)
     args = ap.parse_args()
-    torch.set_num_threads(1)
     K = args.conv_kernel
-    rng = np.random.default_rng(args.seed)
-    w = safetensors_io.read_named(args.weights, shapes(K)) if args.weights else draw_weights(rng, K)
+    rng, w = fixtures.start(args, shapes(K), lambda r: draw_weights(r, K))
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, K))
     meta = {"mixer": "hydra", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
             "d_model": str(D), "n_heads": str(H), "norm_eps": str(EPS), "causal": "false",

@@ -20,7 +20,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N] [--segment S] [--local_window W]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -60,7 +59,8 @@ def mixer_forward(x, p, segment, local_window):
         for t in range(Tn):
             lo = t // segment * segment
             seg.append(s[b, lo:min(lo + segment, Tn)].max(0).values)
-            loc.append(l[b, max(0, t - local_window // 2):min(Tn, t + local_window // 2 + 1)].max(0).values)
+            h = local_window // 2
+            loc.append(l[b, max(0, t - h):min(Tn, t + h + 1)].max(0).values)
         rows.append((v + torch.stack(seg)) * o[b] + torch.stack(loc))
     return torch.stack(rows) @ p["out.weight"].T
 
@@ -74,17 +74,11 @@ FIXTURES = {"mixer_ponet": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--segment", type=int, default=32)
     ap.add_argument("--local_window", type=int, default=3)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
-    w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
+    rng, w = fixtures.start(args, shapes(), draw_weights)
     tensors, y = fixtures.run_mixer(
         w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, args.segment, args.local_window))
     meta = {"mixer": "ponet", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),

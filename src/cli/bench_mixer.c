@@ -1,8 +1,9 @@
 /* seqlab bench --mixer NAME: one mixer layer's forward + backward time and
  * peak activation memory over sequence lengths, the fitted exponent of time
  * in T, and step() latency per token near the start and the end of the
- * sequence (0 for a mixer with only a non-causal form, measured in it). With --compare, tools/bench_mixers_torch.py runs the same layer
- * and chunked algorithm in PyTorch on the same thread count.
+ * sequence (0 for a mixer with only a non-causal form, measured in it).
+ * With --compare, tools/bench_mixers_torch.py runs the same layer and
+ * chunked algorithm in PyTorch on the same thread count.
  *
  * --rounds N alternates the two N times per length (ours, PyTorch, ours,
  * ...): this machine's speed drifts by up to 1.5x over seconds to minutes,
@@ -37,7 +38,8 @@ static void measure_step(sl_mixer *m, const float *x0, int64_t T, int64_t D, poi
     for (int pass = 0; pass < 2; pass++) {
         int64_t start = pass == 0 ? 0 : T - k;
         double t0 = sl_seconds();
-        for (int64_t t = start; t < start + k; t++) m->vt->step(m, state, x0 + t * D, yt, t, scratch);
+        for (int64_t t = start; t < start + k; t++)
+            m->vt->step(m, state, x0 + t * D, yt, t, scratch);
         double us = 1e6 * (sl_seconds() - t0) / (double)k;
         if (pass == 0) pt->step_us_start = us;
         else pt->step_us_end = us;

@@ -59,6 +59,21 @@ void sl_attn_pool_fwd(const sl_attn_pool_desc *d, const float *q, const float *k
     }
 }
 
+/* Token k_t's softmax weight *a = exp(g . k_t scale - m) / z and
+ * *e = dv . k_t. */
+static void weight(const float *g, const float *dv, const float *kt, int64_t P, float scale,
+                   float m, float z, float *a, float *e)
+{
+    float s = 0, de = 0;
+#pragma omp simd reduction(+ : s, de)
+    for (int64_t j = 0; j < P; j++) {
+        s += g[j] * kt[j];
+        de += dv[j] * kt[j];
+    }
+    *a = expf(s * scale - m) / z;
+    *e = de;
+}
+
 void sl_attn_pool_bwd(const sl_attn_pool_desc *d, const float *q, const float *k, const float *dy,
                       float *dq, float *dk, float *scratch)
 {
@@ -77,26 +92,15 @@ void sl_attn_pool_bwd(const sl_attn_pool_desc *d, const float *q, const float *k
             for (int64_t j = 0; j < P; j++) dv[j] += dy[o + t * W + j];
         /* abar = sum_t a_t e_t; then ds_t = a_t (e_t - abar). dv is reused
          * for dg once dk has its a_t dv term. */
-        float abar = 0;
+        float abar = 0, a, e;
         for (int64_t t = 0; t < L; t++) {
-            const float *kt = k + o + t * W;
-            float s = 0, e = 0;
-#pragma omp simd reduction(+ : s, e)
-            for (int64_t j = 0; j < P; j++) {
-                s += g[j] * kt[j];
-                e += dv[j] * kt[j];
-            }
-            abar += expf(s * scale - m) / z * e;
+            weight(g, dv, k + o + t * W, P, scale, m, z, &a, &e);
+            abar += a * e;
         }
         for (int64_t t = 0; t < L; t++) {
             const float *kt = k + o + t * W;
-            float s = 0, e = 0;
-#pragma omp simd reduction(+ : s, e)
-            for (int64_t j = 0; j < P; j++) {
-                s += g[j] * kt[j];
-                e += dv[j] * kt[j];
-            }
-            const float a = expf(s * scale - m) / z, ds = a * (e - abar) * scale;
+            weight(g, dv, kt, P, scale, m, z, &a, &e);
+            const float ds = a * (e - abar) * scale;
             if (dk) {
                 float *dkt = dk + o + t * W;
 #pragma omp simd

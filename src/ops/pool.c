@@ -48,20 +48,31 @@ static void range_max(const float *x, int64_t C, int64_t c0, int64_t nc, int64_t
     }
 }
 
+/* Work items: (sequence, block of channels). */
+static int64_t items(const sl_pool_desc *d) { return sl_seq_count(d->seqs, d->B) * blocks(d->C); }
+
+/* Item w's first token *st, length *len, first channel *c0 and width *nc. */
+static void item(const sl_pool_desc *d, int64_t w, int64_t *st, int64_t *len, int64_t *c0,
+                 int64_t *nc)
+{
+    const int64_t n = w / blocks(d->C);
+    *st = sl_seq_start(d->seqs, n, d->T);
+    *len = sl_seq_len(d->seqs, n, d->T);
+    *c0 = (w % blocks(d->C)) * SL_POOL_CB;
+    *nc = d->C - *c0 < SL_POOL_CB ? d->C - *c0 : SL_POOL_CB;
+}
+
 void sl_max_pool_fwd(const sl_pool_desc *d, const float *x, float *y)
 {
-    const int64_t T = d->T, C = d->C, N = sl_seq_count(d->seqs, d->B), NB = blocks(C);
-#pragma omp parallel for schedule(static) if (d->B * T * C >= SL_PAR_MIN)
-    for (int64_t w = 0; w < N * NB; w++) {
-        const int64_t n = w / NB, c0 = (w % NB) * SL_POOL_CB;
-        const int64_t nc = C - c0 < SL_POOL_CB ? C - c0 : SL_POOL_CB;
-        const int64_t st = sl_seq_start(d->seqs, n, T), len = sl_seq_len(d->seqs, n, T);
-        const float *xs = x + st * C;
+    const int64_t C = d->C;
+#pragma omp parallel for schedule(static) if (d->B * d->T * C >= SL_PAR_MIN)
+    for (int64_t w = 0; w < items(d); w++) {
+        int64_t st, len, c0, nc, am[SL_POOL_CB], end, lo, hi;
         float mx[SL_POOL_CB];
-        int64_t am[SL_POOL_CB], end, lo, hi;
+        item(d, w, &st, &len, &c0, &nc);
         for (int64_t t = 0; t < len; t = end) {
             group(d, t, len, &end, &lo, &hi);
-            range_max(xs, C, c0, nc, lo, hi, mx, am);
+            range_max(x + st * C, C, c0, nc, lo, hi, mx, am);
             for (int64_t u = t; u < end; u++)
                 memcpy(y + (st + u) * C + c0, mx, (size_t)nc * sizeof(float));
         }
@@ -70,18 +81,15 @@ void sl_max_pool_fwd(const sl_pool_desc *d, const float *x, float *y)
 
 void sl_max_pool_bwd(const sl_pool_desc *d, const float *x, const float *dy, float *dx)
 {
-    const int64_t T = d->T, C = d->C, N = sl_seq_count(d->seqs, d->B), NB = blocks(C);
-#pragma omp parallel for schedule(static) if (d->B * T * C >= SL_PAR_MIN)
-    for (int64_t w = 0; w < N * NB; w++) {
-        const int64_t n = w / NB, c0 = (w % NB) * SL_POOL_CB;
-        const int64_t nc = C - c0 < SL_POOL_CB ? C - c0 : SL_POOL_CB;
-        const int64_t st = sl_seq_start(d->seqs, n, T), len = sl_seq_len(d->seqs, n, T);
-        const float *xs = x + st * C;
+    const int64_t C = d->C;
+#pragma omp parallel for schedule(static) if (d->B * d->T * C >= SL_PAR_MIN)
+    for (int64_t w = 0; w < items(d); w++) {
+        int64_t st, len, c0, nc, am[SL_POOL_CB], end, lo, hi;
         float mx[SL_POOL_CB], g[SL_POOL_CB];
-        int64_t am[SL_POOL_CB], end, lo, hi;
+        item(d, w, &st, &len, &c0, &nc);
         for (int64_t t = 0; t < len; t = end) {
             group(d, t, len, &end, &lo, &hi);
-            range_max(xs, C, c0, nc, lo, hi, mx, am);
+            range_max(x + st * C, C, c0, nc, lo, hi, mx, am);
             memset(g, 0, sizeof g);
             for (int64_t u = t; u < end; u++) {
                 const float *r = dy + (st + u) * C + c0;
@@ -129,25 +137,8 @@ static void ref_range(const sl_pool_desc *d, int64_t t, int64_t len, int64_t *lo
     group(d, d->kind == SL_POOL_SEGMENT ? t / d->size * d->size : t, len, &end, lo, hi);
 }
 
-void sl_max_pool_ref(const sl_pool_desc *d, const float *x, double *y)
-{
-    const int64_t T = d->T, C = d->C;
-    for (int64_t n = 0; n < sl_seq_count(d->seqs, d->B); n++) {
-        const int64_t st = sl_seq_start(d->seqs, n, T), len = sl_seq_len(d->seqs, n, T);
-        for (int64_t t = 0; t < len; t++) {
-            int64_t lo, hi;
-            ref_range(d, t, len, &lo, &hi);
-            for (int64_t c = 0; c < C; c++) {
-                double m = x[(st + lo) * C + c];
-                for (int64_t u = lo + 1; u < hi; u++)
-                    if (x[(st + u) * C + c] > m) m = x[(st + u) * C + c];
-                y[(st + t) * C + c] = m;
-            }
-        }
-    }
-}
-
-void sl_max_pool_ref_bwd(const sl_pool_desc *d, const float *x, const float *dy, double *dx)
+void sl_max_pool_ref(const sl_pool_desc *d, const float *x, const float *dy, double *y,
+                     double *dx)
 {
     const int64_t T = d->T, C = d->C;
     for (int64_t n = 0; n < sl_seq_count(d->seqs, d->B); n++) {
@@ -159,7 +150,8 @@ void sl_max_pool_ref_bwd(const sl_pool_desc *d, const float *x, const float *dy,
                 int64_t a = lo;
                 for (int64_t u = lo + 1; u < hi; u++)
                     if (x[(st + u) * C + c] > x[(st + a) * C + c]) a = u;
-                dx[(st + a) * C + c] += dy[(st + t) * C + c];
+                y[(st + t) * C + c] = x[(st + a) * C + c];
+                if (dy) dx[(st + a) * C + c] += dy[(st + t) * C + c];
             }
         }
     }

@@ -33,9 +33,10 @@ sl_tensor *sl_max_pool(sl_ctx *ctx, sl_tensor *x, int kind, int64_t size, const 
 void sl_max_pool_fwd(const sl_pool_desc *d, const float *x, float *y);
 void sl_max_pool_bwd(const sl_pool_desc *d, const float *x, const float *dy, float *dx);
 
-/* The definition, token by token over the whole range, in double; and its
- * gradient (dy routed to the first argmax), added to dx. */
-void sl_max_pool_ref(const sl_pool_desc *d, const float *x, double *y);
-void sl_max_pool_ref_bwd(const sl_pool_desc *d, const float *x, const float *dy, double *dx);
+/* The definition, token by token over the whole range, in double: y; and,
+ * when dy is given, its gradient (dy routed to the first argmax) added to
+ * dx. */
+void sl_max_pool_ref(const sl_pool_desc *d, const float *x, const float *dy, double *y,
+                     double *dx);
 
 #endif
