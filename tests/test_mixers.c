@@ -14,7 +14,9 @@
  *                   finite outputs and gradients at T = 4096 with inputs of
  *                   scale 100;
  *   bidirectional:  the output at t = 0 sees the last token, packed == alone,
- *                   finite differences.
+ *                   finite differences; for a mixer with only that form
+ *                   (noncausal_only, no state or step) also the finite
+ *                   outputs and gradients at T = 4096, scale 100.
  *
  * Tolerances come from the mixer (fp32 fast forms against each other), with
  * the defaults below. A variant "nofd" skips finite differences (a kink,
@@ -54,6 +56,14 @@ static bool apply_variant(mc_cfg *c, const sl_mixer_vtable *vt, const char *vari
 
 static double or_default(double v, double def) { return v > 0 ? v : def; }
 
+/* T = 4096 at input scale 100, in chunks of 64. */
+static void check_long(const sl_mixer_vtable *vt, const mc_cfg *c)
+{
+    mc_cfg longc = *c;
+    longc.dims.chunk_size = 64;
+    mc_check_long_finite(vt, &longc, 4096, 100.0f);
+}
+
 static void check_variant(const sl_mixer_vtable *vt, const char *variant)
 {
     const sl_mixer_checks *k = &vt->checks;
@@ -72,6 +82,7 @@ static void check_variant(const sl_mixer_vtable *vt, const char *variant)
         mc_check_sees_future(vt, &c, 5);
         mc_check_packed(vt, &c, lens, 5, tol_packed);
         if (fd) mc_check_gradient(vt, &c, 2, 7, h, atol, rtol, 12);
+        if (vt->noncausal_only) check_long(vt, &c);
         return;
     }
     mc_check_step(vt, &c, 17, 0, tol);
@@ -87,9 +98,7 @@ static void check_variant(const sl_mixer_vtable *vt, const char *variant)
     /* Chunks on the kernels' chunk bounds (5) and across them (7). */
     mc_check_recompute(vt, &c, 2, 23, 5, tol);
     mc_check_recompute(vt, &c, 2, 23, 7, tol);
-    mc_cfg longc = c;
-    longc.dims.chunk_size = 64;
-    mc_check_long_finite(vt, &longc, 4096, 100.0f);
+    check_long(vt, &c);
 }
 
 /* One test per mixer and variant, named "mixer [variant]". */
@@ -106,8 +115,9 @@ static void run_every_mixer(void)
     }
 }
 
-/* A bidirectional mixer's form is checked, and every option is set by
- * some variant. */
+/* A bidirectional mixer's form is checked (a mixer with only a non-causal
+ * form is checked in it without saying causal=false), and every option is
+ * set by some variant. */
 static void test_variants_cover_options(void)
 {
     for (size_t i = 0; i < sl_mixer_count(); i++) {
@@ -115,7 +125,12 @@ static void test_variants_cover_options(void)
         bool bidir = false;
         for (const char *const *v = vt->checks.variants; v && *v; v++)
             bidir |= strstr(*v, "causal=false") != NULL;
-        CHECK(bidir == vt->bidirectional, "%s: a causal=false variant iff bidirectional", vt->name);
+        if (vt->noncausal_only)
+            CHECK(!bidir && !vt->bidirectional, "%s: non-causal only: not also bidirectional",
+                  vt->name);
+        else
+            CHECK(bidir == vt->bidirectional, "%s: a causal=false variant iff bidirectional",
+                  vt->name);
         for (size_t k = 0; k < vt->options.n; k++) {
             const char *name = vt->options.opt[k].name;
             bool covered = false;
@@ -128,15 +143,19 @@ static void test_variants_cover_options(void)
     }
 }
 
-/* Names are unique and every mixer describes itself. */
+/* Names are unique and every mixer describes itself; a mixer with only a
+ * non-causal form has no state or step, every other one has them. */
 static void test_registry_entries(void)
 {
     for (size_t i = 0; i < sl_mixer_count(); i++) {
         const sl_mixer_vtable *vt = sl_mixer_at(i);
         CHECK(sl_mixer_lookup(vt->name) == vt, "%s: unique name", vt->name);
-        CHECK(vt->paper && vt->equation && vt->state_desc && vt->init && vt->forward &&
-                  vt->state_floats && vt->scratch_floats && vt->step,
-              "%s: paper, equation, state and every function", vt->name);
+        CHECK(vt->paper && vt->equation && vt->state_desc && vt->init && vt->forward,
+              "%s: paper, equation, state and forward", vt->name);
+        const bool stepped = vt->state_floats && vt->scratch_floats && vt->step;
+        const bool none = !vt->state_floats && !vt->scratch_floats && !vt->step;
+        CHECK(vt->noncausal_only ? none : stepped, "%s: state and step %s", vt->name,
+              vt->noncausal_only ? "absent (non-causal only)" : "present");
         sl_opts o;
         CHECK(sl_opts_defaults(&o, vt->options) == SL_OK, "%s: defaults parse: %s", vt->name,
               sl_errmsg());

@@ -36,6 +36,15 @@ warmup run. The last line printed is one JSON object.
                     lf = logsigmoid(x W_f + b + linspace(3, 6)) per head ->
                     xLSTM's stabilised matrix memory -> RMSNorm per head ->
                     times sigmoid(x W_o) -> out
+  ponet             (non-causal) [q | k | o | s | l] = x W_in; per head g = mean_t q,
+                    softmax_t(g . k_t / sqrt(dk)) pooling of k; segment max over
+                    runs of PONET_SEGMENT tokens, max_pool1d of PONET_WINDOW
+                    centred -> ((v + s') * o + l') -> out
+  hydra             (non-causal) [z | x | B_f | C_f | B_b | C_b | dt_f | dt_b] = u W_in
+                    -> centred depthwise conv1d (HYDRA_CONV taps, with bias;
+                    --conv-size 0 removes it) -> silu; the mamba2 SSD forward and
+                    over torch.flip'd inputs, each shifted one token, + x (x W_D + D)
+                    -> RMSNorm over D times silu(z) -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -97,7 +106,7 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm")
+          "mamba2", "transnormer", "mlstm", "ponet", "hydra")
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -110,7 +119,10 @@ M_FRESH = -1e30     # mlstm: m of a fresh state (stands for -inf, stays finite)
 ROPE_THETA = 10000.0
 INIT_STD = 0.02     # config default init_std
 DT_RANGE = (1e-3, 0.1)   # dt_bias: softplus(dt_bias) log-uniform in this range
-A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0)}  # A = exp(A_log) uniform
+A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0),
+           "hydra": (1.0, 1.0)}  # A = exp(A_log) uniform
+PONET_SEGMENT, PONET_WINDOW = 32, 3  # ponet's option defaults
+HYDRA_CONV = 7      # hydra's conv_kernel default
 N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
 CHECK_SHAPE = {"B": 2, "T": 37, "D": 32, "H": 2, "K": 4}
 CHECK_CHUNKS = (8, 5, 64)  # ragged last chunk; 64 > T: one padded chunk
@@ -190,6 +202,17 @@ def param_shapes(mixer, D, H, K):
         return {"qkvz.weight": ((4 * D, D), "normal"), "gate1.weight": ((GATE_RANK, D), "normal"),
                 "gate2.weight": ((D, GATE_RANK), "normal"), "gate2.bias": ((D,), "zeros"),
                 "norm.weight": ((dk,), "ones"), "out.weight": ((D, D), "out")}
+    if mixer == "ponet":
+        return {"in.weight": ((5 * D, D), "normal"), "out.weight": ((D, D), "out")}
+    if mixer == "hydra":
+        s = {"in.weight": ((6 * D + 2 * H, D), "normal")}
+        if K > 0:
+            s.update({"conv.weight": ((5 * D, HYDRA_CONV), "conv"),
+                      "conv.bias": ((5 * D,), "zeros")})
+        s.update({"A_log": ((H,), "alog"), "dt_bias": ((H,), "dtbias"), "D": ((H,), "ones"),
+                  "fc_D.weight": ((H, D), "conv"), "norm.weight": ((D,), "ones"),
+                  "out.weight": ((D, D), "out")})
+        return s
     if mixer == "mamba2":
         s = {"in.weight": ((4 * D + H, D), "normal")}
         if K > 0:
@@ -514,6 +537,49 @@ def block_attention(q, k, v, w, naive=False):
     return from_chunks(torch.softmax(s, -1) @ vc, T)
 
 
+def ponet_forward(x, p, H):
+    """ponet: [B, T, D] -> [B, T, D] (src/mixers/ponet.c)."""
+    B, T, D = x.shape
+    q, k, o, s, l = (x @ p["in.weight"].t()).split(D, -1)
+    kh = heads(k, H)
+    g = heads(q.mean(1, keepdim=True), H)                              # [B, 1, H, dk]
+    a = torch.softmax((kh * g).sum(-1) / math.sqrt(D // H), 1)         # [B, T, H]
+    v = (a.unsqueeze(-1) * kh).sum(1).reshape(B, 1, D)
+    S = PONET_SEGMENT
+    n = (T + S - 1) // S
+    sp = F.pad(s, (0, 0, 0, n * S - T), value=-math.inf).view(B, n, S, D).amax(2)
+    sp = sp.repeat_interleave(S, 1)[:, :T]
+    lp = F.max_pool1d(l.transpose(1, 2), PONET_WINDOW, 1, PONET_WINDOW // 2).transpose(1, 2)
+    return ((v + sp) * o + lp) @ p["out.weight"].t()
+
+
+def hydra_forward(x, p, H, C, naive):
+    """hydra: [B, T, D] -> [B, T, D] (src/mixers/hydra.c)."""
+    B, T, D = x.shape
+    z, xbc, dt_in = (x @ p["in.weight"].t()).split([D, 5 * D, 2 * H], -1)
+    if "conv.weight" in p:
+        xbc = F.conv1d(xbc.transpose(1, 2), p["conv.weight"].unsqueeze(1), p["conv.bias"],
+                       padding=HYDRA_CONV // 2, groups=5 * D).transpose(1, 2)
+    xs, Bf, Cf, Bb, Cb = F.silu(xbc).split(D, -1)
+    dt = F.softplus(dt_in + p["dt_bias"].repeat(2))                     # [B, T, 2H]
+    A = -torch.exp(p["A_log"])
+    zero = torch.zeros(B, 1, H, D // H, dtype=x.dtype)
+    outs = []
+    for d, (Bm, Cm) in enumerate(((Bf, Cf), (Bb, Cb))):
+        dtd = dt[..., d * H:(d + 1) * H]
+        q, k, v, g = heads(Cm, H), heads(Bm, H), dtd.unsqueeze(-1) * heads(xs, H), \
+            (A * dtd).unsqueeze(-1)
+        if d:
+            q, k, v, g = (a.flip(1) for a in (q, k, v, g))
+        o = recurrence_naive(q, k, v, g) if naive else recurrence_chunked(q, k, v, g, C)
+        o = torch.cat([zero, o[:, :-1]], 1)                            # shift
+        outs.append(o.flip(1) if d else o)
+    dg = (xs @ p["fc_D.weight"].t() + p["D"]).unsqueeze(-1)             # [B, T, H, 1]
+    y = (outs[0] + outs[1] + heads(xs, H) * dg).reshape(B, T, D)
+    y = y * torch.rsqrt((y * y).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
+    return (y * F.silu(z)) @ p["out.weight"].t()
+
+
 def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
     """x: [B, T, D] -> [B, T, D], the layer of src/mixers/<mixer>.c."""
     B, T, D = x.shape
@@ -579,6 +645,10 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         o = recurrence_naive(q, k, v, g) if naive else recurrence_chunked(q, k, v, g, C)
         o = rmsnorm_heads(o, p["norm.weight"]).reshape(B, T, D) * F.silu(z)
         return o @ p["out.weight"].t()
+    if mixer == "ponet":
+        return ponet_forward(x, p, H)
+    if mixer == "hydra":
+        return hydra_forward(x, p, H, C, naive)
     if mixer == "mamba2":
         z, xbc, dt_in = (x @ p["in.weight"].t()).split([D, 3 * D, H], -1)
         if "conv.weight" in p:

@@ -23,7 +23,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   [--lower_bound_max M]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import os
 import sys
 
@@ -85,18 +84,12 @@ FIXTURES = {"mixer_hgrn": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--n_layers", type=int, default=4)
     ap.add_argument("--layer", type=int, default=3)
     ap.add_argument("--lower_bound_max", type=float, default=1.0)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
-    w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
+    rng, w = fixtures.start(args, shapes(), draw_weights)
     lb = lower_bound(args.n_layers, args.layer, args.lower_bound_max)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, lb))
     meta = {"mixer": "hgrn", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),

@@ -24,7 +24,6 @@ With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 With --weights, the weights are read from a safetensors file (the names
 above, with or without the "param." prefix) instead of drawn.
 """
-import argparse
 import math
 import os
 import sys
@@ -126,15 +125,9 @@ FIXTURES = {"mixer_mlstm": []}
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
-    w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
+    rng, w = fixtures.start(args, shapes(), draw_weights)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p))
     meta = {"mixer": "mlstm", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed)}
     meta.update({key: str(val) for key, val in CONFIG.items()})

@@ -1,8 +1,9 @@
 /* seqlab bench --mixer NAME: one mixer layer's forward + backward time and
  * peak activation memory over sequence lengths, the fitted exponent of time
  * in T, and step() latency per token near the start and the end of the
- * sequence. With --compare, tools/bench_mixers_torch.py runs the same layer
- * and chunked algorithm in PyTorch on the same thread count.
+ * sequence (0 for a mixer with only a non-causal form, measured in it).
+ * With --compare, tools/bench_mixers_torch.py runs the same layer and
+ * chunked algorithm in PyTorch on the same thread count.
  *
  * --rounds N alternates the two N times per length (ours, PyTorch, ours,
  * ...): this machine's speed drifts by up to 1.5x over seconds to minutes,
@@ -26,6 +27,29 @@ typedef struct point {
     double ms, peak_mb, step_us_start, step_us_end, torch_ms, speedup;
 } point;
 
+/* step(): 64 tokens from position 0 and 64 ending at T - 1 of x0: [T, D].
+ * The state's contents do not change the work, so the second run starts
+ * there. */
+static void measure_step(sl_mixer *m, const float *x0, int64_t T, int64_t D, point *pt)
+{
+    float *state = calloc((size_t)m->vt->state_floats(m, T), sizeof(float));
+    float *scratch = calloc((size_t)m->vt->scratch_floats(m, T), sizeof(float));
+    float *yt = malloc((size_t)D * sizeof(float));
+    int64_t k = T < 64 ? T : 64;
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t start = pass == 0 ? 0 : T - k;
+        double t0 = sl_seconds();
+        for (int64_t t = start; t < start + k; t++)
+            m->vt->step(m, state, x0 + t * D, yt, t, scratch);
+        double us = 1e6 * (sl_seconds() - t0) / (double)k;
+        if (pass == 0) pt->step_us_start = us;
+        else pt->step_us_end = us;
+    }
+    free(state);
+    free(scratch);
+    free(yt);
+}
+
 /* Median of reps forward + backward runs over x: [1, T, D]. */
 static sl_status measure(const sl_config *c, int64_t reps, point *pt)
 {
@@ -41,8 +65,10 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     if (st == SL_OK) {
         /* x, dy, y and dx of [T, D], and step()'s state and scratch. */
         const int64_t T = c->max_seq_len;
-        int64_t floats = sl_size_add(m.vt->state_floats(&m, T), m.vt->scratch_floats(&m, T));
-        floats = sl_size_add(floats, sl_size_mul(4 * c->d_model, T));
+        int64_t floats = sl_size_mul(4 * c->d_model, T);
+        if (m.vt->step)
+            floats = sl_size_add(floats, sl_size_add(m.vt->state_floats(&m, T),
+                                                     m.vt->scratch_floats(&m, T)));
         st = sl_mem_check(sl_size_mul(floats, sizeof(float)),
                           "--seq %lld --d-model %lld: the %s layer's inputs, outputs and "
                           "decoding state", (long long)T, (long long)c->d_model, vt->name);
@@ -81,23 +107,7 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     }
     pt->ms = cli_median(best, n);
     pt->peak_mb = (double)sl_ctx_peak(&ctx) / (1 << 20);
-    /* step(): 64 tokens from position 0 and 64 ending at T - 1. The state's
-     * contents do not change the work, so the second run starts there. */
-    float *state = calloc((size_t)m.vt->state_floats(&m, T), sizeof(float));
-    float *scratch = calloc((size_t)m.vt->scratch_floats(&m, T), sizeof(float));
-    float *yt = malloc((size_t)D * sizeof(float));
-    int64_t k = T < 64 ? T : 64;
-    for (int pass = 0; pass < 2; pass++) {
-        int64_t start = pass == 0 ? 0 : T - k;
-        double t0 = sl_seconds();
-        for (int64_t t = start; t < start + k; t++) m.vt->step(&m, state, x0 + t * D, yt, t, scratch);
-        double us = 1e6 * (sl_seconds() - t0) / (double)k;
-        if (pass == 0) pt->step_us_start = us;
-        else pt->step_us_end = us;
-    }
-    free(state);
-    free(scratch);
-    free(yt);
+    if (m.vt->step) measure_step(&m, x0, T, D, pt);
     free(x0);
     free(dy);
     sl_ctx_free(&ctx);
@@ -105,6 +115,7 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     sl_params_free(&p);
     return SL_OK;
 }
+
 
 /* PyTorch's time for the same layer, or 0 when it cannot run. */
 static double torch_ms(const char *name, const sl_config *c, int64_t reps)
@@ -166,6 +177,8 @@ int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t 
         c.max_seq_len = c.seq_len = Ts[i];
         c.recompute_tokens = recompute;
         snprintf(c.mixer, sizeof c.mixer, "%s", name);
+        const sl_mixer_vtable *vt = sl_mixer_lookup(name);
+        c.causal = !(vt && vt->noncausal_only);
         if (sl_config_validate(&c)) return cli_error("bench");
         point *pt = &pts[i];
         memset(pt, 0, sizeof *pt);

@@ -11,17 +11,23 @@ static void help(void)
 {
     printf("usage: seqlab mixers [NAME] [--markdown]\n\n"
            "Lists every registered sequence mixer, its paper, the size of its inference\n"
-           "state, and whether it has a bidirectional form (config causal = false). With\n"
-           "NAME: that mixer's equation and its options (set them with\n"
-           "--NAME.option=value, or per layer with --layers.N.option=value). --markdown\n"
-           "prints every mixer's entry as the markdown of docs/cli.md.\n");
+           "state, and whether it has a bidirectional form (config causal = false) or\n"
+           "only that one. With NAME: that mixer's equation and its options (set them\n"
+           "with --NAME.option=value, or per layer with --layers.N.option=value).\n"
+           "--markdown prints every mixer's entry as the markdown of docs/cli.md.\n");
+}
+
+static const char *bidir_word(const sl_mixer_vtable *v)
+{
+    if (v->noncausal_only) return "only (no causal form)";
+    return v->bidirectional ? "yes" : "no (causal only)";
 }
 
 static void describe(const sl_mixer_vtable *v, bool markdown)
 {
     if (markdown) {
         printf("### %s\n\n%s\n\n    %s\n\nState: %s. Bidirectional: %s.\n\n", v->name, v->paper,
-               v->equation, v->state_desc, v->bidirectional ? "yes" : "no (causal only)");
+               v->equation, v->state_desc, bidir_word(v));
         if (v->options.n)
             sl_option_table_print(stdout, v->options, "", true);
         else
@@ -30,7 +36,7 @@ static void describe(const sl_mixer_vtable *v, bool markdown)
         return;
     }
     printf("%s: %s\n  %s\n  state: %s\n  bidirectional: %s\n", v->name, v->paper, v->equation,
-           v->state_desc, v->bidirectional ? "yes" : "no (causal only)");
+           v->state_desc, bidir_word(v));
     if (v->options.n) {
         printf("  options (--%s.option=value):\n", v->name);
         sl_option_table_print(stdout, v->options, "    ", false);
@@ -61,7 +67,7 @@ int cmd_mixers(int argc, char **argv)
         printf("%-16s %s\n%-16s state: %s\n%-16s bidirectional: %s\n%-16s options: %zu "
                "(`seqlab mixers %s`)\n",
                v->name, v->paper, "", v->state_desc, "",
-               v->bidirectional ? "yes" : "no (causal only)", "", v->options.n, v->name);
+               bidir_word(v), "", v->options.n, v->name);
     }
     return 0;
 }

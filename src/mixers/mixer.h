@@ -69,7 +69,8 @@ typedef struct sl_mixer_vtable {
     /* Human-readable state size per token or per sequence, for `seqlab mixers`. */
     const char *state_desc;
     /* Has a non-causal form (config causal = false; forward only, no state
-     * or step). Creating a mixer without one in a non-causal model fails. */
+     * or step) besides its causal one. Creating a mixer without one in a
+     * non-causal model fails. */
     bool bidirectional;
     /* The state grows with the length (a KV cache, a long convolution's
      * history) and carries no gradient: no chunked recompute. */
@@ -78,6 +79,12 @@ typedef struct sl_mixer_vtable {
      * state to be all it needs from earlier calls, as the recompute
      * (mixers/recompute.h) requires; NULL means any position. */
     int64_t (*align)(const sl_mixer *m);
+    /* Has only a non-causal form (a mixer that pools or scans over the
+     * whole sequence, as PoNet and Hydra do): it builds only in a model
+     * with causal = false, and state_floats, scratch_floats and step are
+     * NULL (there is nothing to decode with). bidirectional is then false:
+     * that flag means "besides a causal form". */
+    bool noncausal_only;
     sl_mixer_checks checks;
 } sl_mixer_vtable;
 

@@ -16,7 +16,9 @@
     X(mamba2)             \
     X(transnormer)        \
     X(mlstm)              \
-    X(hgrn)
+    X(hgrn)               \
+    X(ponet)              \
+    X(hydra)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
@@ -43,7 +45,12 @@ sl_status sl_mixer_create(sl_mixer *m, const sl_mixer_vtable *vt, const sl_mixer
     m->dims = *dims;
     m->opts = *opts;
     m->layer = layer;
-    if (!dims->causal && !vt->bidirectional)
+    if (dims->causal && vt->noncausal_only)
+        return sl_fail(SL_ERR_CONFIG,
+                       "config: layer %lld: mixer \"%s\" has only a non-causal form; set config "
+                       "key 'causal' = false",
+                       (long long)layer, vt->name);
+    if (!dims->causal && !vt->bidirectional && !vt->noncausal_only)
         return sl_fail(SL_ERR_CONFIG,
                        "config: layer %lld: mixer \"%s\" has no bidirectional form (causal = "
                        "false); see `seqlab mixers`",
