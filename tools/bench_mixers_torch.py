@@ -36,6 +36,11 @@ warmup run. The last line printed is one JSON object.
                     lf = logsigmoid(x W_f + b + linspace(3, 6)) per head ->
                     xLSTM's stabilised matrix memory -> RMSNorm per head ->
                     times sigmoid(x W_o) -> out
+  s4d               S4D's kernel K = 2 Re einsum(C (e^(dt A) - 1)/A, e^(l dt A))
+                    over N/2 = 32 modes (the paper's s4d.py: the [D, N/2, T]
+                    Vandermonde materialised), y = irfft(rfft(x, 2T) rfft(K, 2T))
+                    + D x -> GELU -> out (2D, bias) -> GLU; naive: the complex
+                    recurrence token by token
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -97,7 +102,8 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm")
+          "mamba2", "transnormer", "mlstm", "s4d")
+S4D_MODES = 32      # s4d: d_state 64 / 2 complex modes
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -177,6 +183,11 @@ def param_shapes(mixer, D, H, K):
     if mixer == "transnormer":
         return {"qkv.weight": ((3 * D, D), "normal"), "norm.weight": ((D,), "ones"),
                 "out.weight": ((D, D), "out")}
+    if mixer == "s4d":
+        M = S4D_MODES
+        return {"log_dt": ((D,), "logdt"), "A.log_re": ((D, M), "s4d_re"),
+                "A.im": ((D, M), "s4d_im"), "C": ((1, D, M, 2), "cnormal"), "D": ((D,), "unit"),
+                "out.weight": ((2 * D, D), "out"), "out.bias": ((2 * D,), "zeros")}
     if mixer == "linear_attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "retnet":
@@ -224,6 +235,17 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = torch.ones(shape)
         elif init == "zeros":
             t = torch.zeros(shape)
+        elif init == "unit":
+            t = torch.randn(shape, generator=gen)
+        elif init == "cnormal":  # complex normal: each part N(0, 1/2)
+            t = torch.randn(shape, generator=gen) * math.sqrt(0.5)
+        elif init == "logdt":
+            lo, hi = DT_RANGE
+            t = math.log(lo) + torch.rand(shape, generator=gen) * (math.log(hi) - math.log(lo))
+        elif init == "s4d_re":  # S4D-Lin: Re A = -1/2
+            t = torch.full(shape, math.log(0.5))
+        elif init == "s4d_im":  # S4D-Lin: Im A = pi n
+            t = math.pi * torch.arange(shape[1], dtype=torch.float32).expand(shape).clone()
         elif init == "conv":
             t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
         elif init == "dtbias":
@@ -514,6 +536,35 @@ def block_attention(q, k, v, w, naive=False):
     return from_chunks(torch.softmax(s, -1) @ vc, T)
 
 
+def s4d_modes(p):
+    """S4D's ZOH modes: E = exp(dt A), Bbar C = C (E - 1) / A, each [D, M] complex."""
+    dt = torch.exp(p["log_dt"])[:, None]
+    A = torch.complex(-torch.exp(p["A.log_re"]), p["A.im"])
+    E = torch.exp(dt * A)
+    return dt * A, E, torch.complex(p["C"][0, ..., 0], p["C"][0, ..., 1]) * (E - 1) / A
+
+
+def s4d_fft(x, p):
+    """x: [B, T, D] -> the SSM's convolution (without D x), as the paper's s4d.py."""
+    T = x.shape[1]
+    dtA, _, Ct = s4d_modes(p)
+    K = 2 * torch.einsum("hn,hnl->hl", Ct, torch.exp(dtA[..., None] * torch.arange(T))).real
+    u = x.transpose(1, 2)
+    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * T) * torch.fft.rfft(K, n=2 * T), n=2 * T)
+    return y[..., :T].transpose(1, 2)
+
+
+def s4d_naive(x, p):
+    """The same by the complex recurrence s_t = E s_{t-1} + u_t, y_t = 2 Re(Ct s_t)."""
+    _, E, Ct = s4d_modes(p)
+    s = torch.zeros(x.shape[0], *E.shape, dtype=E.dtype)
+    ys = []
+    for t in range(x.shape[1]):
+        s = E * s + x[:, t, :, None]
+        ys.append(2 * (Ct * s).sum(-1).real)
+    return torch.stack(ys, 1)
+
+
 def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
     """x: [B, T, D] -> [B, T, D], the layer of src/mixers/<mixer>.c."""
     B, T, D = x.shape
@@ -534,6 +585,10 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         o = o.reshape(B, T, D)
         o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
         return o @ p["out.weight"].t()
+    if mixer == "s4d":
+        y = s4d_naive(x, p) if naive else s4d_fft(x, p)
+        o = F.gelu(y + p["D"] * x, approximate="tanh") @ p["out.weight"].t() + p["out.bias"]
+        return o[..., :D] * torch.sigmoid(o[..., D:])
     if mixer == "attention":
         q, k, v = (heads(a, H).transpose(1, 2) for a in (x @ p["qkv.weight"].t()).split(D, -1))
         q = q / math.sqrt(dk)

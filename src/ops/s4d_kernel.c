@@ -46,6 +46,7 @@ static cplx c_at(const float *c, int64_t i) { return c[2 * i] + I * c[2 * i + 1]
  * float, E^J and the running base E^(l0) in double. */
 typedef struct s4d_work {
     float *zr, *zi; /* [M, J] */
+    float *ramp;    /* [J]: j as a float (an int64 j would not vectorise) */
     cplx *e, *eJ, *base, *ct; /* [M], [M], [M], [S, M] */
     cplx *q, *p;              /* [S, M]: the backward's Q and P */
 } s4d_work;
@@ -54,10 +55,12 @@ static s4d_work work_new(const sl_s4d_desc *ds)
 {
     const int64_t M = ds->M, S = ds->S;
     s4d_work w;
-    w.zr = malloc((size_t)(2 * M * SL_S4D_BLOCK) * sizeof(float));
+    w.zr = malloc((size_t)((2 * M + 1) * SL_S4D_BLOCK) * sizeof(float));
     w.e = malloc((size_t)(3 * M + 3 * S * M) * sizeof(cplx));
     sl_require(w.zr && w.e, "sl_s4d_kernel", "per-thread tables");
     w.zi = w.zr + M * SL_S4D_BLOCK;
+    w.ramp = w.zi + M * SL_S4D_BLOCK;
+    for (int64_t j = 0; j < SL_S4D_BLOCK; j++) w.ramp[j] = (float)j;
     w.eJ = w.e + M;
     w.base = w.eJ + M;
     w.ct = w.base + M;
@@ -80,14 +83,18 @@ static void channel_tables(const sl_s4d_desc *ds, const float *log_dt, const flo
     const double dt = exp((double)log_dt[h]);
     for (int64_t m = 0; m < M; m++) {
         const cplx wm = mode_w(log_dt, a_log_re, a_im, M, h, m), E = cexp(wm);
-        cplx z = 1.0;
+        /* By parts: C's complex product checks every result for NaN. */
+        const double er = creal(E), ei = cimag(E);
+        double zr = 1.0, zi = 0.0;
         for (int64_t j = 0; j < SL_S4D_BLOCK; j++) {
-            w->zr[m * SL_S4D_BLOCK + j] = (float)creal(z);
-            w->zi[m * SL_S4D_BLOCK + j] = (float)cimag(z);
-            z *= E;
+            w->zr[m * SL_S4D_BLOCK + j] = (float)zr;
+            w->zi[m * SL_S4D_BLOCK + j] = (float)zi;
+            const double t = zr * er - zi * ei;
+            zi = zr * ei + zi * er;
+            zr = t;
         }
         w->e[m] = E;
-        w->eJ[m] = z;
+        w->eJ[m] = zr + I * zi;
         w->base[m] = 1.0;
         for (int64_t s = 0; s < ds->S; s++)
             w->ct[s * M + m] = c_at(c, (s * H + h) * M + m) * dt * zoh_h(wm);
@@ -149,8 +156,8 @@ void sl_s4d_kernel_bwd(const sl_s4d_desc *ds, const float *log_dt, const float *
                         for (int64_t j = 0; j < nb; j++) {
                             qr += g[j] * zr[j];
                             qi += g[j] * zi[j];
-                            pr += (float)j * g[j] * zr[j];
-                            pi += (float)j * g[j] * zi[j];
+                            pr += w.ramp[j] * g[j] * zr[j];
+                            pi += w.ramp[j] * g[j] * zi[j];
                         }
                         const cplx q = qr + I * qi;
                         w.q[s * M + m] += w.base[m] * q;
@@ -234,11 +241,14 @@ void sl_s4d_kernel_ref(const sl_s4d_desc *ds, const float *log_dt, const float *
 void sl_s4d_modes(int64_t H, int64_t M, const float *log_dt, const float *a_log_re,
                   const float *a_im, float *E, float *Bbar)
 {
+    /* step() calls this every token: D M complex exponentials, threaded. */
+#pragma omp parallel for schedule(static) if (H * M >= 4096)
     for (int64_t h = 0; h < H; h++)
         for (int64_t m = 0; m < M; m++) {
             const int64_t i = h * M + m;
-            const cplx wm = mode_w(log_dt, a_log_re, a_im, M, h, m), e = cexp(wm);
-            const cplx b = exp((double)log_dt[h]) * zoh_h(wm);
+            const double dt = exp((double)log_dt[h]);
+            const cplx A = -exp((double)a_log_re[i]) + I * (double)a_im[i], wm = dt * A;
+            const cplx e = cexp(wm), b = cabs(wm) < 1e-3 ? dt * zoh_h(wm) : (e - 1.0) / A;
             E[2 * i] = (float)creal(e);
             E[2 * i + 1] = (float)cimag(e);
             Bbar[2 * i] = (float)creal(b);
