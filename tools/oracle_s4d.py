@@ -70,13 +70,14 @@ def draw_weights(rng, M, S, init):
     return {k: np.asarray(v).astype(np.float32) for k, v in w.items()}
 
 
-def mixer_forward(x, p, bidirectional):
-    """x: [B, T, D] -> [B, T, D] in float64."""
-    dt = torch.exp(p["log_dt"])[:, None]
-    A = torch.complex(-torch.exp(p["A.log_re"]), p["A.im"])
+def ssm(x, p, bidirectional, pre=""):
+    """The diagonal SSM alone (parameters pre + "log_dt", ...): x: [B, T, D]
+    -> y + D x, in float64."""
+    dt = torch.exp(p[pre + "log_dt"])[:, None]
+    A = torch.complex(-torch.exp(p[pre + "A.log_re"]), p[pre + "A.im"])
     E = torch.exp(dt * A)
     Bbar = (E - 1) / A
-    C = torch.complex(p["C"][..., 0], p["C"][..., 1])
+    C = torch.complex(p[pre + "C"][..., 0], p[pre + "C"][..., 1])
     u = x.to(torch.complex128)
     s = torch.zeros(x.shape[0], *E.shape, dtype=torch.complex128)
     ys = []
@@ -91,7 +92,12 @@ def mixer_forward(x, p, bidirectional):
             back[t] = 2 * (C[1] * r).sum(-1).real
             r = E * r + Bbar * u[:, t, :, None]
         y = y + torch.stack(back, 1)
-    y = y + p["D"] * x
+    return y + p[pre + "D"] * x
+
+
+def mixer_forward(x, p, bidirectional):
+    """x: [B, T, D] -> [B, T, D] in float64."""
+    y = ssm(x, p, bidirectional)
     o = F.gelu(y, approximate="tanh") @ p["out.weight"].T + p["out.bias"]
     return o[..., :D] * torch.sigmoid(o[..., D:])
 

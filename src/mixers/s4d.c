@@ -18,38 +18,22 @@
  * complex normal (each part N(0, 1/2)); D N(0, 1).
  * Parameters: log_dt [D], A.log_re [D, M], A.im [D, M], C [S, D, M, 2]
  * (S = 1, or 2 when bidirectional; (re, im)), D [D], out.weight [2D, D],
- * out.bias [2D].
+ * out.bias [2D]; the SSM's are declared by ops/s4d_layer.c (shared with h3).
  * State: the complex modes x_cm (x_t = E x_{t-1} + Bbar u_t), [D, M, 2]
  * floats (re, im) per sequence. A forward with a carried state runs the
  * recurrent form token by token (inference only: no gradient). */
 #include "mixers/mixer.h"
 #include "ops/columns.h"
 #include "ops/fastmath.h"
-#include "ops/fftconv.h"
 #include "ops/gate.h"
 #include "ops/ops.h"
-#include "ops/s4d_kernel.h"
+#include "ops/s4d_layer.h"
 
 typedef struct s4d {
-    sl_tensor *log_dt, *a_log_re, *a_im, *c, *d, *wout, *bout;
-    int64_t D, M;
-    bool causal;
+    sl_s4d_ssm ssm;
+    sl_tensor *wout, *bout;
+    int64_t D;
 } s4d;
-
-/* A's initial values: log(-Re A) and Im A, [D, M] each. */
-static void init_a(const char *kind, int64_t D, int64_t M, float *log_re, float *im)
-{
-    const double N = 2.0 * (double)M, pi = 3.14159265358979323846;
-    for (int64_t c = 0; c < D; c++)
-        for (int64_t m = 0; m < M; m++) {
-            const int64_t i = c * M + m;
-            const double n = (double)m;
-            log_re[i] = (float)log(strcmp(kind, "real") == 0 ? n + 1.0 : 0.5);
-            im[i] = strcmp(kind, "lin") == 0   ? (float)(pi * n)
-                    : strcmp(kind, "inv") == 0 ? (float)(N / pi * (N / (2.0 * n + 1.0) - 1.0))
-                                               : 0.0f;
-        }
-}
 
 static sl_status s4d_init(sl_mixer *m, sl_params *p)
 {
@@ -60,21 +44,12 @@ static sl_status s4d_init(sl_mixer *m, sl_params *p)
                        (long long)N);
     s4d *a = sl_mixer_impl(m, sizeof *a);
     if (!a) return SL_ERR_OOM;
-    const int64_t D = dm->d_model, M = N / 2, S = dm->causal ? 1 : 2;
-    a->D = D;
-    a->M = M;
-    a->causal = dm->causal;
-    float *lr = malloc((size_t)(2 * D * M) * sizeof(float));
-    if (!lr) return sl_fail(SL_ERR_OOM, "mixer 's4d': out of memory");
-    init_a(sl_opt_str(&m->opts, "init"), D, M, lr, lr + D * M);
-    a->log_dt = SL_PARAM_RANGE(p, "log_dt", SL_INIT_LOG_UNIFORM, 1e-3f, 0.1f, false, D);
-    a->a_log_re = sl_param_add_fixed(p, "A.log_re", 2, (int64_t[]){D, M}, lr, false);
-    a->a_im = sl_param_add_fixed(p, "A.im", 2, (int64_t[]){D, M}, lr + D * M, false);
-    free(lr);
-    a->c = SL_PARAM(p, "C", SL_INIT_NORMAL, 0.70710678f, true, S, D, M, 2);
-    a->d = SL_PARAM(p, "D", SL_INIT_NORMAL, 1.0f, true, D);
-    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, 2 * D, D);
-    a->bout = SL_PARAM(p, "out.bias", SL_INIT_ZEROS, 0, false, 2 * D);
+    a->D = dm->d_model;
+    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "", a->D, N, sl_opt_str(&m->opts, "init"),
+                                     dm->causal);
+    if (st) return st;
+    a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, 2 * a->D, a->D);
+    a->bout = SL_PARAM(p, "out.bias", SL_INIT_ZEROS, 0, false, 2 * a->D);
     return SL_OK;
 }
 
@@ -88,36 +63,12 @@ static int64_t s4d_scratch_floats(const sl_mixer *m, int64_t max_len)
     return 2 * s4d_state_floats(m, max_len) + 4 * m->dims.d_model;
 }
 
-/* y: [B, T, D] from the recurrent form, each sequence from its state row
- * (zeros at pos 0), which it leaves holding its last token's modes. */
-static sl_tensor *recurrent(s4d *a, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
-                            const sl_seqs *seqs)
-{
-    sl_require(!ctx->grad_enabled, "s4d", "a carried state only without gradients (inference)");
-    const int64_t B = x->shape[0], T = x->shape[1], sf = 2 * a->D * a->M;
-    const int64_t rows = sl_seq_count(seqs, B);
-    if (pos == 0) memset(state, 0, (size_t)(rows * sf) * sizeof(float));
-    float *E = sl_arena_floats(ctx, 2 * sf);
-    sl_s4d_modes(a->D, a->M, a->log_dt->data, a->a_log_re->data, a->a_im->data, E, E + sf);
-    sl_tensor *y = sl_tensor_like(ctx, x);
-    const sl_s4d_desc ds = {1, a->D, a->M, T};
-    sl_s4d_recur(&ds, B, T, seqs, E, E + sf, a->c->data, a->d->data, x->data, state, y->data);
-    return y;
-}
-
 /* x: [B, T, D] -> [B, T, D]; state: [rows, D*M*2] or NULL. */
 static sl_tensor *s4d_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *state, int64_t pos,
                               const sl_seqs *seqs)
 {
     s4d *a = m->impl;
-    sl_tensor *y;
-    if (state) {
-        y = recurrent(a, ctx, x, state, pos, seqs);
-    } else {
-        sl_tensor *K = sl_s4d_kernel(ctx, a->log_dt, a->a_log_re, a->a_im, a->c, a->d,
-                                     x->shape[1]);
-        y = sl_fftconv(ctx, x, K, a->causal, seqs);
-    }
+    sl_tensor *y = sl_s4d_ssm_forward(ctx, &a->ssm, x, state, pos, seqs);
     sl_tensor *o = sl_linear(ctx, sl_gelu(ctx, y), a->wout, a->bout);
     sl_tensor *gate = sl_sigmoid(ctx, sl_columns(ctx, o, a->D, a->D));
     return sl_mul(ctx, sl_columns(ctx, o, 0, a->D), gate);
@@ -128,10 +79,9 @@ static void s4d_step(sl_mixer *m, float *state, const float *x_t, float *y_t, in
                      float *scratch)
 {
     s4d *a = m->impl;
-    const int64_t D = a->D, sf = 2 * D * a->M;
-    float *E = scratch, *Bb = E + sf, *y = Bb + sf, *o = y + D;
-    sl_s4d_modes(D, a->M, a->log_dt->data, a->a_log_re->data, a->a_im->data, E, Bb);
-    sl_s4d_step(D, a->M, E, Bb, a->c->data, a->d->data, x_t, state, y);
+    const int64_t D = a->D;
+    float *y = scratch + sl_s4d_ssm_scratch_floats(&a->ssm), *o = y + D;
+    sl_s4d_ssm_step(&a->ssm, state, x_t, y, scratch);
     for (int64_t c = 0; c < D; c++) y[c] = sl_geluf(y[c]);
     memcpy(o, a->bout->data, (size_t)(2 * D) * sizeof(float));
     sl_gemm(false, true, 1, 2 * D, D, y, a->wout->data, 1.0f, o);
