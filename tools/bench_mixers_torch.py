@@ -41,6 +41,9 @@ warmup run. The last line printed is one JSON object.
                     Vandermonde materialised), y = irfft(rfft(x, 2T) rfft(K, 2T))
                     + D x -> GELU -> out (2D, bias) -> GLU; naive: the complex
                     recurrence token by token
+  h3                q, k, v (D each); k through the shift SSM, a causal depthwise
+                    conv1d of 64 taps; times v; s4d's SSM (FFT form, + D); times
+                    q -> out (head dimension 1)
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -102,8 +105,9 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm", "s4d")
-S4D_MODES = 32      # s4d: d_state 64 / 2 complex modes
+          "mamba2", "transnormer", "mlstm", "s4d", "h3")
+S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
+H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -188,6 +192,13 @@ def param_shapes(mixer, D, H, K):
         return {"log_dt": ((D,), "logdt"), "A.log_re": ((D, M), "s4d_re"),
                 "A.im": ((D, M), "s4d_im"), "C": ((1, D, M, 2), "cnormal"), "D": ((D,), "unit"),
                 "out.weight": ((2 * D, D), "out"), "out.bias": ((2 * D,), "zeros")}
+    if mixer == "h3":
+        M = S4D_MODES
+        return {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
+                "v.weight": ((D, D), "normal"), "shift.weight": ((D, H3_SHIFT), "conv"),
+                "ssm.log_dt": ((D,), "logdt"), "ssm.A.log_re": ((D, M), "s4d_re"),
+                "ssm.A.im": ((D, M), "s4d_im"), "ssm.C": ((1, D, M, 2), "cnormal"),
+                "ssm.D": ((D,), "unit"), "out.weight": ((D, D), "out")}
     if mixer == "linear_attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "retnet":
@@ -536,27 +547,27 @@ def block_attention(q, k, v, w, naive=False):
     return from_chunks(torch.softmax(s, -1) @ vc, T)
 
 
-def s4d_modes(p):
+def s4d_modes(p, pre=""):
     """S4D's ZOH modes: E = exp(dt A), Bbar C = C (E - 1) / A, each [D, M] complex."""
-    dt = torch.exp(p["log_dt"])[:, None]
-    A = torch.complex(-torch.exp(p["A.log_re"]), p["A.im"])
+    dt = torch.exp(p[pre + "log_dt"])[:, None]
+    A = torch.complex(-torch.exp(p[pre + "A.log_re"]), p[pre + "A.im"])
     E = torch.exp(dt * A)
-    return dt * A, E, torch.complex(p["C"][0, ..., 0], p["C"][0, ..., 1]) * (E - 1) / A
+    return dt * A, E, torch.complex(p[pre + "C"][0, ..., 0], p[pre + "C"][0, ..., 1]) * (E - 1) / A
 
 
-def s4d_fft(x, p):
+def s4d_fft(x, p, pre=""):
     """x: [B, T, D] -> the SSM's convolution (without D x), as the paper's s4d.py."""
     T = x.shape[1]
-    dtA, _, Ct = s4d_modes(p)
+    dtA, _, Ct = s4d_modes(p, pre)
     K = 2 * torch.einsum("hn,hnl->hl", Ct, torch.exp(dtA[..., None] * torch.arange(T))).real
     u = x.transpose(1, 2)
     y = torch.fft.irfft(torch.fft.rfft(u, n=2 * T) * torch.fft.rfft(K, n=2 * T), n=2 * T)
     return y[..., :T].transpose(1, 2)
 
 
-def s4d_naive(x, p):
+def s4d_naive(x, p, pre=""):
     """The same by the complex recurrence s_t = E s_{t-1} + u_t, y_t = 2 Re(Ct s_t)."""
-    _, E, Ct = s4d_modes(p)
+    _, E, Ct = s4d_modes(p, pre)
     s = torch.zeros(x.shape[0], *E.shape, dtype=E.dtype)
     ys = []
     for t in range(x.shape[1]):
@@ -585,6 +596,13 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         o = o.reshape(B, T, D)
         o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
         return o @ p["out.weight"].t()
+    if mixer == "h3":
+        q, k, v = (x @ p[n + ".weight"].t() for n in "qkv")
+        ks = F.conv1d(F.pad(k.transpose(1, 2), (H3_SHIFT - 1, 0)), p["shift.weight"][:, None],
+                      groups=D).transpose(1, 2)
+        u = ks * v
+        y = s4d_naive(u, p, "ssm.") if naive else s4d_fft(u, p, "ssm.")
+        return (q * (y + p["ssm.D"] * u)) @ p["out.weight"].t()
     if mixer == "s4d":
         y = s4d_naive(x, p) if naive else s4d_fft(x, p)
         o = F.gelu(y + p["D"] * x, approximate="tanh") @ p["out.weight"].t() + p["out.bias"]

@@ -35,10 +35,6 @@ typedef struct h3 {
 static sl_status h3_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *dm = &m->dims;
-    const int64_t N = sl_opt_int(&m->opts, "d_state");
-    if (N % 2)
-        return sl_fail(SL_ERR_CONFIG, "mixer 'h3': d_state %lld must be even (N/2 complex modes)",
-                       (long long)N);
     h3 *a = sl_mixer_impl(m, sizeof *a);
     if (!a) return SL_ERR_OOM;
     const int64_t D = dm->d_model, S = sl_opt_int(&m->opts, "shift_size");
@@ -49,7 +45,8 @@ static sl_status h3_init(sl_mixer *m, sl_params *p)
     a->wk = SL_PARAM(p, "k.weight", SL_INIT_NORMAL, std, true, D, D);
     a->wv = SL_PARAM(p, "v.weight", SL_INIT_NORMAL, std, true, D, D);
     a->wshift = SL_PARAM(p, "shift.weight", SL_INIT_UNIFORM, 1.0f / sqrtf((float)S), true, D, S);
-    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "ssm.", D, N, "lin", true);
+    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "h3", "ssm.", D, sl_opt_int(&m->opts, "d_state"),
+                                     "lin", true);
     if (st) return st;
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, D, D);
     return SL_OK;

@@ -38,15 +38,11 @@ typedef struct s4d {
 static sl_status s4d_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *dm = &m->dims;
-    const int64_t N = sl_opt_int(&m->opts, "d_state");
-    if (N % 2)
-        return sl_fail(SL_ERR_CONFIG, "mixer 's4d': d_state %lld must be even (N/2 complex modes)",
-                       (long long)N);
     s4d *a = sl_mixer_impl(m, sizeof *a);
     if (!a) return SL_ERR_OOM;
     a->D = dm->d_model;
-    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "", a->D, N, sl_opt_str(&m->opts, "init"),
-                                     dm->causal);
+    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "s4d", "", a->D, sl_opt_int(&m->opts, "d_state"),
+                                     sl_opt_str(&m->opts, "init"), dm->causal);
     if (st) return st;
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, 2 * a->D, a->D);
     a->bout = SL_PARAM(p, "out.bias", SL_INIT_ZEROS, 0, false, 2 * a->D);

@@ -24,9 +24,12 @@ static void init_a(const char *kind, int64_t H, int64_t M, float *log_re, float 
         }
 }
 
-sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *prefix, int64_t H, int64_t N,
-                            const char *init, bool causal)
+sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const char *prefix,
+                            int64_t H, int64_t N, const char *init, bool causal)
 {
+    if (N % 2)
+        return sl_fail(SL_ERR_CONFIG, "mixer '%s': d_state %lld must be even (N/2 complex modes)",
+                       who, (long long)N);
     const int64_t M = N / 2, S = causal ? 1 : 2;
     s->H = H;
     s->M = M;

@@ -25,9 +25,10 @@ typedef struct sl_s4d_ssm {
 } sl_s4d_ssm;
 
 /* Declares the parameters (names prefix + "log_dt", ...) of H channels of
- * N/2 modes with A's init "lin", "inv" or "real". SL_OK, or SL_ERR_OOM. */
-sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *prefix, int64_t H, int64_t N,
-                            const char *init, bool causal);
+ * N/2 modes with A's init "lin", "inv" or "real". SL_OK; SL_ERR_CONFIG
+ * naming mixer `who` for an odd N; SL_ERR_OOM. */
+sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const char *prefix,
+                            int64_t H, int64_t N, const char *init, bool causal);
 /* Floats of one sequence's state (H*M*2), and of sl_s4d_ssm_step's scratch. */
 int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s);
 int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s);
