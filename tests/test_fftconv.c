@@ -1,5 +1,6 @@
 /* The FFT long convolution: the op against the direct double sums (T = 1,
- * 2, odd and non-power-of-two T, both directions), its backward against the
+ * 2, odd and non-power-of-two T, both directions, channels across work
+ * blocks), its backward against the
  * direct adjoint sums, packed batches against each sequence alone, finite
  * differences of u and k, and a long run (T = 65536, inputs of scale 100)
  * that stays finite and matches direct sums at sampled tokens. */
@@ -91,6 +92,7 @@ static void test_matches_direct(void)
     const int64_t Ts[] = {1, 2, 7, 64, 100, 1000};
     for (int causal = 0; causal <= 1; causal++) {
         for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) check_case(2, Ts[i], 3, causal, NULL);
+        check_case(2, 100, 19, causal, NULL); /* two blocks of 8 channels and a partial one */
         check_case(1, 143, 4, causal, &PACKED);
     }
 }

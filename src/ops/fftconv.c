@@ -1,7 +1,7 @@
 /* The FFT long convolution: the plan cache, the kernels, the op that
- * records them and the direct reference. A work item is one channel; it
- * walks the sequences (batch rows or packed sequences) with one kernel
- * spectrum, rebuilt only when the length changes. */
+ * records them and the direct reference. A work item is a block of
+ * channels; it walks the sequences (batch rows or packed sequences) with
+ * one kernel spectrum per channel, rebuilt only when the length changes. */
 #include <fftw3.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -61,26 +61,41 @@ static const plan_pair *plan_get(int64_t n)
 }
 
 /* ---------------------------------------------------------------- kernels */
-/* One thread's buffers for sizes up to nmax: a real signal and four
- * spectra (kernel, signal, product, accumulated dk). */
+/* Channels per work item: a block's tokens are gathered into rows once,
+ * reading each 32-byte piece of a [T, C] row once (a channel at a time, a
+ * stride of C floats, would load every cache line SL_FC_CB times). */
+#define SL_FC_CB 8
+
+/* One thread's buffers for sizes up to nmax: SL_FC_CB real rows, and per
+ * channel of the block a kernel, a signal and a dk spectrum; one product. */
 typedef struct fft_work {
-    float *r;
-    fftwf_complex *ks, *xs, *ps, *acc;
+    float *r;                     /* [CB, rs] */
+    fftwf_complex *ks, *xs, *acc; /* [CB, ss / 2] each */
+    fftwf_complex *ps;            /* [ss / 2] */
+    int64_t rs, ss;               /* row strides in floats, SIMD-aligned */
     float *block;
 } fft_work;
 
 static fft_work work_new(int64_t nmax)
 {
-    const int64_t sf = spec_floats(nmax), rf = (nmax + 15) / 16 * 16;
     fft_work w;
-    w.block = aligned_alloc(64, (size_t)(rf + 4 * sf) * sizeof(float));
+    w.rs = (nmax + 15) / 16 * 16;
+    w.ss = spec_floats(nmax);
+    const int64_t rf = SL_FC_CB * w.rs, sf = SL_FC_CB * w.ss;
+    w.block = aligned_alloc(64, (size_t)(rf + 3 * sf + w.ss) * sizeof(float));
     sl_require(w.block != NULL, "sl_fftconv", "per-thread FFT buffers");
     w.r = w.block;
     w.ks = (fftwf_complex *)(w.block + rf);
     w.xs = (fftwf_complex *)(w.block + rf + sf);
-    w.ps = (fftwf_complex *)(w.block + rf + 2 * sf);
-    w.acc = (fftwf_complex *)(w.block + rf + 3 * sf);
+    w.acc = (fftwf_complex *)(w.block + rf + 2 * sf);
+    w.ps = (fftwf_complex *)(w.block + rf + 3 * sf);
     return w;
+}
+
+static float *row(const fft_work *w, int64_t j) { return w->r + j * w->rs; }
+static fftwf_complex *spec(const fft_work *w, fftwf_complex *base, int64_t j)
+{
+    return base + j * (w->ss / 2);
 }
 
 /* The plans of every sequence's size, resolved before the threads start. */
@@ -98,29 +113,43 @@ static const plan_pair **plans_for(const sl_fftconv_desc *d, int64_t *nmax)
     return pp;
 }
 
-/* Channel c's kernel for a sequence of L tokens, circular over n and scaled
- * by 1/n (the inverse transform's factor): kf at lags 0 .. L-1, kb at
- * n-1 .. n-L+1. k: [C, T] or [2, C, T]. Writes its spectrum to w->ks. */
-static void kernel_spectrum(const sl_fftconv_desc *d, const float *k, int64_t c, int64_t L,
-                            const plan_pair *p, fft_work *w)
+/* The kernels of channels c0 .. c0+nc-1 for a sequence of L tokens,
+ * circular over n and scaled by 1/n (the inverse transform's factor): kf
+ * at lags 0 .. L-1, kb at n-1 .. n-L+1. k: [C, T] or [2, C, T]. Their
+ * spectra go to w->ks. */
+static void kernel_spectra(const sl_fftconv_desc *d, const float *k, int64_t c0, int64_t nc,
+                           int64_t L, const plan_pair *p, fft_work *w)
 {
     const int64_t n = p->n, T = d->T;
-    const float s = 1.0f / (float)n, *kf = k + c * T, *kb = kf + d->C * T;
-    memset(w->r, 0, (size_t)n * sizeof(float));
-    for (int64_t j = 0; j < L; j++) w->r[j] = s * kf[j];
-    if (!d->causal)
-        for (int64_t j = 0; j < L - 1; j++) w->r[n - 1 - j] = s * kb[j];
-    fftwf_execute_dft_r2c(p->r2c, w->r, w->ks);
+    const float s = 1.0f / (float)n;
+    for (int64_t j = 0; j < nc; j++) {
+        const float *kf = k + (c0 + j) * T, *kb = kf + d->C * T;
+        float *r = row(w, j);
+        memset(r, 0, (size_t)n * sizeof(float));
+        for (int64_t l = 0; l < L; l++) r[l] = s * kf[l];
+        if (!d->causal)
+            for (int64_t l = 0; l < L - 1; l++) r[n - 1 - l] = s * kb[l];
+        fftwf_execute_dft_r2c(p->r2c, r, spec(w, w->ks, j));
+    }
 }
 
-/* Channel c of tokens [st, st + L) of x: [.., C] zero-padded to n, into
- * the spectrum out. */
-static void signal_spectrum(const float *x, int64_t C, int64_t c, int64_t st, int64_t L,
-                            const plan_pair *p, fft_work *w, fftwf_complex *out)
+/* Channels c0 .. c0+nc-1 of tokens [st, st + L) of x: [.., C] into the rows,
+ * zero-padded to n. */
+static void gather(const float *x, int64_t C, int64_t c0, int64_t nc, int64_t st, int64_t L,
+                   int64_t n, fft_work *w)
 {
-    for (int64_t t = 0; t < L; t++) w->r[t] = x[(st + t) * C + c];
-    memset(w->r + L, 0, (size_t)(p->n - L) * sizeof(float));
-    fftwf_execute_dft_r2c(p->r2c, w->r, out);
+    for (int64_t t = 0; t < L; t++)
+        for (int64_t j = 0; j < nc; j++) w->r[j * w->rs + t] = x[(st + t) * C + c0 + j];
+    for (int64_t j = 0; j < nc; j++) memset(row(w, j) + L, 0, (size_t)(n - L) * sizeof(float));
+}
+
+/* The rows' first L values added to channels c0 .. c0+nc-1 of tokens
+ * [st, st + L) of x. */
+static void scatter_add(float *x, int64_t C, int64_t c0, int64_t nc, int64_t st, int64_t L,
+                        const fft_work *w)
+{
+    for (int64_t t = 0; t < L; t++)
+        for (int64_t j = 0; j < nc; j++) x[(st + t) * C + c0 + j] += w->r[j * w->rs + t];
 }
 
 /* out = a * b, or conj(a) * b when conj_a (a correlation). m complex values. */
@@ -135,16 +164,9 @@ static void spec_mul(const fftwf_complex *a, const fftwf_complex *b, fftwf_compl
     }
 }
 
-/* Transforms spectrum s (destroyed) back and adds its first L values to
- * channel c of tokens [st, st + L) of x: [.., C]. */
-static void add_inverse(fftwf_complex *s, const plan_pair *p, fft_work *w, float *x, int64_t C,
-                        int64_t c, int64_t st, int64_t L)
-{
-    fftwf_execute_dft_c2r(p->c2r, s, w->r);
-    for (int64_t t = 0; t < L; t++) x[(st + t) * C + c] += w->r[t];
-}
-
 static bool parallel(const sl_fftconv_desc *d) { return d->B * d->T * d->C >= SL_PAR_MIN; }
+
+static int64_t nblocks(int64_t C) { return (C + SL_FC_CB - 1) / SL_FC_CB; }
 
 void sl_fftconv_fwd(const sl_fftconv_desc *d, const float *u, const float *k, float *y)
 {
@@ -157,16 +179,22 @@ void sl_fftconv_fwd(const sl_fftconv_desc *d, const float *u, const float *k, fl
     {
         fft_work w = work_new(nmax);
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < C; c++) {
+        for (int64_t b = 0; b < nblocks(C); b++) {
+            const int64_t c0 = b * SL_FC_CB, nc = C - c0 < SL_FC_CB ? C - c0 : SL_FC_CB;
             int64_t Lk = -1;
             for (int64_t i = 0; i < N; i++) {
                 const int64_t st = sl_seq_start(d->seqs, i, T), L = sl_seq_len(d->seqs, i, T);
                 if (L == 0) continue;
-                if (L != Lk) kernel_spectrum(d, k, c, L, pp[i], &w);
+                const plan_pair *p = pp[i];
+                if (L != Lk) kernel_spectra(d, k, c0, nc, L, p, &w);
                 Lk = L;
-                signal_spectrum(u, C, c, st, L, pp[i], &w, w.xs);
-                spec_mul(w.ks, w.xs, w.xs, pp[i]->n / 2 + 1, false);
-                add_inverse(w.xs, pp[i], &w, y, C, c, st, L);
+                gather(u, C, c0, nc, st, L, p->n, &w);
+                for (int64_t j = 0; j < nc; j++) {
+                    fftwf_execute_dft_r2c(p->r2c, row(&w, j), w.ps);
+                    spec_mul(spec(&w, w.ks, j), w.ps, w.ps, p->n / 2 + 1, false);
+                    fftwf_execute_dft_c2r(p->c2r, w.ps, row(&w, j));
+                }
+                scatter_add(y, C, c0, nc, st, L, &w);
             }
         }
         free(w.block);
@@ -174,19 +202,22 @@ void sl_fftconv_fwd(const sl_fftconv_desc *d, const float *u, const float *k, fl
     free(pp);
 }
 
-/* Adds the accumulated dk spectrum (sequences of L tokens, FFT size n) to
- * channel c's taps, and clears it. dk: [C, T] or [2, C, T]. */
-static void flush_dk(const sl_fftconv_desc *d, int64_t c, int64_t L, const plan_pair *p,
-                     fft_work *w, float *dk)
+/* Adds the accumulated dk spectra (sequences of L tokens, FFT size n) to
+ * the taps of channels c0 .. c0+nc-1, and clears them. dk: [C, T] or
+ * [2, C, T]. */
+static void flush_dk(const sl_fftconv_desc *d, int64_t c0, int64_t nc, int64_t L,
+                     const plan_pair *p, fft_work *w, float *dk)
 {
     const int64_t n = p->n, T = d->T;
     const float s = 1.0f / (float)n;
-    float *dkf = dk + c * T, *dkb = dkf + d->C * T;
-    fftwf_execute_dft_c2r(p->c2r, w->acc, w->r);
-    for (int64_t j = 0; j < L; j++) dkf[j] += s * w->r[j];
-    if (!d->causal)
-        for (int64_t j = 0; j < L - 1; j++) dkb[j] += s * w->r[n - 1 - j];
-    memset(w->acc, 0, (size_t)(n / 2 + 1) * sizeof(fftwf_complex));
+    for (int64_t j = 0; j < nc; j++) {
+        float *dkf = dk + (c0 + j) * T, *dkb = dkf + d->C * T, *r = row(w, j);
+        fftwf_execute_dft_c2r(p->c2r, spec(w, w->acc, j), r);
+        for (int64_t l = 0; l < L; l++) dkf[l] += s * r[l];
+        if (!d->causal)
+            for (int64_t l = 0; l < L - 1; l++) dkb[l] += s * r[n - 1 - l];
+        memset(spec(w, w->acc, j), 0, (size_t)(n / 2 + 1) * sizeof(fftwf_complex));
+    }
 }
 
 void sl_fftconv_bwd(const sl_fftconv_desc *d, const float *u, const float *k, const float *dy,
@@ -198,38 +229,46 @@ void sl_fftconv_bwd(const sl_fftconv_desc *d, const float *u, const float *k, co
 #pragma omp parallel if (parallel(d))
     {
         fft_work w = work_new(nmax);
-        memset(w.acc, 0, (size_t)(nmax / 2 + 1) * sizeof(fftwf_complex));
+        memset(w.acc, 0, (size_t)(SL_FC_CB * w.ss) * sizeof(float));
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < C; c++) {
+        for (int64_t b = 0; b < nblocks(C); b++) {
+            const int64_t c0 = b * SL_FC_CB, nc = C - c0 < SL_FC_CB ? C - c0 : SL_FC_CB;
             int64_t Lk = -1;
             const plan_pair *pk = NULL;
             for (int64_t i = 0; i < N; i++) {
                 const int64_t st = sl_seq_start(d->seqs, i, T), L = sl_seq_len(d->seqs, i, T);
                 if (L == 0) continue;
-                const int64_t m = pp[i]->n / 2 + 1;
+                const plan_pair *p = pp[i];
+                const int64_t m = p->n / 2 + 1;
                 /* dk sums the sequences in the frequency domain while their
                  * length (so the tap count and FFT size) stays the same. */
                 if (L != Lk) {
-                    if (dk && pk) flush_dk(d, c, Lk, pk, &w, dk);
-                    if (du) kernel_spectrum(d, k, c, L, pp[i], &w);
+                    if (dk && pk) flush_dk(d, c0, nc, Lk, pk, &w, dk);
+                    if (du) kernel_spectra(d, k, c0, nc, L, p, &w);
                 }
                 Lk = L;
-                pk = pp[i];
-                signal_spectrum(dy, C, c, st, L, pp[i], &w, w.xs);
-                if (du) {
-                    spec_mul(w.ks, w.xs, w.ps, m, true);
-                    add_inverse(w.ps, pp[i], &w, du, C, c, st, L);
+                pk = p;
+                gather(dy, C, c0, nc, st, L, p->n, &w);
+                for (int64_t j = 0; j < nc; j++) {
+                    fftwf_execute_dft_r2c(p->r2c, row(&w, j), spec(&w, w.xs, j));
+                    if (!du) continue;
+                    spec_mul(spec(&w, w.ks, j), spec(&w, w.xs, j), w.ps, m, true);
+                    fftwf_execute_dft_c2r(p->c2r, w.ps, row(&w, j));
                 }
-                if (dk) {
-                    signal_spectrum(u, C, c, st, L, pp[i], &w, w.ps);
-                    spec_mul(w.ps, w.xs, w.ps, m, true);
+                if (du) scatter_add(du, C, c0, nc, st, L, &w);
+                if (!dk) continue;
+                gather(u, C, c0, nc, st, L, p->n, &w);
+                for (int64_t j = 0; j < nc; j++) {
+                    fftwf_complex *acc = spec(&w, w.acc, j);
+                    fftwf_execute_dft_r2c(p->r2c, row(&w, j), w.ps);
+                    spec_mul(w.ps, spec(&w, w.xs, j), w.ps, m, true);
                     for (int64_t f = 0; f < m; f++) {
-                        w.acc[f][0] += w.ps[f][0];
-                        w.acc[f][1] += w.ps[f][1];
+                        acc[f][0] += w.ps[f][0];
+                        acc[f][1] += w.ps[f][1];
                     }
                 }
             }
-            if (dk && pk) flush_dk(d, c, Lk, pk, &w, dk);
+            if (dk && pk) flush_dk(d, c0, nc, Lk, pk, &w, dk);
         }
         free(w.block);
     }

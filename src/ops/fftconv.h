@@ -45,8 +45,9 @@ typedef struct sl_fftconv_desc {
  * no prime factor above 7. */
 int64_t sl_fftconv_size(int64_t L);
 
-/* The kernels, same layouts. Threaded over channels; each thread holds
- * O(n) floats of its own, never a [B, n, C] buffer. Backward: dy -> du:
+/* The kernels, same layouts. Threaded over blocks of 8 channels (a
+ * block's tokens gathered into rows once); each thread holds O(8 n)
+ * floats of its own, never a [B, n, C] buffer. Backward: dy -> du:
  * [B, T, C], dk: k's shape, each added to and NULL when not wanted. */
 void sl_fftconv_fwd(const sl_fftconv_desc *d, const float *u, const float *k, float *y);
 void sl_fftconv_bwd(const sl_fftconv_desc *d, const float *u, const float *k, const float *dy,
