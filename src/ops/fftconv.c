@@ -37,6 +37,13 @@ static plan_pair *plan_list;
  * that every buffer carved after it keeps FFTW's SIMD alignment. */
 static int64_t spec_floats(int64_t n) { return (2 * (n / 2 + 1) + 15) / 16 * 16; }
 
+/* n floats, 64-byte aligned (aligned_alloc wants a size that the alignment
+ * divides). */
+static float *floats_aligned(int64_t n)
+{
+    return aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
+}
+
 static const plan_pair *plan_get(int64_t n)
 {
     pthread_mutex_lock(&plan_lock);
@@ -44,9 +51,9 @@ static const plan_pair *plan_get(int64_t n)
     while (p && p->n != n) p = p->next;
     if (!p) {
         p = malloc(sizeof *p);
-        float *buf = aligned_alloc(64, (size_t)(n + spec_floats(n)) * sizeof(float));
+        float *buf = floats_aligned((n + 15) / 16 * 16 + spec_floats(n));
         sl_require(p && buf, "sl_fftconv", "memory for an FFT plan");
-        fftwf_complex *spec = (fftwf_complex *)(buf + n);
+        fftwf_complex *spec = (fftwf_complex *)(buf + (n + 15) / 16 * 16);
         /* ESTIMATE: no timing runs, so the same plan (and bits) every run. */
         p->r2c = fftwf_plan_dft_r2c_1d((int)n, buf, spec, FFTW_ESTIMATE);
         p->c2r = fftwf_plan_dft_c2r_1d((int)n, spec, buf, FFTW_ESTIMATE);
@@ -82,7 +89,7 @@ static fft_work work_new(int64_t nmax)
     w.rs = (nmax + 15) / 16 * 16;
     w.ss = spec_floats(nmax);
     const int64_t rf = SL_FC_CB * w.rs, sf = SL_FC_CB * w.ss;
-    w.block = aligned_alloc(64, (size_t)(rf + 3 * sf + w.ss) * sizeof(float));
+    w.block = floats_aligned(rf + 3 * sf + w.ss);
     sl_require(w.block != NULL, "sl_fftconv", "per-thread FFT buffers");
     w.r = w.block;
     w.ks = (fftwf_complex *)(w.block + rf);
