@@ -2,7 +2,8 @@
  * DT_BIAS land in their ranges with the right spread (deciles), everything
  * is a function of the seed, each ranged element takes one draw from the
  * shared stream, bad ranges are refused, and gated_deltanet and mamba2 start
- * their A_log and dt_bias from the reference codes' ranges. */
+ * their A_log and dt_bias from the reference codes' ranges; LOG_UNIFORM and
+ * FIXED (s4d's log_dt and A) give their values. */
 #include <string.h>
 
 #include "check.h"
@@ -131,7 +132,8 @@ static void test_bad_ranges_refused(void)
                {SL_INIT_DT_BIAS, 0.1f, 1e-3f}, /* reversed */
                {SL_INIT_A_LOG, -1.0f, 16.0f},  /* A <= 0 */
                {SL_INIT_A_LOG, 0.0f, 0.0f},    /* A = 0 only */
-               {SL_INIT_A_LOG, 1.0f, INFINITY}};
+               {SL_INIT_A_LOG, 1.0f, INFINITY},
+               {SL_INIT_LOG_UNIFORM, 0.0f, 0.1f}}; /* log(0) */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_params p;
         sl_params_init(&p);
@@ -188,11 +190,42 @@ static void test_mixers_use_the_ssm_init(void)
     check_mixer(&sl_mixer_gated_deltanet, 0.0, 16.0);
 }
 
+/* LOG_UNIFORM: log(a) uniform over [log lo, log hi) (s4d's log_dt);
+ * FIXED: the declared values, drawing nothing from the stream. */
+static void test_log_uniform_and_fixed(void)
+{
+    const double lo = 1e-3, hi = 0.1;
+    sl_params p;
+    sl_tensor *t = ranged(&p, SL_INIT_LOG_UNIFORM, (float)lo, (float)hi, N_DRAWS, 5);
+    static double u[N_DRAWS];
+    for (int i = 0; i < N_DRAWS; i++) {
+        CHECK(t->data[i] >= log(lo) - 1e-5 && t->data[i] <= log(hi) + 1e-5, "log a %g",
+              t->data[i]);
+        u[i] = (t->data[i] - log(lo)) / (log(hi) - log(lo));
+    }
+    check_deciles(u, N_DRAWS, 0.02, "log a");
+    sl_params_free(&p);
+
+    const float vals[3] = {0.5f, -2.0f, 7.0f};
+    sl_params_init(&p);
+    sl_tensor *f = sl_param_add_fixed(&p, "f", 1, (int64_t[]){3}, vals, false);
+    sl_tensor *n = SL_PARAM(&p, "n", SL_INIT_NORMAL, 1.0f, false, 1);
+    CHECK(sl_params_finalize(&p) == SL_OK, "finalize: %s", sl_errmsg());
+    sl_rng r1, r2;
+    sl_rng_seed(&r1, 9);
+    sl_rng_seed(&r2, 9);
+    sl_params_randomize(&p, &r1);
+    CHECK(memcmp(f->data, vals, sizeof vals) == 0, "fixed values");
+    CHECK(n->data[0] == sl_rng_normal(&r2), "FIXED takes no draws");
+    sl_params_free(&p);
+}
+
 int main(void)
 {
     RUN(test_dt_bias_log_uniform);
     RUN(test_a_log_uniform);
     RUN(test_deterministic_from_seed);
+    RUN(test_log_uniform_and_fixed);
     RUN(test_bad_ranges_refused);
     RUN(test_mixers_use_the_ssm_init);
     return TEST_SUMMARY();

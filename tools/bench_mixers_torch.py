@@ -45,6 +45,14 @@ warmup run. The last line printed is one JSON object.
                     --conv-size 0 removes it) -> silu; the mamba2 SSD forward and
                     over torch.flip'd inputs, each shifted one token, + x (x W_D + D)
                     -> RMSNorm over D times silu(z) -> out
+  s4d               S4D's kernel K = 2 Re einsum(C (e^(dt A) - 1)/A, e^(l dt A))
+                    over N/2 = 32 modes (the paper's s4d.py: the [D, N/2, T]
+                    Vandermonde materialised), y = irfft(rfft(x, 2T) rfft(K, 2T))
+                    + D x -> GELU -> out (2D, bias) -> GLU; naive: the complex
+                    recurrence token by token
+  h3                q, k, v (D each); k through the shift SSM, a causal depthwise
+                    conv1d of 64 taps; times v; s4d's SSM (FFT form, + D); times
+                    q -> out (head dimension 1)
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -106,7 +114,9 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm", "ponet", "hydra")
+          "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3")
+S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
+H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
 ATTENTION_MAX_T = 16384
 GATE_RANK = 16      # gla: rank of the gate projection
@@ -189,6 +199,18 @@ def param_shapes(mixer, D, H, K):
     if mixer == "transnormer":
         return {"qkv.weight": ((3 * D, D), "normal"), "norm.weight": ((D,), "ones"),
                 "out.weight": ((D, D), "out")}
+    if mixer == "s4d":
+        M = S4D_MODES
+        return {"log_dt": ((D,), "logdt"), "A.log_re": ((D, M), "s4d_re"),
+                "A.im": ((D, M), "s4d_im"), "C": ((1, D, M, 2), "cnormal"), "D": ((D,), "unit"),
+                "out.weight": ((2 * D, D), "out"), "out.bias": ((2 * D,), "zeros")}
+    if mixer == "h3":
+        M = S4D_MODES
+        return {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
+                "v.weight": ((D, D), "normal"), "shift.weight": ((D, H3_SHIFT), "conv"),
+                "ssm.log_dt": ((D,), "logdt"), "ssm.A.log_re": ((D, M), "s4d_re"),
+                "ssm.A.im": ((D, M), "s4d_im"), "ssm.C": ((1, D, M, 2), "cnormal"),
+                "ssm.D": ((D,), "unit"), "out.weight": ((D, D), "out")}
     if mixer == "linear_attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "retnet":
@@ -247,6 +269,17 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = torch.ones(shape)
         elif init == "zeros":
             t = torch.zeros(shape)
+        elif init == "unit":
+            t = torch.randn(shape, generator=gen)
+        elif init == "cnormal":  # complex normal: each part N(0, 1/2)
+            t = torch.randn(shape, generator=gen) * math.sqrt(0.5)
+        elif init == "logdt":
+            lo, hi = DT_RANGE
+            t = math.log(lo) + torch.rand(shape, generator=gen) * (math.log(hi) - math.log(lo))
+        elif init == "s4d_re":  # S4D-Lin: Re A = -1/2
+            t = torch.full(shape, math.log(0.5))
+        elif init == "s4d_im":  # S4D-Lin: Im A = pi n
+            t = math.pi * torch.arange(shape[1], dtype=torch.float32).expand(shape).clone()
         elif init == "conv":
             t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
         elif init == "dtbias":
@@ -578,6 +611,33 @@ def hydra_forward(x, p, H, C, naive):
     y = (outs[0] + outs[1] + heads(xs, H) * dg).reshape(B, T, D)
     y = y * torch.rsqrt((y * y).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
     return (y * F.silu(z)) @ p["out.weight"].t()
+def s4d_modes(p, pre=""):
+    """S4D's ZOH modes: E = exp(dt A), Bbar C = C (E - 1) / A, each [D, M] complex."""
+    dt = torch.exp(p[pre + "log_dt"])[:, None]
+    A = torch.complex(-torch.exp(p[pre + "A.log_re"]), p[pre + "A.im"])
+    E = torch.exp(dt * A)
+    return dt * A, E, torch.complex(p[pre + "C"][0, ..., 0], p[pre + "C"][0, ..., 1]) * (E - 1) / A
+
+
+def s4d_fft(x, p, pre=""):
+    """x: [B, T, D] -> the SSM's convolution (without D x), as the paper's s4d.py."""
+    T = x.shape[1]
+    dtA, _, Ct = s4d_modes(p, pre)
+    K = 2 * torch.einsum("hn,hnl->hl", Ct, torch.exp(dtA[..., None] * torch.arange(T))).real
+    u = x.transpose(1, 2)
+    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * T) * torch.fft.rfft(K, n=2 * T), n=2 * T)
+    return y[..., :T].transpose(1, 2)
+
+
+def s4d_naive(x, p, pre=""):
+    """The same by the complex recurrence s_t = E s_{t-1} + u_t, y_t = 2 Re(Ct s_t)."""
+    _, E, Ct = s4d_modes(p, pre)
+    s = torch.zeros(x.shape[0], *E.shape, dtype=E.dtype)
+    ys = []
+    for t in range(x.shape[1]):
+        s = E * s + x[:, t, :, None]
+        ys.append(2 * (Ct * s).sum(-1).real)
+    return torch.stack(ys, 1)
 
 
 def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
@@ -600,6 +660,17 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         o = o.reshape(B, T, D)
         o = o * torch.rsqrt((o * o).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
         return o @ p["out.weight"].t()
+    if mixer == "h3":
+        q, k, v = (x @ p[n + ".weight"].t() for n in "qkv")
+        ks = F.conv1d(F.pad(k.transpose(1, 2), (H3_SHIFT - 1, 0)), p["shift.weight"][:, None],
+                      groups=D).transpose(1, 2)
+        u = ks * v
+        y = s4d_naive(u, p, "ssm.") if naive else s4d_fft(u, p, "ssm.")
+        return (q * (y + p["ssm.D"] * u)) @ p["out.weight"].t()
+    if mixer == "s4d":
+        y = s4d_naive(x, p) if naive else s4d_fft(x, p)
+        o = F.gelu(y + p["D"] * x, approximate="tanh") @ p["out.weight"].t() + p["out.bias"]
+        return o[..., :D] * torch.sigmoid(o[..., D:])
     if mixer == "attention":
         q, k, v = (heads(a, H).transpose(1, 2) for a in (x @ p["qkv.weight"].t()).split(D, -1))
         q = q / math.sqrt(dk)

@@ -287,16 +287,21 @@ void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
  *   DT_BIAS       softplus^-1(dt) = dt + log(-expm1(-dt)), dt log-uniform in
  *                 [lo, hi) (lo > 0): a time-step bias, so that at a zero
  *                 input softplus(dt_bias) = dt
+ *   LOG_UNIFORM   log(a), a log-uniform in [lo, hi) (lo > 0): S4D's log dt
+ *   FIXED         the values given at declaration (sl_param_add_fixed), no
+ *                 draws: a structured init such as S4D's A
  * DT_BIAS is Mamba's dt init (Gu & Dao 2023), A_LOG Mamba-2's A init (Dao &
- * Gu 2024); Gated DeltaNet uses both. Their ranges are given with
- * sl_param_add_range. */
+ * Gu 2024); Gated DeltaNet uses both. Their ranges (and LOG_UNIFORM's) are
+ * given with sl_param_add_range. */
 typedef enum {
     SL_INIT_ZEROS,
     SL_INIT_ONES,
     SL_INIT_NORMAL,
     SL_INIT_UNIFORM,
     SL_INIT_A_LOG,
-    SL_INIT_DT_BIAS
+    SL_INIT_DT_BIAS,
+    SL_INIT_LOG_UNIFORM,
+    SL_INIT_FIXED
 } sl_init_kind;
 
 typedef struct sl_param {
@@ -307,6 +312,7 @@ typedef struct sl_param {
     float scale;     /* std for NORMAL, half-width for UNIFORM */
     float lo, hi;    /* the range of A_LOG and DT_BIAS */
     bool decay;      /* AdamW weight decay applies (not for norms and biases) */
+    float *fixed;    /* FIXED's values: [t.n], owned */
 } sl_param;
 
 /* All parameters of a model in one flat buffer, and one each for gradients
@@ -336,6 +342,9 @@ sl_tensor *sl_param_add_range(sl_params *p, const char *name, int ndim, const in
 #define SL_PARAM_RANGE(p, name, init, lo, hi, decay, ...)                                        \
     sl_param_add_range((p), (name), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
                        (int64_t[]){__VA_ARGS__}, (init), (lo), (hi), (decay))
+/* A FIXED parameter: its initial values are a copy of values: [numel]. */
+sl_tensor *sl_param_add_fixed(sl_params *p, const char *name, int ndim, const int64_t *shape,
+                              const float *values, bool decay);
 sl_status sl_params_finalize(sl_params *p);
 /* Draws every parameter from its init rule, in declaration order, from the
  * one stream rng: the same seed gives the same parameters. NORMAL takes two

@@ -10,7 +10,10 @@ void sl_params_init(sl_params *p) { memset(p, 0, sizeof *p); }
 
 void sl_params_free(sl_params *p)
 {
-    for (size_t i = 0; i < p->count; i++) free(p->list[i]);
+    for (size_t i = 0; i < p->count; i++) {
+        free(p->list[i]->fixed);
+        free(p->list[i]);
+    }
     free(p->list);
     free(p->data);
     free(p->grad);
@@ -53,12 +56,24 @@ sl_tensor *sl_param_add_range(sl_params *p, const char *name, int ndim, const in
     return t;
 }
 
+sl_tensor *sl_param_add_fixed(sl_params *p, const char *name, int ndim, const int64_t *shape,
+                              const float *values, bool decay)
+{
+    sl_tensor *t = sl_param_add(p, name, ndim, shape, SL_INIT_FIXED, 0.0f, decay);
+    sl_param *q = p->list[p->count - 1];
+    q->fixed = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof(float));
+    if (!q->fixed) abort();
+    memcpy(q->fixed, values, (size_t)t->n * sizeof(float));
+    return t;
+}
+
 /* A ranged kind's range must be finite and ordered, and inside the domain of
  * its log: A_LOG takes lo >= 0 (a > lo >= 0, so log(a) is finite), DT_BIAS
- * lo > 0. */
+ * and LOG_UNIFORM lo > 0. */
 static bool range_ok(const sl_param *q)
 {
-    if (q->init != SL_INIT_A_LOG && q->init != SL_INIT_DT_BIAS) return true;
+    if (q->init != SL_INIT_A_LOG && q->init != SL_INIT_DT_BIAS && q->init != SL_INIT_LOG_UNIFORM)
+        return true;
     if (!isfinite(q->lo) || !isfinite(q->hi) || !(q->lo <= q->hi)) return false;
     return q->init == SL_INIT_A_LOG ? q->lo >= 0 && q->hi > 0 : q->lo > 0;
 }
@@ -123,6 +138,12 @@ static float init_dt_bias(double lo, double hi, double u)
     return (float)(dt + log(-expm1(-dt)));
 }
 
+/* log(a), a log-uniform in [lo, hi). In double, rounded once. */
+static float init_log_uniform(double lo, double hi, double u)
+{
+    return (float)(log(lo) + u * (log(hi) - log(lo)));
+}
+
 void sl_params_randomize(sl_params *p, sl_rng *rng)
 {
     for (size_t i = 0; i < p->count; i++) {
@@ -136,6 +157,10 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
             case SL_INIT_UNIFORM: d[j] = q->scale * (2.0f * sl_rng_uniform(rng) - 1.0f); break;
             case SL_INIT_A_LOG: d[j] = init_a_log(q->lo, q->hi, sl_rng_uniform(rng)); break;
             case SL_INIT_DT_BIAS: d[j] = init_dt_bias(q->lo, q->hi, sl_rng_uniform(rng)); break;
+            case SL_INIT_LOG_UNIFORM:
+                d[j] = init_log_uniform(q->lo, q->hi, sl_rng_uniform(rng));
+                break;
+            case SL_INIT_FIXED: d[j] = q->fixed[j]; break;
             }
         }
     }

@@ -155,6 +155,6 @@ const sl_mixer_vtable sl_mixer_attention = {
     .step = attn_step,
     .state_desc = "KV cache: 2*D floats per token",
     .bidirectional = true,
-    .state_grows = true,
+    .state_no_grad = true,
     .checks = {.variants = CHECK_VARIANTS},
 };

@@ -72,9 +72,11 @@ typedef struct sl_mixer_vtable {
      * or step) besides its causal one. Creating a mixer without one in a
      * non-causal model fails. */
     bool bidirectional;
-    /* The state grows with the length (a KV cache, a long convolution's
-     * history) and carries no gradient: no chunked recompute. */
-    bool state_grows;
+    /* The carried state takes no gradient: it grows with the length (a KV
+     * cache, a long convolution's history) or its stateful forward is for
+     * inference only. The mixer then trains whole, never in chunks
+     * (mixers/recompute.h). */
+    bool state_no_grad;
     /* Tokens a forward call must start at a multiple of for its carried
      * state to be all it needs from earlier calls, as the recompute
      * (mixers/recompute.h) requires; NULL means any position. */

@@ -6,7 +6,7 @@
 bool sl_mixer_chunkable(const sl_mixer *m)
 {
     const sl_mixer_vtable *vt = m->vt;
-    return vt->step && vt->state_floats && m->dims.causal && !vt->state_grows;
+    return vt->step && vt->state_floats && m->dims.causal && !vt->state_no_grad;
 }
 
 /* What the backward needs besides x and dy. */

@@ -23,8 +23,8 @@
 #include "mixers/mixer.h"
 
 /* Whether m can run chunked: a causal form with a step and a state that
- * does not grow with the length (sl_mixer_vtable.state_grows: attention's
- * KV cache does). Its every part must go through sl_state_take to kernels
+ * takes a gradient (not sl_mixer_vtable.state_no_grad, as attention's KV
+ * cache, which grows with the length). Its every part must go through sl_state_take to kernels
  * that honour ds_final, or start afresh at the mixer's alignment:
  * tests/test_mixers.c checks the gradients of every such mixer. */
 bool sl_mixer_chunkable(const sl_mixer *m);

@@ -18,7 +18,9 @@
     X(mlstm)              \
     X(hgrn)               \
     X(ponet)              \
-    X(hydra)
+    X(hydra)              \
+    X(s4d)                \
+    X(h3)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,

@@ -6,18 +6,7 @@
 #include "ops/internal.h"
 #include "ops/ops.h"
 
-#define GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
-#define GELU_A 0.044715f
-
 /* ------------------------------------------------------------------- gelu */
-
-/* PyTorch's tanh form x (1 + tanh(u)) / 2, u = c (x + a x^3), computed as
- * x sigmoid(2u): the same function with one exp and one division, and no
- * cancellation in 1 + tanh(u) for negative x nor in 1 - tanh(u)^2 below. */
-static inline float gelu_sigmoid(float x)
-{
-    return sl_sigmoidf(2.0f * GELU_C * (x + GELU_A * x * x * x));
-}
 
 /* dy -> dx += dy gelu'(x), gelu'(x) = s + 2 x s (1 - s) c (1 + 3 a x^2),
  * s = sigmoid(2u). */
@@ -28,8 +17,9 @@ static void gelu_backward(sl_ctx *ctx, const sl_node *nd)
     int64_t n = nd->out->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i], s = gelu_sigmoid(v);
-        dx[i] += dy[i] * (s + 2.0f * v * s * (1.0f - s) * GELU_C * (1.0f + 3.0f * GELU_A * v * v));
+        float v = x[i], s = sl_gelu_sigmoidf(v);
+        dx[i] += dy[i] * (s + 2.0f * v * s * (1.0f - s) * SL_GELU_C *
+                                  (1.0f + 3.0f * SL_GELU_A * v * v));
     }
 }
 
@@ -41,7 +31,7 @@ sl_tensor *sl_gelu(sl_ctx *ctx, sl_tensor *x)
     float *py = y->data;
     int64_t n = x->n;
 #pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) py[i] = px[i] * gelu_sigmoid(px[i]);
+    for (int64_t i = 0; i < n; i++) py[i] = sl_geluf(px[i]);
     SL_RECORD(ctx, gelu_backward, y, x);
     return y;
 }

@@ -54,6 +54,19 @@ static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + sl_expf(-x)); }
 /* x sigmoid(x): sl_silu's map, and step()'s. */
 static inline float sl_siluf(float x) { return x * sl_sigmoidf(x); }
 
+#define SL_GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
+#define SL_GELU_A 0.044715f
+
+/* GELU in PyTorch's tanh form x (1 + tanh(u)) / 2, u = c (x + a x^3),
+ * computed as x sigmoid(2u): the same function with one exp and one
+ * division, and no cancellation in 1 + tanh(u) for negative x nor in
+ * 1 - tanh(u)^2 in its derivative. sl_gelu's loop and step() rows share it. */
+static inline float sl_gelu_sigmoidf(float x)
+{
+    return sl_sigmoidf(2.0f * SL_GELU_C * (x + SL_GELU_A * x * x * x));
+}
+static inline float sl_geluf(float x) { return x * sl_gelu_sigmoidf(x); }
+
 /* log(1 + u) for u in [0, 1], the range log-sigmoid needs: with
  * s = u / (2 + u) in [0, 1/3], log(1 + u) = 2 atanh(s) = 2 s (1 + s^2/3 +
  * s^4/5 + ...), eight terms (the first left out is < 2e-9 of the sum). No

@@ -1,0 +1,83 @@
+/* The S4D SSM layer piece: parameters with their inits, the two forward
+ * forms and the step. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/fftconv.h"
+#include "ops/s4d_kernel.h"
+#include "ops/s4d_layer.h"
+
+/* A's initial values: log(-Re A) and Im A, [H, M] each. */
+static void init_a(const char *kind, int64_t H, int64_t M, float *log_re, float *im)
+{
+    const double N = 2.0 * (double)M, pi = 3.14159265358979323846;
+    for (int64_t c = 0; c < H; c++)
+        for (int64_t m = 0; m < M; m++) {
+            const int64_t i = c * M + m;
+            const double n = (double)m;
+            log_re[i] = (float)log(strcmp(kind, "real") == 0 ? n + 1.0 : 0.5);
+            im[i] = strcmp(kind, "lin") == 0   ? (float)(pi * n)
+                    : strcmp(kind, "inv") == 0 ? (float)(N / pi * (N / (2.0 * n + 1.0) - 1.0))
+                                               : 0.0f;
+        }
+}
+
+sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const char *prefix,
+                            int64_t H, int64_t N, const char *init, bool causal)
+{
+    if (N % 2)
+        return sl_fail(SL_ERR_CONFIG, "mixer '%s': d_state %lld must be even (N/2 complex modes)",
+                       who, (long long)N);
+    const int64_t M = N / 2, S = causal ? 1 : 2;
+    s->H = H;
+    s->M = M;
+    s->causal = causal;
+    float *a = malloc((size_t)(2 * H * M) * sizeof(float));
+    if (!a) return sl_fail(SL_ERR_OOM, "%sA: out of memory", prefix);
+    init_a(init, H, M, a, a + H * M);
+    char name[96];
+#define NAME(x) (snprintf(name, sizeof name, "%s%s", prefix, x), name)
+    s->log_dt = SL_PARAM_RANGE(p, NAME("log_dt"), SL_INIT_LOG_UNIFORM, 1e-3f, 0.1f, false, H);
+    s->a_log_re = sl_param_add_fixed(p, NAME("A.log_re"), 2, (int64_t[]){H, M}, a, false);
+    s->a_im = sl_param_add_fixed(p, NAME("A.im"), 2, (int64_t[]){H, M}, a + H * M, false);
+    s->c = SL_PARAM(p, NAME("C"), SL_INIT_NORMAL, 0.70710678f, true, S, H, M, 2);
+    s->d = SL_PARAM(p, NAME("D"), SL_INIT_NORMAL, 1.0f, true, H);
+#undef NAME
+    free(a);
+    return SL_OK;
+}
+
+int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s) { return 2 * s->H * s->M; }
+
+int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s) { return 4 * s->H * s->M; }
+
+sl_tensor *sl_s4d_ssm_forward(sl_ctx *ctx, const sl_s4d_ssm *s, sl_tensor *u, float *state,
+                              int64_t pos, const sl_seqs *seqs)
+{
+    if (!state) {
+        sl_tensor *K = sl_s4d_kernel(ctx, s->log_dt, s->a_log_re, s->a_im, s->c, s->d,
+                                     u->shape[1]);
+        return sl_fftconv(ctx, u, K, s->causal, seqs);
+    }
+    sl_require(!ctx->grad_enabled, "s4d", "a carried state only without gradients (inference)");
+    sl_require(sl_seqs_check(seqs, u, "s4d") == SL_OK, "s4d",
+               "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, H]");
+    const int64_t B = u->shape[0], T = u->shape[1], sf = sl_s4d_ssm_state_floats(s);
+    if (pos == 0) memset(state, 0, (size_t)(sl_seq_count(seqs, B) * sf) * sizeof(float));
+    float *E = sl_arena_floats(ctx, 2 * sf);
+    sl_s4d_modes(s->H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, E + sf);
+    sl_tensor *y = sl_tensor_like(ctx, u);
+    const sl_s4d_desc ds = {1, s->H, s->M, T};
+    sl_s4d_recur(&ds, B, T, seqs, E, E + sf, s->c->data, s->d->data, u->data, state, y->data);
+    return y;
+}
+
+void sl_s4d_ssm_step(const sl_s4d_ssm *s, float *state, const float *u, float *y, float *scratch)
+{
+    const int64_t sf = sl_s4d_ssm_state_floats(s);
+    float *E = scratch, *Bb = E + sf;
+    sl_s4d_modes(s->H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, Bb);
+    sl_s4d_step(s->H, s->M, E, Bb, s->c->data, s->d->data, u, state, y);
+}

@@ -1,0 +1,45 @@
+/* The diagonal SSM of S4D as one layer piece, shared by the s4d and h3
+ * mixers (src/mixers/s4d.c, h3.c): its parameters and their S4D inits, the
+ * convolution form (sl_s4d_kernel -> sl_fftconv) for training, the
+ * recurrent form for a carried state, and the one-token step.
+ *
+ *   y = K * u + D u,  K[l] = 2 Re sum_m C_m Bbar_m E_m^l   (ops/s4d_kernel.h)
+ *
+ * Parameters, declared in this order under a name prefix: log_dt [H],
+ * A.log_re [H, M], A.im [H, M], C [S, H, M, 2], D [H] (S = 2 when
+ * bidirectional). Inits: log_dt log-uniform over dt in [1e-3, 0.1]; A per
+ * init (lin: -1/2 + i pi m; inv: -1/2 + i (N/pi)(N/(2m+1) - 1); real:
+ * -(m+1)); C complex normal (each part N(0, 1/2)); D N(0, 1). State per
+ * sequence: the modes x_m, [H, M, 2] floats (re, im). */
+#ifndef SL_OPS_S4D_LAYER_H
+#define SL_OPS_S4D_LAYER_H
+
+#include <stdbool.h>
+
+#include "core/core.h"
+
+typedef struct sl_s4d_ssm {
+    sl_tensor *log_dt, *a_log_re, *a_im, *c, *d;
+    int64_t H, M;
+    bool causal;
+} sl_s4d_ssm;
+
+/* Declares the parameters (names prefix + "log_dt", ...) of H channels of
+ * N/2 modes with A's init "lin", "inv" or "real". SL_OK; SL_ERR_CONFIG
+ * naming mixer `who` for an odd N; SL_ERR_OOM. */
+sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const char *prefix,
+                            int64_t H, int64_t N, const char *init, bool causal);
+/* Floats of one sequence's state (H*M*2), and of sl_s4d_ssm_step's scratch. */
+int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s);
+int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s);
+
+/* u: [B, T, H] -> y: [B, T, H]. state NULL: the convolution form, on the
+ * tape. Else state: [rows, H*M*2] (zeros read at pos 0), the recurrent
+ * form token by token, which leaves each sequence's modes there; inference
+ * only (it refuses to run with gradients on). */
+sl_tensor *sl_s4d_ssm_forward(sl_ctx *ctx, const sl_s4d_ssm *s, sl_tensor *u, float *state,
+                              int64_t pos, const sl_seqs *seqs);
+/* One token: u: [H] -> y: [H]; state: [H, M, 2]. */
+void sl_s4d_ssm_step(const sl_s4d_ssm *s, float *state, const float *u, float *y, float *scratch);
+
+#endif
