@@ -102,41 +102,34 @@ static void test_gradient_finite_differences(void)
               "lstm case %d", k);
         gc_free(in[2]);
         in[2] = NULL;
-        CHECK(gradcheck("lstm no s0", lstm_fn, in, 2, (void *)cases[k].seqs, 1e-2f, 2e-4, 3e-3,
-                        200),
-              "lstm case %d without s0", k);
+        CHECK(
+            gradcheck("lstm no s0", lstm_fn, in, 2, (void *)cases[k].seqs, 1e-2f, 2e-4, 3e-3, 200),
+            "lstm case %d without s0", k);
         gc_free_all(in, 2);
     }
 }
 
+/* A kernel-level case: the inputs gx, w_hh, s0 and the weights of the
+ * outputs h and s_final in the probed loss. */
+typedef struct fd_case {
+    sl_lstm_desc d;
+    float *in[3], *rh, *rs;
+} fd_case;
+
 /* L = sum r_h h + sum r_s s_final in double through the reference. */
-static double ref_loss(const sl_lstm_desc *d, const float *gx, const float *w, const float *s0,
-                       const float *rh, const float *rs)
+static double ref_loss(void *arg)
 {
-    const int64_t N = sl_seq_count(d->seqs, d->B), nh = d->B * d->T * d->D;
+    const fd_case *c = arg;
+    const int64_t N = sl_seq_count(c->d.seqs, c->d.B), nh = c->d.B * c->d.T * c->d.D;
     double *h = malloc((size_t)(nh + 1) * sizeof(double));
-    double *sf = malloc((size_t)(N * 2 * d->D) * sizeof(double));
-    sl_lstm_ref(d, gx, w, s0, h, sf);
+    double *sf = malloc((size_t)(N * 2 * c->d.D) * sizeof(double));
+    sl_lstm_ref(&c->d, c->in[0], c->in[1], c->in[2], h, sf);
     double L = 0;
-    for (int64_t i = 0; i < nh; i++) L += rh[i] * h[i];
-    for (int64_t i = 0; i < N * 2 * d->D; i++) L += rs[i] * sf[i];
+    for (int64_t i = 0; i < nh; i++) L += c->rh[i] * h[i];
+    for (int64_t i = 0; i < N * 2 * c->d.D; i++) L += c->rs[i] * sf[i];
     free(h);
     free(sf);
     return L;
-}
-
-/* dL/dx[i] by central differences of the double reference, divided by the
- * float step actually taken. */
-static double numeric(const sl_lstm_desc *d, float *x, int64_t i, const float *gx, const float *w,
-                      const float *s0, const float *rh, const float *rs)
-{
-    const float x0 = x[i], xp = x0 + 1e-2f, xm = x0 - 1e-2f;
-    x[i] = xp;
-    double Lp = ref_loss(d, gx, w, s0, rh, rs);
-    x[i] = xm;
-    double Lm = ref_loss(d, gx, w, s0, rh, rs);
-    x[i] = x0;
-    return (Lp - Lm) / ((double)xp - (double)xm);
 }
 
 /* The kernel's backward with ds_final against the reference's finite
@@ -146,29 +139,27 @@ static void test_ds_final_finite_differences(void)
     for (int packed = 0; packed <= 1; packed++) {
         const sl_seqs *seqs = packed ? &PACKED : NULL;
         const int64_t B = packed ? 1 : 2, T = 9, D = 5, N = sl_seq_count(seqs, B), G = 4 * D;
+        const int64_t n[3] = {B * T * G, G * D, N * 2 * D}, stride[3] = {3, 3, 1};
         sl_rng rng;
         sl_rng_seed(&rng, 8 + (uint64_t)packed);
-        float *gx = malloc((size_t)(B * T * G) * sizeof(float)), *w = malloc((size_t)(G * D) * sizeof(float));
-        float *s0 = malloc((size_t)(N * 2 * D) * sizeof(float)), *rh = malloc((size_t)(B * T * D) * sizeof(float));
-        float *rs = malloc((size_t)(N * 2 * D) * sizeof(float)), *h = malloc((size_t)(B * T * D) * sizeof(float));
-        float *act = malloc((size_t)(B * T * 5 * D) * sizeof(float)), *dz = malloc((size_t)(B * T * G) * sizeof(float));
-        float *dw = calloc((size_t)(G * D), sizeof(float)), *ds0 = calloc((size_t)(N * 2 * D), sizeof(float));
-        fill(&rng, gx, B * T * G, 1.0f);
-        fill(&rng, w, G * D, 0.5f);
-        fill(&rng, s0, N * 2 * D, 1.0f);
-        fill(&rng, rh, B * T * D, 1.0f);
-        fill(&rng, rs, N * 2 * D, 1.0f);
-        const sl_lstm_desc d = {B, T, D, seqs};
-        sl_lstm_fwd(&d, gx, w, s0, h, act, NULL);
-        sl_lstm_bwd(&d, w, s0, h, act, rh, rs, dz, dw, ds0);
-        for (int64_t i = 0; i < B * T * G; i += 3)
-            CHECK_CLOSE(dz[i], numeric(&d, gx, i, gx, w, s0, rh, rs), 2e-4, 2e-3, "dgx");
-        for (int64_t i = 0; i < G * D; i += 3)
-            CHECK_CLOSE(dw[i], numeric(&d, w, i, gx, w, s0, rh, rs), 2e-4, 2e-3, "dw_hh");
-        for (int64_t i = 0; i < N * 2 * D; i++)
-            CHECK_CLOSE(ds0[i], numeric(&d, s0, i, gx, w, s0, rh, rs), 2e-4, 2e-3, "ds0");
-        free(gx), free(w), free(s0), free(rh), free(rs), free(h), free(act), free(dz), free(dw),
-            free(ds0);
+        fd_case c = {{B, T, D, seqs}, {NULL}, NULL, NULL};
+        float *grad[3], *h = malloc((size_t)(B * T * D) * sizeof(float));
+        float *act = malloc((size_t)(B * T * 5 * D) * sizeof(float));
+        for (int k = 0; k < 3; k++) {
+            c.in[k] = malloc((size_t)n[k] * sizeof(float));
+            fill(&rng, c.in[k], n[k], k == 1 ? 0.5f : 1.0f);
+            grad[k] = calloc((size_t)n[k], sizeof(float));
+        }
+        c.rh = malloc((size_t)(B * T * D) * sizeof(float));
+        c.rs = malloc((size_t)n[2] * sizeof(float));
+        fill(&rng, c.rh, B * T * D, 1.0f);
+        fill(&rng, c.rs, n[2], 1.0f);
+        sl_lstm_fwd(&c.d, c.in[0], c.in[1], c.in[2], h, act, NULL);
+        sl_lstm_bwd(&c.d, c.in[1], c.in[2], h, act, c.rh, c.rs, grad[0], grad[1], grad[2]);
+        static const char *const NAMES[] = {"dgx", "dw_hh", "ds0"};
+        gc_check_central(c.in, grad, n, stride, NAMES, 3, ref_loss, &c, 1e-2f, 2e-4, 2e-3);
+        for (int k = 0; k < 3; k++) free(c.in[k]), free(grad[k]);
+        free(c.rh), free(c.rs), free(h), free(act);
     }
 }
 
@@ -186,27 +177,21 @@ static void test_thread_count_independent(void)
                             GC_LEAF(&rng, 1.0f, B, 2 * D)};
         float *dout = malloc((size_t)(B * T * D) * sizeof(float));
         fill(&rng, dout, B * T * D, 1.0f);
-        float *ref[4] = {NULL};
+        float *ref[4], *got[4];
+        int64_t n[4];
         const int saved = omp_get_max_threads();
         for (int threads = 1; threads <= 3; threads++) {
             omp_set_num_threads(threads);
-            sl_ctx ctx;
-            sl_ctx_init(&ctx, 1 << 20);
-            for (int i = 0; i < 3; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
-            sl_tensor *h = lstm_fn(&ctx, in, NULL);
-            sl_backward_with(&ctx, h, dout);
-            const float *got[4] = {h->data, in[0]->grad, in[1]->grad, in[2]->grad};
-            const int64_t n[4] = {h->n, in[0]->n, in[1]->n, in[2]->n};
-            for (int i = 0; i < 4; i++) {
-                if (threads == 1) ref[i] = gc_dup(got[i], n[i]);
-                else if (i != 2)
+            gc_outputs(lstm_fn, in, 3, NULL, dout, threads == 1 ? ref : got, n);
+            for (int i = 0; i < 4 && threads > 1; i++) {
+                if (i != 2)
                     CHECK(!memcmp(ref[i], got[i], (size_t)n[i] * sizeof(float)),
                           "B %lld, %d threads: output %d differs", (long long)B, threads, i);
                 else
                     CHECK(close_ratio(got[i], ref[i], n[i], 1e-5, 1e-5) <= 1,
                           "B %lld, %d threads: dW_hh", (long long)B, threads);
+                free(got[i]);
             }
-            sl_ctx_free(&ctx);
         }
         omp_set_num_threads(saved);
         for (int i = 0; i < 4; i++) free(ref[i]);
@@ -223,18 +208,15 @@ static void test_long_sequence_finite(void)
     sl_rng rng;
     sl_rng_seed(&rng, 7);
     sl_tensor *in[3] = {GC_LEAF(&rng, 100.0f, 1, T, 4 * D), GC_LEAF(&rng, 10.0f, 4 * D, D), NULL};
-    float *dout = malloc((size_t)(T * D) * sizeof(float));
+    float *dout = malloc((size_t)(T * D) * sizeof(float)), *res[4];
     fill(&rng, dout, T * D, 1.0f);
-    sl_ctx ctx;
-    sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *h = lstm_fn(&ctx, in, NULL);
-    sl_backward_with(&ctx, h, dout);
+    int64_t n[4];
+    gc_outputs(lstm_fn, in, 3, NULL, dout, res, n);
     bool ok = true;
-    for (int64_t i = 0; i < h->n; i++) ok &= isfinite(h->data[i]);
-    for (int k = 0; k < 2; k++)
-        for (int64_t i = 0; i < in[k]->n; i++) ok &= isfinite(in[k]->grad[i]);
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < n[k]; i++) ok &= isfinite(res[k][i]);
     CHECK(ok, "T = 65536 at scale 100: outputs and gradients finite");
-    sl_ctx_free(&ctx);
+    for (int k = 0; k < 4; k++) free(res[k]);
     free(dout);
     gc_free_all(in, 2);
 }

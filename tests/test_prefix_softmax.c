@@ -127,34 +127,28 @@ static void test_gradient_finite_differences(void)
     }
 }
 
+/* A kernel-level case: the inputs s, v, s0 and the weights of the outputs
+ * o and s_final in the probed loss. */
+typedef struct fd_case {
+    sl_prefix_softmax_desc d;
+    float *in[3], *ro, *rs;
+} fd_case;
+
 /* L = sum r_o o + sum r_s s_final in double through the reference. */
-static double ref_loss(const sl_prefix_softmax_desc *d, const float *s, const float *v,
-                       const float *s0, const float *ro, const float *rs)
+static double ref_loss(void *arg)
 {
+    const fd_case *c = arg;
+    const sl_prefix_softmax_desc *d = &c->d;
     const int64_t N = sl_seq_count(d->seqs, d->B), no = d->B * d->T * d->H * d->P;
     const int64_t W = N * d->H * (d->P + 2);
     double *o = malloc((size_t)(no + 1) * sizeof(double)), *sf = malloc((size_t)W * sizeof(double));
-    sl_prefix_softmax_ref(d, s, v, s0, o, sf);
+    sl_prefix_softmax_ref(d, c->in[0], c->in[1], c->in[2], o, sf);
     double L = 0;
-    for (int64_t i = 0; i < no; i++) L += ro[i] * o[i];
-    for (int64_t i = 0; i < W; i++) L += rs[i] * sf[i];
+    for (int64_t i = 0; i < no; i++) L += c->ro[i] * o[i];
+    for (int64_t i = 0; i < W; i++) L += c->rs[i] * sf[i];
     free(o);
     free(sf);
     return L;
-}
-
-/* dL/dx[i] by central differences of the double reference, divided by the
- * float step actually taken. */
-static double numeric(const sl_prefix_softmax_desc *d, float *x, int64_t i, const float *s,
-                      const float *v, const float *s0, const float *ro, const float *rs)
-{
-    const float x0 = x[i], xp = x0 + 1e-3f, xm = x0 - 1e-3f;
-    x[i] = xp;
-    double Lp = ref_loss(d, s, v, s0, ro, rs);
-    x[i] = xm;
-    double Lm = ref_loss(d, s, v, s0, ro, rs);
-    x[i] = x0;
-    return (Lp - Lm) / ((double)xp - (double)xm);
 }
 
 /* The kernel's backward with ds_final against the reference's finite
@@ -162,35 +156,36 @@ static double numeric(const sl_prefix_softmax_desc *d, float *x, int64_t i, cons
  * it): how a long sequence's chunks chain their gradients. */
 static void test_ds_final_finite_differences(void)
 {
-    for (int k = 0; k < 3; k++) {
-        const sl_seqs *seqs = k == 2 ? &PACKED : NULL;
-        const int64_t B = k == 2 ? 1 : 2, T = k == 2 ? 140 : 9, H = 2, P = 3;
-        const int64_t N = sl_seq_count(seqs, B), W = N * H * (P + 2), NT = B * T;
+    for (int kase = 0; kase < 3; kase++) {
+        const sl_seqs *seqs = kase == 2 ? &PACKED : NULL;
+        const int64_t B = kase == 2 ? 1 : 2, T = kase == 2 ? 140 : 9, H = 2, P = 3;
+        const int64_t N = sl_seq_count(seqs, B), NT = B * T;
+        const int64_t n[3] = {NT * H, NT * H * P, N * H * (P + 2)};
+        const int64_t stride[3] = {kase == 2 ? 7 : 1, kase == 2 ? 11 : 3, 1};
         sl_rng rng;
-        sl_rng_seed(&rng, 8 + (uint64_t)k);
-        float *s = malloc((size_t)(NT * H) * sizeof(float)), *v = malloc((size_t)(NT * H * P) * sizeof(float));
-        float *s0 = malloc((size_t)W * sizeof(float)), *ro = malloc((size_t)(NT * H * P) * sizeof(float));
-        float *rs = malloc((size_t)W * sizeof(float)), *o = malloc((size_t)(NT * H * P) * sizeof(float));
-        float *lse = malloc((size_t)(NT * H) * sizeof(float)), *ds = calloc((size_t)(NT * H), sizeof(float));
-        float *dv = calloc((size_t)(NT * H * P), sizeof(float)), *ds0 = calloc((size_t)W, sizeof(float));
-        fill(&rng, s, NT * H, 2.0f);
-        fill(&rng, v, NT * H * P, 1.0f);
-        fill_state(&rng, s0, N, H, P);
-        if (k == 1) /* s0's m above every score: it sets m_final */
-            for (int64_t i = 0; i < N * H; i++) s0[i * (P + 2)] = 10.0f;
-        fill(&rng, ro, NT * H * P, 1.0f);
-        fill(&rng, rs, W, 1.0f);
-        const sl_prefix_softmax_desc d = {B, T, H, P, seqs};
-        sl_prefix_softmax_fwd(&d, s, v, s0, o, lse, NULL);
-        sl_prefix_softmax_bwd(&d, s, v, s0, o, lse, ro, rs, ds, dv, ds0);
-        for (int64_t i = 0; i < NT * H; i += k == 2 ? 7 : 1)
-            CHECK_CLOSE(ds[i], numeric(&d, s, i, s, v, s0, ro, rs), 2e-4, 2e-3, "ds");
-        for (int64_t i = 0; i < NT * H * P; i += k == 2 ? 11 : 3)
-            CHECK_CLOSE(dv[i], numeric(&d, v, i, s, v, s0, ro, rs), 2e-4, 2e-3, "dv");
-        for (int64_t i = 0; i < W; i++)
-            CHECK_CLOSE(ds0[i], numeric(&d, s0, i, s, v, s0, ro, rs), 2e-4, 2e-3, "ds0");
-        free(s), free(v), free(s0), free(ro), free(rs), free(o), free(lse), free(ds), free(dv),
-            free(ds0);
+        sl_rng_seed(&rng, 8 + (uint64_t)kase);
+        fd_case c = {{B, T, H, P, seqs}, {NULL}, NULL, NULL};
+        float *grad[3], *o = malloc((size_t)n[1] * sizeof(float));
+        float *lse = malloc((size_t)n[0] * sizeof(float));
+        for (int k = 0; k < 3; k++) {
+            c.in[k] = malloc((size_t)n[k] * sizeof(float));
+            fill(&rng, c.in[k], n[k], k == 0 ? 2.0f : 1.0f);
+            grad[k] = calloc((size_t)n[k], sizeof(float));
+        }
+        fill_state(&rng, c.in[2], N, H, P);
+        if (kase == 1) /* s0's m above every score: it sets m_final */
+            for (int64_t i = 0; i < N * H; i++) c.in[2][i * (P + 2)] = 10.0f;
+        c.ro = malloc((size_t)n[1] * sizeof(float));
+        c.rs = malloc((size_t)n[2] * sizeof(float));
+        fill(&rng, c.ro, n[1], 1.0f);
+        fill(&rng, c.rs, n[2], 1.0f);
+        sl_prefix_softmax_fwd(&c.d, c.in[0], c.in[1], c.in[2], o, lse, NULL);
+        sl_prefix_softmax_bwd(&c.d, c.in[0], c.in[1], c.in[2], o, lse, c.ro, c.rs, grad[0], grad[1],
+                              grad[2]);
+        static const char *const NAMES[] = {"ds", "dv", "ds0"};
+        gc_check_central(c.in, grad, n, stride, NAMES, 3, ref_loss, &c, 1e-3f, 2e-4, 2e-3);
+        for (int k = 0; k < 3; k++) free(c.in[k]), free(grad[k]);
+        free(c.ro), free(c.rs), free(o), free(lse);
     }
 }
 
@@ -205,24 +200,17 @@ static void test_thread_count_independent(void)
     fill_state(&rng, in[2]->data, B, H, P);
     float *dout = malloc((size_t)(B * T * H * P) * sizeof(float));
     fill(&rng, dout, B * T * H * P, 1.0f);
-    float *ref[4] = {NULL};
+    float *ref[4], *got[4];
+    int64_t n[4];
     const int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 3; threads++) {
         omp_set_num_threads(threads);
-        sl_ctx ctx;
-        sl_ctx_init(&ctx, 1 << 20);
-        for (int i = 0; i < 3; i++) memset(in[i]->grad, 0, (size_t)in[i]->n * sizeof(float));
-        sl_tensor *o = ps_fn(&ctx, in, NULL);
-        sl_backward_with(&ctx, o, dout);
-        const float *got[4] = {o->data, in[0]->grad, in[1]->grad, in[2]->grad};
-        const int64_t n[4] = {o->n, in[0]->n, in[1]->n, in[2]->n};
-        for (int i = 0; i < 4; i++) {
-            if (threads == 1) ref[i] = gc_dup(got[i], n[i]);
-            else
-                CHECK(!memcmp(ref[i], got[i], (size_t)n[i] * sizeof(float)),
-                      "%d threads: output %d differs", threads, i);
+        gc_outputs(ps_fn, in, 3, NULL, dout, threads == 1 ? ref : got, n);
+        for (int i = 0; i < 4 && threads > 1; i++) {
+            CHECK(!memcmp(ref[i], got[i], (size_t)n[i] * sizeof(float)),
+                  "%d threads: output %d differs", threads, i);
+            free(got[i]);
         }
-        sl_ctx_free(&ctx);
     }
     omp_set_num_threads(saved);
     for (int i = 0; i < 4; i++) free(ref[i]);
@@ -239,12 +227,10 @@ static void test_long_sequence_stable(void)
     sl_rng rng;
     sl_rng_seed(&rng, 7);
     sl_tensor *in[3] = {GC_LEAF(&rng, 100.0f, 1, T, H), GC_LEAF(&rng, 1.0f, 1, T, H * P), NULL};
-    float *dout = malloc((size_t)(T * H * P) * sizeof(float));
+    float *dout = malloc((size_t)(T * H * P) * sizeof(float)), *res[4];
     fill(&rng, dout, T * H * P, 1.0f);
-    sl_ctx ctx;
-    sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *o = ps_fn(&ctx, in, NULL);
-    sl_backward_with(&ctx, o, dout);
+    int64_t n[4];
+    gc_outputs(ps_fn, in, 3, NULL, dout, res, n);
     double worst = 0;
     for (int64_t h = 0; h < H; h++) {
         double m = -INFINITY, u = 0, w[4] = {0};
@@ -254,18 +240,19 @@ static void test_long_sequence_stable(void)
             u = u * a + p;
             m = mn;
             for (int64_t j = 0; j < P; j++) {
+                const float o = res[0][(t * H + h) * P + j];
                 w[j] = w[j] * a + p * in[1]->data[(t * H + h) * P + j];
-                const double e = fabs(o->data[(t * H + h) * P + j] - w[j] / u);
-                worst = e > worst || !isfinite(o->data[(t * H + h) * P + j]) ? e : worst;
+                const double e = fabs(o - w[j] / u);
+                worst = e > worst || !isfinite(o) ? e : worst;
             }
         }
     }
     CHECK(worst <= 1e-4, "T = 65536 at scale 100: |o - double loop| up to %g", worst);
     bool ok = true;
-    for (int k = 0; k < 2; k++)
-        for (int64_t i = 0; i < in[k]->n; i++) ok &= isfinite(in[k]->grad[i]);
+    for (int k = 1; k < 3; k++)
+        for (int64_t i = 0; i < n[k]; i++) ok &= isfinite(res[k][i]);
     CHECK(ok, "T = 65536 at scale 100: gradients finite");
-    sl_ctx_free(&ctx);
+    for (int k = 0; k < 4; k++) free(res[k]);
     free(dout);
     gc_free_all(in, 2);
 }

@@ -67,8 +67,8 @@ static sl_tensor *aaren_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     aaren *a = m->impl;
     const int64_t rows = sl_seq_count(seqs, x->shape[0]), H = a->H, P = a->P;
     /* A_h = q_h W_k,h / sqrt(P): [H, 1, P] x [H, P, D] -> [H, D]. */
-    sl_tensor *qk = sl_matmul(ctx, SL_VIEW(ctx, a->q, H, 1, P), SL_VIEW(ctx, a->wk, H, P, a->D),
-                              false, false);
+    sl_tensor *qk =
+        sl_matmul(ctx, SL_VIEW(ctx, a->q, H, 1, P), SL_VIEW(ctx, a->wk, H, P, a->D), false, false);
     sl_tensor *A = sl_scale(ctx, SL_VIEW(ctx, qk, H, a->D), 1.0f / sqrtf((float)P));
     sl_tensor *s = sl_linear(ctx, x, A, NULL);
     sl_tensor *v = sl_linear(ctx, x, a->wv, NULL);

@@ -185,7 +185,8 @@ static void fwd_rows(const sl_lstm_desc *d, int64_t N, const float *gx, const fl
                      const float *s0, const float *zero, float *h, float *act, float *c)
 {
     const int64_t D = d->D, G = 4 * D, L = max_len(d, N);
-    float *hp = malloc((size_t)(N * D) * sizeof(float)), *z = malloc((size_t)(N * G) * sizeof(float));
+    float *hp = malloc((size_t)(N * D) * sizeof(float)),
+          *z = malloc((size_t)(N * G) * sizeof(float));
     int64_t *rows = malloc((size_t)N * sizeof(int64_t));
     for (int64_t t = 0; t < L; t++) {
         int64_t na = 0;
@@ -215,8 +216,10 @@ void sl_lstm_fwd(const sl_lstm_desc *d, const float *gx, const float *w_hh, cons
     float *c = malloc((size_t)(N * D) * sizeof(float)), *zero = calloc((size_t)D, sizeof(float));
     for (int64_t n = 0; n < N; n++)
         for (int64_t j = 0; j < D; j++) c[n * D + j] = s0 ? s0[n * 2 * D + D + j] : 0.0f;
-    if (N == 1) fwd_one(d, gx, w_hh, s0, zero, h, act, c);
-    else fwd_rows(d, N, gx, w_hh, s0, zero, h, act, c);
+    if (N == 1)
+        fwd_one(d, gx, w_hh, s0, zero, h, act, c);
+    else
+        fwd_rows(d, N, gx, w_hh, s0, zero, h, act, c);
     for (int64_t n = 0; s_final && n < N; n++) {
         const int64_t len = sl_seq_len(d->seqs, n, d->T);
         memmove(s_final + n * 2 * D, h_prev(d, h, s0, zero, n, len), (size_t)D * sizeof(float));
@@ -266,7 +269,8 @@ static void bwd_rows(const sl_lstm_desc *d, int64_t N, const float *w_hh, const 
                      float *dc)
 {
     const int64_t D = d->D, G = 4 * D, L = max_len(d, N);
-    float *zb = malloc((size_t)(N * G) * sizeof(float)), *hb = malloc((size_t)(N * D) * sizeof(float));
+    float *zb = malloc((size_t)(N * G) * sizeof(float)),
+          *hb = malloc((size_t)(N * D) * sizeof(float));
     int64_t *rows = malloc((size_t)N * sizeof(int64_t));
     for (int64_t t = L - 1; t >= 0; t--) {
         int64_t na = 0;
@@ -289,21 +293,24 @@ static void bwd_rows(const sl_lstm_desc *d, int64_t N, const float *w_hh, const 
 }
 
 void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, const float *h,
-                 const float *act, const float *dh, const float *ds_final, float *dz,
-                 float *dw_hh, float *ds0)
+                 const float *act, const float *dh, const float *ds_final, float *dz, float *dw_hh,
+                 float *ds0)
 {
     const int64_t D = d->D, G = 4 * D, N = sl_seq_count(d->seqs, d->B);
     /* dhr: dL/dh_{t-1} through W_hh, dc: dL/dc_{t-1}, both starting from
      * the final state's gradient. */
-    float *dhr = malloc((size_t)(N * D) * sizeof(float)), *dc = malloc((size_t)(N * D) * sizeof(float));
+    float *dhr = malloc((size_t)(N * D) * sizeof(float)),
+          *dc = malloc((size_t)(N * D) * sizeof(float));
     float *zero = calloc((size_t)D, sizeof(float));
     for (int64_t n = 0; n < N; n++)
         for (int64_t j = 0; j < D; j++) {
             dhr[n * D + j] = ds_final ? ds_final[n * 2 * D + j] : 0.0f;
             dc[n * D + j] = ds_final ? ds_final[n * 2 * D + D + j] : 0.0f;
         }
-    if (N == 1) bwd_one(d, w_hh, s0, zero, act, dh, dz, dhr, dc);
-    else bwd_rows(d, N, w_hh, s0, zero, act, dh, dz, dhr, dc);
+    if (N == 1)
+        bwd_one(d, w_hh, s0, zero, act, dh, dz, dhr, dc);
+    else
+        bwd_rows(d, N, w_hh, s0, zero, act, dh, dz, dhr, dc);
     for (int64_t n = 0; ds0 && s0 && n < N; n++)
         for (int64_t j = 0; j < D; j++) {
             ds0[n * 2 * D + j] += dhr[n * D + j];
@@ -314,7 +321,8 @@ void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, cons
      * the first token's against s0's h. */
     for (int64_t n = 0; dw_hh && n < N; n++) {
         const int64_t st = sl_seq_start(d->seqs, n, d->T), len = sl_seq_len(d->seqs, n, d->T);
-        if (len > 1) sl_gemm(true, false, G, D, len - 1, dz + (st + 1) * G, h + st * D, 1.0f, dw_hh);
+        if (len > 1)
+            sl_gemm(true, false, G, D, len - 1, dz + (st + 1) * G, h + st * D, 1.0f, dw_hh);
         if (len > 0 && s0) sl_gemm(true, false, G, D, 1, dz + st * G, s0 + n * 2 * D, 1.0f, dw_hh);
     }
     free(dhr);

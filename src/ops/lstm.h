@@ -49,8 +49,8 @@ typedef struct sl_lstm_desc {
 void sl_lstm_fwd(const sl_lstm_desc *d, const float *gx, const float *w_hh, const float *s0,
                  float *h, float *act, float *s_final);
 void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, const float *h,
-                 const float *act, const float *dh, const float *ds_final, float *dz,
-                 float *dw_hh, float *ds0);
+                 const float *act, const float *dh, const float *ds_final, float *dz, float *dw_hh,
+                 float *ds0);
 
 /* The recurrence token by token in double; same layouts and seqs. h:
  * [B, T, D]; s0, s_final: [N, 2D] or NULL. */

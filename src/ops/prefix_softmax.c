@@ -54,7 +54,8 @@ static int64_t list_blocks(const sl_prefix_softmax_desc *d, int64_t N, blocks *k
     k->first = malloc((size_t)(N + 1) * sizeof(int64_t));
     k->first[0] = 0;
     for (int64_t n = 0; n < N; n++)
-        k->first[n + 1] = k->first[n] + (sl_seq_len(d->seqs, n, d->T) + SL_PS_BLOCK - 1) / SL_PS_BLOCK;
+        k->first[n + 1] =
+            k->first[n] + (sl_seq_len(d->seqs, n, d->T) + SL_PS_BLOCK - 1) / SL_PS_BLOCK;
     const int64_t G = k->first[N];
     k->bn = malloc((size_t)(G + 1) * sizeof(int64_t));
     k->bb = malloc((size_t)(G + 1) * sizeof(int64_t));
@@ -64,6 +65,15 @@ static int64_t list_blocks(const sl_prefix_softmax_desc *d, int64_t N, blocks *k
             k->bb[g] = g - k->first[n];
         }
     return G;
+}
+
+/* Block g's tokens [t0, t1), counted over all B*T. */
+static void block_span(const sl_prefix_softmax_desc *d, const blocks *k, int64_t g, int64_t *t0,
+                       int64_t *t1)
+{
+    const int64_t n = k->bn[g], left = sl_seq_len(d->seqs, n, d->T) - k->bb[g] * SL_PS_BLOCK;
+    *t0 = sl_seq_start(d->seqs, n, d->T) + k->bb[g] * SL_PS_BLOCK;
+    *t1 = *t0 + (left < SL_PS_BLOCK ? left : SL_PS_BLOCK);
 }
 
 void sl_prefix_softmax_fwd(const sl_prefix_softmax_desc *d, const float *s, const float *v,
@@ -78,9 +88,9 @@ void sl_prefix_softmax_fwd(const sl_prefix_softmax_desc *d, const float *s, cons
     const bool par = d->B * T * H * P >= SL_PAR_MIN;
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t it = 0; it < G * H; it++) {
-        const int64_t g = it / H, h = it % H, n = k.bn[g], len = sl_seq_len(d->seqs, n, T);
-        const int64_t t0 = sl_seq_start(d->seqs, n, T) + k.bb[g] * SL_PS_BLOCK;
-        const int64_t t1 = t0 + (len - k.bb[g] * SL_PS_BLOCK < SL_PS_BLOCK ? len - k.bb[g] * SL_PS_BLOCK : SL_PS_BLOCK);
+        const int64_t g = it / H, h = it % H;
+        int64_t t0, t1;
+        block_span(d, &k, g, &t0, &t1);
         float *a = agg + it * W;
         float m = SL_PS_EMPTY;
         for (int64_t t = t0; t < t1; t++) m = s[t * H + h] > m ? s[t * H + h] : m;
@@ -93,30 +103,34 @@ void sl_prefix_softmax_fwd(const sl_prefix_softmax_desc *d, const float *s, cons
             for (int64_t j = 0; j < P; j++) a[2 + j] += p * vt[j];
         }
     }
-    /* The carries: short, sequential in blocks, parallel over heads. */
+    /* The carries: short, sequential in blocks, parallel over heads. Block
+     * g + 1 enters with block g's incoming state combined with its own. */
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t nh = 0; nh < N * H; nh++) {
-        const int64_t n = nh / H, h = nh % H;
-        float *c = malloc((size_t)W * sizeof(float));
-        if (s0) memcpy(c, s0 + nh * W, (size_t)W * sizeof(float));
-        else sl_prefix_softmax_empty(c, 1, P);
-        for (int64_t g = k.first[n]; g < k.first[n + 1]; g++) {
-            memcpy(cin + (g * H + h) * W, c, (size_t)W * sizeof(float));
-            combine(c, agg + (g * H + h) * W, P);
+        const int64_t n = nh / H, h = nh % H, first = k.first[n], end = k.first[n + 1];
+        float *c = first < end ? cin + (first * H + h) * W : s_final ? s_final + nh * W : NULL;
+        if (!c) continue;
+        if (s0)
+            memmove(c, s0 + nh * W, (size_t)W * sizeof(float));
+        else
+            sl_prefix_softmax_empty(c, 1, P);
+        for (int64_t g = first + 1; g < end; g++) {
+            float *cg = cin + (g * H + h) * W;
+            memcpy(cg, cg - H * W, (size_t)W * sizeof(float));
+            combine(cg, agg + ((g - 1) * H + h) * W, P);
         }
-        if (s_final && k.first[n] == k.first[n + 1]) memmove(s_final + nh * W, c, (size_t)W * sizeof(float));
-        free(c);
     }
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t it = 0; it < G * H; it++) {
-        const int64_t g = it / H, h = it % H, n = k.bn[g], len = sl_seq_len(d->seqs, n, T);
-        const int64_t t0 = sl_seq_start(d->seqs, n, T) + k.bb[g] * SL_PS_BLOCK;
-        const int64_t t1 = t0 + (len - k.bb[g] * SL_PS_BLOCK < SL_PS_BLOCK ? len - k.bb[g] * SL_PS_BLOCK : SL_PS_BLOCK);
+        const int64_t g = it / H, h = it % H, n = k.bn[g];
+        int64_t t0, t1;
+        block_span(d, &k, g, &t0, &t1);
         float *c = cin + it * W;
         for (int64_t t = t0; t < t1; t++)
             token(c, s[t * H + h], v + (t * H + h) * P, o + (t * H + h) * P,
                   lse ? lse + t * H + h : NULL, P);
-        if (s_final && g == k.first[n + 1] - 1) memcpy(s_final + (n * H + h) * W, c, (size_t)W * sizeof(float));
+        if (s_final && g == k.first[n + 1] - 1)
+            memcpy(s_final + (n * H + h) * W, c, (size_t)W * sizeof(float));
     }
     free(agg);
     free(cin);
@@ -198,20 +212,18 @@ static void prefix_softmax_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *s = nd->in[0], *v = nd->in[1], *s0 = nd->in[2];
     sl_prefix_softmax_bwd(nd->desc, s->data, v->data, s0 ? s0->data : NULL, nd->out->data,
-                          nd->saved, nd->out->grad, NULL,
-                          s->requires_grad ? sl_grad(ctx, s) : NULL,
+                          nd->saved, nd->out->grad, NULL, s->requires_grad ? sl_grad(ctx, s) : NULL,
                           v->requires_grad ? sl_grad(ctx, v) : NULL,
                           s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL);
 }
 
 /* s: [B, T, H], v: [B, T, H*P], s0: [N, H*(P+2)] | NULL -> o: [B, T, H*P];
  * s_final: [N, H*(P+2)] | NULL. */
-sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor *s0,
-                             float *s_final, const sl_seqs *seqs)
+sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor *s0, float *s_final,
+                             const sl_seqs *seqs)
 {
     sl_require(s->ndim == 3 && v->ndim == 3 && s->shape[0] == v->shape[0] &&
-                   s->shape[1] == v->shape[1] && s->shape[2] > 0 &&
-                   v->shape[2] % s->shape[2] == 0,
+                   s->shape[1] == v->shape[1] && s->shape[2] > 0 && v->shape[2] % s->shape[2] == 0,
                "sl_prefix_softmax", "s [B, T, H], v [B, T, H*P]");
     sl_require(sl_seqs_check(seqs, s, "sl_prefix_softmax") == SL_OK, "sl_prefix_softmax",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, H]");

@@ -40,8 +40,8 @@
  * empty state, when it has no tokens); it may be s0's data only when no
  * backward will run. Gradients flow to s, v and s0. Saved for the
  * backward: L_t, one float per token and head, besides the output. */
-sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor *s0,
-                             float *s_final, const sl_seqs *seqs);
+sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor *s0, float *s_final,
+                             const sl_seqs *seqs);
 
 typedef struct sl_prefix_softmax_desc {
     int64_t B, T, H, P;
