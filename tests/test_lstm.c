@@ -61,22 +61,26 @@ static void test_forward_matches_reference(void)
     }
 }
 
+/* Steps against the reference, and against a one-row forward bit for bit
+ * (the same dot products and cell). */
 static void test_step_matches_reference(void)
 {
     sl_rng rng;
     sl_rng_seed(&rng, 3);
-    enum { T = 6, D = 11 };
-    float gx[T * 4 * D], w[4 * D * D], s0[2 * D], st[2 * D], scratch[D];
+    enum { T = 6, D = 20 };
+    float gx[T * 4 * D], w[4 * D * D], s0[2 * D], st[2 * D], scratch[D], hf[T * D];
     double h[T * D];
     fill(&rng, gx, T * 4 * D, 1.0f);
     fill(&rng, w, 4 * D * D, 0.3f);
     fill(&rng, s0, 2 * D, 1.0f);
     const sl_lstm_desc d = {1, T, D, NULL};
     sl_lstm_ref(&d, gx, w, s0, h, NULL);
+    sl_lstm_fwd(&d, gx, w, s0, hf, NULL, NULL);
     memcpy(st, s0, sizeof st);
     for (int t = 0; t < T; t++) {
         sl_lstm_step(st, gx + t * 4 * D, w, D, scratch);
         for (int j = 0; j < D; j++) CHECK_CLOSE(st[j], h[t * D + j], 1e-6, 1e-5, "step");
+        CHECK(!memcmp(st, hf + t * D, D * sizeof(float)), "step %d == forward, bit for bit", t);
     }
 }
 

@@ -76,22 +76,27 @@ static void test_forward_matches_reference(void)
     }
 }
 
+/* Steps against the reference, and inside one block (where the forward
+ * runs the same per-token update from s0) against the forward bit for
+ * bit. */
 static void test_step_matches_reference(void)
 {
     sl_rng rng;
     sl_rng_seed(&rng, 3);
     enum { T = 6, H = 2, P = 5, W = H * (P + 2) };
-    float s[T * H], v[T * H * P], s0[W], st[W], o[H * P];
+    float s[T * H], v[T * H * P], s0[W], st[W], o[H * P], of[T * H * P];
     double oref[T * H * P];
     fill(&rng, s, T * H, 2.0f);
     fill(&rng, v, T * H * P, 1.0f);
     fill_state(&rng, s0, 1, H, P);
     const sl_prefix_softmax_desc d = {1, T, H, P, NULL};
     sl_prefix_softmax_ref(&d, s, v, s0, oref, NULL);
+    sl_prefix_softmax_fwd(&d, s, v, s0, of, NULL, NULL);
     memcpy(st, s0, sizeof st);
     for (int t = 0; t < T; t++) {
         sl_prefix_softmax_step(st, s + t * H, v + t * H * P, o, H, P);
         for (int j = 0; j < H * P; j++) CHECK_CLOSE(o[j], oref[t * H * P + j], 1e-6, 1e-5, "step");
+        CHECK(!memcmp(o, of + t * H * P, sizeof o), "step %d == forward, bit for bit", t);
     }
 }
 
