@@ -14,10 +14,8 @@
 #include "ops/ops.h"
 #include "ops/small_gemm.h"
 
-/* Hidden units per block: one vector in the forward; four in the
- * backward, whose recurrent product reads W_hh by columns. */
+/* Hidden units per block: one vector. */
 #define UB 8
-#define RB 32
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -124,33 +122,6 @@ static inline void cell_bwd(const float *a, const float *cp, const float *dho, c
     }
 }
 
-/* out[u] = sum_r z[r] W_hh[r, j0 + u] over the 4D rows, u < n: the
- * recurrent gradient dz_t W_hh for one block of RB units, as 128-byte
- * pieces of consecutive rows (four vectors, two partial sums over r even
- * and odd: eight FMA chains). */
-static void rec_block(const float *w_hh, int64_t D, const float *z, int64_t j0, int64_t n,
-                      float *out)
-{
-    const int64_t G = 4 * D;
-    if (n < RB) {
-        for (int64_t u = 0; u < n; u++) {
-            float s = 0.0f;
-            for (int64_t r = 0; r < G; r++) s += z[r] * w_hh[r * D + j0 + u];
-            out[u] = s;
-        }
-        return;
-    }
-    v8 s[2][4];
-    for (int p = 0; p < 2; p++)
-        for (int q = 0; q < 4; q++) s[p][q] = (v8){0};
-    for (int64_t r = 0; r < G; r += 2)
-        for (int p = 0; p < 2; p++) {
-            const float zr = z[r + p], *w = w_hh + (r + p) * D + j0;
-            for (int q = 0; q < 4; q++) s[p][q] += zr * *(const v8u *)(w + 8 * q);
-        }
-    for (int q = 0; q < 4; q++) *(v8u *)(out + 8 * q) = s[0][q] + s[1][q];
-}
-
 /* The longest of the N rows' lengths. */
 static int64_t max_len(const sl_lstm_desc *d, int64_t N)
 {
@@ -248,25 +219,28 @@ static const float *c_prev(const sl_lstm_desc *d, const float *act, const float 
 
 /* One row, in reverse time: per token the cell's backward over blocks of
  * units, a barrier, then dz_t W_hh over the same blocks (each thread's own
- * units, which only it reads next, so no second barrier). */
-static void bwd_one(const sl_lstm_desc *d, const float *w_hh, const float *s0, const float *zero,
+ * units, which only it reads next, so no second barrier) as dot products
+ * of eight rows of wt = W_hh^T [D, 4D] at a time, the forward's access
+ * pattern (W_hh's columns read in place ran 3x slower). */
+static void bwd_one(const sl_lstm_desc *d, const float *wt, const float *s0, const float *zero,
                     const float *act, const float *dh, float *dz, float *dhr, float *dc)
 {
     const int64_t D = d->D, st = sl_seq_start(d->seqs, 0, d->T), len = sl_seq_len(d->seqs, 0, d->T);
-    const int64_t NB = (D + RB - 1) / RB;
+    const int64_t NB = (D + UB - 1) / UB;
 #pragma omp parallel if (4 * D * D >= SL_PAR_MIN)
     for (int64_t t = len - 1; t >= 0; t--) {
         const int64_t tok = st + t;
         const float *a = act + tok * 5 * D, *cp = c_prev(d, act, s0, zero, 0, t);
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < NB; b++) {
-            const int64_t j0 = b * RB;
+            const int64_t j0 = b * UB;
             cell_bwd(a + j0, cp + j0, dh + tok * D + j0, dhr + j0, dc + j0, dz + tok * 4 * D + j0,
-                     D, min64(RB, D - j0));
+                     D, min64(UB, D - j0));
         }
 #pragma omp for schedule(static) nowait
         for (int64_t b = 0; b < NB; b++)
-            rec_block(w_hh, D, dz + tok * 4 * D, b * RB, min64(RB, D - b * RB), dhr + b * RB);
+            dot_rows(wt + b * UB * 4 * D, 4 * D, min64(UB, D - b * UB), 4 * D, dz + tok * 4 * D,
+                     dhr + b * UB);
     }
 }
 
@@ -315,9 +289,12 @@ void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, cons
             dhr[n * D + j] = ds_final ? ds_final[n * 2 * D + j] : 0.0f;
             dc[n * D + j] = ds_final ? ds_final[n * 2 * D + D + j] : 0.0f;
         }
-    if (N == 1)
-        bwd_one(d, w_hh, s0, zero, act, dh, dz, dhr, dc);
-    else
+    if (N == 1) {
+        float *wt = malloc((size_t)(4 * D * D) * sizeof(float));
+        transpose(w_hh, D, 4 * D, D, wt);
+        bwd_one(d, wt, s0, zero, act, dh, dz, dhr, dc);
+        free(wt);
+    } else
         bwd_rows(d, N, w_hh, s0, zero, act, dh, dz, dhr, dc);
     for (int64_t n = 0; ds0 && s0 && n < N; n++)
         for (int64_t j = 0; j < D; j++) {
