@@ -1,16 +1,20 @@
 """What the mixer oracles (tools/oracle_*.py) share: one float64 run of a
-mixer into a fixture's tensors, and the `--all DIR` mode.
+mixer into a fixture's tensors, the `--all DIR` mode, and (used by the
+lstm and aaren oracles) the common command line and the fixture's file.
 
 Each oracle lists the committed fixtures it makes as FIXTURES, file name ->
 its own command-line arguments; `make parity` runs every oracle with
 `--all DIR`, so adding a mixer's fixture touches only its oracle.
 """
+import argparse
 import os
 import subprocess
 import sys
 
 import numpy as np
 import torch
+
+import safetensors_io
 
 
 def make_all(script, fixtures, out_dir):
@@ -46,3 +50,27 @@ def run_mixer(w, rng, shape, forward):
     tensors["grad.x"] = x.grad.numpy().astype(np.float32)
     tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
     return tensors, y
+
+
+def parse_args(doc, extra=None):
+    """An oracle's command line: --out FIXTURE, --weights FILE, --seed N, and
+    what extra(parser) adds; torch then runs on one thread."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--weights")
+    ap.add_argument("--seed", type=int, default=1)
+    if extra:
+        extra(ap)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    return args
+
+
+def write(path, tensors, mixer, shape, tol, seed, settings):
+    """A fixture's file: the tensors and the metadata the C test reads (the
+    mixer, B, T, tol, seed, and settings: name -> value)."""
+    meta = {"mixer": mixer, "B": str(shape[0]), "T": str(shape[1]), "tol": str(tol),
+            "seed": str(seed)}
+    meta.update({k: str(v) for k, v in settings.items()})
+    safetensors_io.write(path, tensors, meta)

@@ -20,7 +20,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N] [--n_heads H]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -66,21 +65,13 @@ FIXTURES = {"mixer_aaren": [], "mixer_aaren_h4": ["--n_heads", "4"]}
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--n_heads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = fixtures.parse_args(__doc__,
+                               lambda ap: ap.add_argument("--n_heads", type=int, default=2))
     H = args.n_heads
     rng = np.random.default_rng(args.seed)
     w = safetensors_io.read_named(args.weights, shapes(H)) if args.weights else draw_weights(rng, H)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, H))
-    meta = {"mixer": "aaren", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
-            "d_model": str(D), "n_heads": str(H)}
-    safetensors_io.write(args.out, tensors, meta)
+    fixtures.write(args.out, tensors, "aaren", (B, T), TOL, args.seed, {"d_model": D, "n_heads": H})
     print(f"{args.out}: aaren, B {B} T {T} D {D} H {H}, "
           f"y rms {float(y.pow(2).mean().sqrt()):.4g}")
 

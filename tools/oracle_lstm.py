@@ -19,7 +19,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import os
 import sys
 
@@ -82,13 +81,7 @@ FIXTURES = {"mixer_lstm": []}
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = fixtures.parse_args(__doc__)
     rng = np.random.default_rng(args.seed)
     w = safetensors_io.read_named(args.weights, shapes()) if args.weights else draw_weights(rng)
 
@@ -98,9 +91,7 @@ def main():
         return y
 
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), forward)
-    meta = {"mixer": "lstm", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
-            "d_model": str(D), "n_heads": str(H)}
-    safetensors_io.write(args.out, tensors, meta)
+    fixtures.write(args.out, tensors, "lstm", (B, T), TOL, args.seed, {"d_model": D, "n_heads": H})
     print(f"{args.out}: lstm, B {B} T {T} D {D}, nn.LSTM agrees, "
           f"y rms {float(y.pow(2).mean().sqrt()):.4g}")
 
