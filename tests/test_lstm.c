@@ -39,7 +39,7 @@ static void check_case(int64_t B, int64_t T, int64_t D, const sl_seqs *seqs, boo
     double *href = malloc((size_t)(B * T * D + 1) * sizeof(double));
     double *sref = malloc((size_t)(N * 2 * D) * sizeof(double));
     sl_tensor *h = sl_lstm(&ctx, gx, w, s0, sf, seqs);
-    const sl_lstm_desc d = {B, T, D, seqs};
+    const sl_lstm_desc d = {B, T, D, seqs, NULL};
     sl_lstm_ref(&d, gx->data, w->data, s0 ? s0->data : NULL, href, sref);
     for (int64_t i = 0; i < h->n; i++) CHECK_CLOSE(h->data[i], href[i], 1e-5, 1e-5, "h");
     for (int64_t i = 0; i < N * 2 * D; i++) CHECK_CLOSE(sf[i], sref[i], 1e-5, 1e-5, "s_final");
@@ -73,7 +73,7 @@ static void test_step_matches_reference(void)
     fill(&rng, gx, T * 4 * D, 1.0f);
     fill(&rng, w, 4 * D * D, 0.3f);
     fill(&rng, s0, 2 * D, 1.0f);
-    const sl_lstm_desc d = {1, T, D, NULL};
+    const sl_lstm_desc d = {1, T, D, NULL, NULL};
     sl_lstm_ref(&d, gx, w, s0, h, NULL);
     sl_lstm_fwd(&d, gx, w, s0, hf, NULL, NULL);
     memcpy(st, s0, sizeof st);
@@ -146,7 +146,7 @@ static void test_ds_final_finite_differences(void)
         const int64_t n[3] = {B * T * G, G * D, N * 2 * D}, stride[3] = {3, 3, 1};
         sl_rng rng;
         sl_rng_seed(&rng, 8 + (uint64_t)packed);
-        fd_case c = {{B, T, D, seqs}, {NULL}, NULL, NULL};
+        fd_case c = {{B, T, D, seqs, NULL}, {NULL}, NULL, NULL};
         float *grad[3], *h = malloc((size_t)(B * T * D) * sizeof(float));
         float *act = malloc((size_t)(B * T * 5 * D) * sizeof(float));
         for (int k = 0; k < 3; k++) {
@@ -159,7 +159,8 @@ static void test_ds_final_finite_differences(void)
         fill(&rng, c.rh, B * T * D, 1.0f);
         fill(&rng, c.rs, n[2], 1.0f);
         sl_lstm_fwd(&c.d, c.in[0], c.in[1], c.in[2], h, act, NULL);
-        sl_lstm_bwd(&c.d, c.in[1], c.in[2], h, act, c.rh, c.rs, grad[0], grad[1], grad[2]);
+        c.d.ds_final = c.rs;
+        sl_lstm_bwd(&c.d, c.in[1], c.in[2], h, act, c.rh, grad[0], grad[1], grad[2]);
         static const char *const NAMES[] = {"dgx", "dw_hh", "ds0"};
         gc_check_central(c.in, grad, n, stride, NAMES, 3, ref_loss, &c, 1e-2f, 2e-4, 2e-3);
         for (int k = 0; k < 3; k++) free(c.in[k]), free(grad[k]);

@@ -53,7 +53,7 @@ static void check_case(int64_t B, int64_t T, int64_t H, int64_t P, const sl_seqs
     double *oref = malloc((size_t)(v->n + 1) * sizeof(double));
     double *sref = malloc((size_t)W * sizeof(double));
     sl_tensor *o = sl_prefix_softmax(&ctx, s, v, s0, sf, seqs);
-    const sl_prefix_softmax_desc d = {B, T, H, P, seqs};
+    const sl_prefix_softmax_desc d = {B, T, H, P, seqs, NULL};
     sl_prefix_softmax_ref(&d, s->data, v->data, s0 ? s0->data : NULL, oref, sref);
     for (int64_t i = 0; i < o->n; i++) CHECK_CLOSE(o->data[i], oref[i], 1e-5, 1e-5, "o");
     /* Compared as the state they stand for: (m, u, w) ~ (m', u e^(m - m'),
@@ -89,7 +89,7 @@ static void test_step_matches_reference(void)
     fill(&rng, s, T * H, 2.0f);
     fill(&rng, v, T * H * P, 1.0f);
     fill_state(&rng, s0, 1, H, P);
-    const sl_prefix_softmax_desc d = {1, T, H, P, NULL};
+    const sl_prefix_softmax_desc d = {1, T, H, P, NULL, NULL};
     sl_prefix_softmax_ref(&d, s, v, s0, oref, NULL);
     sl_prefix_softmax_fwd(&d, s, v, s0, of, NULL, NULL);
     memcpy(st, s0, sizeof st);
@@ -169,7 +169,7 @@ static void test_ds_final_finite_differences(void)
         const int64_t stride[3] = {kase == 2 ? 7 : 1, kase == 2 ? 11 : 3, 1};
         sl_rng rng;
         sl_rng_seed(&rng, 8 + (uint64_t)kase);
-        fd_case c = {{B, T, H, P, seqs}, {NULL}, NULL, NULL};
+        fd_case c = {{B, T, H, P, seqs, NULL}, {NULL}, NULL, NULL};
         float *grad[3], *o = malloc((size_t)n[1] * sizeof(float));
         float *lse = malloc((size_t)n[0] * sizeof(float));
         for (int k = 0; k < 3; k++) {
@@ -185,7 +185,8 @@ static void test_ds_final_finite_differences(void)
         fill(&rng, c.ro, n[1], 1.0f);
         fill(&rng, c.rs, n[2], 1.0f);
         sl_prefix_softmax_fwd(&c.d, c.in[0], c.in[1], c.in[2], o, lse, NULL);
-        sl_prefix_softmax_bwd(&c.d, c.in[0], c.in[1], c.in[2], o, lse, c.ro, c.rs, grad[0], grad[1],
+        c.d.ds_final = c.rs;
+        sl_prefix_softmax_bwd(&c.d, c.in[0], c.in[1], c.in[2], o, lse, c.ro, grad[0], grad[1],
                               grad[2]);
         static const char *const NAMES[] = {"ds", "dv", "ds0"};
         gc_check_central(c.in, grad, n, stride, NAMES, 3, ref_loss, &c, 1e-3f, 2e-4, 2e-3);

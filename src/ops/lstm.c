@@ -275,9 +275,9 @@ static void bwd_rows(const sl_lstm_desc *d, int64_t N, const float *w_hh, const 
 }
 
 void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, const float *h,
-                 const float *act, const float *dh, const float *ds_final, float *dz, float *dw_hh,
-                 float *ds0)
+                 const float *act, const float *dh, float *dz, float *dw_hh, float *ds0)
 {
+    const float *ds_final = d->ds_final;
     const int64_t D = d->D, G = 4 * D, N = sl_seq_count(d->seqs, d->B);
     /* dhr: dL/dh_{t-1} through W_hh, dc: dL/dc_{t-1}, both starting from
      * the final state's gradient. */
@@ -322,7 +322,7 @@ static void lstm_backward(sl_ctx *ctx, const sl_node *nd)
     sl_tensor *gx = nd->in[0], *w = nd->in[1], *s0 = nd->in[2];
     float *dz = sl_arena_floats(ctx, gx->n);
     sl_lstm_bwd(nd->desc, w->data, s0 ? s0->data : NULL, nd->out->data, nd->saved, nd->out->grad,
-                NULL, dz, w->requires_grad ? sl_grad(ctx, w) : NULL,
+                dz, w->requires_grad ? sl_grad(ctx, w) : NULL,
                 s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL);
     if (!gx->requires_grad) return;
     float *g = sl_grad(ctx, gx);
@@ -342,7 +342,7 @@ sl_tensor *sl_lstm(sl_ctx *ctx, sl_tensor *gx, sl_tensor *w_hh, sl_tensor *s0, f
                "w_hh [4D, D]");
     sl_require(sl_seqs_check(seqs, gx, "sl_lstm") == SL_OK, "sl_lstm",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, 4D]");
-    sl_lstm_desc d = {gx->shape[0], gx->shape[1], D, seqs};
+    sl_lstm_desc d = {gx->shape[0], gx->shape[1], D, seqs, NULL};
     sl_require(!s0 || s0->n == sl_seq_count(seqs, d.B) * 2 * D, "sl_lstm", "s0 [N, 2D]");
     sl_tensor *h = SL_NEW(ctx, d.B, d.T, D);
     sl_node *nd = SL_RECORD(ctx, lstm_backward, h, gx, w_hh, s0);

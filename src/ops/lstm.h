@@ -31,10 +31,12 @@ sl_tensor *sl_lstm(sl_ctx *ctx, sl_tensor *gx, sl_tensor *w_hh, sl_tensor *s0, f
                    const sl_seqs *seqs);
 
 /* One call's sizes and packing (seqs: NULL, or valid bounds over T with
- * B = 1; the op checks them). */
+ * B = 1; the op checks them), and for the backward the gradient of
+ * s_final. */
 typedef struct sl_lstm_desc {
     int64_t B, T, D;
     const sl_seqs *seqs;
+    const float *ds_final; /* [N, 2D], or NULL (zero) */
 } sl_lstm_desc;
 
 /* The kernels. act: NULL (no backward), or [B, T, 5D] written with each
@@ -42,15 +44,14 @@ typedef struct sl_lstm_desc {
  * dot products of eight rows of W_hh at a time against h_{t-1} (W_hh stays
  * in cache), threaded over blocks of hidden units with one barrier per
  * token; several rows run one sl_gemm [rows, D] x [D, 4D] per token.
- * Backward: dh: [B, T, D]; ds_final: [N, 2D], the gradient of s_final, or
- * NULL (zero): a long sequence split into calls chains them through it.
- * dz: [B, T, 4D] written (the gradient of gx); dw_hh: [4D, D] and ds0:
- * [N, 2D] added to, each NULL when not wanted (s0 NULL: ds0 ignored). */
+ * Backward: dh: [B, T, D], and d->ds_final: a long sequence split into
+ * calls chains its gradients through it (the op records none). dz: [B, T, 4D] written (the gradient
+ * of gx); dw_hh: [4D, D] and ds0: [N, 2D] added to, each NULL when not wanted (s0 NULL: ds0
+ * ignored). */
 void sl_lstm_fwd(const sl_lstm_desc *d, const float *gx, const float *w_hh, const float *s0,
                  float *h, float *act, float *s_final);
 void sl_lstm_bwd(const sl_lstm_desc *d, const float *w_hh, const float *s0, const float *h,
-                 const float *act, const float *dh, const float *ds_final, float *dz, float *dw_hh,
-                 float *ds0);
+                 const float *act, const float *dh, float *dz, float *dw_hh, float *ds0);
 
 /* The recurrence token by token in double; same layouts and seqs. h:
  * [B, T, D]; s0, s_final: [N, 2D] or NULL. */

@@ -168,8 +168,9 @@ static inline void prefetch_token(const sl_prefix_softmax_desc *d, int64_t t, in
 
 void sl_prefix_softmax_bwd(const sl_prefix_softmax_desc *d, const float *s, const float *v,
                            const float *s0, const float *o, const float *lse, const float *dout,
-                           const float *ds_final, float *ds, float *dv, float *ds0)
+                           float *ds, float *dv, float *ds0)
 {
+    const float *ds_final = d->ds_final;
     const int64_t T = d->T, H = d->H, P = d->P, W = P + 2, N = sl_seq_count(d->seqs, d->B);
     float *Rall = malloc((size_t)(N * H * P + 1) * sizeof(float));
 #pragma omp parallel for schedule(static) if (d->B * T * H * P >= SL_PAR_MIN)
@@ -232,7 +233,7 @@ static void prefix_softmax_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *s = nd->in[0], *v = nd->in[1], *s0 = nd->in[2];
     sl_prefix_softmax_bwd(nd->desc, s->data, v->data, s0 ? s0->data : NULL, nd->out->data,
-                          nd->saved, nd->out->grad, NULL, s->requires_grad ? sl_grad(ctx, s) : NULL,
+                          nd->saved, nd->out->grad, s->requires_grad ? sl_grad(ctx, s) : NULL,
                           v->requires_grad ? sl_grad(ctx, v) : NULL,
                           s0 && s0->requires_grad ? sl_grad(ctx, s0) : NULL);
 }
@@ -248,7 +249,7 @@ sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor 
     sl_require(sl_seqs_check(seqs, s, "sl_prefix_softmax") == SL_OK, "sl_prefix_softmax",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, H]");
     sl_prefix_softmax_desc d = {s->shape[0], s->shape[1], s->shape[2], v->shape[2] / s->shape[2],
-                                seqs};
+                                seqs,        NULL};
     sl_require(!s0 || s0->n == sl_seq_count(seqs, d.B) * d.H * (d.P + 2), "sl_prefix_softmax",
                "s0 [N, H*(P+2)]");
     sl_tensor *o = sl_tensor_like(ctx, v);

@@ -43,9 +43,12 @@
 sl_tensor *sl_prefix_softmax(sl_ctx *ctx, sl_tensor *s, sl_tensor *v, sl_tensor *s0, float *s_final,
                              const sl_seqs *seqs);
 
+/* One call's sizes and packing, and for the backward the gradient of
+ * s_final. */
 typedef struct sl_prefix_softmax_desc {
     int64_t B, T, H, P;
     const sl_seqs *seqs;
+    const float *ds_final; /* [N, H*(P+2)], or NULL (zero) */
 } sl_prefix_softmax_desc;
 
 /* The kernels. Forward, a blocked scan: blocks of SL_PS_BLOCK tokens of each
@@ -54,14 +57,14 @@ typedef struct sl_prefix_softmax_desc {
  * block then runs its tokens from that state (in parallel), vectorised over
  * the P channels. lse: NULL, or [B, T, H] written with L_t. Backward:
  * threaded over (sequence, head), each a reverse walk vectorised over P;
- * ds_final: [N, H*(P+2)], the gradient of s_final, or NULL (zero): a long
- * sequence split into calls chains its gradients through it. ds: [B, T, H],
+ * d->ds_final: a long sequence split into calls chains its gradients
+ * through it (the op records none). ds: [B, T, H],
  * dv: [B, T, H*P], ds0: [N, H*(P+2)] added to, each NULL when not wanted. */
 void sl_prefix_softmax_fwd(const sl_prefix_softmax_desc *d, const float *s, const float *v,
                            const float *s0, float *o, float *lse, float *s_final);
 void sl_prefix_softmax_bwd(const sl_prefix_softmax_desc *d, const float *s, const float *v,
                            const float *s0, const float *o, const float *lse, const float *dout,
-                           const float *ds_final, float *ds, float *dv, float *ds0);
+                           float *ds, float *dv, float *ds0);
 
 /* Each prefix's softmax computed afresh in double, O(T^2) per sequence;
  * same layouts. o: [B, T, H*P]; s_final: [N, H*(P+2)] or NULL, with m the
