@@ -32,8 +32,9 @@ static inline sl_tensor *gc_leaf(sl_rng *rng, float scale, int ndim, const int64
     t->requires_grad = true;
     return t;
 }
-#define GC_LEAF(rng, scale, ...) \
-    gc_leaf((rng), (scale), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+#define GC_LEAF(rng, scale, ...)                                                                   \
+    gc_leaf((rng), (scale), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),             \
+            (int64_t[]){__VA_ARGS__})
 
 static inline void gc_free(sl_tensor *t)
 {
@@ -87,6 +88,54 @@ static inline sl_tensor *gc_time_slice(sl_ctx *ctx, const sl_tensor *x, int64_t 
     return y;
 }
 
+/* dL/dx[i] by central differences of loss(arg) (a double loss, such as a
+ * double reference's), x[i] moved by +-h, divided by the step the float
+ * x[i] actually took. */
+static inline double gc_central(float *x, int64_t i, double (*loss)(void *), void *arg, float h)
+{
+    const float x0 = x[i], xp = x0 + h, xm = x0 - h;
+    x[i] = xp;
+    const double Lp = loss(arg);
+    x[i] = xm;
+    const double Lm = loss(arg);
+    x[i] = x0;
+    return (Lp - Lm) / ((double)xp - (double)xm);
+}
+
+/* Each analytic gradient grad[k] of in[k] (n[k] floats, every stride[k]-th
+ * probed) against gc_central of loss with step h; names[k] in messages. */
+static inline void gc_check_central(float *const *in, float *const *grad, const int64_t *n,
+                                    const int64_t *stride, const char *const *names, int nin,
+                                    double (*loss)(void *), void *arg, float h, double atol,
+                                    double rtol)
+{
+    for (int k = 0; k < nin; k++)
+        for (int64_t i = 0; i < n[k]; i += stride[k])
+            CHECK_CLOSE(grad[k][i], gc_central(in[k], i, loss, arg, h), atol, rtol, names[k]);
+}
+
+/* One forward of f with gradients on and a backward from dout (out->n
+ * floats): res[0] a malloc'd copy of the output, res[1 + k] of in[k]'s
+ * gradient (NULL for a NULL input); n[] their sizes. For comparing runs
+ * (thread counts) and checking them finite. */
+static inline void gc_outputs(gc_fn f, sl_tensor **in, int nin, void *arg, const float *dout,
+                              float **res, int64_t *n)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    for (int k = 0; k < nin; k++)
+        if (in[k]) memset(in[k]->grad, 0, (size_t)in[k]->n * sizeof(float));
+    sl_tensor *out = f(&ctx, in, arg);
+    sl_backward_with(&ctx, out, dout);
+    res[0] = gc_dup(out->data, out->n);
+    n[0] = out->n;
+    for (int k = 0; k < nin; k++) {
+        res[1 + k] = in[k] ? gc_dup(in[k]->grad, in[k]->n) : NULL;
+        n[1 + k] = in[k] ? in[k]->n : 0;
+    }
+    sl_ctx_free(&ctx);
+}
+
 static inline double gc_loss(gc_fn f, sl_tensor **in, void *arg, const float *r, int64_t *nout)
 {
     sl_ctx ctx;
@@ -102,8 +151,8 @@ static inline double gc_loss(gc_fn f, sl_tensor **in, void *arg, const float *r,
 
 /* Checks d/d(in[k]) for every k with requires_grad. Returns true when all
  * probed elements satisfy |analytic - numeric| <= atol + rtol |numeric|. */
-static inline bool gradcheck(const char *name, gc_fn f, sl_tensor **in, int nin, void *arg,
-                             float h, double atol, double rtol, int64_t max_probe)
+static inline bool gradcheck(const char *name, gc_fn f, sl_tensor **in, int nin, void *arg, float h,
+                             double atol, double rtol, int64_t max_probe)
 {
     sl_rng rng;
     sl_rng_seed(&rng, 1234);

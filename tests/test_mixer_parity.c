@@ -5,7 +5,9 @@
  * tools/oracle_transnormer.py both kinds of transnormer layer,
  * tools/oracle_mlstm.py xLSTM's matrix memory, tools/oracle_hgrn.py HGRN's
  * lower-bounded gated recurrence, tools/oracle_s4d.py and oracle_h3.py the
- * diagonal SSM's complex recurrence: a naive float64 token loop
+ * diagonal SSM's complex recurrence, tools/oracle_lstm.py the LSTM,
+ * tools/oracle_aaren.py Aaren's prefix softmax (each prefix's softmax
+ * afresh): a naive float64 token loop
  * gave the output and the gradients of the input and of every weight for
  * the fixture's x, dy and weights; the C mixer, with its chunked forward
  * (chunks of 4 or 5 over T = 11: two full chunks and a ragged one) and

@@ -133,7 +133,10 @@ static void test_bad_ranges_refused(void)
                {SL_INIT_A_LOG, -1.0f, 16.0f},  /* A <= 0 */
                {SL_INIT_A_LOG, 0.0f, 0.0f},    /* A = 0 only */
                {SL_INIT_A_LOG, 1.0f, INFINITY},
-               {SL_INIT_LOG_UNIFORM, 0.0f, 0.1f}}; /* log(0) */
+               {SL_INIT_LOG_UNIFORM, 0.0f, 0.1f},  /* log(0) */
+               {SL_INIT_ONES_SPAN, 1.0f, 4.0f},  /* past the 3 elements */
+               {SL_INIT_ONES_SPAN, 0.5f, 2.0f},  /* not an element index */
+               {SL_INIT_ONES_SPAN, 2.0f, 1.0f}}; /* reversed */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_params p;
         sl_params_init(&p);
@@ -142,6 +145,25 @@ static void test_bad_ranges_refused(void)
               "range %d [%g, %g] accepted", (int)i, bad[i].lo, bad[i].hi);
         sl_params_free(&p);
     }
+}
+
+/* ONES_SPAN: ones on [lo, hi) only, and no draw taken (what follows sees
+ * the stream from its start). */
+static void test_ones_span(void)
+{
+    sl_params p;
+    sl_params_init(&p);
+    sl_tensor *b = SL_PARAM_RANGE(&p, "b", SL_INIT_ONES_SPAN, 2.0f, 5.0f, false, 8);
+    sl_tensor *w = SL_PARAM(&p, "w", SL_INIT_NORMAL, 1.0f, true, 4);
+    CHECK(sl_params_finalize(&p) == SL_OK, "finalize: %s", sl_errmsg());
+    sl_rng r, s;
+    sl_rng_seed(&r, 9);
+    sl_rng_seed(&s, 9);
+    sl_params_randomize(&p, &r);
+    for (int j = 0; j < 8; j++)
+        CHECK(b->data[j] == (j >= 2 && j < 5 ? 1.0f : 0.0f), "b[%d] = %g", j, b->data[j]);
+    for (int j = 0; j < 4; j++) CHECK(w->data[j] == sl_rng_normal(&s), "w[%d] after the span", j);
+    sl_params_free(&p);
 }
 
 /* The mixers' A_log and dt_bias, through their vtables and a model-sized
@@ -227,6 +249,7 @@ int main(void)
     RUN(test_deterministic_from_seed);
     RUN(test_log_uniform_and_fixed);
     RUN(test_bad_ranges_refused);
+    RUN(test_ones_span);
     RUN(test_mixers_use_the_ssm_init);
     return TEST_SUMMARY();
 }

@@ -53,6 +53,13 @@ warmup run. The last line printed is one JSON object.
   h3                q, k, v (D each); k through the shift SSM, a causal depthwise
                     conv1d of 64 taps; times v; s4d's SSM (FFT form, + D); times
                     q -> out (head dimension 1)
+  lstm              torch.nn.LSTM's kernel (torch.lstm: hidden D, one layer, what
+                    nn.LSTM.forward calls) on seqlab's weights: bias_ih = bias,
+                    bias_hh = 0; the output is h
+  aaren             k, v linear; per head a learned query q_h, scores s = x A^T with
+                    A_h = q_h W_k,h / sqrt(dk) (q folded into the key projection, as
+                    the C mixer does); the prefix softmax o_t = sum_{i<=t}
+                    softmax(s_{1..t})_i v_i by the blocked scan below -> out
 
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
@@ -73,6 +80,13 @@ e^(b_i + m_prev - m_i) is batched over all chunks, the denominator riding as
 an extra column of ones in v; the loop over chunks carries only the state
 [C | n] (e^(b_L + m_prev - m_L) times the old one plus the chunk's
 (e^(D_Lj - m_L) k_j)^T [v_j | 1]), and h = num / max(|den|, e^(-m)).
+Aaren's prefix softmax, blocked as src/ops/prefix_softmax.c: per block of
+--chunk tokens its aggregate (m_b = max s, u_b = sum e^(s - m_b), w_b =
+sum e^(s - m_b) v); the carry entering block n combines the aggregates of
+blocks j < n against M_n = max_{j<n} m_b (an [N, N] masked weight matrix,
+batched); inside a block, with m_t = max(M_n, running max), the masked
+weights e^(s_i - m_t) (i <= t) form a [C, C] matrix per block applied to
+v, plus the carry scaled by e^(M_n - m_t); o = numerator / denominator.
 DeltaNet (and gated): the WY/UT transform. With L = I + StrictLower(diag(beta)
 (Gamma . K K^T)), T = L^-1, the chunk's U = T diag(beta) V and
 W = T diag(beta e^gamma) K are obtained in one batched
@@ -114,7 +128,7 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3")
+          "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3", "lstm", "aaren")
 S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
 H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
@@ -125,7 +139,8 @@ NORM_EPS = 1e-5     # config default norm_eps
 LINEAR_EPS = 1e-6   # linear_attention normaliser guard
 L2_EPS = 1e-6       # l2norm: x / sqrt(sum x^2 + 1e-6)
 FGATE_LO, FGATE_HI = 3.0, 6.0  # mlstm: forget-gate bias offsets, linear over the heads
-M_FRESH = -1e30     # mlstm: m of a fresh state (stands for -inf, stays finite)
+M_FRESH = -1e30     # mlstm: m of a fresh state (stands for -inf, stays finite); aaren's
+                    # running max before the first block
 ROPE_THETA = 10000.0
 INIT_STD = 0.02     # config default init_std
 DT_RANGE = (1e-3, 0.1)   # dt_bias: softplus(dt_bias) log-uniform in this range
@@ -192,8 +207,16 @@ def set_thread_env(threads):
 
 def param_shapes(mixer, D, H, K):
     """C parameter name -> (shape, init), init one of normal, out, ones, zeros, conv,
-    alog (A_log of the mixer's A_RANGE), dtbias."""
+    alog (A_log of the mixer's A_RANGE), dtbias, unit (uniform(+-1/sqrt(D)), as
+    nn.LSTM), fbias (LSTM bias: 1 on the forget block, 0 elsewhere), query
+    (normal(1))."""
     dk = D // H
+    if mixer == "lstm":
+        return {"weight_ih": ((4 * D, D), "unit"), "weight_hh": ((4 * D, D), "unit"),
+                "bias": ((4 * D,), "fbias")}
+    if mixer == "aaren":
+        return {"query": ((H, dk), "query"), "k.weight": ((D, D), "normal"),
+                "v.weight": ((D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "attention":
         return {"qkv.weight": ((3 * D, D), "normal"), "out.weight": ((D, D), "out")}
     if mixer == "transnormer":
@@ -267,6 +290,13 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = torch.randn(shape, generator=gen) * (std / math.sqrt(2.0 * N_LAYERS))
         elif init == "ones":
             t = torch.ones(shape)
+        elif init == "unit":
+            t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
+        elif init == "fbias":
+            t = torch.zeros(shape)
+            t[shape[0] // 4:shape[0] // 2] = 1.0
+        elif init == "query":
+            t = torch.randn(shape, generator=gen)
         elif init == "zeros":
             t = torch.zeros(shape)
         elif init == "unit":
@@ -415,6 +445,57 @@ def recurrence_naive(q, k, v, g):
         S = S + k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
         out.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
     return torch.stack(out, 1)
+
+
+# ------------------------------------------------------------------ aaren: prefix softmax
+
+def prefix_softmax_chunked(s, v, C):
+    """o_t = sum_{i<=t} softmax(s_1..t)_i v_i, blocked (see the header).
+    s: [B, T, H], v: [B, T, H, dv] -> o: [B, T, H, dv]."""
+    T = s.shape[1]
+    sc, vc = to_chunks(s, C), to_chunks(v, C)                        # [B, H, N, C(, dv)]
+    N = sc.shape[2]
+    mb = sc.amax(-1)                                                  # [B, H, N]
+    before = causal_mask(N, s.device, -1)                             # j < n
+    Mex = mb.unsqueeze(-2).expand(*mb.shape, N).transpose(-1, -2)
+    Mex = Mex.masked_fill(~before, M_FRESH).amax(-1)                  # [B, H, N]
+    m = torch.maximum(torch.cummax(sc, -1).values, Mex.unsqueeze(-1))  # [B, H, N, C]
+    A = (sc.unsqueeze(-2) - m.unsqueeze(-1)).masked_fill(~causal_mask(C, s.device),
+                                                         float("-inf")).exp()
+    num, den = A @ vc, A.sum(-1)
+    e = torch.exp(sc - mb.unsqueeze(-1))
+    ub, wb = e.sum(-1), (e.unsqueeze(-1) * vc).sum(-2)                # block aggregates
+    Wt = (mb.unsqueeze(-2) - Mex.unsqueeze(-1)).masked_fill(~before, float("-inf")).exp()
+    into = torch.exp(Mex.unsqueeze(-1) - m)                           # carry's scale
+    num = num + into.unsqueeze(-1) * (Wt @ wb).unsqueeze(-2)
+    den = den + into * (Wt * ub.unsqueeze(-2)).sum(-1).unsqueeze(-1)
+    return from_chunks(num / den.unsqueeze(-1), T)
+
+
+def prefix_softmax_naive(s, v):
+    """The same, one softmax per prefix (the oracle)."""
+    out = [torch.einsum("bih,bihd->bhd", torch.softmax(s[:, :t + 1], 1), v[:, :t + 1])
+           for t in range(s.shape[1])]
+    return torch.stack(out, 1)
+
+
+def lstm_layer(x, p, naive):
+    """nn.LSTM's kernel on seqlab's weights (bias_hh = 0), or the token loop."""
+    D = x.shape[-1]
+    if naive:
+        h = torch.zeros(x.shape[0], D, dtype=x.dtype)
+        c, gx, hs = torch.zeros_like(h), x @ p["weight_ih"].t() + p["bias"], []
+        for t in range(x.shape[1]):
+            i, f, g, o = (gx[:, t] + h @ p["weight_hh"].t()).split(D, -1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs, 1)
+    h0 = torch.zeros(1, x.shape[0], D, dtype=x.dtype)
+    w = [p["weight_ih"], p["weight_hh"], p["bias"], torch.zeros_like(p["bias"])]
+    # nn.LSTM's own kernel (what its forward calls), given seqlab's weights:
+    # has_biases, 1 layer, no dropout, training, unidirectional, batch_first.
+    return torch.lstm(x, (h0, h0), w, True, 1, 0.0, True, False, True)[0]
 
 
 # ------------------------------------------------------------------ delta rule (WY/UT)
@@ -671,6 +752,14 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         y = s4d_naive(x, p) if naive else s4d_fft(x, p)
         o = F.gelu(y + p["D"] * x, approximate="tanh") @ p["out.weight"].t() + p["out.bias"]
         return o[..., :D] * torch.sigmoid(o[..., D:])
+    if mixer == "lstm":
+        return lstm_layer(x, p, naive)
+    if mixer == "aaren":
+        A = torch.einsum("hk,hkd->hd", p["query"], p["k.weight"].reshape(H, dk, D))
+        s = x @ (A / math.sqrt(dk)).t()                                 # [B, T, H]
+        v = heads(x @ p["v.weight"].t(), H)
+        o = prefix_softmax_naive(s, v) if naive else prefix_softmax_chunked(s, v, C)
+        return o.reshape(B, T, D) @ p["out.weight"].t()
     if mixer == "attention":
         q, k, v = (heads(a, H).transpose(1, 2) for a in (x @ p["qkv.weight"].t()).split(D, -1))
         q = q / math.sqrt(dk)

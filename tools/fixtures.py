@@ -1,5 +1,6 @@
 """What the mixer oracles (tools/oracle_*.py) share: one float64 run of a
-mixer into a fixture's tensors, and the `--all DIR` mode.
+mixer into a fixture's tensors, the `--all DIR` mode, and (used by the
+lstm and aaren oracles) the common command line and the fixture's file.
 
 Each oracle lists the committed fixtures it makes as FIXTURES, file name ->
 its own command-line arguments; `make parity` runs every oracle with
@@ -12,6 +13,8 @@ import sys
 
 import numpy as np
 import torch
+
+import safetensors_io
 
 
 def make_all(script, fixtures, out_dir):
@@ -63,8 +66,16 @@ def parser(doc):
 def start(args, shapes, draw):
     """torch on one thread, the rng of --seed, and the weights: those named
     in --weights, else draw(rng). Returns (rng, weights)."""
-    import safetensors_io  # noqa: E402  (beside this file)
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
     w = safetensors_io.read_named(args.weights, shapes) if args.weights else draw(rng)
     return rng, w
+
+
+def write(path, tensors, mixer, shape, tol, seed, settings):
+    """A fixture's file: the tensors and the metadata the C test reads (the
+    mixer, B, T, tol, seed, and settings: name -> value)."""
+    meta = {"mixer": mixer, "B": str(shape[0]), "T": str(shape[1]), "tol": str(tol),
+            "seed": str(seed)}
+    meta.update({k: str(v) for k, v in settings.items()})
+    safetensors_io.write(path, tensors, meta)

@@ -290,6 +290,8 @@ void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
  *   LOG_UNIFORM   log(a), a log-uniform in [lo, hi) (lo > 0): S4D's log dt
  *   FIXED         the values given at declaration (sl_param_add_fixed), no
  *                 draws: a structured init such as S4D's A
+ *   ONES_SPAN     1 for the elements [lo, hi) of the flat tensor, 0 elsewhere:
+ *                 one gate's block of a packed bias (the LSTM's forget gate)
  * DT_BIAS is Mamba's dt init (Gu & Dao 2023), A_LOG Mamba-2's A init (Dao &
  * Gu 2024); Gated DeltaNet uses both. Their ranges (and LOG_UNIFORM's) are
  * given with sl_param_add_range. */
@@ -301,7 +303,8 @@ typedef enum {
     SL_INIT_A_LOG,
     SL_INIT_DT_BIAS,
     SL_INIT_LOG_UNIFORM,
-    SL_INIT_FIXED
+    SL_INIT_FIXED,
+    SL_INIT_ONES_SPAN
 } sl_init_kind;
 
 typedef struct sl_param {
@@ -310,7 +313,7 @@ typedef struct sl_param {
     size_t offset;   /* in floats, into each flat buffer */
     sl_init_kind init;
     float scale;     /* std for NORMAL, half-width for UNIFORM */
-    float lo, hi;    /* the range of A_LOG and DT_BIAS */
+    float lo, hi;    /* the range of A_LOG and DT_BIAS, the span of ONES_SPAN */
     bool decay;      /* AdamW weight decay applies (not for norms and biases) */
     float *fixed;    /* FIXED's values: [t.n], owned */
 } sl_param;
@@ -349,7 +352,7 @@ sl_status sl_params_finalize(sl_params *p);
 /* Draws every parameter from its init rule, in declaration order, from the
  * one stream rng: the same seed gives the same parameters. NORMAL takes two
  * 64-bit draws per element, UNIFORM, A_LOG and DT_BIAS one, ZEROS and ONES
- * none. */
+ * and ONES_SPAN none. */
 void sl_params_randomize(sl_params *p, sl_rng *rng);
 sl_param *sl_params_find(const sl_params *p, const char *name);
 size_t sl_params_numel(const sl_params *p); /* without padding */

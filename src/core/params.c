@@ -69,12 +69,16 @@ sl_tensor *sl_param_add_fixed(sl_params *p, const char *name, int ndim, const in
 
 /* A ranged kind's range must be finite and ordered, and inside the domain of
  * its log: A_LOG takes lo >= 0 (a > lo >= 0, so log(a) is finite), DT_BIAS
- * and LOG_UNIFORM lo > 0. */
+ * and LOG_UNIFORM lo > 0; ONES_SPAN whole element indices inside the tensor. */
 static bool range_ok(const sl_param *q)
 {
-    if (q->init != SL_INIT_A_LOG && q->init != SL_INIT_DT_BIAS && q->init != SL_INIT_LOG_UNIFORM)
+    if (q->init != SL_INIT_A_LOG && q->init != SL_INIT_DT_BIAS && q->init != SL_INIT_LOG_UNIFORM &&
+        q->init != SL_INIT_ONES_SPAN)
         return true;
     if (!isfinite(q->lo) || !isfinite(q->hi) || !(q->lo <= q->hi)) return false;
+    if (q->init == SL_INIT_ONES_SPAN)
+        return q->lo >= 0 && q->hi <= (float)q->t.n && q->lo == floorf(q->lo) &&
+               q->hi == floorf(q->hi);
     return q->init == SL_INIT_A_LOG ? q->lo >= 0 && q->hi > 0 : q->lo > 0;
 }
 
@@ -161,6 +165,7 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
                 d[j] = init_log_uniform(q->lo, q->hi, sl_rng_uniform(rng));
                 break;
             case SL_INIT_FIXED: d[j] = q->fixed[j]; break;
+            case SL_INIT_ONES_SPAN: d[j] = j >= (int64_t)q->lo && j < (int64_t)q->hi; break;
             }
         }
     }

@@ -20,7 +20,9 @@
     X(ponet)              \
     X(hydra)              \
     X(s4d)                \
-    X(h3)
+    X(h3)                \
+    X(lstm)               \
+    X(aaren)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
