@@ -287,16 +287,20 @@ void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
  *   DT_BIAS       softplus^-1(dt) = dt + log(-expm1(-dt)), dt log-uniform in
  *                 [lo, hi) (lo > 0): a time-step bias, so that at a zero
  *                 input softplus(dt_bias) = dt
+ *   S4D_REAL      log(1 + j mod n), n the last dim: the state index of each
+ *                 row of an [E, N] A_log, so A = -exp(A_log) = -(1..N) in
+ *                 every row (S4D-Real, Gu et al. 2022; no draw)
  * DT_BIAS is Mamba's dt init (Gu & Dao 2023), A_LOG Mamba-2's A init (Dao &
- * Gu 2024); Gated DeltaNet uses both. Their ranges are given with
- * sl_param_add_range. */
+ * Gu 2024); Gated DeltaNet uses both, Mamba DT_BIAS and S4D_REAL. The
+ * ranges are given with sl_param_add_range. */
 typedef enum {
     SL_INIT_ZEROS,
     SL_INIT_ONES,
     SL_INIT_NORMAL,
     SL_INIT_UNIFORM,
     SL_INIT_A_LOG,
-    SL_INIT_DT_BIAS
+    SL_INIT_DT_BIAS,
+    SL_INIT_S4D_REAL
 } sl_init_kind;
 
 typedef struct sl_param {

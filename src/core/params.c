@@ -136,6 +136,9 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
             case SL_INIT_UNIFORM: d[j] = q->scale * (2.0f * sl_rng_uniform(rng) - 1.0f); break;
             case SL_INIT_A_LOG: d[j] = init_a_log(q->lo, q->hi, sl_rng_uniform(rng)); break;
             case SL_INIT_DT_BIAS: d[j] = init_dt_bias(q->lo, q->hi, sl_rng_uniform(rng)); break;
+            case SL_INIT_S4D_REAL:
+                d[j] = logf((float)(j % q->t.shape[q->t.ndim - 1] + 1));
+                break;
             }
         }
     }
