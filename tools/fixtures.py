@@ -5,6 +5,7 @@ Each oracle lists the committed fixtures it makes as FIXTURES, file name ->
 its own command-line arguments; `make parity` runs every oracle with
 `--all DIR`, so adding a mixer's fixture touches only its oracle.
 """
+import argparse
 import os
 import subprocess
 import sys
@@ -27,6 +28,17 @@ def all_mode(script, fixtures):
         make_all(script, fixtures, sys.argv[2])
         return True
     return False
+
+
+def oracle_parser(doc):
+    """An oracle's command line: its docstring as help, and the options every
+    oracle takes (--out FIXTURE, --weights FILE, --seed N); it adds its own."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--weights")
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
 
 
 def run_mixer(w, rng, shape, forward):

@@ -20,7 +20,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   [--d_state N] [--dt_rank R] [--chunk_size C]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -113,11 +112,7 @@ FIXTURES = {"mixer_mamba": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.oracle_parser(__doc__)
     ap.add_argument("--conv_size", type=int, default=4)
     ap.add_argument("--expand", type=int, default=2)
     ap.add_argument("--d_state", type=int, default=16)

@@ -113,6 +113,18 @@ static void load_tile(const float *src, const sl_selective_scan_desc *d, const s
             tile[n * SL_SS_EB + j] = src ? src[(it->i * d->E + it->e0 + j) * N + n] : 0.0f;
 }
 
+/* The item's buffers in its thread's scratch, with A of its block. */
+static ss_buf item_buf(const ss_run *r, const ss_item *it, float *scratch, bool bwd)
+{
+    const int64_t N = r->d->N;
+    sl_carver cv = {scratch, 0};
+    ss_buf w = carve(r->d, &cv, bwd);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t j = 0; j < it->nc; j++)
+            w.At[n * SL_SS_EB + j] = r->A[(it->e0 + j) * N + n];
+    return w;
+}
+
 /* One token's update of the tile s ([N, EB]) for channels [0, nc): u, dt
  * the token's rows at the block, Bt, Ct its [N]. Writes a (the decays;
  * NULL: not kept) and y = D u + C . s (when y is not NULL; Dj: D at the
@@ -148,10 +160,7 @@ static void fwd_item(const void *arg, int64_t item, float *scratch)
     const sl_selective_scan_desc *d = r->d;
     const ss_item it = item_of(d, item);
     const int64_t E = d->E, N = d->N, tile = N * SL_SS_EB, NB = blocks(E);
-    sl_carver cv = {scratch, 0};
-    ss_buf w = carve(d, &cv, false);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < it.nc; j++) w.At[n * SL_SS_EB + j] = r->A[(it.e0 + j) * N + n];
+    ss_buf w = item_buf(r, &it, scratch, false);
     load_tile(r->s0, d, &it, w.s);
     for (int64_t t = 0; t < it.len; t++) {
         if (r->states && t % d->rows.C == 0)
@@ -244,10 +253,7 @@ static void bwd_item(const void *arg, int64_t item, float *scratch)
     const sl_selective_scan_desc *d = r->d;
     const ss_item it = item_of(d, item);
     const int64_t E = d->E, N = d->N, tile = N * SL_SS_EB, NB = blocks(E);
-    sl_carver cv = {scratch, 0};
-    ss_buf w = carve(d, &cv, true);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < it.nc; j++) w.At[n * SL_SS_EB + j] = r->A[(it.e0 + j) * N + n];
+    ss_buf w = item_buf(r, &it, scratch, true);
     load_tile(d->ds_final, d, &it, w.g);
     memset(w.dA, 0, (size_t)tile * sizeof(float));
     memset(w.dD, 0, SL_SS_EB * sizeof(float));
