@@ -40,8 +40,21 @@
 
 typedef struct mamba {
     sl_tensor *win, *conv, *convb, *wx, *wdt, *dtb, *alog, *dskip, *wout;
+    /* in.weight's x rows and z rows as tensors of their own over its data
+     * and gradient: two GEMMs write x and z, with no [B, T, 2E] projection
+     * split by copies (4E floats a token fewer kept for the backward). */
+    sl_tensor win_x, win_z;
     int64_t D, E, N, R, K, C;
 } mamba;
+
+/* Rows [r0, r0 + n) of the parameter w: [*, K] as t, sharing w's storage. */
+static sl_tensor *param_rows(sl_tensor *t, const sl_tensor *w, int64_t r0, int64_t n)
+{
+    const int64_t K = w->shape[1];
+    *t = (sl_tensor){.data = w->data + r0 * K, .grad = w->grad ? w->grad + r0 * K : NULL,
+                     .shape = {n, K}, .ndim = 2, .n = n * K, .requires_grad = w->requires_grad};
+    return t;
+}
 
 /* Floats of the conv state per sequence: K-1 rows of x. */
 static int64_t conv_floats(const mamba *a) { return a->K > 0 ? (a->K - 1) * a->E : 0; }
@@ -93,8 +106,8 @@ static sl_tensor *mamba_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *s
     mamba *a = m->impl;
     const int64_t rows = sl_seq_count(seqs, u->shape[0]), E = a->E, N = a->N, R = a->R;
     const int64_t sf = mamba_state_floats(m, 0), cf = conv_floats(a);
-    sl_tensor *proj = sl_linear(ctx, u, a->win, NULL); /* [B, T, 2E] */
-    sl_tensor *x = sl_columns(ctx, proj, 0, E), *z = sl_columns(ctx, proj, E, E);
+    sl_tensor *x = sl_linear(ctx, u, param_rows(&a->win_x, a->win, 0, E), NULL); /* [B, T, E] */
+    sl_tensor *z = sl_linear(ctx, u, param_rows(&a->win_z, a->win, E, E), NULL);
     if (a->conv) {
         const sl_state_part cp = sl_state_take(ctx, state, sf, 0, cf, rows, pos);
         x = sl_shortconv(ctx, x, a->conv, a->convb, cp.s0, cp.s_final, seqs);
