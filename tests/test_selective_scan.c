@@ -27,8 +27,8 @@ static float *normals(sl_rng *rng, int64_t n, float scale)
     return x;
 }
 
-static ss_case make_case(int64_t B, int64_t T, int64_t E, int64_t N, int64_t C,
-                         const sl_seqs *seqs, bool with_s0, uint64_t seed)
+static ss_case make_case(int64_t B, int64_t T, int64_t E, int64_t N, int64_t C, const sl_seqs *seqs,
+                         bool with_s0, uint64_t seed)
 {
     sl_rng rng;
     sl_rng_seed(&rng, seed);
@@ -124,8 +124,8 @@ static void test_step_matches_reference(void)
     sl_selective_scan_ref(&d, c.u, c.dt, c.A, c.Bm, c.Cm, c.D, c.s0, y, NULL);
     memcpy(st, c.s0, sizeof st);
     for (int t = 0; t < T; t++) {
-        sl_selective_scan_step(st, c.u + t * E, c.dt + t * E, c.A, c.Bm + t * N, c.Cm + t * N,
-                               c.D, E, N, yt);
+        sl_selective_scan_step(st, c.u + t * E, c.dt + t * E, c.A, c.Bm + t * N, c.Cm + t * N, c.D,
+                               E, N, yt);
         for (int e = 0; e < E; e++) CHECK_CLOSE(yt[e], y[t * E + e], 1e-5, 1e-4, "step");
     }
     free_case(&c);
@@ -140,8 +140,8 @@ static int64_t run_kernels(const ss_case *c, const sl_seqs *seqs, const float *d
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
     const int64_t BTE = c->B * c->T * c->E, BTN = c->B * c->T * c->N, S = c->rows * c->E * c->N;
-    sl_selective_scan_desc d = {c->B, c->T, c->E, c->N,
-                                sl_chunk_rows_keep(&ctx, seqs, c->B, c->T, c->C), ds_final};
+    sl_selective_scan_desc d = {
+        c->B, c->T, c->E, c->N, sl_chunk_rows_keep(&ctx, seqs, c->B, c->T, c->C), ds_final};
     float *y = out, *sf = y + BTE, *du = sf + S, *ddt = du + BTE, *dA = ddt + BTE;
     float *dB = dA + c->E * c->N, *dC = dB + BTN, *dD = dC + BTN, *ds0 = dD + c->E;
     const int64_t total = ds0 + S - out;
@@ -196,11 +196,13 @@ static void test_gradient_finite_differences(void)
     for (int k = 0; k < 2; k++) {
         const int64_t B = cases[k].B, T = cases[k].T, E = 5, N = 3;
         ss_case c = make_case(B, T, E, N, 3, cases[k].seqs, true, (uint64_t)(10 + k));
-        sl_tensor *in[7] = {
-            leaf_of(c.u, 3, (int64_t[]){B, T, E}),  leaf_of(c.dt, 3, (int64_t[]){B, T, E}),
-            leaf_of(c.A, 2, (int64_t[]){E, N}),     leaf_of(c.Bm, 3, (int64_t[]){B, T, N}),
-            leaf_of(c.Cm, 3, (int64_t[]){B, T, N}), leaf_of(c.D, 1, (int64_t[]){E}),
-            leaf_of(c.s0, 3, (int64_t[]){cases[k].rows, E, N})};
+        sl_tensor *in[7] = {leaf_of(c.u, 3, (int64_t[]){B, T, E}),
+                            leaf_of(c.dt, 3, (int64_t[]){B, T, E}),
+                            leaf_of(c.A, 2, (int64_t[]){E, N}),
+                            leaf_of(c.Bm, 3, (int64_t[]){B, T, N}),
+                            leaf_of(c.Cm, 3, (int64_t[]){B, T, N}),
+                            leaf_of(c.D, 1, (int64_t[]){E}),
+                            leaf_of(c.s0, 3, (int64_t[]){cases[k].rows, E, N})};
         CHECK(gradcheck("selective_scan", ss_fn, in, 7, (void *)cases[k].seqs, 1e-2f, 3e-4, 3e-3,
                         200),
               "selective_scan case %d", k);
@@ -221,8 +223,8 @@ static double loss_of(const ss_case *c, const sl_seqs *seqs, const float *r, con
     float *y = malloc((size_t)BTE * sizeof(float)), *sf = malloc((size_t)S * sizeof(float));
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_selective_scan_desc d = {c->B, c->T, c->E, c->N,
-                                sl_chunk_rows_keep(&ctx, seqs, c->B, c->T, c->C), NULL};
+    sl_selective_scan_desc d = {
+        c->B, c->T, c->E, c->N, sl_chunk_rows_keep(&ctx, seqs, c->B, c->T, c->C), NULL};
     sl_selective_scan_fwd(&d, c->u, c->dt, c->A, c->Bm, c->Cm, c->D, c->s0, y, NULL, sf,
                           sl_arena_floats(&ctx, sl_selective_scan_fwd_scratch(&d)));
     double L = 0;
@@ -244,8 +246,8 @@ static void test_final_state_gradient(void)
         const sl_seqs *seqs;
     } cases[] = {{2, 7, NULL}, {1, 10, &PACKED}};
     for (int k = 0; k < 2; k++) {
-        ss_case c = make_case(cases[k].B, cases[k].T, E, N, 3, cases[k].seqs, true,
-                              (uint64_t)(20 + k));
+        ss_case c =
+            make_case(cases[k].B, cases[k].T, E, N, 3, cases[k].seqs, true, (uint64_t)(20 + k));
         const int64_t BTE = c.B * c.T * E, BTN = c.B * c.T * N, S = c.rows * E * N;
         sl_rng rng;
         sl_rng_seed(&rng, 7);

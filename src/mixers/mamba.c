@@ -51,8 +51,12 @@ typedef struct mamba {
 static sl_tensor *param_rows(sl_tensor *t, const sl_tensor *w, int64_t r0, int64_t n)
 {
     const int64_t K = w->shape[1];
-    *t = (sl_tensor){.data = w->data + r0 * K, .grad = w->grad ? w->grad + r0 * K : NULL,
-                     .shape = {n, K}, .ndim = 2, .n = n * K, .requires_grad = w->requires_grad};
+    *t = (sl_tensor){.data = w->data + r0 * K,
+                     .grad = w->grad ? w->grad + r0 * K : NULL,
+                     .shape = {n, K},
+                     .ndim = 2,
+                     .n = n * K,
+                     .requires_grad = w->requires_grad};
     return t;
 }
 
@@ -118,10 +122,10 @@ static sl_tensor *mamba_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *u, float *s
     sl_tensor *dt = sl_softplus(ctx, sl_linear(ctx, sl_columns(ctx, xd, 0, R), a->wdt, a->dtb));
     sl_tensor *Bm = sl_columns(ctx, xd, R, N), *Cm = sl_columns(ctx, xd, R + N, N);
     const sl_state_part sp = sl_state_take(ctx, state, sf, cf, E * N, rows, pos);
-    sl_tensor *y = sl_selective_scan(ctx, x, dt, sl_neg_exp(ctx, a->alog), Bm, Cm, a->dskip,
-                                     sp.s0, a->C, sp.s_final, seqs);
+    sl_tensor *y = sl_selective_scan(ctx, x, dt, sl_neg_exp(ctx, a->alog), Bm, Cm, a->dskip, sp.s0,
+                                     a->C, sp.s_final, seqs);
     sl_state_put(&sp);
-    return sl_linear(ctx, sl_mul(ctx, y, sl_silu(ctx, z)), a->wout, NULL);
+    return sl_linear(ctx, sl_silu_gate(ctx, y, z), a->wout, NULL);
 }
 
 /* u_t: [D] -> y_t: [D]; state: [conv rows | s]; scratch laid out proj [2E]
@@ -153,14 +157,15 @@ static void mamba_step(sl_mixer *m, float *state, const float *u_t, float *y_t, 
 static const sl_option OPTIONS[] = {
     {"expand", SL_OPT_INT, "2", 1, 64, NULL, "inner channels E = expand * d_model"},
     {"d_state", SL_OPT_INT, "16", 1, 1024, NULL, "states N per channel"},
-    {"dt_rank", SL_OPT_INT, "0", 0, 1 << 16, NULL, "rank of the time-step projection; 0 = ceil(D/16)"},
+    {"dt_rank", SL_OPT_INT, "0", 0, 1 << 16, NULL,
+     "rank of the time-step projection; 0 = ceil(D/16)"},
 };
 
 /* The defaults; without the conv and a small state; one inner channel a
  * model channel, a rank-3 time step and chunks of 5 (saved states inside
  * the sequences the check runs). */
-static const char *const CHECK_VARIANTS[] = {
-    "", "conv_size=0,d_state=4", "expand=1,dt_rank=3,d_state=5,chunk_size=5", NULL};
+static const char *const CHECK_VARIANTS[] = {"", "conv_size=0,d_state=4",
+                                             "expand=1,dt_rank=3,d_state=5,chunk_size=5", NULL};
 
 const sl_mixer_vtable sl_mixer_mamba = {
     .name = "mamba",

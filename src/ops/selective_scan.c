@@ -16,12 +16,12 @@ static int64_t blocks(int64_t E) { return (E + SL_SS_EB - 1) / SL_SS_EB; }
 
 /* One thread's buffers ([N, EB] tiles unless said). */
 typedef struct ss_buf {
-    float *At;      /* A of the block, transposed */
-    float *s, *g;   /* the running state (forward) or dL/ds (backward) */
-    float *dA;      /* the item's sum of dA */
-    float *S;       /* [C + 1, N, EB]: a chunk's entry state, then each token's */
-    float *a;       /* [C, N, EB]: each token's exp(dt A) */
-    float *du, *y;  /* [EB]: dt u, and the output or the gradient of u */
+    float *At;       /* A of the block, transposed */
+    float *s, *g;    /* the running state (forward) or dL/ds (backward) */
+    float *dA;       /* the item's sum of dA */
+    float *S;        /* [C + 1, N, EB]: a chunk's entry state, then each token's */
+    float *a;        /* [C, N, EB]: each token's exp(dt A) */
+    float *du, *y;   /* [EB]: dt u, and the output or the gradient of u */
     float *ddt, *dD; /* [EB] */
 } ss_buf;
 
@@ -120,8 +120,7 @@ static ss_buf item_buf(const ss_run *r, const ss_item *it, float *scratch, bool 
     sl_carver cv = {scratch, 0};
     ss_buf w = carve(r->d, &cv, bwd);
     for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < it->nc; j++)
-            w.At[n * SL_SS_EB + j] = r->A[(it->e0 + j) * N + n];
+        for (int64_t j = 0; j < it->nc; j++) w.At[n * SL_SS_EB + j] = r->A[(it->e0 + j) * N + n];
     return w;
 }
 
@@ -177,16 +176,22 @@ static void fwd_item(const void *arg, int64_t item, float *scratch)
                 r->s_final[(it.i * E + it.e0 + j) * N + n] = w.s[n * SL_SS_EB + j];
 }
 
-
 void sl_selective_scan_fwd(const sl_selective_scan_desc *d, const float *u, const float *dt,
                            const float *A, const float *Bm, const float *Cm, const float *D,
-                           const float *s0, float *y, float *states, float *s_final,
-                           float *scratch)
+                           const float *s0, float *y, float *states, float *s_final, float *scratch)
 {
-    const ss_run r = {.d = d, .u = u, .dt = dt, .A = A, .Bm = Bm, .Cm = Cm, .D = D, .s0 = s0,
-                      .y = y, .states = states, .s_final = s_final};
-    sl_chunk_for(ss_team(d), d->rows.n * blocks(d->E), fwd_item, &r, scratch,
-                 buf_floats(d, false));
+    const ss_run r = {.d = d,
+                      .u = u,
+                      .dt = dt,
+                      .A = A,
+                      .Bm = Bm,
+                      .Cm = Cm,
+                      .D = D,
+                      .s0 = s0,
+                      .y = y,
+                      .states = states,
+                      .s_final = s_final};
+    sl_chunk_for(ss_team(d), d->rows.n * blocks(d->E), fwd_item, &r, scratch, buf_floats(d, false));
 }
 
 /* Chunk c of the item backward: recompute its states, then walk it in
@@ -274,8 +279,18 @@ void sl_selective_scan_bwd(const sl_selective_scan_desc *d, const float *u, cons
                            float *dBm, float *dCm, float *dD, float *ds0, float *scratch,
                            float *work)
 {
-    const ss_run r = {.d = d, .u = u, .dt = dt, .A = A, .Bm = Bm, .Cm = Cm, .D = D,
-                      .states = (float *)states, .dy = dy, .du = du, .ddt = ddt, .ds0 = ds0,
+    const ss_run r = {.d = d,
+                      .u = u,
+                      .dt = dt,
+                      .A = A,
+                      .Bm = Bm,
+                      .Cm = Cm,
+                      .D = D,
+                      .states = (float *)states,
+                      .dy = dy,
+                      .du = du,
+                      .ddt = ddt,
+                      .ds0 = ds0,
                       .work = work};
     const int64_t NB = blocks(d->E), BT = d->B * d->T, N = d->N, E = d->E, rows = d->rows.n;
     const int64_t tile = N * SL_SS_EB;
@@ -319,9 +334,9 @@ static void selective_scan_backward(sl_ctx *ctx, const sl_node *nd)
                           sl_arena_floats(ctx, sl_selective_scan_work_floats(d)));
 }
 
-sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor *A,
-                             sl_tensor *Bm, sl_tensor *Cm, sl_tensor *D, sl_tensor *s0, int64_t C,
-                             float *s_final, const sl_seqs *seqs)
+sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor *A, sl_tensor *Bm,
+                             sl_tensor *Cm, sl_tensor *D, sl_tensor *s0, int64_t C, float *s_final,
+                             const sl_seqs *seqs)
 {
     sl_require(u->ndim == 3 && sl_same_shape(u, dt) && A->ndim == 2 && A->shape[0] == u->shape[2] &&
                    Bm->ndim == 3 && sl_same_shape(Bm, Cm) && Bm->shape[0] == u->shape[0] &&
@@ -330,7 +345,10 @@ sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor
                "sl_selective_scan", "u, dt [B, T, E], A [E, N], Bm, Cm [B, T, N], D [E], C > 0");
     sl_require(sl_seqs_check(seqs, u, "sl_selective_scan") == SL_OK, "sl_selective_scan",
                sl_errmsg());
-    sl_selective_scan_desc d = {u->shape[0], u->shape[1], u->shape[2], A->shape[1],
+    sl_selective_scan_desc d = {u->shape[0],
+                                u->shape[1],
+                                u->shape[2],
+                                A->shape[1],
                                 sl_chunk_rows_keep(ctx, seqs, u->shape[0], u->shape[1], C),
                                 sl_state_final_grad(ctx, s_final)};
     sl_require(!s0 || s0->n == d.rows.n * d.E * d.N, "sl_selective_scan", "s0 [rows, E, N]");
@@ -341,8 +359,8 @@ sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor
         states = nd->saved = sl_arena_floats(ctx, sl_selective_scan_states_floats(&d));
         SL_KEEP_DESC(ctx, nd, d);
     }
-    sl_selective_scan_fwd(&d, u->data, dt->data, A->data, Bm->data, Cm->data,
-                          D ? D->data : NULL, s0 ? s0->data : NULL, y->data, states, s_final,
+    sl_selective_scan_fwd(&d, u->data, dt->data, A->data, Bm->data, Cm->data, D ? D->data : NULL,
+                          s0 ? s0->data : NULL, y->data, states, s_final,
                           sl_arena_floats(ctx, sl_selective_scan_fwd_scratch(&d)));
     return y;
 }
@@ -370,8 +388,8 @@ void sl_selective_scan_ref(const sl_selective_scan_desc *d, const float *u, cons
 }
 
 void sl_selective_scan_step(float *s, const float *u, const float *dt, const float *A,
-                            const float *Bm, const float *Cm, const float *D, int64_t E,
-                            int64_t N, float *y)
+                            const float *Bm, const float *Cm, const float *D, int64_t E, int64_t N,
+                            float *y)
 {
     for (int64_t e = 0; e < E; e++) {
         const float du = dt[e] * u[e];

@@ -32,9 +32,9 @@
  * sequence's last state (its s0 row, or zeros, when it is empty); it may
  * be s0's data. Gradients flow to every tensor input, and through s_final
  * when it is a linked state part (sl_state_final_grad). */
-sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor *A,
-                             sl_tensor *Bm, sl_tensor *Cm, sl_tensor *D, sl_tensor *s0, int64_t C,
-                             float *s_final, const sl_seqs *seqs);
+sl_tensor *sl_selective_scan(sl_ctx *ctx, sl_tensor *u, sl_tensor *dt, sl_tensor *A, sl_tensor *Bm,
+                             sl_tensor *Cm, sl_tensor *D, sl_tensor *s0, int64_t C, float *s_final,
+                             const sl_seqs *seqs);
 
 /* One call's sizes, its sequences and their chunks (sl_chunk_rows_keep
  * with C tokens a chunk), and the gradient w.r.t. s_final. */
@@ -80,7 +80,7 @@ void sl_selective_scan_ref(const sl_selective_scan_desc *d, const float *u, cons
  * A: [E, N], Bm, Cm: [N], D: [E] or NULL -> y: [E]. The forward's
  * arithmetic in the forward's order. */
 void sl_selective_scan_step(float *s, const float *u, const float *dt, const float *A,
-                            const float *Bm, const float *Cm, const float *D, int64_t E,
-                            int64_t N, float *y);
+                            const float *Bm, const float *Cm, const float *D, int64_t E, int64_t N,
+                            float *y);
 
 #endif
