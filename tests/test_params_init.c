@@ -3,13 +3,13 @@
  * is a function of the seed, each ranged element takes one draw from the
  * shared stream, bad ranges are refused, and gated_deltanet and mamba2 start
  * their A_log and dt_bias from the reference codes' ranges; S4D-Real's A_log
- * is log(1..N) in every row. */
+ * is log(1..N) in every row, as mamba's, whose dt_bias is in Mamba's range. */
 #include <string.h>
 
 #include "check.h"
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_gated_deltanet, sl_mixer_mamba2;
+extern const sl_mixer_vtable sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_mamba;
 
 #define N_DRAWS 20000
 
@@ -204,8 +204,46 @@ static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
     sl_params_free(&p);
 }
 
+/* mamba: A_log [E, N] is log(1..N) in every row, softplus(dt_bias) [E] in
+ * [1e-3, 0.1), D [E] ones. */
+static void check_mamba(void)
+{
+    const sl_mixer_dims dims = {.d_model = 32, .n_heads = 4, .n_layers = 2, .max_seq_len = 64,
+                                .chunk_size = 64, .conv_size = 4, .causal = true,
+                                .norm_eps = 1e-5, .init_std = 0.02};
+    sl_opts opts;
+    sl_mixer m = {0};
+    sl_params p;
+    sl_params_init(&p);
+    strcpy(p.prefix, "blocks.0.mixer.");
+    CHECK(sl_opts_defaults(&opts, sl_mixer_mamba.options) == SL_OK &&
+              sl_mixer_create(&m, &sl_mixer_mamba, &dims, &opts, 0, &p) == SL_OK &&
+              sl_params_finalize(&p) == SL_OK,
+          "mamba: %s", sl_errmsg());
+    sl_rng r;
+    sl_rng_seed(&r, 1337);
+    sl_params_randomize(&p, &r);
+    sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
+    sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
+    sl_param *dsk = sl_params_find(&p, "blocks.0.mixer.D");
+    const int E = 64, N = 16;
+    CHECK(alog && dtb && dsk && alog->t.n == E * N && dtb->t.n == E && dsk->t.n == E,
+          "mamba: A_log [E, N], dt_bias [E], D [E]");
+    for (int i = 0; alog && i < E * N; i++)
+        CHECK(alog->t.data[i] == logf((float)(i % N + 1)), "mamba: A_log[%d] = %g", i,
+              alog->t.data[i]);
+    for (int e = 0; dtb && dsk && e < E; e++) {
+        const double dt = softplus(dtb->t.data[e]);
+        CHECK(dt >= 1e-3 * (1 - 1e-5) && dt <= 0.1 * (1 + 1e-5) && dsk->t.data[e] == 1.0f,
+              "mamba: dt[%d] = %g, D %g", e, dt, dsk->t.data[e]);
+    }
+    free(m.impl);
+    sl_params_free(&p);
+}
+
 static void test_mixers_use_the_ssm_init(void)
 {
+    check_mamba();
     /* Mamba-2: A uniform in [1, 16]; Gated DeltaNet's reference: (0, 16]. */
     check_mixer(&sl_mixer_mamba2, 1.0 * (1 - 1e-6), 16.0);
     check_mixer(&sl_mixer_gated_deltanet, 0.0, 16.0);
