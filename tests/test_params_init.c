@@ -165,25 +165,31 @@ static void test_bad_ranges_refused(void)
     }
 }
 
-/* The mixers' A_log and dt_bias, through their vtables and a model-sized
- * draw: every head in range. */
-static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
+/* Layer 0 of vt with its default options, d_model 64 and 16 heads, its
+ * parameters drawn from seed 1337. */
+static void drawn_mixer(const sl_mixer_vtable *vt, sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims dims = {.d_model = 64, .n_heads = 16, .n_layers = 4, .max_seq_len = 256,
                                 .chunk_size = 64, .conv_size = 4, .causal = true,
                                 .norm_eps = 1e-5, .init_std = 0.02};
     sl_opts opts;
-    sl_mixer m = {0};
-    sl_params p;
-    sl_params_init(&p);
-    strcpy(p.prefix, "blocks.0.mixer.");
+    sl_params_init(p);
+    strcpy(p->prefix, "blocks.0.mixer.");
     CHECK(sl_opts_defaults(&opts, vt->options) == SL_OK &&
-              sl_mixer_create(&m, vt, &dims, &opts, 0, &p) == SL_OK &&
-              sl_params_finalize(&p) == SL_OK,
+              sl_mixer_create(m, vt, &dims, &opts, 0, p) == SL_OK && sl_params_finalize(p) == SL_OK,
           "%s: %s", vt->name, sl_errmsg());
     sl_rng r;
     sl_rng_seed(&r, 1337);
-    sl_params_randomize(&p, &r);
+    sl_params_randomize(p, &r);
+}
+
+/* The mixers' A_log and dt_bias, through their vtables and a model-sized
+ * draw: every head in range. */
+static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
+{
+    sl_mixer m = {0};
+    sl_params p;
+    drawn_mixer(vt, &m, &p);
     sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
     sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
     CHECK(alog && dtb && alog->t.n == 16 && dtb->t.n == 16, "%s: A_log, dt_bias [H]", vt->name);
@@ -208,25 +214,13 @@ static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
  * [1e-3, 0.1), D [E] ones. */
 static void check_mamba(void)
 {
-    const sl_mixer_dims dims = {.d_model = 32, .n_heads = 4, .n_layers = 2, .max_seq_len = 64,
-                                .chunk_size = 64, .conv_size = 4, .causal = true,
-                                .norm_eps = 1e-5, .init_std = 0.02};
-    sl_opts opts;
     sl_mixer m = {0};
     sl_params p;
-    sl_params_init(&p);
-    strcpy(p.prefix, "blocks.0.mixer.");
-    CHECK(sl_opts_defaults(&opts, sl_mixer_mamba.options) == SL_OK &&
-              sl_mixer_create(&m, &sl_mixer_mamba, &dims, &opts, 0, &p) == SL_OK &&
-              sl_params_finalize(&p) == SL_OK,
-          "mamba: %s", sl_errmsg());
-    sl_rng r;
-    sl_rng_seed(&r, 1337);
-    sl_params_randomize(&p, &r);
+    drawn_mixer(&sl_mixer_mamba, &m, &p);
     sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
     sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
     sl_param *dsk = sl_params_find(&p, "blocks.0.mixer.D");
-    const int E = 64, N = 16;
+    const int E = 128, N = 16;
     CHECK(alog && dtb && dsk && alog->t.n == E * N && dtb->t.n == E && dsk->t.n == E,
           "mamba: A_log [E, N], dt_bias [E], D [E]");
     for (int i = 0; alog && i < E * N; i++)

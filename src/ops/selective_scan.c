@@ -88,6 +88,13 @@ typedef struct ss_run {
     float *du, *ddt, *ds0, *work;
 } ss_run;
 
+/* A run over the inputs both kernels read; each sets the rest. */
+static ss_run run_in(const sl_selective_scan_desc *d, const float *u, const float *dt,
+                     const float *A, const float *Bm, const float *Cm, const float *D)
+{
+    return (ss_run){.d = d, .u = u, .dt = dt, .A = A, .Bm = Bm, .Cm = Cm, .D = D};
+}
+
 /* The block's channels [e0, e0 + nc) of item `item`; sequence i. */
 typedef struct ss_item {
     int64_t i, b, e0, nc, st, len;
@@ -180,17 +187,11 @@ void sl_selective_scan_fwd(const sl_selective_scan_desc *d, const float *u, cons
                            const float *A, const float *Bm, const float *Cm, const float *D,
                            const float *s0, float *y, float *states, float *s_final, float *scratch)
 {
-    const ss_run r = {.d = d,
-                      .u = u,
-                      .dt = dt,
-                      .A = A,
-                      .Bm = Bm,
-                      .Cm = Cm,
-                      .D = D,
-                      .s0 = s0,
-                      .y = y,
-                      .states = states,
-                      .s_final = s_final};
+    ss_run r = run_in(d, u, dt, A, Bm, Cm, D);
+    r.s0 = s0;
+    r.y = y;
+    r.states = states;
+    r.s_final = s_final;
     sl_chunk_for(ss_team(d), d->rows.n * blocks(d->E), fwd_item, &r, scratch, buf_floats(d, false));
 }
 
@@ -279,19 +280,13 @@ void sl_selective_scan_bwd(const sl_selective_scan_desc *d, const float *u, cons
                            float *dBm, float *dCm, float *dD, float *ds0, float *scratch,
                            float *work)
 {
-    const ss_run r = {.d = d,
-                      .u = u,
-                      .dt = dt,
-                      .A = A,
-                      .Bm = Bm,
-                      .Cm = Cm,
-                      .D = D,
-                      .states = (float *)states,
-                      .dy = dy,
-                      .du = du,
-                      .ddt = ddt,
-                      .ds0 = ds0,
-                      .work = work};
+    ss_run r = run_in(d, u, dt, A, Bm, Cm, D);
+    r.states = (float *)states;
+    r.dy = dy;
+    r.du = du;
+    r.ddt = ddt;
+    r.ds0 = ds0;
+    r.work = work;
     const int64_t NB = blocks(d->E), BT = d->B * d->T, N = d->N, E = d->E, rows = d->rows.n;
     const int64_t tile = N * SL_SS_EB;
     sl_chunk_for(ss_team(d), rows * NB, bwd_item, &r, scratch, buf_floats(d, true));
