@@ -30,17 +30,6 @@ def all_mode(script, fixtures):
     return False
 
 
-def oracle_parser(doc):
-    """An oracle's command line: its docstring as help, and the options every
-    oracle takes (--out FIXTURE, --weights FILE, --seed N); it adds its own."""
-    ap = argparse.ArgumentParser(description=doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
-    return ap
-
-
 def run_mixer(w, rng, shape, forward):
     """One fixture's tensors: x and dy drawn from rng (float32, in that
     order, after the weights), forward(x, p) run in float64 on the weights w
@@ -58,3 +47,24 @@ def run_mixer(w, rng, shape, forward):
     tensors["grad.x"] = x.grad.numpy().astype(np.float32)
     tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
     return tensors, y
+
+
+def parser(doc):
+    """The command line a mixer oracle takes (--out FIXTURE, --weights FILE,
+    --seed N); the oracle adds its own settings."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--weights")
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def start(args, shapes, draw):
+    """torch on one thread, the rng of --seed, and the weights: those named
+    in --weights, else draw(rng). Returns (rng, weights)."""
+    import safetensors_io  # noqa: E402  (beside this file)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    w = safetensors_io.read_named(args.weights, shapes) if args.weights else draw(rng)
+    return rng, w

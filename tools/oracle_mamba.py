@@ -112,17 +112,14 @@ FIXTURES = {"mixer_mamba": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = fixtures.oracle_parser(__doc__)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--conv_size", type=int, default=4)
     ap.add_argument("--expand", type=int, default=2)
     ap.add_argument("--d_state", type=int, default=16)
     ap.add_argument("--dt_rank", type=int, default=0)
     ap.add_argument("--chunk_size", type=int, default=64)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
-    w = (safetensors_io.read_named(args.weights, shapes(args)) if args.weights
-         else draw_weights(rng, args))
+    rng, w = fixtures.start(args, shapes(args), lambda r: draw_weights(r, args))
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, args))
     meta = {"mixer": "mamba", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
             "d_model": str(D), "n_heads": str(H), "conv_size": str(args.conv_size),
