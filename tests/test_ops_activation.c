@@ -1,6 +1,6 @@
-/* activation.c: GELU (tanh form), SiLU and SwiGLU against double-precision
- * formulas (forward and backward, on a threaded size) and by finite
- * differences. */
+/* activation.c: GELU (tanh form), SiLU, SwiGLU and the SiLU gate against
+ * double-precision formulas (forward and backward, on a threaded size) and
+ * by finite differences. */
 #include "check.h"
 #include "gradcheck.h"
 #include "ops/ops.h"
@@ -98,10 +98,32 @@ static void test_swiglu_matches_reference(void)
 static sl_tensor *gelu_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_gelu(ctx, in[0]); }
 static sl_tensor *silu_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_silu(ctx, in[0]); }
 static sl_tensor *swiglu_fn(sl_ctx *ctx, sl_tensor **in, void *arg) { return sl_swiglu(ctx, in[0]); }
+static sl_tensor *silu_gate_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_silu_gate(ctx, in[0], in[1]);
+}
 
 /* h = 1e-2: central differences err by h^2 f'''/6 < 1e-4 for these smooth
  * functions of unit-scale inputs, plus float rounding of L over 2h (~5e-5);
  * atol 1e-3, rtol 1e-2. */
+/* a * silu(z) against the double formula. */
+static void test_silu_gate_matches_reference(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 4);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    sl_tensor *a = SL_NEW(&ctx, 4, 25), *z = SL_NEW(&ctx, 4, 25);
+    for (int64_t i = 0; i < a->n; i++) {
+        a->data[i] = 2.0f * sl_rng_normal(&rng);
+        z->data[i] = 4.0f * sl_rng_normal(&rng);
+    }
+    sl_tensor *y = sl_silu_gate(&ctx, a, z);
+    for (int64_t i = 0; i < y->n; i++)
+        CHECK_CLOSE(y->data[i], a->data[i] * silu_ref(z->data[i]), 1e-6, 1e-5, "silu_gate");
+    sl_ctx_free(&ctx);
+}
+
 static void test_gradients(void)
 {
     sl_rng rng;
@@ -110,6 +132,9 @@ static void test_gradients(void)
     CHECK(gradcheck("gelu", gelu_fn, &x, 1, NULL, 1e-2f, 1e-3, 1e-2, 64), "gelu");
     CHECK(gradcheck("silu", silu_fn, &x, 1, NULL, 1e-2f, 1e-3, 1e-2, 64), "silu");
     CHECK(gradcheck("swiglu", swiglu_fn, &x, 1, NULL, 1e-2f, 1e-3, 1e-2, 64), "swiglu");
+    sl_tensor *az[2] = {x, GC_LEAF(&rng, 1.5f, 3, 10)};
+    CHECK(gradcheck("silu_gate", silu_gate_fn, az, 2, NULL, 1e-2f, 1e-3, 1e-2, 64), "silu_gate");
+    gc_free(az[1]);
     gc_free(x);
 }
 
@@ -120,6 +145,7 @@ int main(void)
     RUN(test_gelu_known_values);
     RUN(test_silu_matches_reference);
     RUN(test_swiglu_matches_reference);
+    RUN(test_silu_gate_matches_reference);
     RUN(test_gradients);
     return TEST_SUMMARY();
 }

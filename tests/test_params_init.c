@@ -2,14 +2,15 @@
  * DT_BIAS land in their ranges with the right spread (deciles), everything
  * is a function of the seed, each ranged element takes one draw from the
  * shared stream, bad ranges are refused, and gated_deltanet and mamba2 start
- * their A_log and dt_bias from the reference codes' ranges; LOG_UNIFORM and
- * FIXED (s4d's log_dt and A) give their values. */
+ * their A_log and dt_bias from the reference codes' ranges; S4D-Real's A_log
+ * is log(1..N) in every row, as mamba's, whose dt_bias is in Mamba's range;
+ * LOG_UNIFORM and FIXED (s4d's log_dt and A) give their values. */
 #include <string.h>
 
 #include "check.h"
 #include "mixers/mixer.h"
 
-extern const sl_mixer_vtable sl_mixer_gated_deltanet, sl_mixer_mamba2;
+extern const sl_mixer_vtable sl_mixer_gated_deltanet, sl_mixer_mamba2, sl_mixer_mamba;
 
 #define N_DRAWS 20000
 
@@ -123,6 +124,28 @@ static void test_deterministic_from_seed(void)
     CHECK(memcmp(first[0], first[1], sizeof first[0]) == 0, "seed 7 twice, same bits");
 }
 
+/* S4D-Real: every row of an [E, N] A_log is log(1..N), and it takes no
+ * draw from the stream (the parameter after it is drawn as without it). */
+static void test_s4d_real(void)
+{
+    float after[2][4];
+    for (int with = 0; with <= 1; with++) {
+        sl_params p;
+        sl_params_init(&p);
+        sl_tensor *a = with ? SL_PARAM(&p, "A_log", SL_INIT_S4D_REAL, 0, false, 3, 5) : NULL;
+        sl_tensor *w = SL_PARAM(&p, "w", SL_INIT_NORMAL, 1.0f, true, 4);
+        CHECK(sl_params_finalize(&p) == SL_OK, "finalize: %s", sl_errmsg());
+        sl_rng r;
+        sl_rng_seed(&r, 11);
+        sl_params_randomize(&p, &r);
+        for (int i = 0; a && i < 15; i++)
+            CHECK(a->data[i] == logf((float)(i % 5 + 1)), "A_log[%d] = %g", i, a->data[i]);
+        memcpy(after[with], w->data, sizeof after[with]);
+        sl_params_free(&p);
+    }
+    CHECK(memcmp(after[0], after[1], sizeof after[0]) == 0, "no draw taken");
+}
+
 static void test_bad_ranges_refused(void)
 {
     static const struct {
@@ -166,25 +189,31 @@ static void test_ones_span(void)
     sl_params_free(&p);
 }
 
-/* The mixers' A_log and dt_bias, through their vtables and a model-sized
- * draw: every head in range. */
-static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
+/* Layer 0 of vt with its default options, d_model 64 and 16 heads, its
+ * parameters drawn from seed 1337. */
+static void drawn_mixer(const sl_mixer_vtable *vt, sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims dims = {.d_model = 64, .n_heads = 16, .n_layers = 4, .max_seq_len = 256,
                                 .chunk_size = 64, .conv_size = 4, .causal = true,
                                 .norm_eps = 1e-5, .init_std = 0.02};
     sl_opts opts;
-    sl_mixer m = {0};
-    sl_params p;
-    sl_params_init(&p);
-    strcpy(p.prefix, "blocks.0.mixer.");
+    sl_params_init(p);
+    strcpy(p->prefix, "blocks.0.mixer.");
     CHECK(sl_opts_defaults(&opts, vt->options) == SL_OK &&
-              sl_mixer_create(&m, vt, &dims, &opts, 0, &p) == SL_OK &&
-              sl_params_finalize(&p) == SL_OK,
+              sl_mixer_create(m, vt, &dims, &opts, 0, p) == SL_OK && sl_params_finalize(p) == SL_OK,
           "%s: %s", vt->name, sl_errmsg());
     sl_rng r;
     sl_rng_seed(&r, 1337);
-    sl_params_randomize(&p, &r);
+    sl_params_randomize(p, &r);
+}
+
+/* The mixers' A_log and dt_bias, through their vtables and a model-sized
+ * draw: every head in range. */
+static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
+{
+    sl_mixer m = {0};
+    sl_params p;
+    drawn_mixer(vt, &m, &p);
     sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
     sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
     CHECK(alog && dtb && alog->t.n == 16 && dtb->t.n == 16, "%s: A_log, dt_bias [H]", vt->name);
@@ -205,8 +234,34 @@ static void check_mixer(const sl_mixer_vtable *vt, double a_lo, double a_hi)
     sl_params_free(&p);
 }
 
+/* mamba: A_log [E, N] is log(1..N) in every row, softplus(dt_bias) [E] in
+ * [1e-3, 0.1), D [E] ones. */
+static void check_mamba(void)
+{
+    sl_mixer m = {0};
+    sl_params p;
+    drawn_mixer(&sl_mixer_mamba, &m, &p);
+    sl_param *alog = sl_params_find(&p, "blocks.0.mixer.A_log");
+    sl_param *dtb = sl_params_find(&p, "blocks.0.mixer.dt_bias");
+    sl_param *dsk = sl_params_find(&p, "blocks.0.mixer.D");
+    const int E = 128, N = 16;
+    CHECK(alog && dtb && dsk && alog->t.n == E * N && dtb->t.n == E && dsk->t.n == E,
+          "mamba: A_log [E, N], dt_bias [E], D [E]");
+    for (int i = 0; alog && i < E * N; i++)
+        CHECK(alog->t.data[i] == logf((float)(i % N + 1)), "mamba: A_log[%d] = %g", i,
+              alog->t.data[i]);
+    for (int e = 0; dtb && dsk && e < E; e++) {
+        const double dt = softplus(dtb->t.data[e]);
+        CHECK(dt >= 1e-3 * (1 - 1e-5) && dt <= 0.1 * (1 + 1e-5) && dsk->t.data[e] == 1.0f,
+              "mamba: dt[%d] = %g, D %g", e, dt, dsk->t.data[e]);
+    }
+    free(m.impl);
+    sl_params_free(&p);
+}
+
 static void test_mixers_use_the_ssm_init(void)
 {
+    check_mamba();
     /* Mamba-2: A uniform in [1, 16]; Gated DeltaNet's reference: (0, 16]. */
     check_mixer(&sl_mixer_mamba2, 1.0 * (1 - 1e-6), 16.0);
     check_mixer(&sl_mixer_gated_deltanet, 0.0, 16.0);
@@ -248,6 +303,7 @@ int main(void)
     RUN(test_a_log_uniform);
     RUN(test_deterministic_from_seed);
     RUN(test_log_uniform_and_fixed);
+    RUN(test_s4d_real);
     RUN(test_bad_ranges_refused);
     RUN(test_ones_span);
     RUN(test_mixers_use_the_ssm_init);

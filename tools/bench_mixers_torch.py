@@ -32,6 +32,14 @@ warmup run. The last line printed is one JSON object.
                     masked matmul); the upper half NormAttention, elu+1 on q, k ->
                     S_t = lambda_h S_{t-1} + k_t v_t^T (lambda_h = 1, or with --decay
                     TransNormerLLM's ALiBi-slope rates) -> RMSNorm over D -> out
+  mamba             [x | z] = u W_in (E = 2D) -> short causal depthwise conv (K=4,
+                    with bias) on x -> silu; [dt_low | B | C] = x W_x (rank
+                    ceil(D/16), N = 16); dt = softplus(dt_low W_dt + dt_bias),
+                    A = -exp(A_log) [E, N]; the selective scan as mamba's
+                    selective_scan_ref: exp(dt A) and dt B x materialised for
+                    every token ([B, T, E, N]), then a Python loop over tokens
+                    s = dA_t s + dBx_t, y_t = s C_t (the token slices taken by
+                    one unbind); + D x -> times silu(z) -> out
   mlstm             qkv, k / sqrt(dk); input gate it and log forget gate
                     lf = logsigmoid(x W_f + b + linspace(3, 6)) per head ->
                     xLSTM's stabilised matrix memory -> RMSNorm per head ->
@@ -128,7 +136,8 @@ import sys
 import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
-          "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3", "lstm", "aaren")
+          "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3", "lstm", "aaren",
+          "mamba")
 S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
 H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
@@ -144,6 +153,7 @@ M_FRESH = -1e30     # mlstm: m of a fresh state (stands for -inf, stays finite);
 ROPE_THETA = 10000.0
 INIT_STD = 0.02     # config default init_std
 DT_RANGE = (1e-3, 0.1)   # dt_bias: softplus(dt_bias) log-uniform in this range
+MAMBA_EXPAND, MAMBA_N = 2, 16  # mamba: E = 2D, N = 16 (dt rank ceil(D/16))
 A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0),
            "hydra": (1.0, 1.0)}  # A = exp(A_log) uniform
 PONET_SEGMENT, PONET_WINDOW = 32, 3  # ponet's option defaults
@@ -212,7 +222,7 @@ def param_shapes(mixer, D, H, K):
     (normal(1))."""
     dk = D // H
     if mixer == "lstm":
-        return {"weight_ih": ((4 * D, D), "unit"), "weight_hh": ((4 * D, D), "unit"),
+        return {"weight_ih": ((4 * D, D), "lstm"), "weight_hh": ((4 * D, D), "lstm"),
                 "bias": ((4 * D,), "fbias")}
     if mixer == "aaren":
         return {"query": ((H, dk), "query"), "k.weight": ((D, D), "normal"),
@@ -258,6 +268,15 @@ def param_shapes(mixer, D, H, K):
                   "fc_D.weight": ((H, D), "conv"), "norm.weight": ((D,), "ones"),
                   "out.weight": ((D, D), "out")})
         return s
+    if mixer == "mamba":
+        E, N, R = MAMBA_EXPAND * D, MAMBA_N, -(-D // 16)
+        s = {"in.weight": ((2 * E, D), "normal")}
+        if K > 0:
+            s.update({"conv.weight": ((E, K), "conv"), "conv.bias": ((E,), "convbias")})
+        s.update({"x.weight": ((R + 2 * N, E), "fanin"), "dt.weight": ((E, R), "fanin"),
+                  "dt_bias": ((E,), "dtbias"), "A_log": ((E, N), "s4d"), "D": ((E,), "ones"),
+                  "out.weight": ((D, E), "out")})
+        return s
     if mixer == "mamba2":
         s = {"in.weight": ((4 * D + H, D), "normal")}
         if K > 0:
@@ -278,7 +297,9 @@ def param_shapes(mixer, D, H, K):
 
 
 def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
-    """The C init (normal std, out std / sqrt(2L), norms 1, biases 0, conv U(+-1/sqrt K),
+    """The C init (normal std, out std / sqrt(2L), norms 1, biases 0, conv U(+-1/sqrt K)
+    (mamba's conv bias too), mamba's x and dt weights U(+-1/sqrt fan_in), its A_log
+    log(1..N) in every row,
     A_log = log A with A uniform in A_RANGE, dt_bias = softplus^-1(dt) with dt
     log-uniform in DT_RANGE); a larger std for --check so that every path moves the
     output."""
@@ -290,7 +311,7 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = torch.randn(shape, generator=gen) * (std / math.sqrt(2.0 * N_LAYERS))
         elif init == "ones":
             t = torch.ones(shape)
-        elif init == "unit":
+        elif init == "lstm":  # U(+-1/sqrt(D)), nn.LSTM's init
             t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
         elif init == "fbias":
             t = torch.zeros(shape)
@@ -312,6 +333,12 @@ def make_params(mixer, D, H, K, gen, dtype, std=INIT_STD):
             t = math.pi * torch.arange(shape[1], dtype=torch.float32).expand(shape).clone()
         elif init == "conv":
             t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
+        elif init == "convbias":
+            t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(K)
+        elif init == "fanin":
+            t = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(shape[1])
+        elif init == "s4d":
+            t = torch.log(torch.arange(1, shape[1] + 1, dtype=torch.float64)).expand(shape)
         elif init == "dtbias":
             lo, hi = DT_RANGE
             u = torch.rand(shape, generator=gen, dtype=torch.float64)
@@ -616,6 +643,32 @@ def mlstm_naive(q, k, v, it, lf):
 
 # ------------------------------------------------------------------ mixers
 
+def selective_scan_ref(u, dt, A, Bm, Cm):
+    """Mamba's selective_scan_ref: exp(dt A) and dt B u for every token, then a loop
+    over tokens. u, dt: [B, T, E], A: [E, N], Bm, Cm: [B, T, N] -> y: [B, T, E]."""
+    dA = torch.exp(dt.unsqueeze(-1) * A)                                # [B, T, E, N]
+    dBu = (dt * u).unsqueeze(-1) * Bm.unsqueeze(2)                      # [B, T, E, N]
+    s = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+    ys = []
+    # unbind, not dA[:, t]: indexing's backward writes a zero tensor of the
+    # whole [B, T, E, N] per token (quadratic in T); unbind's stacks once.
+    for a, bu, c in zip(dA.unbind(1), dBu.unbind(1), Cm.unsqueeze(-1).unbind(1)):
+        s = a * s + bu
+        ys.append(torch.bmm(s, c).squeeze(-1))
+    return torch.stack(ys, 1)
+
+
+def selective_scan_naive(u, dt, A, Bm, Cm):
+    """The recurrence one token at a time, nothing precomputed."""
+    s = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+    ys = []
+    for t in range(u.shape[1]):
+        s = torch.exp(dt[:, t, :, None] * A) * s + \
+            (dt[:, t] * u[:, t])[:, :, None] * Bm[:, t, None, :]
+        ys.append((s * Cm[:, t, None, :]).sum(-1))
+    return torch.stack(ys, 1)
+
+
 def attention_naive(q, k, v):
     """Per query t: softmax over keys 0..t. q, k, v: [B, H, T, dh] (already scaled q)."""
     out = []
@@ -809,6 +862,19 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         return ponet_forward(x, p, H)
     if mixer == "hydra":
         return hydra_forward(x, p, H, C, naive)
+    if mixer == "mamba":
+        E, N = p["A_log"].shape
+        R = p["dt.weight"].shape[1]
+        xs, z = (x @ p["in.weight"].t()).split(E, -1)
+        if "conv.weight" in p:
+            xs = short_conv(xs, p["conv.weight"], p["conv.bias"])
+        xs = F.silu(xs)
+        dt_low, Bm, Cm = (xs @ p["x.weight"].t()).split([R, N, N], -1)
+        dt = F.softplus(dt_low @ p["dt.weight"].t() + p["dt_bias"])      # [B, T, E]
+        A = -torch.exp(p["A_log"])
+        scan = selective_scan_naive if naive else selective_scan_ref
+        o = scan(xs, dt, A, Bm, Cm) + p["D"] * xs
+        return (o * F.silu(z)) @ p["out.weight"].t()
     if mixer == "mamba2":
         z, xbc, dt_in = (x @ p["in.weight"].t()).split([D, 3 * D, H], -1)
         if "conv.weight" in p:
@@ -993,7 +1059,8 @@ def check(args):
                         torch.randn(s["D"], generator=gen, dtype=torch.float64) * 3)
             if "dt_bias" in p64:  # dt ~ 1 instead of the init's <= 0.1: strong decays
                 with torch.no_grad():
-                    p64["dt_bias"].copy_(torch.randn(s["H"], generator=gen, dtype=torch.float64))
+                    p64["dt_bias"].copy_(torch.randn(p64["dt_bias"].shape, generator=gen,
+                                                     dtype=torch.float64))
             x64 = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
             dy = torch.randn(s["B"], s["T"], s["D"], generator=gen, dtype=torch.float64)
             res = {}

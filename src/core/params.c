@@ -166,6 +166,9 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
                 break;
             case SL_INIT_FIXED: d[j] = q->fixed[j]; break;
             case SL_INIT_ONES_SPAN: d[j] = j >= (int64_t)q->lo && j < (int64_t)q->hi; break;
+            case SL_INIT_S4D_REAL:
+                d[j] = logf((float)(j % q->t.shape[q->t.ndim - 1] + 1));
+                break;
             }
         }
     }

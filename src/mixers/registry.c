@@ -22,7 +22,8 @@
     X(s4d)                \
     X(h3)                \
     X(lstm)               \
-    X(aaren)
+    X(aaren)              \
+    X(mamba)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,

@@ -64,6 +64,37 @@ sl_tensor *sl_silu(sl_ctx *ctx, sl_tensor *x)
     return y;
 }
 
+/* -------------------------------------------------------------- silu gate */
+
+/* dy -> da += dy silu(z), dz += dy a silu'(z). */
+static void silu_gate_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *ta = nd->in[0], *tz = nd->in[1];
+    const float *a = ta->data, *z = tz->data, *dy = nd->out->grad;
+    float *da = ta->requires_grad ? sl_grad(ctx, ta) : NULL;
+    float *dz = tz->requires_grad ? sl_grad(ctx, tz) : NULL;
+    int64_t n = nd->out->n;
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        const float s = sl_sigmoidf(z[i]);
+        if (da) da[i] += dy[i] * z[i] * s;
+        if (dz) dz[i] += dy[i] * a[i] * silu_grad(z[i], s);
+    }
+}
+
+sl_tensor *sl_silu_gate(sl_ctx *ctx, sl_tensor *a, sl_tensor *z)
+{
+    sl_require(sl_same_shape(a, z), "sl_silu_gate", "a and z of one shape");
+    sl_tensor *y = sl_tensor_like(ctx, a);
+    const float *pa = a->data, *pz = z->data;
+    float *py = y->data;
+    int64_t n = a->n;
+#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) py[i] = pa[i] * sl_siluf(pz[i]);
+    SL_RECORD(ctx, silu_gate_backward, y, a, z);
+    return y;
+}
+
 /* ----------------------------------------------------------------- swiglu */
 
 /* dy: [R, F] -> for x = (a | g): da += dy g silu'(a), dg += dy silu(a). */

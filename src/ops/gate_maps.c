@@ -1,4 +1,4 @@
-/* elu + 1, relu and log-sigmoid, each a threaded pointwise kernel pair and
+/* elu + 1, relu, log-sigmoid, softplus and -exp, each a threaded pointwise kernel pair and
  * the op that records it; the backwards recompute the derivative from the
  * saved input.
  *
@@ -12,6 +12,8 @@ static inline float elu1_d(float x) { return x > 0.0f ? 1.0f : sl_expf(x); }
 static inline float relu_d(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 /* d/dx log sigmoid(x) = sigmoid(-x). */
 static inline float logsigmoid_d(float x) { return sl_sigmoidf(-x); }
+/* d/dx softplus(x) = sigmoid(x). */
+static inline float softplus_d(float x) { return sl_sigmoidf(x); }
 
 /* sl_NAME_fwd: y = F(x) and sl_NAME_bwd: dx += dy DF(x) on n floats, and
  * the op sl_NAME that records them. */
@@ -41,3 +43,5 @@ static inline float logsigmoid_d(float x) { return sl_sigmoidf(-x); }
 MAP_OP(elu1, sl_elu1f, elu1_d)
 MAP_OP(relu, sl_reluf, relu_d)
 MAP_OP(logsigmoid, sl_logsigmoidf, logsigmoid_d)
+MAP_OP(softplus, sl_softplus_mapf, softplus_d)
+MAP_OP(neg_exp, sl_neg_expf, sl_neg_expf)

@@ -45,6 +45,9 @@ sl_tensor *sl_gelu(sl_ctx *ctx, sl_tensor *x);
 sl_tensor *sl_silu(sl_ctx *ctx, sl_tensor *x);
 /* x: [..., 2F] -> silu(x[..., :F]) * x[..., F:]: [..., F]. */
 sl_tensor *sl_swiglu(sl_ctx *ctx, sl_tensor *x);
+/* a, z: [...] (same shape) -> a * silu(z), the output gate of Mamba-style
+ * blocks; keeps no silu(z) for the backward (recomputed from z). */
+sl_tensor *sl_silu_gate(sl_ctx *ctx, sl_tensor *a, sl_tensor *z);
 
 /* ---- softmax.c ----------------------------------------------------------- */
 /* Softmax over the last dim. */
