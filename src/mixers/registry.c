@@ -16,7 +16,8 @@
     X(mamba2)             \
     X(transnormer)        \
     X(mlstm)              \
-    X(hgrn)
+    X(hgrn)               \
+    X(hyena)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
