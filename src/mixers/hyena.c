@@ -31,9 +31,9 @@
  * and sums the history directly; a forward continuing a state (pos > 0)
  * adds the history's contribution as a constant (inference: no gradient
  * reaches the earlier tokens, as attention's cache). */
+#include "mixers/longconv.h"
 #include "mixers/mixer.h"
 #include "ops/columns.h"
-#include "ops/fftconv.h"
 #include "ops/mul_heads.h"
 #include "ops/ops.h"
 #include "ops/shortconv.h"
@@ -95,26 +95,6 @@ static sl_status hyena_init(sl_mixer *m, sl_params *p)
     return SL_OK;
 }
 
-/* Lag l's time t_l on the filter's [0, 1] scale (M positions). */
-static double lag_time(const hyena *a, int64_t l)
-{
-    return a->M > 1 ? (double)l / (double)(a->M - 1) : 0;
-}
-
-/* z: [E], the positional features of lag l. */
-static void features(const hyena *a, int64_t l, float *z)
-{
-    const int64_t nb = (a->E - 1) / 2;
-    const double w = 2.0 * M_PI * (double)l / (double)a->M;
-    z[0] = (float)lag_time(a, l);
-    for (int64_t b = 0; b < nb; b++) {
-        const double f = nb > 1 ? 1e-4 + (double)(nb - 1 - 1e-4) * (double)b / (double)(nb - 1)
-                                : 1e-4;
-        z[1 + b] = (float)cos(f * w);
-        z[1 + nb + b] = (float)-sin(f * w);
-    }
-}
-
 /* The window's rate |delta_c|: from ln(100)/1.5 (slow) to ln(100)/0.3
  * (fast) over the channels, the reference code's fast_decay_pct 0.3,
  * slow_decay_pct 1.5, target 1e-2. */
@@ -126,23 +106,21 @@ static double decay_rate(const hyena *a, int64_t c)
 
 static float window(const hyena *a, int64_t l, int64_t c)
 {
-    return (float)exp(-lag_time(a, l) * decay_rate(a, c));
+    return (float)exp(-sl_lag_time(l, a->M) * decay_rate(a, c));
 }
 
 /* The taps of lags 0 .. L-1: [C, L], through the tape. */
 static sl_tensor *filter_taps(hyena *a, sl_ctx *ctx, int64_t L)
 {
-    sl_tensor *z = SL_NEW(ctx, L, a->E), *win = SL_NEW(ctx, a->C, L);
-    for (int64_t l = 0; l < L; l++) features(a, l, z->data + l * a->E);
+    sl_tensor *z = sl_lag_feature_table(ctx, L, a->M, a->E), *win = SL_NEW(ctx, a->C, L);
     /* exp(-t_l |delta_c|) as powers of one ratio per channel, in double
      * (relative error ~ l 1e-16), not an exp per tap. */
 #pragma omp parallel for schedule(static) if (a->C * L >= 32768)
     for (int64_t c = 0; c < a->C; c++) {
-        const double r = exp(-lag_time(a, 1) * decay_rate(a, c));
+        const double r = exp(-sl_lag_time(1, a->M) * decay_rate(a, c));
         double w = 1.0;
         for (int64_t l = 0; l < L; l++, w *= r) win->data[c * L + l] = (float)w;
     }
-    z->requires_grad = win->requires_grad = false;
     sl_tensor *h = z;
     for (int j = 0; j <= HYENA_INNER; j++)
         h = sl_sine(ctx, sl_linear(ctx, h, a->fw[j], a->fb[j]), a->freq);
@@ -159,42 +137,11 @@ static sl_tensor *rows_of(hyena *a, sl_ctx *ctx, sl_tensor *k, int64_t o)
     return SL_VIEW(ctx, sl_columns(ctx, flat, o * a->D * L, a->D * L), a->D, L);
 }
 
-/* Filter o over u: [B, T, D] with taps k: [D, Lk] (Lk = pos + T). With a
- * state, each sequence's u joins its history and the taps are stored; at
- * pos > 0 the history's contribution is added as a constant. */
-static sl_tensor *long_conv(hyena *a, sl_ctx *ctx, sl_tensor *u, sl_tensor *k, int64_t o,
-                            float *state, int64_t pos, const sl_seqs *seqs)
+/* Filter o's place in the state. */
+static sl_longconv_cache cache_of(const hyena *a, int64_t o)
 {
-    const int64_t B = u->shape[0], T = u->shape[1], D = a->D, Lk = k->shape[1];
-    sl_tensor *kt = Lk == T ? k : sl_columns(ctx, k, 0, T);
-    sl_tensor *y = sl_fftconv(ctx, u, kt, true, seqs);
-    if (!state) return y;
-    const int64_t n = sl_seq_count(seqs, B), sf = taps_off(a, a->N - 1);
-    sl_tensor *hist = pos > 0 ? SL_NEW(ctx, B, T, D) : NULL;
-    for (int64_t i = 0; i < n; i++) {
-        float *st = state + i * sf, *hs = st + hist_off(a, o), *tp = st + taps_off(a, o);
-        const int64_t t0 = sl_seq_start(seqs, i, T), len = sl_seq_len(seqs, i, T), L = pos + len;
-        sl_require(L <= a->M, "hyena", "a carried state within max_seq_len");
-        for (int64_t l = 0; l < L; l++)
-            for (int64_t c = 0; c < D; c++) tp[l * D + c] = k->data[c * Lk + l];
-        if (hist && len > 0) {
-            /* [history ; zeros] convolved with lags 0 .. L-1: rows pos.. are
-             * what the earlier tokens add to the new ones. */
-            float *uc = sl_arena_floats(ctx, L * D), *kc = sl_arena_floats(ctx, D * L),
-                  *yc = sl_arena_floats(ctx, L * D);
-            memcpy(uc, hs, (size_t)(pos * D) * sizeof(float));
-            memset(uc + pos * D, 0, (size_t)(len * D) * sizeof(float));
-            for (int64_t c = 0; c < D; c++)
-                memcpy(kc + c * L, k->data + c * Lk, (size_t)L * sizeof(float));
-            const sl_fftconv_desc d = {.B = 1, .T = L, .C = D, .causal = true};
-            sl_fftconv_fwd(&d, uc, kc, yc);
-            memcpy(hist->data + t0 * D, yc + pos * D, (size_t)(len * D) * sizeof(float));
-        }
-        memcpy(hs + pos * D, u->data + t0 * D, (size_t)(len * D) * sizeof(float));
-    }
-    if (!hist) return y;
-    hist->requires_grad = false;
-    return sl_add(ctx, y, hist);
+    return (sl_longconv_cache){.sf = taps_off(a, a->N - 1), .hist = hist_off(a, o),
+                               .taps = taps_off(a, o), .M = a->M, .C = a->D};
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [rows, state_floats] or NULL. */
@@ -214,7 +161,8 @@ static sl_tensor *hyena_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     for (int64_t o = 0; o + 1 < a->N; o++) {
         sl_tensor *u = sl_mul(ctx, v, sl_columns(ctx, pc, (a->N - 1 - o) * D, D));
         sl_tensor *so = a->N == 2 ? a->skip : sl_columns(ctx, a->skip, o * D, D);
-        v = sl_add(ctx, long_conv(a, ctx, u, rows_of(a, ctx, k, o), o, state, pos, seqs),
+        const sl_longconv_cache lc = cache_of(a, o);
+        v = sl_add(ctx, sl_longconv(ctx, u, rows_of(a, ctx, k, o), &lc, state, pos, seqs),
                    sl_mul_heads(ctx, u, so));
     }
     return sl_linear(ctx, sl_mul(ctx, v, sl_columns(ctx, pc, 0, D)), a->wout, a->bout);
@@ -224,7 +172,7 @@ static sl_tensor *hyena_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
 static void taps_at(const hyena *a, int64_t l, float *tap, float *scratch)
 {
     float z[64];
-    features(a, l, z);
+    sl_lag_features(l, a->M, a->E, z);
     const float *in = z;
     for (int j = 0; j <= HYENA_INNER; j++) {
         /* Layers alternate between the two halves of scratch. */
@@ -270,14 +218,9 @@ static void hyena_step(sl_mixer *m, float *state, const float *x_t, float *y_t, 
         float *hs = state + hist_off(a, o), *tp = state + taps_off(a, o);
         const float *xi = pc + (a->N - 1 - o) * D, *so = a->skip->data + o * D;
         for (int64_t c = 0; c < D; c++) u[c] = v[c] * xi[c];
-        memcpy(hs + pos * D, u, (size_t)D * sizeof(float));
         memcpy(tp + pos * D, tap + o * D, (size_t)D * sizeof(float));
         for (int64_t c = 0; c < D; c++) v[c] = so[c] * u[c];
-        for (int64_t s = 0; s <= pos; s++) {
-            const float *kr = tp + (pos - s) * D, *ur = hs + s * D;
-#pragma omp simd
-            for (int64_t c = 0; c < D; c++) v[c] += kr[c] * ur[c];
-        }
+        sl_longconv_step(hs, tp, u, pos, D, v);
     }
     for (int64_t c = 0; c < D; c++) v[c] *= pc[c];
     sl_gemm(false, true, 1, D, D, v, a->wout->data, 0.0f, y_t);

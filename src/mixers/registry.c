@@ -17,7 +17,8 @@
     X(transnormer)        \
     X(mlstm)              \
     X(hgrn)               \
-    X(hyena)
+    X(hyena)              \
+    X(baseconv)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
