@@ -18,7 +18,8 @@
     X(mlstm)              \
     X(hgrn)               \
     X(hyena)              \
-    X(baseconv)
+    X(baseconv)           \
+    X(lmu)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
