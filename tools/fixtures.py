@@ -5,6 +5,7 @@ Each oracle lists the committed fixtures it makes as FIXTURES, file name ->
 its own command-line arguments; `make parity` runs every oracle with
 `--all DIR`, so adding a mixer's fixture touches only its oracle.
 """
+import argparse
 import os
 import subprocess
 import sys
@@ -46,3 +47,20 @@ def run_mixer(w, rng, shape, forward):
     tensors["grad.x"] = x.grad.numpy().astype(np.float32)
     tensors.update({"grad." + n: t.grad.numpy().astype(np.float32) for n, t in p.items()})
     return tensors, y
+
+
+def parser(doc):
+    """An oracle's command line: --out FIXTURE and --seed N; it adds its own settings."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def start(ap):
+    """Parses the command line; one torch thread (the same sums every run) and the
+    fixture's generator, seeded. Returns (args, rng)."""
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    return args, np.random.default_rng(args.seed)

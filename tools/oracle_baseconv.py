@@ -19,7 +19,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--seed N] [--kernel implicit|long|short]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -87,14 +86,9 @@ FIXTURES = {"mixer_baseconv": [], "mixer_baseconv_long": ["--kernel", "long"],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--kernel", default="implicit", choices=("implicit", "long", "short"))
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
+    args, rng = fixtures.start(ap)
     w = draw_weights(rng, args.kernel)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D),
                                     lambda x, p: mixer_forward(x, p, args.kernel))

@@ -19,7 +19,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--seed N] [--order N] [--filter_width W] [--filter_emb E]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -109,16 +108,11 @@ FIXTURES = {"mixer_hyena": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--order", type=int, default=2)
     ap.add_argument("--filter_width", type=int, default=64)
     ap.add_argument("--filter_emb", type=int, default=5)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
+    args, rng = fixtures.start(ap)
     N, W, E = args.order, args.filter_width, args.filter_emb
     w = draw_weights(rng, N, W, E)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, N, E))

@@ -19,7 +19,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--seed N] [--order Q] [--theta TH] [--memory_d U]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import os
 import sys
 
@@ -81,16 +80,11 @@ FIXTURES = {"mixer_lmu": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--order", type=int, default=64)
     ap.add_argument("--theta", type=float, default=128.0)
     ap.add_argument("--memory_d", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
+    args, rng = fixtures.start(ap)
     q, th, U = args.order, args.theta, args.memory_d
     w = draw_weights(rng, q, U)
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), lambda x, p: mixer_forward(x, p, q, th, U))

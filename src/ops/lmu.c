@@ -174,7 +174,12 @@ void sl_lmu_memory_fwd(const sl_lmu_desc *d, const float *u, const float *s0, fl
     free(ub);
     free(k);
     /* The state's term A_bar^(t+1) m_0, one (sequence, input) pair per
-     * work item. */
+     * work item; g = A_bar c as a sum of A_bar's columns (At = A_bar^T,
+     * so each column is contiguous and the update vectorises). */
+    float *At = malloc((size_t)(q * q) * sizeof(float));
+    sl_require(At != NULL, "sl_lmu_memory", "memory for A_bar^T");
+    for (int64_t a = 0; s0 && a < q; a++)
+        for (int64_t b = 0; b < q; b++) At[b * q + a] = d->A[a * q + b];
 #pragma omp parallel for schedule(static) if (s0 && N * T * C * q >= SL_PAR_MIN)
     for (int64_t w = 0; w < N * d->U; w++) {
         const int64_t i = w / d->U, j = w % d->U;
@@ -182,10 +187,11 @@ void sl_lmu_memory_fwd(const sl_lmu_desc *d, const float *u, const float *s0, fl
         float c[q], g[q];
         if (s0) memcpy(c, s0 + i * C + j * q, (size_t)q * sizeof(float));
         for (int64_t t = 0; s0 && t < len; t++) {
-            for (int64_t a = 0; a < q; a++) {
-                float acc = 0;
-                for (int64_t b = 0; b < q; b++) acc += d->A[a * q + b] * c[b];
-                g[a] = acc;
+            memset(g, 0, sizeof g);
+            for (int64_t b = 0; b < q; b++) {
+                const float cb = c[b], *col = At + b * q;
+#pragma omp simd
+                for (int64_t a = 0; a < q; a++) g[a] += col[a] * cb;
             }
             memcpy(c, g, (size_t)q * sizeof(float));
             float *mt = m + (st + t) * C + j * q;
@@ -197,6 +203,7 @@ void sl_lmu_memory_fwd(const sl_lmu_desc *d, const float *u, const float *s0, fl
         else if (s0) memcpy(sf, s0 + i * C + j * q, (size_t)q * sizeof(float));
         else memset(sf, 0, (size_t)q * sizeof(float));
     }
+    free(At);
 }
 
 void sl_lmu_memory_bwd(const sl_lmu_desc *d, const float *dm, float *du, float *ds0)
@@ -242,10 +249,12 @@ void sl_lmu_memory_bwd(const sl_lmu_desc *d, const float *dm, float *du, float *
         for (int64_t t = len - 1; t >= 0; t--) {
             const float *gt = g + (st + t) * C + j * q;
             for (int64_t a = 0; a < q; a++) s[a] = r[a] + gt[a];
-            for (int64_t b = 0; b < q; b++) {
-                float acc = 0;
-                for (int64_t a = 0; a < q; a++) acc += d->A[a * q + b] * s[a];
-                r[b] = acc;
+            /* r = A_bar^T s as a sum of A_bar's rows (contiguous). */
+            memset(r, 0, sizeof r);
+            for (int64_t a = 0; a < q; a++) {
+                const float sa = s[a], *row = d->A + a * q;
+#pragma omp simd
+                for (int64_t b = 0; b < q; b++) r[b] += row[b] * sa;
             }
         }
         for (int64_t a = 0; a < q; a++) ds0[i * C + j * q + a] += r[a];
