@@ -44,7 +44,11 @@ static const plan_pair *plan_get(int64_t n)
     while (p && p->n != n) p = p->next;
     if (!p) {
         p = malloc(sizeof *p);
-        float *buf = aligned_alloc(64, (size_t)(n + spec_floats(n)) * sizeof(float));
+        /* aligned_alloc wants a multiple of the alignment: room for n rounded
+         * up to 16 floats (spec_floats already is one); the spectrum still
+         * starts at buf + n, where the plans expect it. */
+        const int64_t nf = (n + 15) / 16 * 16 + spec_floats(n);
+        float *buf = aligned_alloc(64, (size_t)nf * sizeof(float));
         sl_require(p && buf, "sl_fftconv", "memory for an FFT plan");
         fftwf_complex *spec = (fftwf_complex *)(buf + n);
         /* ESTIMATE: no timing runs, so the same plan (and bits) every run. */
