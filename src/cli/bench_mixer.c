@@ -81,11 +81,17 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     }
     pt->ms = cli_median(best, n);
     pt->peak_mb = (double)sl_ctx_peak(&ctx) / (1 << 20);
+    /* The activations go before the decoding state comes (a long
+     * convolution's history at T = 1M is gigabytes of its own). */
+    sl_ctx_free(&ctx);
     /* step(): 64 tokens from position 0 and 64 ending at T - 1. The state's
      * contents do not change the work, so the second run starts there. */
     float *state = calloc((size_t)m.vt->state_floats(&m, T), sizeof(float));
     float *scratch = calloc((size_t)m.vt->scratch_floats(&m, T), sizeof(float));
     float *yt = malloc((size_t)D * sizeof(float));
+    if (!state || !scratch || !yt)
+        sl_out_of_memory("seqlab bench: the decoding state",
+                         (size_t)m.vt->state_floats(&m, T) * sizeof(float));
     int64_t k = T < 64 ? T : 64;
     for (int pass = 0; pass < 2; pass++) {
         int64_t start = pass == 0 ? 0 : T - k;
@@ -100,7 +106,6 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     free(yt);
     free(x0);
     free(dy);
-    sl_ctx_free(&ctx);
     sl_mixer_destroy(&m);
     sl_params_free(&p);
     return SL_OK;
