@@ -69,6 +69,16 @@ warmup run. The last line printed is one JSON object.
                     the C mixer does); the prefix softmax o_t = sum_{i<=t}
                     softmax(s_{1..t})_i v_i by the blocked scan below -> out
 
+  hyena             [x_0 | x_1 | v] = short conv (K=3, bias) of x W_in; v = h * (v x_1) +
+                    skip (v x_1), FFT convolution (torch.fft.rfft/irfft, size 2T) with the
+                    implicit filter (sine MLP on positional features, exponential window)
+                    computed per call; y = (v x_0) W_out
+  baseconv          y = (h * x)(x W^T + b) + x, h from the implicit filter (relu MLP on
+                    positional features), FFT convolution
+  lmu               u = x W_u + b_u; m = H * u by FFT (H[l] = A_bar^l B_bar, the impulse
+                    response of the zero-order-hold Legendre system, a buffer made once by
+                    doubling in float64, as LMUFormer keeps it); relu(m W_m + x W_x + b) W_out
+
 The recurrent mixers use the chunkwise-parallel form the C library uses
 (chunks of --chunk tokens): every intra-chunk quantity is computed for all
 chunks at once as masked batched matmuls, and only the inter-chunk state
@@ -137,7 +147,7 @@ import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
           "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3", "lstm", "aaren",
-          "mamba")
+          "mamba", "hyena", "baseconv", "lmu")
 S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
 H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
@@ -159,6 +169,9 @@ A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0),
 PONET_SEGMENT, PONET_WINDOW = 32, 3  # ponet's option defaults
 HYDRA_CONV = 7      # hydra's conv_kernel default
 N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
+HYENA = {"order": 2, "width": 64, "emb": 5}  # hyena's defaults: gates, filter MLP width, features
+BASECONV_EMB, BASECONV_HIDDEN = 3, 16         # baseconv's implicit filter (the default kind)
+LMU = {"order": 64, "theta": 128.0, "memory_d": 1}  # lmu's defaults
 CHECK_SHAPE = {"B": 2, "T": 37, "D": 32, "H": 2, "K": 4}
 CHECK_CHUNKS = (8, 5, 64)  # ragged last chunk; 64 > T: one padded chunk
 # transnormer: which layer of how many (the kind), DiagAttention's block, the
@@ -284,6 +297,26 @@ def param_shapes(mixer, D, H, K):
         s.update({"A_log": ((H,), "alog"), "dt_bias": ((H,), "dtbias"), "D": ((H,), "ones"),
                   "norm.weight": ((D,), "ones"), "out.weight": ((D, D), "out")})
         return s
+    if mixer == "hyena":
+        N, W, E = HYENA["order"], HYENA["width"], HYENA["emb"]
+        s = {"in.weight": (((N + 1) * D, D), "normal"), "conv.weight": (((N + 1) * D, 3), "conv"),
+             "conv.bias": (((N + 1) * D,), "zeros")}
+        for j in range(3):
+            s[f"filter.{j}.weight"] = ((W, W if j else E), "conv")
+            s[f"filter.{j}.bias"] = ((W,), "zeros")
+        s.update({"filter.freq": ((W,), "ones"), "filter.out.weight": (((N - 1) * D, W), "conv"),
+                  "filter.skip": (((N - 1) * D,), "ones"), "out.weight": ((D, D), "out")})
+        return s
+    if mixer == "baseconv":
+        return {"proj.weight": ((D, D), "normal"), "proj.bias": ((D,), "zeros"),
+                "filter.0.weight": ((BASECONV_HIDDEN, BASECONV_EMB), "conv"),
+                "filter.0.bias": ((BASECONV_HIDDEN,), "zeros"),
+                "filter.1.weight": ((D, BASECONV_HIDDEN), "conv"), "filter.1.bias": ((D,), "zeros")}
+    if mixer == "lmu":
+        q, U = LMU["order"], LMU["memory_d"]
+        return {"u.weight": ((U, D), "normal"), "u.bias": ((U,), "zeros"),
+                "hm.weight": ((D, U * q), "normal"), "hx.weight": ((D, D), "normal"),
+                "h.bias": ((D,), "zeros"), "out.weight": ((D, D), "out"), "out.bias": ((D,), "zeros")}
     s = {"q.weight": ((D, D), "normal"), "k.weight": ((D, D), "normal"),
          "v.weight": ((D, D), "normal")}
     if K > 0:
@@ -745,6 +778,8 @@ def hydra_forward(x, p, H, C, naive):
     y = (outs[0] + outs[1] + heads(xs, H) * dg).reshape(B, T, D)
     y = y * torch.rsqrt((y * y).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
     return (y * F.silu(z)) @ p["out.weight"].t()
+
+
 def s4d_modes(p, pre=""):
     """S4D's ZOH modes: E = exp(dt A), Bbar C = C (E - 1) / A, each [D, M] complex."""
     dt = torch.exp(p[pre + "log_dt"])[:, None]
@@ -774,10 +809,98 @@ def s4d_naive(x, p, pre=""):
     return torch.stack(ys, 1)
 
 
+def long_conv(u, k, naive=False):
+    """Causal depthwise y[t] = sum_{s<=t} k[:, t-s] u[s]. u: [B, T, C], k: [C, T]. FFT of
+    size 2T (torch.fft.rfft/irfft), or with naive the direct sum as a Toeplitz matmul."""
+    T = u.shape[1]
+    if naive:
+        lag = torch.arange(T)[:, None] - torch.arange(T)[None, :]            # t - s
+        toe = k[:, lag.clamp(min=0)] * (lag >= 0)                            # [C, T, T]
+        return torch.einsum("cts,bsc->btc", toe, u)
+    n = 2 * T
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n, dim=1) * torch.fft.rfft(k.t(), n=n, dim=0), n=n,
+                        dim=1)
+    return y[:, :T]
+
+
+def lag_features(L, M, E, dtype):
+    """[L, E]: t_l = l/(M-1), cos(f w_l), -sin(f w_l), w_l = 2 pi l / M, f = linspace(1e-4,
+    nb-1, nb) (Hyena's PositionalEmbedding)."""
+    nb = (E - 1) // 2
+    lag = torch.arange(L, dtype=torch.float64)
+    w = 2 * math.pi * lag / M
+    f = torch.linspace(1e-4, nb - 1, nb, dtype=torch.float64) if nb > 1 else \
+        torch.tensor([1e-4], dtype=torch.float64)
+    z = torch.cat([(lag / max(M - 1, 1))[:, None], torch.cos(f[None] * w[:, None]),
+                   -torch.sin(f[None] * w[:, None])], 1)
+    return z.to(dtype)
+
+
+def hyena_taps(p, L, C, dtype):
+    """The implicit filter's taps [C, L] (max_seq_len = L, as the bench sets it)."""
+    a = lag_features(L, L, HYENA["emb"], dtype)
+    for j in range(3):
+        a = torch.sin(p["filter.freq"] * (a @ p[f"filter.{j}.weight"].t() + p[f"filter.{j}.bias"]))
+    t = torch.arange(L, dtype=torch.float64) / max(L - 1, 1)
+    lo, hi = math.log(1e-2) / 1.5, math.log(1e-2) / 0.3
+    delta = torch.linspace(lo, hi, C, dtype=torch.float64).abs()
+    return (a @ p["filter.out.weight"].t()).t() * torch.exp(-delta[:, None] * t[None]).to(dtype)
+
+
+LMU_H = {}  # (T, dtype) -> the impulse response [q, T], made once outside the timed runs
+
+
+def lmu_impulse(T, dtype):
+    """H[:, l] = A_bar^l B_bar for l < T, by doubling in float64."""
+    if (T, dtype) not in LMU_H:
+        q, theta = LMU["order"], LMU["theta"]
+        i = torch.arange(q, dtype=torch.float64)
+        r = (2 * i + 1) / theta
+        ii, jj = torch.meshgrid(i, i, indexing="ij")
+        aug = torch.zeros(q + 1, q + 1, dtype=torch.float64)
+        aug[:q, :q] = r[:, None] * torch.where(ii < jj, -torch.ones_like(ii), (-1.0) ** (ii - jj + 1))
+        aug[:q, q] = r * (-1.0) ** i
+        e = torch.matrix_exp(aug)
+        A, H, P = e[:q, :q], e[:q, q:], e[:q, :q]
+        while H.shape[1] < T:
+            H = torch.cat([H, P @ H], 1)
+            P = P @ P
+        LMU_H[(T, dtype)] = H[:, :T].to(dtype)
+    return LMU_H[(T, dtype)]
+
+
 def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
     """x: [B, T, D] -> [B, T, D], the layer of src/mixers/<mixer>.c."""
     B, T, D = x.shape
     dk = D // H
+    if mixer == "hyena":
+        N = HYENA["order"]
+        xs = short_conv(x @ p["in.weight"].t(), p["conv.weight"], p["conv.bias"]).split(D, -1)
+        h = hyena_taps(p, T, (N - 1) * D, x.dtype)
+        v = xs[N]
+        for o in range(N - 1):
+            u = v * xs[N - 1 - o]
+            v = long_conv(u, h[o * D:(o + 1) * D], naive) + p["filter.skip"][o * D:(o + 1) * D] * u
+        return (v * xs[0]) @ p["out.weight"].t()
+    if mixer == "baseconv":
+        z = lag_features(T, T, BASECONV_EMB, x.dtype)
+        h = torch.relu(z @ p["filter.0.weight"].t() + p["filter.0.bias"])
+        h = (h @ p["filter.1.weight"].t() + p["filter.1.bias"]).t()
+        return long_conv(x, h, naive) * (x @ p["proj.weight"].t() + p["proj.bias"]) + x
+    if mixer == "lmu":
+        q, U = LMU["order"], LMU["memory_d"]
+        u = x @ p["u.weight"].t() + p["u.bias"]                              # [B, T, U]
+        Hk = lmu_impulse(T, x.dtype)                                         # [q, T]
+        if naive:
+            m = torch.cat([long_conv(u[..., j:j + 1].expand(B, T, q), Hk, True)
+                           for j in range(U)], -1)
+        else:
+            n = 2 * T
+            uf = torch.fft.rfft(u, n=n, dim=1)                               # [B, F, U]
+            mf = uf[..., :, None] * torch.fft.rfft(Hk.t(), n=n, dim=0)[None, :, None, :]
+            m = torch.fft.irfft(mf, n=n, dim=1)[:, :T].reshape(B, T, U * q)
+        h = torch.relu(m @ p["hm.weight"].t() + x @ p["hx.weight"].t() + p["h.bias"])
+        return h @ p["out.weight"].t() + p["out.bias"]
     if mixer == "transnormer":
         q, k, v = (heads(a, H) for a in (x @ p["qkv.weight"].t()).split(D, -1))
         if TN["layer"] < TN["n_layers"] // 2:

@@ -65,9 +65,12 @@ def parser(doc):
 
 def start(args, shapes, draw):
     """torch on one thread, the rng of --seed, and the weights: those named
-    in --weights, else draw(rng). Returns (rng, weights)."""
+    in --weights (shapes: name -> shape, or None to take them from a draw),
+    else draw(rng). Returns (rng, weights)."""
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
+    if args.weights and shapes is None:
+        shapes = {n: a.shape for n, a in draw(np.random.default_rng(0)).items()}
     w = safetensors_io.read_named(args.weights, shapes) if args.weights else draw(rng)
     return rng, w
 

@@ -35,6 +35,9 @@ static void measure_step(sl_mixer *m, const float *x0, int64_t T, int64_t D, poi
     float *state = calloc((size_t)m->vt->state_floats(m, T), sizeof(float));
     float *scratch = calloc((size_t)m->vt->scratch_floats(m, T), sizeof(float));
     float *yt = malloc((size_t)D * sizeof(float));
+    if (!state || !scratch || !yt)
+        sl_out_of_memory("seqlab bench: the decoding state",
+                         (size_t)m->vt->state_floats(m, T) * sizeof(float));
     int64_t k = T < 64 ? T : 64;
     for (int pass = 0; pass < 2; pass++) {
         int64_t start = pass == 0 ? 0 : T - k;
@@ -107,10 +110,12 @@ static sl_status measure(const sl_config *c, int64_t reps, point *pt)
     }
     pt->ms = cli_median(best, n);
     pt->peak_mb = (double)sl_ctx_peak(&ctx) / (1 << 20);
+    /* The activations go before the decoding state comes (a long
+     * convolution's history at T = 1M is gigabytes of its own). */
+    sl_ctx_free(&ctx);
     if (m.vt->step) measure_step(&m, x0, T, D, pt);
     free(x0);
     free(dy);
-    sl_ctx_free(&ctx);
     sl_mixer_destroy(&m);
     sl_params_free(&p);
     return SL_OK;

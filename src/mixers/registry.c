@@ -23,7 +23,10 @@
     X(h3)                \
     X(lstm)               \
     X(aaren)              \
-    X(mamba)
+    X(mamba)              \
+    X(hyena)              \
+    X(baseconv)           \
+    X(lmu)
 
 #define DECLARE(name) extern const sl_mixer_vtable sl_mixer_##name;
 #define ENTRY(name) &sl_mixer_##name,
