@@ -125,6 +125,15 @@ static void chain(float *loc, const float *prd, int64_t P, int64_t C, bool rever
     }
 }
 
+/* Work item w's slot (its sequence, piece w % P and channels) in a
+ * [N, P, C] table, set to v: a run from zero starts at loc 0, prd 1. */
+static float *piece_slot(const item *it, int64_t w, int64_t P, int64_t C, float *table, float v)
+{
+    float *slot = table + (it->n * P + w % P) * C + it->c0;
+    for (int64_t j = 0; j < it->nc; j++) slot[j] = v;
+    return slot;
+}
+
 void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b, const float *s0,
                       float *h, float *s_final, float *scratch)
 {
@@ -135,9 +144,8 @@ void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b
 #pragma omp parallel for schedule(static)
         for (int64_t w = 0; w < items; w++) {
             const item it = item_at(d, w, P);
-            float *l = loc + (it.n * P + w % P) * C + it.c0,
-                  *q = prd + (it.n * P + w % P) * C + it.c0;
-            for (int64_t j = 0; j < it.nc; j++) l[j] = 0.0f, q[j] = 1.0f;
+            float *l = piece_slot(&it, w, P, C, loc, 0.0f),
+                  *q = piece_slot(&it, w, P, C, prd, 1.0f);
             fwd_item(d, &it, a, b, NULL, l, q);
         }
         for (int64_t n = 0; n < N; n++) {
@@ -170,9 +178,8 @@ void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h
 #pragma omp parallel for schedule(static)
         for (int64_t w = 0; w < items; w++) {
             const item it = item_at(d, w, P);
-            float *l = loc + (it.n * P + w % P) * C + it.c0,
-                  *q = prd + (it.n * P + w % P) * C + it.c0;
-            for (int64_t j = 0; j < it.nc; j++) l[j] = 0.0f, q[j] = 1.0f;
+            float *l = piece_slot(&it, w, P, C, loc, 0.0f),
+                  *q = piece_slot(&it, w, P, C, prd, 1.0f);
             bwd_item(d, &it, a, h, s0, dh, NULL, NULL, l, q);
         }
     }
