@@ -1,9 +1,8 @@
 /* S4D's kernel op: against the direct double sum (L = 1, odd L, L across
  * the power blocks, one and two kernel sets, with and without D, a mode
  * with a tiny dt A where the ZOH quotients take their series), finite
- * differences of every input, the recurrent form (step and the batch
- * recurrence, packed with states) against the kernel's convolution, and a
- * long kernel that stays finite. */
+ * differences of every input, the one-token step against the kernel's
+ * convolution, and a long kernel that stays finite. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,9 +117,9 @@ static void test_gradient_finite_differences(void)
     }
 }
 
-/* The recurrence over a packed batch with states == each sequence's own
- * recurrence, and from zero states == the kernel's causal convolution. */
-static void test_recurrence_matches_kernel(void)
+/* The one-token step from a zero state == the kernel's causal convolution
+ * (ops/s4d_state's tests check it from nonzero states, packed). */
+static void test_step_matches_kernel(void)
 {
     sl_rng rng;
     sl_rng_seed(&rng, 30);
@@ -133,32 +132,16 @@ static void test_recurrence_matches_kernel(void)
     sl_s4d_modes(H, M, p.log_dt, p.a_log_re, p.a_im, E, Bb);
     double *K = malloc((size_t)(H * T) * sizeof(double));
     sl_s4d_kernel_ref(&ds, p.log_dt, p.a_log_re, p.a_im, p.c, p.d, K);
-    float u[T * H], y[T * H], x[2 * H * M];
+    float u[T * H], y[H], x[2 * H * M];
     for (int64_t i = 0; i < T * H; i++) u[i] = sl_rng_normal(&rng);
     memset(x, 0, sizeof x);
-    sl_s4d_recur(&ds, 1, T, NULL, E, Bb, p.c, p.d, u, x, y);
-    for (int64_t t = 0; t < T; t++)
+    for (int64_t t = 0; t < T; t++) {
+        sl_s4d_step(H, M, E, Bb, p.c, p.d, u + t * H, x, y);
         for (int64_t h = 0; h < H; h++) {
             double s = 0;
             for (int64_t j = 0; j <= t; j++) s += K[h * T + j] * u[(t - j) * H + h];
-            CHECK_CLOSE(y[t * H + h], s, 1e-5, 1e-4, "recurrence vs kernel");
+            CHECK_CLOSE(y[h], s, 1e-5, 1e-4, "step vs kernel");
         }
-    /* Packed with states: sequences of 0, 1, 15, 24 tokens. */
-    static const int64_t cu[] = {0, 0, 1, 16, 40};
-    const sl_seqs seqs = {4, cu};
-    float xs[4 * 2 * H * M], yp[T * H], x1[2 * H * M], y1[H];
-    for (int64_t i = 0; i < 4 * 2 * H * M; i++) xs[i] = sl_rng_normal(&rng);
-    float xs0[4 * 2 * H * M];
-    memcpy(xs0, xs, sizeof xs);
-    sl_s4d_recur(&ds, 1, T, &seqs, E, Bb, p.c, p.d, u, xs, yp);
-    for (int64_t n = 0; n < 4; n++) {
-        memcpy(x1, xs0 + n * 2 * H * M, sizeof x1);
-        for (int64_t t = cu[n]; t < cu[n + 1]; t++) {
-            sl_s4d_step(H, M, E, Bb, p.c, p.d, u + t * H, x1, y1);
-            CHECK(memcmp(y1, yp + t * H, sizeof y1) == 0, "packed recurrence == steps");
-        }
-        CHECK(memcmp(x1, xs + n * 2 * H * M, sizeof x1) == 0, "final state of sequence %lld",
-              (long long)n);
     }
     free(E), free(Bb), free(K);
     free_params(&p);
@@ -204,7 +187,7 @@ int main(void)
 {
     RUN(test_matches_reference);
     RUN(test_gradient_finite_differences);
-    RUN(test_recurrence_matches_kernel);
+    RUN(test_step_matches_kernel);
     RUN(test_long_finite);
     return TEST_SUMMARY();
 }

@@ -19,8 +19,8 @@
  * [D], ssm.A.log_re, ssm.A.im [D, M], ssm.C [1, D, M, 2], ssm.D [D],
  * out.weight [D, D]; M = d_state / 2.
  * State per sequence: the shift conv's last S-1 inputs [S-1, D], then the
- * SSM's modes [D, M, 2] (re, im). A forward with a state runs the SSM's
- * recurrent form (inference only). */
+ * SSM's modes [D, M, 2] (re, im), each part taken through sl_state_take
+ * (so a carried state takes gradients and h3 trains chunk by chunk). */
 #include "mixers/mixer.h"
 #include "ops/ops.h"
 #include "ops/s4d_layer.h"
@@ -73,27 +73,13 @@ static sl_tensor *h3_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *stat
 {
     h3 *a = m->impl;
     sl_tensor *q = sl_linear(ctx, x, a->wq, NULL), *k = sl_linear(ctx, x, a->wk, NULL);
-    sl_tensor *v = sl_linear(ctx, x, a->wv, NULL), *y;
-    if (!state) {
-        sl_tensor *ks = sl_shortconv(ctx, k, a->wshift, NULL, NULL, NULL, seqs);
-        y = sl_s4d_ssm_forward(ctx, &a->ssm, sl_mul(ctx, ks, v), NULL, 0, seqs);
-    } else {
-        sl_require(sl_seqs_check(seqs, x, "h3") == SL_OK, "h3",
-                   "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, D]");
-        const int64_t rows = sl_seq_count(seqs, x->shape[0]), sf = h3_state_floats(m, 0);
-        const int64_t cf = conv_floats(m), mf = sf - cf;
-        const sl_state_part cp = sl_state_take(ctx, state, sf, 0, cf, rows, pos);
-        const sl_state_part mp = sl_state_take(ctx, state, sf, cf, mf, rows, pos);
-        sl_tensor *ks = sl_shortconv(ctx, k, a->wshift, NULL, cp.s0, cp.s_final, seqs);
-        sl_state_put(&cp);
-        /* The modes are carried in place (zeros for a fresh sequence). */
-        if (mp.s0)
-            memcpy(mp.s_final, mp.s0->data, (size_t)(rows * mf) * sizeof(float));
-        else
-            memset(mp.s_final, 0, (size_t)(rows * mf) * sizeof(float));
-        y = sl_s4d_ssm_forward(ctx, &a->ssm, sl_mul(ctx, ks, v), mp.s_final, pos, seqs);
-        sl_state_put(&mp);
-    }
+    sl_tensor *v = sl_linear(ctx, x, a->wv, NULL);
+    const int64_t rows = sl_seq_count(seqs, x->shape[0]), sf = h3_state_floats(m, 0);
+    const sl_state_part cp = sl_state_take(ctx, state, sf, 0, conv_floats(m), rows, pos);
+    sl_tensor *ks = sl_shortconv(ctx, k, a->wshift, NULL, cp.s0, cp.s_final, seqs);
+    sl_state_put(&cp);
+    sl_tensor *y = sl_s4d_ssm_forward(ctx, &a->ssm, sl_mul(ctx, ks, v), state, sf, conv_floats(m),
+                                      pos, seqs);
     return sl_linear(ctx, sl_mul(ctx, q, y), a->wout, NULL);
 }
 
@@ -137,6 +123,5 @@ const sl_mixer_vtable sl_mixer_h3 = {
     .scratch_floats = h3_scratch_floats,
     .step = h3_step,
     .state_desc = "(shift_size-1)*D + D*d_state floats per sequence (shift taps, complex modes)",
-    .state_no_grad = true, /* its stateful forward is inference-only (issue 10) */
     .checks = {.variants = CHECK_VARIANTS},
 };

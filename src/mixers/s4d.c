@@ -20,8 +20,9 @@
  * (S = 1, or 2 when bidirectional; (re, im)), D [D], out.weight [2D, D],
  * out.bias [2D]; the SSM's are declared by ops/s4d_layer.c (shared with h3).
  * State: the complex modes x_cm (x_t = E x_{t-1} + Bbar u_t), [D, M, 2]
- * floats (re, im) per sequence. A forward with a carried state runs the
- * recurrent form token by token (inference only: no gradient). */
+ * floats (re, im) per sequence. A forward with a carried state adds the
+ * state's terms to the convolution (ops/s4d_state: E^(t+1) s0 read out, and
+ * the final modes), with gradients, so it trains chunk by chunk. */
 #include "mixers/mixer.h"
 #include "ops/columns.h"
 #include "ops/fastmath.h"
@@ -64,7 +65,8 @@ static sl_tensor *s4d_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *sta
                               const sl_seqs *seqs)
 {
     s4d *a = m->impl;
-    sl_tensor *y = sl_s4d_ssm_forward(ctx, &a->ssm, x, state, pos, seqs);
+    sl_tensor *y = sl_s4d_ssm_forward(ctx, &a->ssm, x, state, sl_s4d_ssm_state_floats(&a->ssm), 0,
+                                      pos, seqs);
     sl_tensor *o = sl_linear(ctx, sl_gelu(ctx, y), a->wout, a->bout);
     sl_tensor *gate = sl_sigmoid(ctx, sl_columns(ctx, o, a->D, a->D));
     return sl_mul(ctx, sl_columns(ctx, o, 0, a->D), gate);
@@ -112,6 +114,5 @@ const sl_mixer_vtable sl_mixer_s4d = {
     .step = s4d_step,
     .state_desc = "D*d_state floats per sequence (d_state/2 complex modes per channel)",
     .bidirectional = true,
-    .state_no_grad = true, /* its stateful forward is inference-only (issue 10) */
     .checks = {.variants = CHECK_VARIANTS},
 };

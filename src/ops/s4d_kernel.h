@@ -32,8 +32,9 @@ sl_tensor *sl_s4d_kernel(sl_ctx *ctx, sl_tensor *log_dt, sl_tensor *a_log_re, sl
 
 /* The kernels, threaded over channels. The powers E^l are made by repeated
  * multiplication in double (a block's base E^(l0), and E^j inside a block of
- * SL_S4D_BLOCK taps), so no phase l dt Im(A) is ever rounded to float; the
- * sum over modes runs in float, one vector of taps at a time. Backward:
+ * SL_S4D_BLOCK taps; ops/s4d_powers.h), so no phase l dt Im(A) is ever
+ * rounded to float; the sum over modes runs in float, one vector of taps
+ * at a time. Backward:
  * dK -> gradients added to (NULL: not wanted). */
 void sl_s4d_kernel_fwd(const sl_s4d_desc *ds, const float *log_dt, const float *a_log_re,
                        const float *a_im, const float *c, const float *d, float *K);
@@ -54,14 +55,5 @@ void sl_s4d_modes(int64_t H, int64_t M, const float *log_dt, const float *a_log_
  * [H] or NULL. */
 void sl_s4d_step(int64_t H, int64_t M, const float *E, const float *Bbar, const float *c,
                  const float *d, const float *u, float *x, float *y);
-
-/* The recurrent form over a batch, token by token (the forward with a
- * carried state: prefill and continuation; no gradient). u, y: [B, T, H];
- * seqs: NULL or packed (B = 1); x: [N, H, M, 2], each sequence's state,
- * read and left holding its last token's. The same arithmetic as
- * sl_s4d_step. */
-void sl_s4d_recur(const sl_s4d_desc *ds, int64_t B, int64_t T, const sl_seqs *seqs,
-                  const float *E, const float *Bbar, const float *c, const float *d,
-                  const float *u, float *x, float *y);
 
 #endif

@@ -1,5 +1,5 @@
-/* The S4D SSM layer piece: parameters with their inits, the two forward
- * forms and the step. */
+/* The S4D SSM layer piece: parameters with their inits, the forward (with
+ * or without a carried state) and the step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "ops/fftconv.h"
 #include "ops/s4d_kernel.h"
 #include "ops/s4d_layer.h"
+#include "ops/s4d_state.h"
 
 /* A's initial values: log(-Re A) and Im A, [H, M] each. */
 static void init_a(const char *kind, int64_t H, int64_t M, float *log_re, float *im)
@@ -54,23 +55,18 @@ int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s) { return 2 * s->H * s->M; }
 int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s) { return 4 * s->H * s->M; }
 
 sl_tensor *sl_s4d_ssm_forward(sl_ctx *ctx, const sl_s4d_ssm *s, sl_tensor *u, float *state,
-                              int64_t pos, const sl_seqs *seqs)
+                              int64_t sf, int64_t off, int64_t pos, const sl_seqs *seqs)
 {
-    if (!state) {
-        sl_tensor *K = sl_s4d_kernel(ctx, s->log_dt, s->a_log_re, s->a_im, s->c, s->d,
-                                     u->shape[1]);
-        return sl_fftconv(ctx, u, K, s->causal, seqs);
-    }
-    sl_require(!ctx->grad_enabled, "s4d", "a carried state only without gradients (inference)");
+    sl_tensor *K = sl_s4d_kernel(ctx, s->log_dt, s->a_log_re, s->a_im, s->c, s->d, u->shape[1]);
+    sl_tensor *y = sl_fftconv(ctx, u, K, s->causal, seqs);
+    if (!state) return y;
+    sl_require(s->causal, "s4d", "a carried state only in the causal form");
     sl_require(sl_seqs_check(seqs, u, "s4d") == SL_OK, "s4d",
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, H]");
-    const int64_t B = u->shape[0], T = u->shape[1], sf = sl_s4d_ssm_state_floats(s);
-    if (pos == 0) memset(state, 0, (size_t)(sl_seq_count(seqs, B) * sf) * sizeof(float));
-    float *E = sl_arena_floats(ctx, 2 * sf);
-    sl_s4d_modes(s->H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, E + sf);
-    sl_tensor *y = sl_tensor_like(ctx, u);
-    const sl_s4d_desc ds = {1, s->H, s->M, T};
-    sl_s4d_recur(&ds, B, T, seqs, E, E + sf, s->c->data, s->d->data, u->data, state, y->data);
+    const sl_state_part sp = sl_state_take(ctx, state, sf, off, sl_s4d_ssm_state_floats(s),
+                                           sl_seq_count(seqs, u->shape[0]), pos);
+    y = sl_s4d_state(ctx, y, u, sp.s0, sp.s_final, s->log_dt, s->a_log_re, s->a_im, s->c, seqs);
+    sl_state_put(&sp);
     return y;
 }
 

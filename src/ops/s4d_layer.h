@@ -1,7 +1,7 @@
 /* The diagonal SSM of S4D as one layer piece, shared by the s4d and h3
  * mixers (src/mixers/s4d.c, h3.c): its parameters and their S4D inits, the
- * convolution form (sl_s4d_kernel -> sl_fftconv) for training, the
- * recurrent form for a carried state, and the one-token step.
+ * convolution form (sl_s4d_kernel -> sl_fftconv), the carried state's
+ * terms (sl_s4d_state) when a state is given, and the one-token step.
  *
  *   y = K * u + D u,  K[l] = 2 Re sum_m C_m Bbar_m E_m^l   (ops/s4d_kernel.h)
  *
@@ -33,12 +33,14 @@ sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const 
 int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s);
 int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s);
 
-/* u: [B, T, H] -> y: [B, T, H]. state NULL: the convolution form, on the
- * tape. Else state: [rows, H*M*2] (zeros read at pos 0), the recurrent
- * form token by token, which leaves each sequence's modes there; inference
- * only (it refuses to run with gradients on). */
+/* u: [B, T, H] -> y: [B, T, H], the convolution form, on the tape. With a
+ * state (causal only): the modes are the part of H*M*2 floats at `off` in
+ * each row of state, [rows, sf], holding pos tokens (read as zeros at pos
+ * 0), taken through sl_state_take: the convolution plus the state's terms
+ * (ops/s4d_state.h), leaving each sequence's final modes there; gradients
+ * flow to s0, and from s_final when the part is linked. */
 sl_tensor *sl_s4d_ssm_forward(sl_ctx *ctx, const sl_s4d_ssm *s, sl_tensor *u, float *state,
-                              int64_t pos, const sl_seqs *seqs);
+                              int64_t sf, int64_t off, int64_t pos, const sl_seqs *seqs);
 /* One token: u: [H] -> y: [H]; state: [H, M, 2]. */
 void sl_s4d_ssm_step(const sl_s4d_ssm *s, float *state, const float *u, float *y, float *scratch);
 
