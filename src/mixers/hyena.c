@@ -34,6 +34,7 @@
 #include "mixers/longconv.h"
 #include "mixers/mixer.h"
 #include "ops/columns.h"
+#include "ops/gated_conv.h"
 #include "ops/mul_heads.h"
 #include "ops/ops.h"
 #include "ops/shortconv.h"
@@ -109,16 +110,17 @@ static float window(const hyena *a, int64_t l, int64_t c)
     return (float)exp(-sl_lag_time(l, a->M) * decay_rate(a, c));
 }
 
-/* The taps of lags 0 .. L-1: [C, L], through the tape. */
-static sl_tensor *filter_taps(hyena *a, sl_ctx *ctx, int64_t L)
+/* The taps of lags l0 .. l0+L-1: [C, L], through the tape. */
+static sl_tensor *filter_taps_at(hyena *a, sl_ctx *ctx, int64_t l0, int64_t L)
 {
-    sl_tensor *z = sl_lag_feature_table(ctx, L, a->M, a->E), *win = SL_NEW(ctx, a->C, L);
+    sl_tensor *z = SL_NEW(ctx, L, a->E), *win = SL_NEW(ctx, a->C, L);
+    for (int64_t l = 0; l < L; l++) sl_lag_features(l0 + l, a->M, a->E, z->data + l * a->E);
     /* exp(-t_l |delta_c|) as powers of one ratio per channel, in double
      * (relative error ~ l 1e-16), not an exp per tap. */
 #pragma omp parallel for schedule(static) if (a->C * L >= 32768)
     for (int64_t c = 0; c < a->C; c++) {
         const double r = exp(-sl_lag_time(1, a->M) * decay_rate(a, c));
-        double w = 1.0;
+        double w = l0 ? exp(-sl_lag_time(l0, a->M) * decay_rate(a, c)) : 1.0;
         for (int64_t l = 0; l < L; l++, w *= r) win->data[c * L + l] = (float)w;
     }
     sl_tensor *h = z;
@@ -126,6 +128,61 @@ static sl_tensor *filter_taps(hyena *a, sl_ctx *ctx, int64_t L)
         h = sl_sine(ctx, sl_linear(ctx, h, a->fw[j], a->fb[j]), a->freq);
     h = SL_VIEW(ctx, sl_matmul(ctx, a->fout, h, false, true), a->C, L);
     return sl_mul(ctx, h, win);
+}
+
+/* Lags per piece of a long filter: the MLP's activations (~12 W + 5 C
+ * floats a lag with their gradients) live for one piece at a time. */
+#define HYENA_FILTER_PIECE 8192
+
+/* Piece [l0, l0 + Lp) of taps: [C, L] (rows L apart) <-> tp: [C, Lp]. */
+static void piece_copy(float *taps, float *tp, int64_t C, int64_t L, int64_t l0, int64_t Lp,
+                       bool to_taps)
+{
+    for (int64_t c = 0; c < C; c++) {
+        float *tr = taps + c * L + l0, *pr = tp + c * Lp;
+        memcpy(to_taps ? tr : pr, to_taps ? pr : tr, (size_t)Lp * sizeof(float));
+    }
+}
+
+/* Node: in = the filter's parameters, out = taps [C, L], aux = the hyena.
+ * The backward runs each piece's MLP again, on the tape of a scratch
+ * context, from the taps' gradient. */
+static void filter_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    hyena *a = (hyena *)nd->aux;
+    const int64_t C = a->C, L = nd->out->shape[1];
+    sl_ctx *sub = sl_ctx_child(ctx);
+    for (int64_t l0 = 0; l0 < L; l0 += HYENA_FILTER_PIECE) {
+        const int64_t Lp = L - l0 < HYENA_FILTER_PIECE ? L - l0 : HYENA_FILTER_PIECE;
+        sl_ctx_reset(sub);
+        sl_tensor *tp = filter_taps_at(a, sub, l0, Lp);
+        float *dtp = sl_arena_floats(sub, C * Lp);
+        piece_copy(nd->out->grad, dtp, C, L, l0, Lp, false);
+        sl_backward_with(sub, tp, dtp);
+    }
+    sl_ctx_reset(sub);
+}
+
+/* The taps of lags 0 .. L-1: [C, L]. A long filter is computed piece by
+ * piece and recomputed in its backward (one node keeping only the taps). */
+static sl_tensor *filter_taps(hyena *a, sl_ctx *ctx, int64_t L)
+{
+    if (L <= HYENA_FILTER_PIECE || !ctx->grad_enabled) return filter_taps_at(a, ctx, 0, L);
+    sl_tensor *taps = SL_NEW(ctx, a->C, L);
+    sl_tensor *in[] = {a->fw[0], a->fw[1], a->fw[2], a->fb[0], a->fb[1], a->fb[2], a->freq,
+                       a->fout};
+    sl_node *nd = sl_record(ctx, filter_backward, taps, (int)(sizeof in / sizeof *in), in);
+    if (nd) nd->aux = a;
+    sl_ctx *sub = sl_ctx_child(ctx);
+    sub->grad_enabled = false;
+    for (int64_t l0 = 0; l0 < L; l0 += HYENA_FILTER_PIECE) {
+        const int64_t Lp = L - l0 < HYENA_FILTER_PIECE ? L - l0 : HYENA_FILTER_PIECE;
+        sl_ctx_reset(sub);
+        piece_copy(taps->data, filter_taps_at(a, sub, l0, Lp)->data, a->C, L, l0, Lp, true);
+    }
+    sub->grad_enabled = true;
+    sl_ctx_reset(sub);
+    return taps;
 }
 
 /* Rows o*D .. (o+1)*D - 1 of [C, L]: [D, L]. */
@@ -153,6 +210,13 @@ static sl_tensor *hyena_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     const int64_t sf = taps_off(a, a->N - 1);
     if (!state) pos = 0;
     sl_tensor *pr = sl_linear(ctx, x, a->win, a->bin);
+    /* Training (no state): the chain as one op that keeps only its inputs
+     * (ops/gated_conv.h); the composed form below carries the state. */
+    if (!state && T > 0) {
+        sl_tensor *z = sl_gated_conv(ctx, pr, a->conv, a->convb, filter_taps(a, ctx, T), a->skip,
+                                     a->N, seqs);
+        return sl_linear(ctx, z, a->wout, a->bout);
+    }
     const sl_state_part sp = sl_state_take(ctx, state, sf, 0, conv_floats(a), n, pos);
     sl_tensor *pc = sl_shortconv(ctx, pr, a->conv, a->convb, sp.s0, sp.s_final, seqs);
     sl_state_put(&sp);
