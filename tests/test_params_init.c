@@ -2,8 +2,8 @@
  * DT_BIAS land in their ranges with the right spread (deciles), everything
  * is a function of the seed, each ranged element takes one draw from the
  * shared stream, bad ranges are refused, and gated_deltanet and mamba2 start
- * their A_log and dt_bias from the reference codes' ranges; S4D-Real's A_log
- * is log(1..N) in every row, as mamba's, whose dt_bias is in Mamba's range;
+ * their A_log and dt_bias from the reference codes' ranges; mamba's A_log
+ * is log(1..N) in every row and its dt_bias in Mamba's range;
  * LOG_UNIFORM and FIXED (s4d's log_dt and A) give their values. */
 #include <string.h>
 
@@ -122,28 +122,6 @@ static void test_deterministic_from_seed(void)
         sl_params_free(&p);
     }
     CHECK(memcmp(first[0], first[1], sizeof first[0]) == 0, "seed 7 twice, same bits");
-}
-
-/* S4D-Real: every row of an [E, N] A_log is log(1..N), and it takes no
- * draw from the stream (the parameter after it is drawn as without it). */
-static void test_s4d_real(void)
-{
-    float after[2][4];
-    for (int with = 0; with <= 1; with++) {
-        sl_params p;
-        sl_params_init(&p);
-        sl_tensor *a = with ? SL_PARAM(&p, "A_log", SL_INIT_S4D_REAL, 0, false, 3, 5) : NULL;
-        sl_tensor *w = SL_PARAM(&p, "w", SL_INIT_NORMAL, 1.0f, true, 4);
-        CHECK(sl_params_finalize(&p) == SL_OK, "finalize: %s", sl_errmsg());
-        sl_rng r;
-        sl_rng_seed(&r, 11);
-        sl_params_randomize(&p, &r);
-        for (int i = 0; a && i < 15; i++)
-            CHECK(a->data[i] == logf((float)(i % 5 + 1)), "A_log[%d] = %g", i, a->data[i]);
-        memcpy(after[with], w->data, sizeof after[with]);
-        sl_params_free(&p);
-    }
-    CHECK(memcmp(after[0], after[1], sizeof after[0]) == 0, "no draw taken");
 }
 
 static void test_bad_ranges_refused(void)
@@ -303,7 +281,6 @@ int main(void)
     RUN(test_a_log_uniform);
     RUN(test_deterministic_from_seed);
     RUN(test_log_uniform_and_fixed);
-    RUN(test_s4d_real);
     RUN(test_bad_ranges_refused);
     RUN(test_ones_span);
     RUN(test_mixers_use_the_ssm_init);

@@ -19,7 +19,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --out FIXTURE [--weights FILE] [--seed N] [--d_state N] [--shift_size S]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -80,19 +79,12 @@ FIXTURES = {"mixer_h3": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--d_state", type=int, default=64)
     ap.add_argument("--shift_size", type=int, default=64)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
     M, S = args.d_state // 2, args.shift_size
-    w = (safetensors_io.read_named(args.weights, shapes(M, S)) if args.weights
-         else draw_weights(rng, M, S))
+    rng, w = fixtures.start(args, shapes(M, S), lambda r: draw_weights(r, M, S))
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D), mixer_forward)
     meta = {"mixer": "h3", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),
             "d_model": str(D), "n_heads": str(H), "d_state": str(args.d_state),

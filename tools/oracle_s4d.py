@@ -23,7 +23,6 @@ Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   [--bidirectional]
 With --all DIR, it writes every fixture it makes (FIXTURES) into DIR.
 """
-import argparse
 import math
 import os
 import sys
@@ -113,20 +112,13 @@ FIXTURES = {"mixer_s4d": [],
 def main():
     if fixtures.all_mode(__file__, FIXTURES):
         return
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = fixtures.parser(__doc__)
     ap.add_argument("--d_state", type=int, default=64)
     ap.add_argument("--init", choices=["lin", "inv", "real"], default="lin")
     ap.add_argument("--bidirectional", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(args.seed)
     M, S = args.d_state // 2, 2 if args.bidirectional else 1
-    w = (safetensors_io.read_named(args.weights, shapes(M, S)) if args.weights
-         else draw_weights(rng, M, S, args.init))
+    rng, w = fixtures.start(args, shapes(M, S), lambda r: draw_weights(r, M, S, args.init))
     tensors, y = fixtures.run_mixer(w, rng, (B, T, D),
                                     lambda x, p: mixer_forward(x, p, args.bidirectional))
     meta = {"mixer": "s4d", "B": str(B), "T": str(T), "tol": str(TOL), "seed": str(args.seed),

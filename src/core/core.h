@@ -292,11 +292,8 @@ void sl_backward_with(sl_ctx *ctx, sl_tensor *out, const float *dout);
  *                 draws: a structured init such as S4D's A
  *   ONES_SPAN     1 for the elements [lo, hi) of the flat tensor, 0 elsewhere:
  *                 one gate's block of a packed bias (the LSTM's forget gate)
- *   S4D_REAL      log(1 + j mod n), n the last dim: the state index of each
- *                 row of an [E, N] A_log, so A = -exp(A_log) = -(1..N) in
- *                 every row (S4D-Real, Gu et al. 2022; no draw)
  * DT_BIAS is Mamba's dt init (Gu & Dao 2023), A_LOG Mamba-2's A init (Dao &
- * Gu 2024); Gated DeltaNet uses both, Mamba DT_BIAS and S4D_REAL. Their
+ * Gu 2024); Gated DeltaNet uses both, Mamba DT_BIAS. Their
  * ranges (and LOG_UNIFORM's) are given with sl_param_add_range. */
 typedef enum {
     SL_INIT_ZEROS,
@@ -307,8 +304,7 @@ typedef enum {
     SL_INIT_DT_BIAS,
     SL_INIT_LOG_UNIFORM,
     SL_INIT_FIXED,
-    SL_INIT_ONES_SPAN,
-    SL_INIT_S4D_REAL
+    SL_INIT_ONES_SPAN
 } sl_init_kind;
 
 typedef struct sl_param {

@@ -62,7 +62,8 @@ sl_tensor *sl_param_add_fixed(sl_params *p, const char *name, int ndim, const in
     sl_tensor *t = sl_param_add(p, name, ndim, shape, SL_INIT_FIXED, 0.0f, decay);
     sl_param *q = p->list[p->count - 1];
     q->fixed = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof(float));
-    if (!q->fixed) abort();
+    if (!q->fixed)
+        sl_out_of_memory("a fixed parameter's init values", (size_t)t->n * sizeof(float));
     memcpy(q->fixed, values, (size_t)t->n * sizeof(float));
     return t;
 }
@@ -166,9 +167,6 @@ void sl_params_randomize(sl_params *p, sl_rng *rng)
                 break;
             case SL_INIT_FIXED: d[j] = q->fixed[j]; break;
             case SL_INIT_ONES_SPAN: d[j] = j >= (int64_t)q->lo && j < (int64_t)q->hi; break;
-            case SL_INIT_S4D_REAL:
-                d[j] = logf((float)(j % q->t.shape[q->t.ndim - 1] + 1));
-                break;
             }
         }
     }

@@ -85,7 +85,12 @@ static sl_status mamba_init(sl_mixer *m, sl_params *p)
     a->wx = SL_PARAM(p, "x.weight", SL_INIT_UNIFORM, 1.0f / sqrtf((float)E), true, R + 2 * N, E);
     a->wdt = SL_PARAM(p, "dt.weight", SL_INIT_UNIFORM, 1.0f / sqrtf((float)R), true, E, R);
     a->dtb = SL_PARAM_RANGE(p, "dt_bias", SL_INIT_DT_BIAS, 1e-3f, 0.1f, false, E);
-    a->alog = SL_PARAM(p, "A_log", SL_INIT_S4D_REAL, 0, false, E, N);
+    /* S4D-Real: A = -(1..N) in every row, no draw. */
+    float *alog = malloc((size_t)(E * N) * sizeof(float));
+    if (!alog) return sl_fail(SL_ERR_OOM, "mamba: out of memory for A_log's init");
+    for (int64_t i = 0; i < E * N; i++) alog[i] = logf((float)(i % N + 1));
+    a->alog = sl_param_add_fixed(p, "A_log", 2, (int64_t[]){E, N}, alog, false);
+    free(alog);
     a->dskip = SL_PARAM(p, "D", SL_INIT_ONES, 0, false, E);
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(c), true, D, E);
     return SL_OK;

@@ -134,6 +134,27 @@ static float *piece_slot(const item *it, int64_t w, int64_t P, int64_t C, float 
     return slot;
 }
 
+/* The time-split form's first pass: every piece run from zero, in
+ * parallel, leaving its end value in loc and its coefficients' product in
+ * prd ([N, P, C] each): the forward scan of b, or with dh the backward's
+ * reverse scan (h and s0 as bwd_item reads them). */
+static void pieces_from_zero(const sl_diag_scan_desc *d, int64_t P, const float *a, const float *b,
+                             const float *h, const float *s0, const float *dh, float *loc,
+                             float *prd)
+{
+    const int64_t items = sl_seq_count(d->seqs, d->B) * blocks(d->C) * P;
+#pragma omp parallel for schedule(static)
+    for (int64_t w = 0; w < items; w++) {
+        const item it = item_at(d, w, P);
+        float *l = piece_slot(&it, w, P, d->C, loc, 0.0f),
+              *q = piece_slot(&it, w, P, d->C, prd, 1.0f);
+        if (dh)
+            bwd_item(d, &it, a, h, s0, dh, NULL, NULL, l, q);
+        else
+            fwd_item(d, &it, a, b, NULL, l, q);
+    }
+}
+
 void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b, const float *s0,
                       float *h, float *s_final, float *scratch)
 {
@@ -141,13 +162,7 @@ void sl_diag_scan_fwd(const sl_diag_scan_desc *d, const float *a, const float *b
     const int64_t P = pieces(d), items = N * NB * P;
     float *loc = scratch, *prd = scratch + N * P * C;
     if (P > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t w = 0; w < items; w++) {
-            const item it = item_at(d, w, P);
-            float *l = piece_slot(&it, w, P, C, loc, 0.0f),
-                  *q = piece_slot(&it, w, P, C, prd, 1.0f);
-            fwd_item(d, &it, a, b, NULL, l, q);
-        }
+        pieces_from_zero(d, P, a, b, NULL, NULL, NULL, loc, prd);
         for (int64_t n = 0; n < N; n++) {
             float *in = s_final ? s_final + n * C : prd + (N * P + n) * C;
             for (int64_t c = 0; c < C; c++) in[c] = s0 ? s0[n * C + c] : 0.0f;
@@ -174,15 +189,7 @@ void sl_diag_scan_bwd(const sl_diag_scan_desc *d, const float *a, const float *h
     const int64_t T = d->T, C = d->C, N = sl_seq_count(d->seqs, d->B), NB = blocks(C);
     const int64_t P = pieces(d), items = N * NB * P;
     float *loc = scratch, *prd = scratch + N * P * C;
-    if (P > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t w = 0; w < items; w++) {
-            const item it = item_at(d, w, P);
-            float *l = piece_slot(&it, w, P, C, loc, 0.0f),
-                  *q = piece_slot(&it, w, P, C, prd, 1.0f);
-            bwd_item(d, &it, a, h, s0, dh, NULL, NULL, l, q);
-        }
-    }
+    if (P > 1) pieces_from_zero(d, P, a, NULL, h, s0, dh, loc, prd);
     /* The carry entering the last piece is the final state's gradient; the
      * one leaving the first, left in `in`, is ds0's, which the first
      * piece's second run gives too. */
