@@ -137,7 +137,12 @@ static double torch_ms(const char *name, const sl_config *c, int64_t reps)
         const char *k = strstr(line, "\"ms\":");
         if (line[0] == '{' && k) ms = strtod(k + 5, NULL);
     }
-    if (p && pclose(p) != 0) ms = 0;
+    int rc = p ? pclose(p) : -1;
+    if (rc != 0 || ms <= 0) {
+        fprintf(stderr, "seqlab bench: the PyTorch comparison failed (tools/bench_mixers_torch.py "
+                        "exit status %d; is python3-torch installed? `make bench` installs it)\n", rc);
+        ms = 0;
+    }
     return ms;
 }
 

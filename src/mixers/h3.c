@@ -30,14 +30,16 @@ typedef struct h3 {
     sl_tensor *wq, *wk, *wv, *wshift, *wout;
     sl_s4d_ssm ssm;
     int64_t D, S;
+    float cache[]; /* the SSM step's, sl_s4d_ssm_cache_floats */
 } h3;
 
 static sl_status h3_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *dm = &m->dims;
-    h3 *a = sl_mixer_impl(m, sizeof *a);
-    if (!a) return SL_ERR_OOM;
     const int64_t D = dm->d_model, S = sl_opt_int(&m->opts, "shift_size");
+    const int64_t N = sl_opt_int(&m->opts, "d_state");
+    h3 *a = sl_mixer_impl(m, sizeof *a + (size_t)sl_s4d_ssm_cache_floats(D, N) * sizeof(float));
+    if (!a) return SL_ERR_OOM;
     const float std = (float)dm->init_std;
     a->D = D;
     a->S = S;
@@ -45,9 +47,9 @@ static sl_status h3_init(sl_mixer *m, sl_params *p)
     a->wk = SL_PARAM(p, "k.weight", SL_INIT_NORMAL, std, true, D, D);
     a->wv = SL_PARAM(p, "v.weight", SL_INIT_NORMAL, std, true, D, D);
     a->wshift = SL_PARAM(p, "shift.weight", SL_INIT_UNIFORM, 1.0f / sqrtf((float)S), true, D, S);
-    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "h3", "ssm.", D, sl_opt_int(&m->opts, "d_state"),
-                                     "lin", true);
+    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "h3", "ssm.", D, N, "lin", true);
     if (st) return st;
+    a->ssm.cache = a->cache;
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, D, D);
     return SL_OK;
 }

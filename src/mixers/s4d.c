@@ -34,17 +34,21 @@ typedef struct s4d {
     sl_s4d_ssm ssm;
     sl_tensor *wout, *bout;
     int64_t D;
+    float cache[]; /* the step's, sl_s4d_ssm_cache_floats */
 } s4d;
 
 static sl_status s4d_init(sl_mixer *m, sl_params *p)
 {
     const sl_mixer_dims *dm = &m->dims;
-    s4d *a = sl_mixer_impl(m, sizeof *a);
+    const int64_t N = sl_opt_int(&m->opts, "d_state");
+    s4d *a = sl_mixer_impl(m, sizeof *a + (size_t)sl_s4d_ssm_cache_floats(dm->d_model, N) *
+                                              sizeof(float));
     if (!a) return SL_ERR_OOM;
     a->D = dm->d_model;
-    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "s4d", "", a->D, sl_opt_int(&m->opts, "d_state"),
-                                     sl_opt_str(&m->opts, "init"), dm->causal);
+    sl_status st = sl_s4d_ssm_params(&a->ssm, p, "s4d", "", a->D, N, sl_opt_str(&m->opts, "init"),
+                                     dm->causal);
     if (st) return st;
+    a->ssm.cache = a->cache;
     a->wout = SL_PARAM(p, "out.weight", SL_INIT_NORMAL, sl_mixer_out_std(dm), true, 2 * a->D, a->D);
     a->bout = SL_PARAM(p, "out.bias", SL_INIT_ZEROS, 0, false, 2 * a->D);
     return SL_OK;

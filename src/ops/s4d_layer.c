@@ -70,10 +70,36 @@ sl_tensor *sl_s4d_ssm_forward(sl_ctx *ctx, const sl_s4d_ssm *s, sl_tensor *u, fl
     return y;
 }
 
+/* Cache layout: a valid flag, E [H, M, 2], Bbar [H, M, 2], then the
+ * parameters they came from: log_dt [H], A.log_re [H, M], A.im [H, M]. */
+int64_t sl_s4d_ssm_cache_floats(int64_t H, int64_t N) { return 1 + 2 * H * N + H + H * N; }
+
+/* Whether the cache's copy of the parameters is theirs byte for byte. */
+static bool cache_current(const sl_s4d_ssm *s, const float *key)
+{
+    const size_t H = (size_t)s->H, HM = (size_t)(s->H * s->M);
+    return memcmp(key, s->log_dt->data, H * sizeof(float)) == 0 &&
+           memcmp(key + H, s->a_log_re->data, HM * sizeof(float)) == 0 &&
+           memcmp(key + H + HM, s->a_im->data, HM * sizeof(float)) == 0;
+}
+
 void sl_s4d_ssm_step(const sl_s4d_ssm *s, float *state, const float *u, float *y, float *scratch)
 {
-    const int64_t sf = sl_s4d_ssm_state_floats(s);
-    float *E = scratch, *Bb = E + sf;
-    sl_s4d_modes(s->H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, Bb);
-    sl_s4d_step(s->H, s->M, E, Bb, s->c->data, s->d->data, u, state, y);
+    const int64_t sf = sl_s4d_ssm_state_floats(s), H = s->H, HM = s->H * s->M;
+    float *E = s->cache ? s->cache + 1 : scratch, *Bb = E + sf;
+    if (!s->cache) {
+        sl_s4d_modes(H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, Bb);
+    } else {
+        float *key = Bb + sf;
+        /* Sequences stepped on several threads share the cache. */
+#pragma omp critical(sl_s4d_ssm_cache)
+        if (s->cache[0] == 0 || !cache_current(s, key)) {
+            sl_s4d_modes(H, s->M, s->log_dt->data, s->a_log_re->data, s->a_im->data, E, Bb);
+            memcpy(key, s->log_dt->data, (size_t)H * sizeof(float));
+            memcpy(key + H, s->a_log_re->data, (size_t)HM * sizeof(float));
+            memcpy(key + H + HM, s->a_im->data, (size_t)HM * sizeof(float));
+            s->cache[0] = 1;
+        }
+    }
+    sl_s4d_step(H, s->M, E, Bb, s->c->data, s->d->data, u, state, y);
 }

@@ -18,10 +18,16 @@
 
 #include "core/core.h"
 
+/* cache: NULL, or sl_s4d_ssm_cache_floats floats the owner keeps (zeroed
+ * at first) where the step keeps E and Bbar between tokens with a copy of
+ * the log_dt and A they came from: a token then costs O(H M) multiply-adds
+ * instead of H M complex exponentials, and a changed parameter (a training
+ * step, a loaded checkpoint) is seen by the copy's comparison. */
 typedef struct sl_s4d_ssm {
     sl_tensor *log_dt, *a_log_re, *a_im, *c, *d;
     int64_t H, M;
     bool causal;
+    float *cache;
 } sl_s4d_ssm;
 
 /* Declares the parameters (names prefix + "log_dt", ...) of H channels of
@@ -32,6 +38,8 @@ sl_status sl_s4d_ssm_params(sl_s4d_ssm *s, sl_params *p, const char *who, const 
 /* Floats of one sequence's state (H*M*2), and of sl_s4d_ssm_step's scratch. */
 int64_t sl_s4d_ssm_state_floats(const sl_s4d_ssm *s);
 int64_t sl_s4d_ssm_scratch_floats(const sl_s4d_ssm *s);
+/* Floats of the step's cache for H channels of state size N. */
+int64_t sl_s4d_ssm_cache_floats(int64_t H, int64_t N);
 
 /* u: [B, T, H] -> y: [B, T, H], the convolution form, on the tape. With a
  * state (causal only): the modes are the part of H*M*2 floats at `off` in
