@@ -1,6 +1,7 @@
 /* loss.c: cross-entropy against a double-precision loop (value and
  * gradient, ignored rows, large logits, threaded size), the all-ignored
- * case, thread-count independence of the loss, and finite differences. */
+ * case, thread-count independence of the loss, and finite differences;
+ * masked MSE likewise. */
 #include <string.h>
 
 #include "check.h"
@@ -100,11 +101,57 @@ static void test_gradients(void)
     gc_free(x);
 }
 
+/* Masked MSE: rows 1 and 4 of 6 not counted. */
+static const uint8_t MSE_MASK[6] = {1, 0, 1, 1, 0, 1};
+static float mse_target[6 * 3];
+
+static sl_tensor *mse_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_mse(ctx, in[0], mse_target, arg ? MSE_MASK : NULL);
+}
+
+/* The value against a double loop (masked and not), the all-masked case,
+ * and finite differences (a quadratic: exact up to float rounding). */
+static void test_mse(void)
+{
+    sl_rng rng;
+    sl_rng_seed(&rng, 4);
+    sl_tensor *x = GC_LEAF(&rng, 1, 6, 3);
+    for (int i = 0; i < 18; i++) mse_target[i] = sl_rng_normal(&rng);
+    for (int masked = 0; masked < 2; masked++) {
+        double want = 0;
+        int count = 0;
+        for (int r = 0; r < 6; r++) {
+            if (masked && !MSE_MASK[r]) continue;
+            for (int j = 0; j < 3; j++) {
+                const double e = (double)x->data[r * 3 + j] - mse_target[r * 3 + j];
+                want += e * e;
+                count++;
+            }
+        }
+        sl_ctx ctx;
+        sl_ctx_init(&ctx, 1 << 16);
+        CHECK_CLOSE(mse_fn(&ctx, &x, masked ? (void *)1 : NULL)->data[0], want / count, 1e-6,
+                    1e-6, masked ? "mse, masked" : "mse");
+        sl_ctx_free(&ctx);
+        CHECK(gradcheck("mse", mse_fn, &x, 1, masked ? (void *)1 : NULL, 1e-2f, 1e-4, 1e-3, 64),
+              "mse gradient, masked %d", masked);
+    }
+    for (int j = 0; j < 3; j++) CHECK(x->grad[3 + j] == 0 && x->grad[12 + j] == 0, "masked rows");
+    static const uint8_t none[6] = {0};
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    CHECK(sl_mse(&ctx, x, mse_target, none)->data[0] == 0, "nothing counted: 0");
+    sl_ctx_free(&ctx);
+    gc_free(x);
+}
+
 int main(void)
 {
     sl_set_threads(2);
     RUN(test_matches_reference);
     RUN(test_all_ignored);
     RUN(test_gradients);
+    RUN(test_mse);
     return TEST_SUMMARY();
 }

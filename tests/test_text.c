@@ -41,7 +41,7 @@ static void test_vocab_splits_batches(void)
     sl_rng r;
     sl_rng_seed(&r, 1);
     int32_t tok[4 * 32], tgt[4 * 32];
-    t.vt->batch(&t, SL_SPLIT_VAL, &r, 4, 32, tok, tgt);
+    t.vt->batch(&t, SL_SPLIT_VAL, &r, &(sl_batch){.B = 4, .T = 32, .tokens = tok, .targets = tgt});
     for (int b = 0; b < 4; b++)
         for (int i = 0; i + 1 < 32; i++) CHECK(tgt[b * 32 + i] == tok[b * 32 + i + 1], "shifted");
     sl_task_close(&t);
@@ -50,7 +50,7 @@ static void test_vocab_splits_batches(void)
     CHECK(open_text(&t, 32, &good, 1, NULL) == SL_OK, "reopen: %s", sl_errmsg());
     sl_rng_seed(&r, 1);
     int32_t tok2[4 * 32], tgt2[4 * 32];
-    t.vt->batch(&t, SL_SPLIT_VAL, &r, 4, 32, tok2, tgt2);
+    t.vt->batch(&t, SL_SPLIT_VAL, &r, &(sl_batch){.B = 4, .T = 32, .tokens = tok2, .targets = tgt2});
     CHECK(memcmp(tok, tok2, sizeof tok) == 0, "same ids");
     sl_task_close(&t);
     const sl_kv abc = {"vocab_hex", "616263"};
@@ -162,7 +162,7 @@ static void test_streaming_matches_reference(void)
             int32_t *tok = malloc((size_t)m * sizeof *tok), *tgt = malloc((size_t)m * sizeof *tgt);
             sl_rng any;
             sl_rng_seed(&any, 1);
-            t.vt->batch(&t, (sl_split)s, &any, 1, m - 1, tok, tgt);
+            t.vt->batch(&t, (sl_split)s, &any, &(sl_batch){.B = 1, .T = m - 1, .tokens = tok, .targets = tgt});
             int64_t bad = 0;
             for (int64_t i = 0; i + 1 < m; i++) bad += tok[i] != ids[s][i];
             bad += tgt[m - 2] != ids[s][m - 1];

@@ -11,10 +11,12 @@ static void help(void)
 {
     printf("usage: seqlab eval CKPT [--data FILE] [--split val|test|train] [--batches N]\n"
            "                  [--batch-size N] [--threads N]\n\n"
-           "Mean next-token loss of a checkpoint on one split of its data (the data file\n"
-           "from its config unless --data is given), in nats and bits per token\n"
-           "(= bits per character for text). Prints one JSON line on stdout; when the loss is\n"
-           "NaN/Inf it reads \"loss\":null and the exit status is 1.\n");
+           "The task's metrics of a checkpoint on one split of its data (the data file\n"
+           "from its config unless --data is given): the mean loss in nats, and bits per\n"
+           "token (= bits per character for text) and accuracy for a next-token model,\n"
+           "accuracy for a classifier, MSE and MAE for a regression head; ignored\n"
+           "targets and padding never count. Prints one JSON line on stdout; when the\n"
+           "loss is NaN/Inf it reads \"loss\":null and the exit status is 1.\n");
 }
 
 int cmd_eval(int argc, char **argv)
@@ -64,19 +66,30 @@ int cmd_eval(int argc, char **argv)
     if (!st && (st = sl_task_from_config(&task, &cfg, &ck))) sl_model_free(&m);
     sl_checkpoint_close(&ck);
     if (st) return cli_error("eval");
+    char who[SL_NAME_LEN + 16];
+    snprintf(who, sizeof who, "task '%s'", cfg.task);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 16u << 20);
-    double loss = sl_evaluate(&m, &ctx, &task, sp, batches, cfg.batch_size, cfg.seq_len);
+    sl_metrics mt;
+    st = sl_config_adopt_io(&cfg, &task.io, who);
+    if (!st) st = sl_evaluate(&m, &ctx, &task, sp, batches, cfg.batch_size, cfg.seq_len, &mt);
+    if (st) {
+        sl_ctx_free(&ctx);
+        sl_task_close(&task);
+        sl_model_free(&m);
+        return cli_error("eval");
+    }
+    const double loss = sl_metrics_loss(&mt);
     long long tokens = (long long)(batches * cfg.batch_size * cfg.seq_len);
+    char json[256], text[160];
+    sl_metrics_json(&mt, json, sizeof json);
+    sl_metrics_text(&mt, text, sizeof text);
+    /* JSON has no NaN: a non-finite value reads null. */
+    printf("{\"split\":\"%s\",%s,\"tokens\":%lld}\n", split, json, tokens);
     int rc = 0;
     if (isfinite(loss)) {
-        printf("{\"split\":\"%s\",\"loss\":%.6f,\"bpc\":%.6f,\"tokens\":%lld}\n", split, loss,
-               loss / M_LN2, tokens);
-        fprintf(stderr, "%s split of %s: loss %.4f nats, %.4f bits per character\n", split,
-                cfg.data, loss, loss / M_LN2);
+        fprintf(stderr, "%s split of %s: %s\n", split, cfg.data[0] ? cfg.data : cfg.task, text);
     } else {
-        /* JSON has no NaN: null, and a failure status. */
-        printf("{\"split\":\"%s\",\"loss\":null,\"bpc\":null,\"tokens\":%lld}\n", split, tokens);
         sl_fail(SL_ERR_NUMERIC,
                 "%s: the %s loss is not finite (%g): the checkpoint's weights "
                 "hold NaN/Inf or overflow",

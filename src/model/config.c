@@ -44,6 +44,11 @@ static const field FIELDS[] = {
     M(bias, T_BOOL, "biases in linear layers and layernorms"),
     M(tie_embeddings, T_BOOL, "the output head reuses embed.weight"),
     M(causal, T_BOOL, "causal (decoder) or bidirectional mixing"),
+    F(input, T_STR, "model inputs: tokens | vectors (in.weight) | both; auto = the task's"),
+    F(n_in, T_INT, "reals per vector input position; 0 = the task's"),
+    F(head, T_STR, "output head: lm | tag | regress | classify; auto = the task's"),
+    F(n_out, T_INT, "classes (tag, classify) or reals per position (regress); 0 = the task's"),
+    F(pool, T_STR, "classify: the positions pooled: mean | last | first; auto = the task's"),
     M(dropout, T_FLOAT, "dropout on mixer and MLP outputs"),
     M(init_std, T_FLOAT, "std of weight init (output projections scaled by 1/sqrt(2L))"),
     M(chunk_size, T_INT, "recurrent mixers: tokens per chunk of the chunkwise-parallel form"),
@@ -100,6 +105,9 @@ void sl_config_defaults(sl_config *c)
     c->bias = false;
     c->tie_embeddings = true;
     c->causal = true;
+    strcpy(c->input, "auto");
+    strcpy(c->head, "auto");
+    strcpy(c->pool, "auto");
     c->dropout = 0.0;
     c->init_std = 0.02;
     c->chunk_size = 64;
@@ -307,6 +315,60 @@ sl_status sl_config_parse_stored(sl_config *c, const char *json, const char *nam
     return parse(c, json, name, true);
 }
 
+static const char *const INPUTS[] = {"tokens", "vectors", "both", NULL};
+static const char *const HEADS[] = {"lm", "tag", "regress", "classify", NULL};
+static const char *const POOLS[] = {"mean", "last", "first", NULL};
+
+const char *sl_input_name(sl_input_kind k) { return INPUTS[k]; }
+const char *sl_head_name(sl_head_kind k) { return HEADS[k]; }
+
+/* The index of s in names, or -1. */
+static int index_of(const char *s, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+sl_status sl_config_io(const sl_config *c, sl_task_io *io)
+{
+    const int in = strcmp(c->input, "auto") ? index_of(c->input, INPUTS) : SL_INPUT_TOKENS;
+    const int hd = strcmp(c->head, "auto") ? index_of(c->head, HEADS) : SL_HEAD_LM;
+    const int pl = strcmp(c->pool, "auto") ? index_of(c->pool, POOLS) : SL_POOL_LAST;
+    if (in < 0 || hd < 0 || pl < 0)
+        return sl_fail(SL_ERR_CONFIG, "config keys input = \"%s\", head = \"%s\", pool = \"%s\": "
+                                      "expected tokens, vectors or both; lm, tag, regress or "
+                                      "classify; mean, last or first (or auto)",
+                       c->input, c->head, c->pool);
+    *io = (sl_task_io){.input = (sl_input_kind)in, .n_in = c->n_in, .head = (sl_head_kind)hd,
+                       .n_out = c->n_out, .pool = (sl_pool_kind)pl};
+    return SL_OK;
+}
+
+sl_status sl_config_adopt_io(sl_config *c, const sl_task_io *io, const char *who)
+{
+    struct { const char *key; char *v; const char *const *names; int want; bool strict; } s[] = {
+        {"input", c->input, INPUTS, (int)io->input, true},
+        {"head", c->head, HEADS, (int)io->head, true},
+        {"pool", c->pool, POOLS, (int)io->pool, false},
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        if (strcmp(s[i].v, "auto") == 0) snprintf(s[i].v, SL_NAME_LEN, "%s", s[i].names[s[i].want]);
+        else if (s[i].strict && strcmp(s[i].v, s[i].names[s[i].want]) != 0)
+            return sl_fail(SL_ERR_CONFIG, "config key '%s' = \"%s\": %s gives \"%s\"", s[i].key,
+                           s[i].v, who, s[i].names[s[i].want]);
+    }
+    struct { const char *key; int64_t *v, want; } n[] = {{"n_in", &c->n_in, io->n_in},
+                                                         {"n_out", &c->n_out, io->n_out}};
+    for (size_t i = 0; i < 2; i++) {
+        if (*n[i].v == 0) *n[i].v = n[i].want;
+        else if (*n[i].v != n[i].want)
+            return sl_fail(SL_ERR_CONFIG, "config key '%s' = %lld: %s gives %lld", n[i].key,
+                           (long long)*n[i].v, who, (long long)n[i].want);
+    }
+    return SL_OK;
+}
+
 /* Configs are small: anything past this is not one. */
 #define MAX_CONFIG_BYTES ((int64_t)16 << 20)
 
@@ -403,13 +465,6 @@ sl_status sl_config_set(sl_config *c, const char *key, const char *value)
     return SL_OK;
 }
 
-static bool one_of(const char *s, const char *const *names)
-{
-    for (; *names; names++)
-        if (strcmp(s, *names) == 0) return true;
-    return false;
-}
-
 sl_status sl_config_validate(const sl_config *c)
 {
     static const char *const POS[] = {"learned", "rope", "none", NULL};
@@ -436,6 +491,7 @@ sl_status sl_config_validate(const sl_config *c)
         {"stop_step", c->stop_step, -1, COUNT},       {"chunk_size", c->chunk_size, 1, 1 << 16},
         {"conv_size", c->conv_size, 0, 1 << 10},      {"seed", c->seed, -BIG, BIG},
         {"recompute_tokens", c->recompute_tokens, 0, 1 << 24},
+        {"n_in", c->n_in, 0, 1 << 20},                {"n_out", c->n_out, 0, 1 << 24},
         {"max_skipped_steps", c->max_skipped_steps, 1, COUNT},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -457,12 +513,27 @@ sl_status sl_config_validate(const sl_config *c)
     if (c->seq_len > c->max_seq_len)
         return sl_fail(SL_ERR_SHAPE, "config: seq_len = %lld exceeds max_seq_len = %lld",
                        (long long)c->seq_len, (long long)c->max_seq_len);
-    if (!one_of(c->pos, POS))
+    if (index_of(c->pos, POS) < 0)
         return sl_fail(SL_ERR_CONFIG, "config key 'pos' = \"%s\": expected learned, rope or none", c->pos);
-    if (!one_of(c->norm, NORM))
+    if (index_of(c->norm, NORM) < 0)
         return sl_fail(SL_ERR_CONFIG, "config key 'norm' = \"%s\": expected layernorm or rmsnorm", c->norm);
-    if (!one_of(c->mlp, MLP))
+    if (index_of(c->mlp, MLP) < 0)
         return sl_fail(SL_ERR_CONFIG, "config key 'mlp' = \"%s\": expected gelu, swiglu or none", c->mlp);
+    if (strcmp(c->input, "auto") != 0 && index_of(c->input, INPUTS) < 0)
+        return sl_fail(SL_ERR_CONFIG, "config key 'input' = \"%s\": expected auto, tokens, vectors "
+                                      "or both", c->input);
+    if (strcmp(c->head, "auto") != 0 && index_of(c->head, HEADS) < 0)
+        return sl_fail(SL_ERR_CONFIG, "config key 'head' = \"%s\": expected auto, lm, tag, regress "
+                                      "or classify", c->head);
+    if (strcmp(c->pool, "auto") != 0 && index_of(c->pool, POOLS) < 0)
+        return sl_fail(SL_ERR_CONFIG, "config key 'pool' = \"%s\": expected auto, mean, last or "
+                                      "first", c->pool);
+    if ((strcmp(c->input, "vectors") == 0 || strcmp(c->input, "both") == 0) && c->n_in < 1)
+        return sl_fail(SL_ERR_CONFIG, "config key 'n_in' = %lld: input = %s needs n_in >= 1",
+                       (long long)c->n_in, c->input);
+    if (index_of(c->head, HEADS) > 0 && c->n_out < 1)
+        return sl_fail(SL_ERR_CONFIG, "config key 'n_out' = %lld: head = %s needs n_out >= 1",
+                       (long long)c->n_out, c->head);
     struct { const char *key; double v, lo, hi; } rng[] = {
         {"dropout", c->dropout, 0, 0.999}, {"lr", c->lr, 0, 10},
         {"min_lr", c->min_lr, 0, 10},      {"weight_decay", c->weight_decay, 0, 10},
@@ -510,6 +581,14 @@ const char *sl_config_model_diff(const sl_config *a, const sl_config *b)
     static _Thread_local char what[96];
     for (size_t i = 0; i < NFIELDS; i++)
         if (FIELDS[i].model && !field_equal(&FIELDS[i], a, b)) return FIELDS[i].key;
+    /* Inputs and head as the model reads them ("auto" is tokens and lm). */
+    sl_task_io ia, ib;
+    if (sl_config_io(a, &ia) || sl_config_io(b, &ib)) return "input";
+    if (ia.input != ib.input) return "input";
+    if (ia.n_in != ib.n_in) return "n_in";
+    if (ia.head != ib.head) return "head";
+    if (ia.n_out != ib.n_out) return "n_out";
+    if (ia.pool != ib.pool) return "pool";
     for (int64_t i = 0; i < a->n_layers; i++) {
         const sl_mixer_vtable *va, *vb;
         sl_mixer_dims d;

@@ -51,6 +51,12 @@ typedef struct sl_config {
     double norm_eps;
     char mlp[SL_NAME_LEN];  /* gelu | swiglu | none */
     bool bias, tie_embeddings, causal;
+    /* inputs and head (sl_task_io): "auto" and 0 take the task's */
+    char input[SL_NAME_LEN]; /* tokens | vectors | both */
+    int64_t n_in;
+    char head[SL_NAME_LEN]; /* lm | tag | regress | classify */
+    int64_t n_out;
+    char pool[SL_NAME_LEN]; /* mean | last | first (classify) */
     double dropout, init_std;
     /* knobs several mixers share (sl_mixer_dims) */
     int64_t chunk_size; /* tokens per chunk of the chunkwise-parallel form */
@@ -108,6 +114,18 @@ sl_status sl_config_layer(const sl_config *c, int64_t i, const sl_mixer_vtable *
                           sl_mixer_dims *dims, sl_opts *opts);
 /* The task's vtable and resolved options. */
 sl_status sl_config_task(const sl_config *c, const sl_task_vtable **vt, sl_opts *opts);
+/* The inputs and head c describes; "auto" (no task set it: a model built
+ * alone, or a checkpoint from before these keys) reads tokens and predicts
+ * the next one, pooling the last position. SL_ERR_CONFIG for an unknown
+ * name. */
+sl_status sl_config_io(const sl_config *c, sl_task_io *io);
+/* "tokens", "vectors", "both"; "lm", "tag", "regress", "classify". */
+const char *sl_input_name(sl_input_kind k);
+const char *sl_head_name(sl_head_kind k);
+/* Resolves c's "auto" and 0 inputs and head from io, the task's (named
+ * `who` in messages), and refuses a value set otherwise than the task's;
+ * pool may differ (a choice of the model). */
+sl_status sl_config_adopt_io(sl_config *c, const sl_task_io *io, const char *who);
 /* Prints every key, its type and default, then every mixer's and task's
  * options, for --help. */
 void sl_config_print_keys(FILE *f);

@@ -9,6 +9,11 @@
 #include "model/model.h"
 #include "mixers/recompute.h"
 #include "ops/ops.h"
+#include "ops/seq_pool.h"
+
+_Static_assert((int)SL_POOL_MEAN == (int)SL_SEQ_MEAN && (int)SL_POOL_LAST == (int)SL_SEQ_LAST &&
+                   (int)SL_POOL_FIRST == (int)SL_SEQ_FIRST,
+               "a task's pooling is the op's");
 
 static void set_prefix(sl_params *p, const char *fmt, int64_t i)
 {
@@ -34,16 +39,25 @@ sl_status sl_model_create(sl_model *m, const sl_config *cfg)
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     const sl_config *c = &m->cfg;
-    if (c->vocab_size < 1)
-        return sl_fail(SL_ERR_CONFIG, "config key 'vocab_size' = %lld: expected >= 1",
-                       (long long)c->vocab_size);
     sl_status st = sl_config_validate(c);
+    if (!st) st = sl_config_io(c, &m->io);
     if (st) return st;
+    const bool tokens_in = m->io.input != SL_INPUT_VECTORS, lm = m->io.head == SL_HEAD_LM;
+    if ((tokens_in || lm) && c->vocab_size < 1)
+        return sl_fail(SL_ERR_CONFIG, "config key 'vocab_size' = %lld: expected >= 1 (input = %s, "
+                                      "head = %s)",
+                       (long long)c->vocab_size, sl_input_name(m->io.input),
+                       sl_head_name(m->io.head));
+    if (lm && c->tie_embeddings && !tokens_in)
+        return sl_fail(SL_ERR_CONFIG, "config key 'tie_embeddings' = true: input = vectors has no "
+                                      "embed.weight to tie the head to");
     sl_params *p = &m->params;
     sl_params_init(p);
     int64_t D = c->d_model, V = c->vocab_size, F = ff_width(c);
     float std = (float)c->init_std, out_std = std / sqrtf(2.0f * (float)c->n_layers);
-    m->embed = SL_PARAM(p, "embed.weight", SL_INIT_NORMAL, std, true, V, D);
+    if (tokens_in) m->embed = SL_PARAM(p, "embed.weight", SL_INIT_NORMAL, std, true, V, D);
+    if (m->io.input != SL_INPUT_TOKENS)
+        m->in_w = SL_PARAM(p, "in.weight", SL_INIT_NORMAL, std, true, D, c->n_in);
     if (strcmp(c->pos, "learned") == 0)
         m->pos = SL_PARAM(p, "pos.weight", SL_INIT_NORMAL, std, true, c->max_seq_len, D);
     bool swiglu = strcmp(c->mlp, "swiglu") == 0, has_mlp = strcmp(c->mlp, "none") != 0;
@@ -68,7 +82,12 @@ sl_status sl_model_create(sl_model *m, const sl_config *cfg)
     p->prefix[0] = '\0';
     if (st == SL_OK) {
         declare_norm(m, "norm", &m->norm_w, &m->norm_b);
-        if (!c->tie_embeddings) m->head = SL_PARAM(p, "head.weight", SL_INIT_NORMAL, std, true, V, D);
+        if (!lm) {
+            m->head = SL_PARAM(p, "head.weight", SL_INIT_NORMAL, std, true, c->n_out, D);
+            m->head_b = SL_PARAM(p, "head.bias", SL_INIT_ZEROS, 0, false, c->n_out);
+        } else if (!c->tie_embeddings) {
+            m->head = SL_PARAM(p, "head.weight", SL_INIT_NORMAL, std, true, V, D);
+        }
         st = sl_params_finalize(p);
     }
     if (st == SL_ERR_OOM) {
@@ -89,7 +108,8 @@ sl_status sl_model_plan_batch(const sl_config *c, int64_t B, int64_t T, bool tra
     /* Per token: its id and target, the logits and their softmax, and
      * about 24 D floats of activations per layer (a one-layer attention
      * model measures 25 D); gradients double the floats when training. */
-    int64_t floats = sl_size_add(sl_size_mul(2, c->vocab_size),
+    const int64_t outs = c->vocab_size > c->n_out ? c->vocab_size : c->n_out;
+    int64_t floats = sl_size_add(sl_size_mul(2, outs),
                                  sl_size_mul(sl_size_mul(24, c->d_model), c->n_layers));
     if (train) floats = sl_size_mul(2, floats);
     const int64_t per_token = sl_size_add(2 * sizeof(int32_t), sl_size_mul(floats, sizeof(float)));
@@ -127,17 +147,37 @@ static sl_tensor *mlp(const sl_model *m, sl_ctx *ctx, const sl_block *b, sl_tens
     return sl_linear(ctx, h, b->fc2_w, b->fc2_b);
 }
 
-/* Embedding, blocks and final norm. tokens: [B*T] -> [B, T, D].
+/* The read-in: tokens [B*T] through embed.weight, vectors [B*T, n_in]
+ * through in.weight, or both, each position one or the other (token -1: a
+ * vector position) -> [B, T, D]. */
+static sl_tensor *read_in(const sl_model *m, sl_ctx *ctx, const int32_t *tokens,
+                          const float *vectors, int64_t B, int64_t T)
+{
+    sl_tensor *x = m->embed ? sl_embedding(ctx, m->embed, tokens, B, T) : NULL;
+    if (!m->in_w) return x;
+    const int64_t n_in = m->cfg.n_in, R = B * T;
+    sl_tensor *v = SL_NEW(ctx, B, T, n_in);
+    for (int64_t r = 0; r < R; r++) {
+        float *vr = v->data + r * n_in;
+        if (tokens && tokens[r] >= 0) memset(vr, 0, (size_t)n_in * sizeof(float));
+        else memcpy(vr, vectors + r * n_in, (size_t)n_in * sizeof(float));
+    }
+    sl_tensor *y = sl_linear(ctx, v, m->in_w, NULL);
+    return x ? sl_add(ctx, x, y) : y;
+}
+
+/* Read-in, blocks and final norm. tokens: [B*T] (or NULL), vectors:
+ * [B*T, n_in] (or NULL), as the model's input reads them -> [B, T, D].
  * state == NULL: training. Otherwise each layer's state continues from
  * position pos; with step, T == 1 and mixers run their step(). seqs: NULL,
  * or the bounds of a packed batch (B = 1). */
-static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T,
-                        float *const *state, int64_t pos, bool step, float *scratch,
-                        const sl_seqs *seqs)
+static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const float *vectors,
+                        int64_t B, int64_t T, float *const *state, int64_t pos, bool step,
+                        float *scratch, const sl_seqs *seqs)
 {
     const float p = (float)m->cfg.dropout;
     const int64_t rt = m->cfg.recompute_tokens;
-    sl_tensor *x = sl_embedding(ctx, m->embed, tokens, B, T);
+    sl_tensor *x = read_in(m, ctx, tokens, vectors, B, T);
     if (m->pos) x = sl_add_positions(ctx, x, m->pos, pos, seqs);
     x = sl_dropout(ctx, x, p);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
@@ -160,26 +200,92 @@ static sl_tensor *trunk(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t
     return norm(m, ctx, x, m->norm_w, m->norm_b);
 }
 
+/* x: [..., D] -> [..., V or n_out] */
 static sl_tensor *head(sl_model *m, sl_ctx *ctx, sl_tensor *x)
 {
-    return sl_linear(ctx, x, m->head ? m->head : m->embed, NULL);
+    return sl_linear(ctx, x, m->head ? m->head : m->embed, m->head_b);
 }
 
 sl_tensor *sl_model_forward(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t B, int64_t T)
 {
-    return head(m, ctx, trunk(m, ctx, tokens, B, T, NULL, 0, false, NULL, NULL));
+    return head(m, ctx, trunk(m, ctx, tokens, NULL, B, T, NULL, 0, false, NULL, NULL));
 }
 
 sl_tensor *sl_model_forward_packed(sl_model *m, sl_ctx *ctx, const int32_t *tokens, int64_t T,
                                    const sl_seqs *seqs)
 {
-    return head(m, ctx, trunk(m, ctx, tokens, 1, T, NULL, 0, false, NULL, seqs));
+    return head(m, ctx, trunk(m, ctx, tokens, NULL, 1, T, NULL, 0, false, NULL, seqs));
 }
 
 sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
                          int64_t B, int64_t T)
 {
-    return sl_cross_entropy(ctx, sl_model_forward(m, ctx, tokens, B, T), targets, -1);
+    const sl_batch b = {.B = B, .T = T, .tokens = (int32_t *)tokens, .targets = (int32_t *)targets};
+    return sl_model_batch_loss(m, ctx, &b, NULL, NULL);
+}
+
+/* The first lengths[i] elements (`size` bytes each) of every row i of
+ * src (rows T elements apart), end to end in a new arena array; NULL for
+ * NULL. */
+static void *pack_rows(sl_ctx *ctx, const void *src, size_t size, const sl_batch *b)
+{
+    if (!src) return NULL;
+    int64_t S = 0;
+    for (int64_t i = 0; i < b->B; i++) S += b->lengths[i];
+    char *dst = sl_arena_alloc(&ctx->arena, (size_t)S * size), *d = dst;
+    for (int64_t i = 0; i < b->B; i++) {
+        memcpy(d, (const char *)src + (size_t)(i * b->T) * size, (size_t)b->lengths[i] * size);
+        d += (size_t)b->lengths[i] * size;
+    }
+    return dst;
+}
+
+/* b's rows end to end in *p (B = 1), their bounds in the returned seqs;
+ * both in ctx's arena, as the tape's nodes keep pointers to them. */
+static const sl_seqs *pack(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *p)
+{
+    int64_t *cu = sl_arena_alloc(&ctx->arena, (size_t)(b->B + 1) * sizeof *cu);
+    cu[0] = 0;
+    for (int64_t i = 0; i < b->B; i++) {
+        sl_require(b->lengths[i] >= 1 && b->lengths[i] <= b->T, "sl_model_forward_batch",
+                   "lengths in [1, T]");
+        cu[i + 1] = cu[i] + b->lengths[i];
+    }
+    sl_seqs *seqs = sl_arena_alloc(&ctx->arena, sizeof *seqs);
+    *seqs = (sl_seqs){b->B, cu};
+    const bool per_position = m->io.head != SL_HEAD_CLASSIFY;
+    *p = (sl_batch){.B = 1, .T = cu[b->B]};
+    p->tokens = pack_rows(ctx, b->tokens, sizeof *b->tokens, b);
+    p->vectors = pack_rows(ctx, b->vectors, (size_t)m->cfg.n_in * sizeof(float), b);
+    p->targets = per_position ? pack_rows(ctx, b->targets, sizeof *b->targets, b) : b->targets;
+    p->values = pack_rows(ctx, b->values, (size_t)m->cfg.n_out * sizeof(float), b);
+    p->mask = pack_rows(ctx, b->mask, 1, b);
+    return seqs;
+}
+
+sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows)
+{
+    bool short_row = false;
+    for (int64_t i = 0; b->lengths && i < b->B; i++) short_row |= b->lengths[i] != b->T;
+    const sl_seqs *seqs = NULL;
+    *rows = *b;
+    if (short_row) seqs = pack(m, ctx, b, rows);
+    rows->lengths = NULL;
+    sl_tensor *x = trunk(m, ctx, rows->tokens, rows->vectors, rows->B, rows->T, NULL, 0, false,
+                         NULL, seqs);
+    if (m->io.head == SL_HEAD_CLASSIFY) x = sl_seq_pool(ctx, x, (sl_seq_pool_kind)m->io.pool, seqs);
+    return head(m, ctx, x);
+}
+
+sl_tensor *sl_model_batch_loss(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_tensor **out,
+                               sl_batch *rows)
+{
+    sl_batch r;
+    sl_tensor *y = sl_model_forward_batch(m, ctx, b, &r);
+    if (out) *out = y;
+    if (rows) *rows = r;
+    if (m->io.head == SL_HEAD_REGRESS) return sl_mse(ctx, y, r.values, r.mask);
+    return sl_cross_entropy(ctx, y, r.targets, -1);
 }
 
 /* ---------------------------------------------------------- decoding */
@@ -191,6 +297,11 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
     if (!m->cfg.causal)
         return sl_fail(SL_ERR_CONFIG,
                        "config key 'causal' = false: a bidirectional model cannot generate");
+    if (m->io.input != SL_INPUT_TOKENS || m->io.head != SL_HEAD_LM)
+        return sl_fail(SL_ERR_CONFIG,
+                       "config keys input = %s, head = %s: only a token model with an lm head "
+                       "generates",
+                       sl_input_name(m->io.input), sl_head_name(m->io.head));
     int64_t L = m->cfg.max_seq_len, scratch = 0, floats = m->cfg.vocab_size;
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         const sl_mixer *mx = &m->blocks[l].mixer;
@@ -259,8 +370,8 @@ static sl_status run(sl_decoder *d, const int32_t *tokens, int64_t T, bool step)
     sl_status st = check_tokens(d, tokens, T);
     if (st) return st;
     sl_ctx_reset(&d->ctx);
-    sl_tensor *x = trunk(d->m, &d->ctx, tokens, 1, T, d->state, d->pos, step, d->scratch,
-                          NULL);
+    sl_tensor *x = trunk(d->m, &d->ctx, tokens, NULL, 1, T, d->state, d->pos, step, d->scratch,
+                         NULL);
     last_logits(d, &d->ctx, x);
     d->pos += T;
     return SL_OK;

@@ -18,13 +18,20 @@ typedef struct sl_block {
 /* Mixers point at cfg inside the struct: never copy an sl_model by value. */
 typedef struct sl_model {
     sl_config cfg;
+    sl_task_io io; /* cfg's inputs and head */
     sl_params params;
-    sl_tensor *embed, *pos, *norm_w, *norm_b, *head; /* head NULL when tied */
+    sl_tensor *embed;  /* embed.weight [V, D]; NULL for vector input */
+    sl_tensor *in_w;   /* in.weight [D, n_in]; NULL for token input */
+    sl_tensor *pos, *norm_w, *norm_b;
+    sl_tensor *head;   /* head.weight [V or n_out, D]; NULL when tied (lm) */
+    sl_tensor *head_b; /* head.bias [n_out]; NULL for lm */
     sl_block blocks[SL_MAX_LAYERS];
 } sl_model;
 
-/* Builds the model for a validated config (vocab_size must be set) and
- * allocates its parameters (zeros; see sl_model_init_weights). */
+/* Builds the model for a validated config (vocab_size must be set where
+ * tokens are read or predicted; inputs and head resolved, see
+ * sl_config_adopt_io) and allocates its parameters (zeros; see
+ * sl_model_init_weights). */
 sl_status sl_model_create(sl_model *m, const sl_config *cfg);
 void sl_model_init_weights(sl_model *m, uint64_t seed);
 void sl_model_free(sl_model *m);
@@ -39,6 +46,19 @@ sl_tensor *sl_model_forward_packed(sl_model *m, sl_ctx *ctx, const int32_t *toke
 /* Mean next-token cross-entropy; targets: [B*T], -1 = ignored. Returns [1]. */
 sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const int32_t *targets,
                          int64_t B, int64_t T);
+
+/* A batch's outputs: [R, V] logits (lm) or [R, n_out] (tag, regress) for
+ * the R positions of *rows, whose per-position arrays line up with them,
+ * or [B, n_out] (classify, from the pooled positions of each row). *rows
+ * is b itself, or (some row shorter than T) its rows packed end to end
+ * into one (B = 1, arena copies in ctx), so padding is never computed.
+ * b->lengths NULL: every row is T long. */
+sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows);
+/* The loss of a batch ([1]): mean cross-entropy over counted targets (lm,
+ * tag, classify) or MSE over counted positions' values (regress); the
+ * outputs and their rows in *out and *rows when those are not NULL. */
+sl_tensor *sl_model_batch_loss(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_tensor **out,
+                               sl_batch *rows);
 
 /* Refuses (SL_ERR_OOM naming `key`, the flag or config key that set B) a
  * training (train) or evaluation batch of B sequences of T tokens whose

@@ -1,5 +1,5 @@
-/* Mean cross-entropy of logits against integer targets, with an ignored
- * target value (padding). The forward saves one log-sum-exp per row, not the
+/* Losses. Mean cross-entropy of logits against integer targets, with an
+ * ignored target value (padding). The forward saves one log-sum-exp per row, not the
  * softmax (a [rows, V] tensor); the backward recomputes the softmax from it
  * with one exp per element. */
 #include <math.h>
@@ -79,6 +79,56 @@ sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targe
         nd->aux = targets;
         nd->saved = lse;
         const ce_desc d = {ignore_index, count};
+        SL_KEEP_DESC(ctx, nd, d);
+    }
+    return loss;
+}
+
+/* What mse's backward reads: the mask and the number of counted values. */
+typedef struct mse_desc {
+    const uint8_t *mask;
+    int64_t count;
+} mse_desc;
+
+/* dloss: [1] -> dpred[r] += dloss 2 (pred[r] - target[r]) / count for
+ * counted rows. aux: target [R, C]; desc: mse_desc. */
+static void mse_backward(sl_ctx *ctx, const sl_node *nd)
+{
+    sl_tensor *pred = nd->in[0];
+    const float *y = nd->aux, *x = pred->data;
+    const mse_desc *d = nd->desc;
+    const uint8_t *mask = d->mask;
+    if (d->count == 0) return;
+    float *dx = sl_grad(ctx, pred);
+    const int64_t R = sl_rows(pred), C = sl_last(pred);
+    const float scale = 2.0f * nd->out->grad[0] / (float)d->count;
+#pragma omp parallel for schedule(static) if (R * C >= SL_PAR_MIN)
+    for (int64_t r = 0; r < R; r++) {
+        if (mask && !mask[r]) continue;
+        for (int64_t j = 0; j < C; j++) dx[r * C + j] += scale * (x[r * C + j] - y[r * C + j]);
+    }
+}
+
+sl_tensor *sl_mse(sl_ctx *ctx, sl_tensor *pred, const float *target, const uint8_t *mask)
+{
+    const int64_t R = sl_rows(pred), C = sl_last(pred);
+    /* Summed in row order in double: the same value for any thread count. */
+    double total = 0;
+    int64_t count = 0;
+    for (int64_t r = 0; r < R; r++) {
+        if (mask && !mask[r]) continue;
+        for (int64_t j = 0; j < C; j++) {
+            const double e = (double)pred->data[r * C + j] - target[r * C + j];
+            total += e * e;
+        }
+        count += C;
+    }
+    sl_tensor *loss = SL_NEW(ctx, 1);
+    loss->data[0] = count ? (float)(total / (double)count) : 0.0f;
+    sl_node *nd = SL_RECORD(ctx, mse_backward, loss, pred);
+    if (nd) {
+        nd->aux = target;
+        const mse_desc d = {mask, count};
         SL_KEEP_DESC(ctx, nd, d);
     }
     return loss;

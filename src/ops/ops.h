@@ -54,7 +54,8 @@ sl_tensor *sl_silu_gate(sl_ctx *ctx, sl_tensor *a, sl_tensor *z);
 sl_tensor *sl_softmax(sl_ctx *ctx, sl_tensor *x);
 
 /* ---- embedding.c --------------------------------------------------------- */
-/* w: [V, D], ids: [B*T] -> [B, T, D]. Ids must lie in [0, V) (callers check). */
+/* w: [V, D], ids: [B*T] -> [B, T, D]. Ids must lie in [0, V) (callers
+ * check), or be -1: a zero row that takes no gradient. */
 sl_tensor *sl_embedding(sl_ctx *ctx, sl_tensor *w, const int32_t *ids, int64_t B, int64_t T);
 
 /* ---- loss.c -------------------------------------------------------------- */
@@ -63,6 +64,11 @@ sl_tensor *sl_embedding(sl_ctx *ctx, sl_tensor *w, const int32_t *ids, int64_t B
  * ignored. */
 sl_tensor *sl_cross_entropy(sl_ctx *ctx, sl_tensor *logits, const int32_t *targets,
                             int32_t ignore_index);
+
+/* Mean squared error over counted rows: pred, target: [R, C] (target a
+ * plain array), mask: [R], 1 = counted (NULL: all). Returns [1], the mean of
+ * (pred - target)^2 over counted rows and their C columns; 0 if none. */
+sl_tensor *sl_mse(sl_ctx *ctx, sl_tensor *pred, const float *target, const uint8_t *mask);
 
 /* ---- dropout.c ----------------------------------------------------------- */
 /* Inverted dropout with ctx->rng; the identity when !ctx->training or p == 0. */

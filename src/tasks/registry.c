@@ -1,4 +1,5 @@
-/* Task names -> vtables. */
+/* Task names -> vtables, and batches. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "tasks/task.h"
@@ -31,4 +32,42 @@ void sl_task_close(sl_task *t)
 {
     if (t->vt && t->impl) t->vt->close(t);
     memset(t, 0, sizeof *t);
+}
+
+sl_status sl_batch_alloc(sl_batch *b, const sl_task_io *io, int64_t B, int64_t T, const char *what)
+{
+    memset(b, 0, sizeof *b);
+    b->B = B;
+    b->T = T;
+    const int64_t R = B * T;
+    const bool tokens = io->input != SL_INPUT_VECTORS, vectors = io->input != SL_INPUT_TOKENS;
+    const bool regress = io->head == SL_HEAD_REGRESS;
+    b->lengths = malloc((size_t)B * sizeof *b->lengths);
+    if (tokens) b->tokens = malloc((size_t)R * sizeof *b->tokens);
+    if (vectors) b->vectors = malloc((size_t)(R * io->n_in) * sizeof *b->vectors);
+    if (!regress)
+        b->targets = malloc((size_t)(io->head == SL_HEAD_CLASSIFY ? B : R) * sizeof *b->targets);
+    if (regress) {
+        b->values = malloc((size_t)(R * io->n_out) * sizeof *b->values);
+        b->mask = malloc((size_t)R);
+    }
+    if (!b->lengths || (tokens && !b->tokens) || (vectors && !b->vectors) ||
+        (!regress && !b->targets) || (regress && (!b->values || !b->mask))) {
+        sl_batch_free(b);
+        return sl_fail(SL_ERR_OOM, "%s: out of memory for a batch of %lld x %lld", what,
+                       (long long)B, (long long)T);
+    }
+    for (int64_t i = 0; i < B; i++) b->lengths[i] = T;
+    return SL_OK;
+}
+
+void sl_batch_free(sl_batch *b)
+{
+    free(b->tokens);
+    free(b->vectors);
+    free(b->targets);
+    free(b->values);
+    free(b->mask);
+    free(b->lengths);
+    memset(b, 0, sizeof *b);
 }

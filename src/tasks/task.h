@@ -10,6 +10,48 @@
 
 typedef enum { SL_SPLIT_TRAIN, SL_SPLIT_VAL, SL_SPLIT_TEST } sl_split;
 
+/* What a model reads (docs/formats.md, "Inputs and heads"): token ids
+ * through embed.weight, real vectors through in.weight, or both (each
+ * position one or the other). */
+typedef enum { SL_INPUT_TOKENS, SL_INPUT_VECTORS, SL_INPUT_BOTH } sl_input_kind;
+/* What it predicts: next-token logits over the vocabulary (lm), classes at
+ * each position (tag), n_out reals at each position (regress, MSE), or one
+ * class per sequence from its pooled positions (classify). */
+typedef enum { SL_HEAD_LM, SL_HEAD_TAG, SL_HEAD_REGRESS, SL_HEAD_CLASSIFY } sl_head_kind;
+typedef enum { SL_POOL_MEAN, SL_POOL_LAST, SL_POOL_FIRST } sl_pool_kind;
+
+/* A task's inputs and outputs, set by its open(). */
+typedef struct sl_task_io {
+    sl_input_kind input;
+    int64_t n_in; /* reals per vector position (vectors, both) */
+    sl_head_kind head;
+    int64_t n_out;     /* classes (tag, classify) or reals per position (regress) */
+    sl_pool_kind pool; /* the task's default pooling (classify) */
+} sl_task_io;
+
+/* One batch of B rows of T positions. Which arrays exist follows the io:
+ *   tokens   [B*T] ids (input tokens, both); -1 marks a vector position
+ *   vectors  [B*T, n_in] (input vectors, both); read at vector positions
+ *   targets  [B*T] class ids, -1 = ignored (lm, tag); [B] (classify)
+ *   values   [B*T, n_out] and mask [B*T], 1 = counted (regress)
+ *   lengths  [B], each in [1, T]: row b holds positions [0, lengths[b]);
+ *            the rest is padding that no mixer, pooling, loss or metric
+ *            sees (the model packs the rows). */
+typedef struct sl_batch {
+    int64_t B, T;
+    int32_t *tokens;
+    float *vectors;
+    int32_t *targets;
+    float *values;
+    uint8_t *mask;
+    int64_t *lengths;
+} sl_batch;
+
+/* Allocates a batch's arrays for io (every length T); SL_ERR_OOM naming
+ * `what`. sl_batch_free releases them. */
+sl_status sl_batch_alloc(sl_batch *b, const sl_task_io *io, int64_t B, int64_t T, const char *what);
+void sl_batch_free(sl_batch *b);
+
 typedef struct sl_task sl_task;
 
 /* What a task knows of the run: its data, the training length, its own
@@ -37,9 +79,9 @@ typedef struct sl_task_vtable {
      * vocabulary): up to max pairs into out, valid while t is open;
      * returns the count. */
     size_t (*meta)(const sl_task *t, sl_kv *out, size_t max);
-    /* tokens, targets: [B*T]; targets are -1 where no loss applies. */
-    void (*batch)(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T, int32_t *tokens,
-                  int32_t *targets);
+    /* Fills b (its B, T and the arrays of the task's io, allocated by
+     * sl_batch_alloc; every length preset to T). */
+    void (*batch)(sl_task *t, sl_split split, sl_rng *rng, sl_batch *b);
     /* Tokens (or examples) available in a split. */
     int64_t (*split_size)(const sl_task *t, sl_split split);
     void (*close)(sl_task *t);
@@ -49,6 +91,7 @@ struct sl_task {
     const sl_task_vtable *vt;
     void *impl;
     int64_t vocab_size; /* ids the data uses: [0, vocab_size) */
+    sl_task_io io;      /* zeroed: tokens in, lm head */
 };
 
 /* registry.c */

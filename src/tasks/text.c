@@ -169,11 +169,13 @@ static sl_status text_open(sl_task *t, const sl_task_env *env)
     return SL_OK;
 }
 
-static void text_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T,
-                       int32_t *tokens, int32_t *targets)
+/* tokens, targets: [B*T]. */
+static void text_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
 {
     const text *x = t->impl;
     const uint8_t *ids = x->ids[split];
+    const int64_t B = bt->B, T = bt->T;
+    int32_t *tokens = bt->tokens, *targets = bt->targets;
     for (int64_t b = 0; b < B; b++) {
         int64_t start = (int64_t)sl_rng_below(rng, (uint64_t)(x->len[split] - T));
         for (int64_t i = 0; i < T; i++) {

@@ -11,29 +11,31 @@
 #include "train/outdir.h"
 #include "train/trainer.h"
 
-double sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
-                   int64_t B, int64_t T)
+sl_status sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
+                      int64_t B, int64_t T, sl_metrics *out)
 {
     sl_rng rng;
     sl_rng_seed(&rng, 0x5e91abull + (uint64_t)split);
-    const size_t bytes = (size_t)(B * T) * 2 * sizeof(int32_t);
-    int32_t *tok = malloc(bytes);
-    if (!tok) sl_out_of_memory("an evaluation batch", bytes); /* planned: sl_model_plan_batch */
-    int32_t *tgt = tok + B * T;
+    sl_batch b;
+    sl_status st = sl_batch_alloc(&b, &m->io, B, T, "an evaluation batch");
+    if (st) return st;
     bool grad = ctx->grad_enabled, train = ctx->training;
     ctx->grad_enabled = false;
     ctx->training = false;
-    double sum = 0;
+    sl_metrics_init(out, m->io.head);
     for (int64_t i = 0; i < batches; i++) {
-        task->vt->batch(task, split, &rng, B, T, tok, tgt);
+        task->vt->batch(task, split, &rng, &b);
         sl_ctx_reset(ctx);
-        sum += sl_model_loss(m, ctx, tok, tgt, B, T)->data[0];
+        sl_tensor *y;
+        sl_batch rows;
+        const double loss = sl_model_batch_loss(m, ctx, &b, &y, &rows)->data[0];
+        sl_metrics_add(out, loss, y, &rows);
     }
     sl_ctx_reset(ctx);
     ctx->grad_enabled = grad;
     ctx->training = train;
-    free(tok);
-    return sum / (double)batches;
+    sl_batch_free(&b);
+    return SL_OK;
 }
 
 static void fmt_duration(double s, char *out, size_t n)
@@ -63,7 +65,7 @@ typedef struct run {
     sl_outdir dir;
     FILE *log;
     char ckpt[SL_PATH_LEN + 32];
-    int32_t *tok, *tgt;
+    sl_batch batch;
     bool tty;
     int64_t skipped, in_a_row; /* updates skipped in this process, and in a row */
     int64_t saved_step;        /* step of this run's last checkpoint; -1: none yet */
@@ -90,13 +92,17 @@ sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpo
 static sl_status resume_model(run *r, const sl_checkpoint *ck)
 {
     if (r->cfg.vocab_size == 0) r->cfg.vocab_size = ck->cfg.vocab_size;
+    sl_task_io io;
+    sl_status st = sl_config_io(&ck->cfg, &io);
+    if (!st) st = sl_config_adopt_io(&r->cfg, &io, ck->path);
+    if (st) return st;
     const char *key = sl_config_model_diff(&ck->cfg, &r->cfg);
     if (key)
         return sl_fail(SL_ERR_CONFIG,
                        "--resume %s: %s differs from the checkpoint's model; a resumed run may "
                        "change training keys only",
                        ck->path, key);
-    sl_status st = sl_model_create(&r->model, &r->cfg);
+    st = sl_model_create(&r->model, &r->cfg);
     return st ? st : sl_checkpoint_restore(ck, &r->model, &r->ts);
 }
 
@@ -116,6 +122,11 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool ov
     } else {
         st = sl_task_from_config(&r->task, &r->cfg, NULL);
     }
+    if (!st) {
+        char who[SL_NAME_LEN + 16];
+        snprintf(who, sizeof who, "task '%s'", r->cfg.task);
+        st = sl_config_adopt_io(&r->cfg, &r->task.io, who);
+    }
     if (st) return st;
     if (!resume) {
         if (r->cfg.vocab_size == 0) r->cfg.vocab_size = r->task.vocab_size;
@@ -133,13 +144,11 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool ov
     snprintf(logpath, sizeof logpath, "%s/metrics.jsonl", r->cfg.out_dir);
     r->log = fopen(logpath, "a");
     if (!r->log) return sl_fail(SL_ERR_IO, "%s: cannot write: %s", logpath, strerror(errno));
-    int64_t n = r->cfg.batch_size * r->cfg.seq_len;
     st = sl_model_plan_batch(&r->cfg, r->cfg.batch_size, r->cfg.seq_len, true,
                              "config key 'batch_size'");
+    if (!st) st = sl_batch_alloc(&r->batch, &r->model.io, r->cfg.batch_size, r->cfg.seq_len,
+                                 "config key 'batch_size'");
     if (st) return st;
-    r->tok = malloc((size_t)n * 2 * sizeof *r->tok);
-    if (!r->tok) return sl_fail(SL_ERR_OOM, "out of memory for batches");
-    r->tgt = r->tok + n;
     sl_ctx_init(&r->ctx, 64u << 20);
     r->ctx.rng = r->ts.drop_rng;
     r->tty = isatty(2);
@@ -149,7 +158,7 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool ov
 static void teardown(run *r)
 {
     if (r->log) fclose(r->log);
-    free(r->tok);
+    sl_batch_free(&r->batch);
     sl_ctx_free(&r->ctx);
     sl_task_close(&r->task);
     sl_model_free(&r->model);
@@ -185,15 +194,14 @@ typedef struct step_out {
 static step_out update(run *r)
 {
     const sl_config *c = &r->cfg;
-    int64_t B = c->batch_size, T = c->seq_len;
     float scale = 1.0f / (float)c->grad_accum;
     step_out o = {.loss = 0, .lr = sl_lr_at(c, r->ts.step)};
     sl_params_zero_grad(&r->model.params);
     r->ctx.training = true;
     for (int64_t k = 0; k < c->grad_accum; k++) {
-        r->task.vt->batch(&r->task, SL_SPLIT_TRAIN, &r->ts.data_rng, B, T, r->tok, r->tgt);
+        r->task.vt->batch(&r->task, SL_SPLIT_TRAIN, &r->ts.data_rng, &r->batch);
         sl_ctx_reset(&r->ctx);
-        sl_tensor *l = sl_model_loss(&r->model, &r->ctx, r->tok, r->tgt, B, T);
+        sl_tensor *l = sl_model_batch_loss(&r->model, &r->ctx, &r->batch, NULL, NULL);
         o.loss += l->data[0] / (double)c->grad_accum;
         sl_backward_with(&r->ctx, l, &scale);
     }
@@ -214,20 +222,25 @@ static const char *json_num(char *buf, size_t n, const char *fmt, double x)
     return buf;
 }
 
+/* The validation metrics, logged; their mean loss returned (NaN when the
+ * evaluation could not run). */
 static double validate(run *r)
 {
     const sl_config *c = &r->cfg;
-    double v = sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, c->eval_batches,
-                           c->batch_size, c->seq_len);
-    char a[32], b[32];
-    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",\"loss\":%s,\"bpc\":%s}\n",
-            (long long)r->ts.step, json_num(a, sizeof a, "%.6f", v),
-            json_num(b, sizeof b, "%.6f", v / M_LN2));
+    sl_metrics mt;
+    if (sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, c->eval_batches, c->batch_size,
+                    c->seq_len, &mt)) {
+        fprintf(stderr, "step %lld: validation skipped: %s\n", (long long)r->ts.step, sl_errmsg());
+        return NAN;
+    }
+    char json[256], text[160];
+    sl_metrics_json(&mt, json, sizeof json);
+    sl_metrics_text(&mt, text, sizeof text);
+    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",%s}\n", (long long)r->ts.step, json);
     fflush(r->log);
     if (r->tty) fprintf(stderr, "\n");
-    fprintf(stderr, "step %lld: val loss %.4f, %.4f bits/token\n", (long long)r->ts.step, v,
-            v / M_LN2);
-    return v;
+    fprintf(stderr, "step %lld: val %s\n", (long long)r->ts.step, text);
+    return sl_metrics_loss(&mt);
 }
 
 /* Logs a skipped update; fails once max_skipped_steps were skipped in a

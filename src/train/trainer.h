@@ -7,6 +7,7 @@
 #include "model/model.h"
 #include "tasks/task.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 
 typedef struct sl_train_opts {
     const char *resume; /* the checkpoint to continue, or NULL for a fresh run */
@@ -32,9 +33,10 @@ sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val);
  * trained model the task feeds (its vocabulary), or NULL for a new model. */
 sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpoint *ck);
 
-/* Mean loss over `batches` batches of a split, drawn with a fixed seed so
- * every evaluation of a run sees the same text. */
-double sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
-                   int64_t B, int64_t T);
+/* The metrics of `batches` batches of B x T from a split (train/metrics.h),
+ * drawn with a fixed seed so every evaluation of a run sees the same
+ * examples. SL_ERR_OOM when the batch does not fit. */
+sl_status sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
+                      int64_t B, int64_t T, sl_metrics *out);
 
 #endif

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_rng_seed(&r, data[0]);
     int32_t tok[2 * 8], tgt[2 * 8];
     for (int s = 0; s < 3; s++) {
-        t.vt->batch(&t, (sl_split)s, &r, 2, T, tok, tgt);
+        t.vt->batch(&t, (sl_split)s, &r, &(sl_batch){.B = 2, .T = T, .tokens = tok, .targets = tgt});
         for (int64_t i = 0; i < 2 * T; i++)
             FUZZ_ASSERT(tok[i] >= 0 && tok[i] < t.vocab_size && tgt[i] >= 0 &&
                             tgt[i] < t.vocab_size,

@@ -1,0 +1,97 @@
+/* Metrics of a split: accumulation and formatting. */
+#include <math.h>
+#include <string.h>
+
+#include "train/metrics.h"
+
+void sl_metrics_init(sl_metrics *mt, sl_head_kind head)
+{
+    memset(mt, 0, sizeof *mt);
+    mt->head = head;
+}
+
+/* The first index of row's largest value. */
+static int64_t argmax(const float *row, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < n; j++)
+        if (row[j] > row[best]) best = j;
+    return best;
+}
+
+void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_batch *rows)
+{
+    mt->loss_sum += loss;
+    mt->batches++;
+    const int64_t R = sl_rows(out), C = sl_last(out);
+    for (int64_t r = 0; r < R; r++) {
+        const float *o = out->data + r * C;
+        if (mt->head == SL_HEAD_REGRESS) {
+            if (rows->mask && !rows->mask[r]) continue;
+            for (int64_t j = 0; j < C; j++) {
+                const double e = (double)o[j] - rows->values[r * C + j];
+                mt->sq_sum += e * e;
+                mt->abs_sum += fabs(e);
+            }
+            mt->values += C;
+        } else if (rows->targets[r] >= 0) {
+            mt->counted++;
+            mt->correct += argmax(o, C) == rows->targets[r];
+        }
+    }
+}
+
+double sl_metrics_loss(const sl_metrics *mt)
+{
+    return mt->batches ? mt->loss_sum / (double)mt->batches : NAN;
+}
+
+/* One "name":value member, null when x is not finite; appended at *at. */
+static void member(char *buf, size_t n, size_t *at, const char *name, double x)
+{
+    if (*at >= n) return;
+    int k = isfinite(x) ? snprintf(buf + *at, n - *at, "%s\"%s\":%.6f", *at ? "," : "", name, x)
+                        : snprintf(buf + *at, n - *at, "%s\"%s\":null", *at ? "," : "", name);
+    *at += k > 0 ? (size_t)k : 0;
+}
+
+/* The derived metrics; NaN where nothing counted, and where the loss is
+ * not finite (outputs with NaN have no meaningful argmax). */
+static double accuracy(const sl_metrics *mt)
+{
+    return mt->counted && isfinite(sl_metrics_loss(mt)) ? (double)mt->correct / (double)mt->counted
+                                                         : NAN;
+}
+
+static double mean_err(const sl_metrics *mt, double sum)
+{
+    return mt->values ? sum / (double)mt->values : NAN;
+}
+
+void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    const double loss = sl_metrics_loss(mt);
+    member(buf, n, &at, "loss", loss);
+    if (mt->head == SL_HEAD_LM) member(buf, n, &at, "bpc", loss / M_LN2);
+    if (mt->head == SL_HEAD_REGRESS) {
+        member(buf, n, &at, "mse", mean_err(mt, mt->sq_sum));
+        member(buf, n, &at, "mae", mean_err(mt, mt->abs_sum));
+    } else {
+        member(buf, n, &at, "accuracy", accuracy(mt));
+    }
+}
+
+void sl_metrics_text(const sl_metrics *mt, char *buf, size_t n)
+{
+    const double loss = sl_metrics_loss(mt);
+    if (mt->head == SL_HEAD_REGRESS)
+        snprintf(buf, n, "loss %.4f, mse %.4f, mae %.4f", loss, mean_err(mt, mt->sq_sum),
+                 mean_err(mt, mt->abs_sum));
+    else if (mt->head == SL_HEAD_LM)
+        snprintf(buf, n, "loss %.4f, %.4f bits/token, accuracy %.4f", loss, loss / M_LN2,
+                 accuracy(mt));
+    else
+        snprintf(buf, n, "loss %.4f, accuracy %.4f", loss, accuracy(mt));
+}
