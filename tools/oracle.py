@@ -11,6 +11,12 @@ can be compared against a reference that carries no float32 error of its own.
 Run it with Debian's /usr/bin/python3 (python3-torch, python3-numpy).
   --init CONFIG --out CKPT     write a freshly initialised checkpoint
   --ckpt CKPT --out FIXTURE    write a parity fixture for CKPT
+
+Inputs and heads (docs/formats.md): token ids, vectors through in.weight or
+both; a next-token (lm), per-position class (tag), per-position regression
+(regress, MSE) or pooled sequence class (classify) head. A fixture for a
+model other than tokens -> lm also draws vectors, row lengths (rows shorter
+than T run alone, as the C engine packs them), and values with a mask.
   --selftest                   check attention and gradients; non-zero on failure
 """
 import argparse
@@ -34,7 +40,12 @@ MODEL_KEYS = ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_seq_l
 TRAIN_KEYS = ("lr", "min_lr", "warmup_steps", "steps", "weight_decay", "beta1", "beta2",
               "adam_eps", "grad_clip", "batch_size", "seq_len", "seed")
 CHOICES = {"mixer": ("attention",), "pos": ("learned", "rope", "none"),
-           "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu", "none")}
+           "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu", "none"),
+           "input": ("tokens", "vectors", "both"), "head": ("lm", "tag", "regress", "classify"),
+           "pool": ("mean", "last", "first")}
+# Keys of the inputs and head; "auto" (and a config from before them) reads
+# tokens and predicts the next one.
+IO_DEFAULTS = {"input": "tokens", "n_in": 0, "head": "lm", "n_out": 0, "pool": "last"}
 TRAIN_STEPS = 10          # AdamW steps recorded in "losses"
 DROP_TARGET = 0.2         # share of targets set to -1 (ignored)
 INIT_STD = 0.02
@@ -75,6 +86,9 @@ def parse_config(raw, where="config"):
     if missing:
         raise ValueError(f"{where}: missing keys {', '.join(missing)}")
     cfg = dict(raw)
+    for key, default in IO_DEFAULTS.items():
+        if cfg.get(key, "auto") == "auto":
+            cfg[key] = default
     for key, allowed in CHOICES.items():
         if cfg[key] not in allowed:
             raise ValueError(f"{where}: {key} = {cfg[key]!r}, expected one of {allowed}")
@@ -88,6 +102,10 @@ def parse_config(raw, where="config"):
         raise ValueError(f"{where}: n_heads {cfg['n_heads']} does not divide d_model {cfg['d_model']}")
     if cfg["pos"] == "rope" and (cfg["d_model"] // cfg["n_heads"]) % 2:
         raise ValueError(f"{where}: rope needs an even head size")
+    if cfg["input"] != "tokens" and cfg["n_in"] < 1:
+        raise ValueError(f"{where}: input {cfg['input']} needs n_in >= 1")
+    if cfg["head"] != "lm" and cfg["n_out"] < 1:
+        raise ValueError(f"{where}: head {cfg['head']} needs n_out >= 1")
     cfg["d_ff"] = cfg["d_ff"] or 4 * cfg["d_model"]
     return cfg
 
@@ -113,7 +131,11 @@ def _linear_shapes(cfg, prefix, n_out, n_in):
 def param_shapes(cfg):
     """Every parameter's name and shape in canonical order (the checkpoint contract)."""
     d, ff = cfg["d_model"], cfg["d_ff"]
-    shapes = [("embed.weight", (cfg["vocab_size"], d))]
+    shapes = []
+    if cfg["input"] != "vectors":
+        shapes.append(("embed.weight", (cfg["vocab_size"], d)))
+    if cfg["input"] != "tokens":
+        shapes.append(("in.weight", (d, cfg["n_in"])))
     if cfg["pos"] == "learned":
         shapes.append(("pos.weight", (cfg["max_seq_len"], d)))
     for i in range(cfg["n_layers"]):
@@ -127,7 +149,9 @@ def param_shapes(cfg):
             shapes += _linear_shapes(cfg, f"{b}.mlp.fc1", fc1_out, d)
             shapes += _linear_shapes(cfg, f"{b}.mlp.fc2", d, ff)
     shapes += _norm_shapes(cfg, "norm")
-    if not cfg["tie_embeddings"]:
+    if cfg["head"] != "lm":
+        shapes += [("head.weight", (cfg["n_out"], d)), ("head.bias", (cfg["n_out"],))]
+    elif not cfg["tie_embeddings"]:
         shapes.append(("head.weight", (cfg["vocab_size"], d)))
     return shapes
 
@@ -241,19 +265,70 @@ def mlp(h, params, prefix, cfg):
     return linear(a, params, f"{prefix}.fc2")
 
 
-def forward(params, cfg, tokens):
-    """Logits [B, T, V] for int tokens [B, T]."""
-    x = params["embed.weight"][tokens]
+def read_in(params, cfg, tokens, vectors):
+    """First hidden states [B, T, D]: token rows of embed.weight, vectors through in.weight,
+    or with input both, a vector where the token id is -1 and the token elsewhere."""
+    if cfg["input"] == "tokens":
+        return params["embed.weight"][tokens]
+    from_vectors = vectors.to(params["in.weight"].dtype) @ params["in.weight"].T
+    if cfg["input"] == "vectors":
+        return from_vectors
+    is_vec = (tokens < 0)[..., None]
+    return torch.where(is_vec, from_vectors, params["embed.weight"][tokens.clamp(min=0)])
+
+
+def trunk(params, cfg, x):
+    """Positions, blocks and the final norm over first hidden states x [B, T, D]."""
     if cfg["pos"] == "learned":
-        x = x + params["pos.weight"][: tokens.shape[1]]
+        x = x + params["pos.weight"][: x.shape[1]]
     for i in range(cfg["n_layers"]):
         b = f"blocks.{i}"
         x = x + attention(norm(x, params, f"{b}.norm1", cfg), params, f"{b}.mixer", cfg)
         if cfg["mlp"] != "none":
             x = x + mlp(norm(x, params, f"{b}.norm2", cfg), params, f"{b}.mlp", cfg)
-    x = norm(x, params, "norm", cfg)
-    head = params["embed.weight"] if cfg["tie_embeddings"] else params["head.weight"]
-    return x @ head.T
+    return norm(x, params, "norm", cfg)
+
+
+def head_of(params, cfg, x):
+    """The head's linear map of [.., D]: logits over the vocabulary (lm) or n_out outputs."""
+    if cfg["head"] == "lm":
+        head = params["embed.weight"] if cfg["tie_embeddings"] else params["head.weight"]
+        return x @ head.T
+    return x @ params["head.weight"].T + params["head.bias"]
+
+
+def forward(params, cfg, tokens):
+    """Logits [B, T, V] for int tokens [B, T]."""
+    return head_of(params, cfg, trunk(params, cfg, read_in(params, cfg, tokens, None)))
+
+
+def forward_rows(params, cfg, batch):
+    """Outputs of a batch whose row b holds its first lengths[b] positions, each row run
+    alone: [sum of lengths, C] per position (lm, tag, regress), or [B, n_out] (classify)."""
+    outs = []
+    for b, length in enumerate(batch["lengths"].tolist()):
+        tok = batch["tokens"][b:b + 1, :length] if batch["tokens"] is not None else None
+        vec = batch["vectors"][b:b + 1, :length] if batch["vectors"] is not None else None
+        h = trunk(params, cfg, read_in(params, cfg, tok, vec))[0]
+        if cfg["head"] == "classify":
+            h = {"mean": h.mean(0), "last": h[-1], "first": h[0]}[cfg["pool"]][None]
+        outs.append(head_of(params, cfg, h))
+    return torch.cat(outs)
+
+
+def rows_of(batch, name):
+    """A per-position array's counted rows, in forward_rows's order."""
+    return torch.cat([batch[name][b, :n] for b, n in enumerate(batch["lengths"].tolist())])
+
+
+def batch_loss(out, cfg, batch):
+    """Cross-entropy over targets that are not -1 (lm, tag, classify); MSE over the values
+    of positions whose mask is 1 (regress)."""
+    if cfg["head"] == "regress":
+        keep = rows_of(batch, "mask").bool()
+        return ((out - rows_of(batch, "values").to(out.dtype))[keep] ** 2).mean()
+    targets = batch["targets"] if cfg["head"] == "classify" else rows_of(batch, "targets")
+    return F.cross_entropy(out, targets.long(), ignore_index=-1)
 
 
 def loss_of(logits, targets):
@@ -283,13 +358,13 @@ def make_optimizer(params, cfg):
                              eps=cfg["adam_eps"])
 
 
-def train_losses(params, cfg, tokens, targets, n_steps):
+def train_losses(params, cfg, loss_fn, n_steps):
     """Run n_steps clip + AdamW updates on one batch; the loss before each step."""
     opt = make_optimizer(params, cfg)
     losses = []
     for step in range(n_steps):
         opt.zero_grad(set_to_none=True)
-        loss = loss_of(forward(params, cfg, tokens), targets)
+        loss = loss_fn(params)
         losses.append(loss.item())
         loss.backward()
         if cfg["grad_clip"] > 0:
@@ -320,6 +395,61 @@ def as_leaves(params, dtype):
     return {n: p.detach().to(dtype).clone().requires_grad_(True) for n, p in params.items()}
 
 
+def draw_io_batch(cfg, batch, seq, seed):
+    """A batch for any inputs and head: tokens (-1 at about a third of the positions with
+    input both), vectors N(0, 1), row lengths in [1, T] (the first row T), targets with ~20%
+    -1 (one per row for classify), values N(0, 1) with ~20% of the positions masked out."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = cfg["vocab_size"] if cfg["head"] == "lm" else cfg["n_out"]
+    out = {"tokens": None, "vectors": None, "targets": None, "values": None, "mask": None}
+    tokens = torch.randint(0, max(cfg["vocab_size"], 1), (batch, seq), generator=gen)
+    if cfg["input"] == "both":
+        tokens = tokens.masked_fill(torch.rand(batch, seq, generator=gen) < 1 / 3, -1)
+    if cfg["input"] != "vectors":
+        out["tokens"] = tokens
+    if cfg["input"] != "tokens":
+        out["vectors"] = torch.randn(batch, seq, cfg["n_in"], generator=gen)
+    lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
+    lengths[0] = seq
+    out["lengths"] = lengths
+    if cfg["head"] == "regress":
+        out["values"] = torch.randn(batch, seq, cfg["n_out"], generator=gen)
+        mask = torch.rand(batch, seq, generator=gen) >= DROP_TARGET
+        mask[0, 0] = True
+        out["mask"] = mask.to(torch.uint8)
+    elif cfg["head"] == "classify":
+        out["targets"] = torch.randint(0, classes, (batch,), generator=gen)
+    else:
+        targets = torch.randint(0, classes, (batch, seq), generator=gen)
+        drop = torch.rand(batch, seq, generator=gen) < DROP_TARGET
+        drop[0, 0] = False
+        out["targets"] = targets.masked_fill(drop, -1)
+    return out
+
+
+def make_io_fixture(args, cfg, params32, batch, seq, seed):
+    """The fixture of a model other than tokens -> lm: its batch arrays, outputs, loss,
+    every gradient and the losses of TRAIN_STEPS AdamW steps."""
+    data = draw_io_batch(cfg, batch, seq, seed)
+    params = as_leaves(params32, DTYPES[args.dtype])
+    outputs = forward_rows(params, cfg, data)
+    loss = batch_loss(outputs, cfg, data)
+    loss.backward()
+    out = {"lengths": data["lengths"].to(torch.int32).numpy(),
+           "outputs": outputs.detach().float().numpy(), "loss": np.array([loss.item()], np.float32)}
+    kinds = {"tokens": np.int32, "targets": np.int32, "vectors": np.float32, "values": np.float32,
+             "mask": np.uint8}
+    for name, kind in kinds.items():
+        if data[name] is not None:
+            out[name] = data[name].numpy().astype(kind)
+    for name, p in params.items():
+        out[f"grad.{name}"] = p.grad.float().numpy()
+    losses = train_losses(as_leaves(params32, DTYPES[args.dtype]), cfg,
+                          lambda p: batch_loss(forward_rows(p, cfg, data), cfg, data), TRAIN_STEPS)
+    out["losses"] = np.array(losses, np.float32)
+    return out, loss.item(), losses
+
+
 def make_fixture(args):
     """Compute and write the reference for one checkpoint (the --ckpt mode)."""
     cfg, params32, _ = load_checkpoint(args.ckpt)
@@ -328,6 +458,21 @@ def make_fixture(args):
     seed = cfg["seed"] if args.seed is None else args.seed
     if cfg["pos"] == "learned" and seq > cfg["max_seq_len"]:
         raise ValueError(f"--seq {seq} exceeds max_seq_len {cfg['max_seq_len']}")
+    if cfg["input"] != "tokens" or cfg["head"] != "lm":
+        out, loss_value, losses = make_io_fixture(args, cfg, params32, batch, seq, seed)
+    else:
+        out, loss_value, losses = make_lm_fixture(args, cfg, params32, batch, seq, seed)
+    meta = {"seed": str(seed), "torch_version": torch.__version__, "dtype": args.dtype,
+            "ckpt": os.path.basename(args.ckpt), "generator": "tools/oracle.py",
+            "batch": str(batch), "seq": str(seq), "train_steps": str(TRAIN_STEPS),
+            "schedule_steps": str(cfg["steps"]), **TOLERANCES}
+    safetensors_io.write(args.out, out, meta)
+    print(f"{args.out}: loss {loss_value:.6f}, losses[-1] {losses[-1]:.6f}, dtype {args.dtype}")
+
+
+def make_lm_fixture(args, cfg, params32, batch, seq, seed):
+    """The fixture of a token -> lm model: tokens, targets, logits [B, T, V], loss, every
+    gradient and the losses of TRAIN_STEPS AdamW steps."""
     tokens, targets = draw_batch(cfg["vocab_size"], batch, seq, seed)
     params = as_leaves(params32, DTYPES[args.dtype])
     logits = forward(params, cfg, tokens)
@@ -337,15 +482,10 @@ def make_fixture(args):
            "logits": logits.detach().float().numpy(), "loss": np.array([loss.item()], np.float32)}
     for name, p in params.items():
         out[f"grad.{name}"] = p.grad.float().numpy()
-    losses = train_losses(as_leaves(params32, DTYPES[args.dtype]), cfg, tokens, targets, TRAIN_STEPS)
+    losses = train_losses(as_leaves(params32, DTYPES[args.dtype]), cfg,
+                          lambda p: loss_of(forward(p, cfg, tokens), targets), TRAIN_STEPS)
     out["losses"] = np.array(losses, np.float32)
-    meta = {"seed": str(seed), "torch_version": torch.__version__, "dtype": args.dtype,
-            "ckpt": os.path.basename(args.ckpt), "generator": "tools/oracle.py",
-            "batch": str(batch), "seq": str(seq), "train_steps": str(TRAIN_STEPS),
-            "schedule_steps": str(cfg["steps"]), **TOLERANCES}
-    safetensors_io.write(args.out, out, meta)
-    print(f"{args.out}: loss {loss.item():.6f}, losses[-1] {losses[-1]:.6f}, "
-          f"{len(params)} grads, dtype {args.dtype}")
+    return out, loss.item(), losses
 
 
 def make_init(args):

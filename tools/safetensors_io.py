@@ -14,7 +14,8 @@ import struct
 import numpy as np
 
 # File dtype name <-> little-endian numpy dtype. Only the ones seqlab uses.
-DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4"), "F64": np.dtype("<f8")}
+DTYPES = {"F32": np.dtype("<f4"), "I32": np.dtype("<i4"), "F64": np.dtype("<f8"),
+          "U8": np.dtype("u1")}
 NAMES = {dt: name for name, dt in DTYPES.items()}
 
 # Same cap as the C reader: refuse a hostile header length before reading it.
@@ -29,7 +30,7 @@ def _dtype_name(path, name, arr):
     """File dtype name of arr, so unsupported dtypes fail loudly, not silently."""
     key = NAMES.get(arr.dtype.newbyteorder("<"))
     if key is None:
-        raise ValueError(f"{path}: tensor '{name}': dtype {arr.dtype} is not F32, I32 or F64")
+        raise ValueError(f"{path}: tensor '{name}': dtype {arr.dtype} is not F32, I32, F64 or U8")
     return key
 
 
