@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""An independent implementation of the synthetic tasks, written from
+docs/tasks.md alone, that prints the golden batch hashes the C tests pin
+(tests/synth_check.h: a batch of 4 rows, rng seed 7, each split; FNV-1a
+over the tokens, then the targets, as little-endian 32-bit words).
+
+    python3 tools/check_tasks_doc.py          # prints and compares
+
+Exits non-zero when a hash differs from the tests' goldens."""
+import math
+import sys
+
+M64 = (1 << 64) - 1
+GOLDEN = {  # task, T -> hashes of the train, validation and test batches
+    ("mqar", 64): (0x7a2b08287326f2df, 0x130097c9bd7c4d3d, 0x06c2f32fd90266d3),
+    ("selective_copy", 64): (0x6efeb0da30e019a3, 0x9b8449d3241ccb93, 0x6f667bc5a00675b3),
+    ("induction_heads", 256): (0x50abbcbd53f4a4a6, 0xc07b737a5c5f6e0d, 0x428ea51d2f3c64f0),
+    ("regbench", 256): (0x01e7908324ee46ba, 0x71079b930d443f00, 0x57e19dd74514e0f6),
+}
+
+
+def mix(x):
+    z = (x + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def rotl(x, k):
+    return ((x << k) | (x >> (64 - k))) & M64
+
+
+class Rng:
+    def __init__(self, seed):
+        # splitmix64's outputs for counters seed, seed + g, ...: mix(seed + i g)
+        self.s = [mix((seed + i * 0x9E3779B97F4A7C15) & M64) for i in range(4)]
+
+    def u64(self):
+        s = self.s
+        out = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return out
+
+    def below(self, n):
+        m = self.u64() * n
+        if (m & M64) < n:
+            t = ((1 << 64) - n) % n
+            while (m & M64) < t:
+                m = self.u64() * n
+        return m >> 64
+
+    def unit(self):
+        return (self.u64() >> 11) * 2.0**-53
+
+    def distinct(self, lo, n, k):
+        out = []
+        while len(out) < k:
+            x = lo + self.below(n)
+            if x not in out:
+                out.append(x)
+        return out
+
+
+def mqar(seed, T, V=8192, K=4, a=0.01):
+    r = Rng(seed)
+    keys = r.distinct(1, V // 2 - 1, K)
+    values = r.distinct(V // 2, V - V // 2, K)
+    tok, tgt = [0] * T, [-1] * T
+    for j in range(K):
+        tok[2 * j], tok[2 * j + 1] = keys[j], values[j]
+    S = (T - 2 * K) // 2
+    w = [math.pow(g + 1, a - 1) for g in range(S)]
+    free = [True] * S
+    for j in range(K):
+        W = 0.0
+        for g in range(S):
+            if free[g]:
+                W += w[g]
+        x = r.unit() * W
+        cum, pick = 0.0, None
+        for g in range(S):
+            if free[g]:
+                cum += w[g]
+                pick = g
+                if x < cum:
+                    break
+        free[pick] = False
+        tok[2 * K + 2 * pick], tgt[2 * K + 2 * pick] = keys[j], values[j]
+    for t in range(2 * K, T):
+        if tgt[t] < 0:
+            tok[t] = r.below(V)
+    return tok, tgt
+
+
+def selective_copy(seed, T, V=16, M=16):
+    r = Rng(seed)
+    n = T - M
+    data = [1 + r.below(V - 2) for _ in range(M)]
+    pos = sorted(r.distinct(0, n, M))
+    tok = [0] * n + [V - 1] * M
+    tgt = [-1] * T
+    for j in range(M):
+        tok[pos[j]] = data[j]
+        tgt[n + j] = data[j]
+    return tok, tgt
+
+
+def induction_heads(seed, T, V=16):
+    r = Rng(seed)
+    tok = [1 + r.below(V - 2) for _ in range(T - 1)] + [V - 1]
+    p = r.below(T - 3)
+    tok[p] = V - 1
+    tgt = [-1] * (T - 1) + [tok[p + 1]]
+    return tok, tgt
+
+
+RB = dict(states=(4, 12), letters=(4, 18), edges=(1, 3), strings=(10, 19), len=(1, 49))
+
+
+def rb_range(r, lh):
+    return lh[0] + r.below(lh[1] - lh[0] + 1)
+
+
+def rb_dfa(r):
+    L = RB["letters"][1]
+    n = rb_range(r, RB["states"])
+    A = rb_range(r, RB["letters"])
+    alphabet = r.distinct(0, L, A)
+    nxt = [[-1] * L for _ in range(n)]
+    for q in range(n):
+        k = rb_range(r, RB["edges"])
+        for i in r.distinct(0, A, k):
+            nxt[q][alphabet[i]] = r.below(n)
+    return nxt, L
+
+
+def rb_class(nxt, L):
+    n = len(nxt)
+    block, count = [0] * n, 1
+    while True:
+        new, c = [None] * n, 0
+        for q in range(n):
+            for p in range(q):
+                if block[p] == block[q] and all(
+                    (nxt[p][a] < 0) == (nxt[q][a] < 0)
+                    and (nxt[p][a] < 0 or block[nxt[p][a]] == block[nxt[q][a]])
+                    for a in range(L)
+                ):
+                    new[q] = new[p]
+                    break
+            if new[q] is None:
+                new[q] = c
+                c += 1
+        block = new
+        if c == count:
+            break
+        count = c
+    num, rep = {block[0]: 0}, [0]
+    i = 0
+    while i < len(rep):  # number the blocks first, then hash
+        for a in range(L):
+            x = nxt[rep[i]][a]
+            if x >= 0 and block[x] not in num:
+                num[block[x]] = len(rep)
+                rep.append(x)
+        i += 1
+    h = 0
+    for q in rep:
+        for a in range(L):
+            x = nxt[q][a]
+            h = mix(h ^ (0 if x < 0 else num[block[x]] + 1))
+    h %= 20
+    return 2 if h == 0 else 1 if h == 1 else 0
+
+
+def regbench(seed, T, split):
+    r = Rng(seed)
+    while True:
+        nxt, L = rb_dfa(r)
+        if rb_class(nxt, L) == split:
+            break
+    stream = []
+    for _ in range(rb_range(r, RB["strings"])):  # drawn in full: the doc says cutting changes nothing
+        q = 0
+        for _ in range(rb_range(r, RB["len"])):
+            out = [a for a in range(L) if nxt[q][a] >= 0]
+            a = out[r.below(len(out))]
+            stream.append(a)
+            q = nxt[q][a]
+        stream.append(L)
+    tok = [stream[t] if t < len(stream) else L + 1 for t in range(T)]
+    tgt = [stream[t + 1] if t + 1 < len(stream) else -1 for t in range(T)]
+    return tok, tgt
+
+
+def batch(task, T, split, B=4, rseed=7, n_held=3000, task_seed=0):
+    r = Rng(rseed)
+    tok, tgt = [], []
+    for _ in range(B):
+        if split == 0:
+            seed = r.u64()
+        else:
+            seed = mix(mix(mix(task_seed) ^ split) ^ r.below(n_held))
+        if task == "mqar":
+            a, b = mqar(seed, T)
+        elif task == "selective_copy":
+            a, b = selective_copy(seed, T)
+        elif task == "induction_heads":
+            a, b = induction_heads(seed, T)
+        else:
+            a, b = regbench(seed, T, split)
+        tok += a
+        tgt += b
+    h = 1469598103934665603
+    for v in tok + tgt:
+        v &= 0xFFFFFFFF
+        for k in range(4):
+            h = ((h ^ ((v >> (8 * k)) & 0xFF)) * 1099511628211) & M64
+    return h
+
+
+def main():
+    bad = 0
+    for (task, T), want in GOLDEN.items():
+        for split in range(3):
+            h = batch(task, T, split)
+            ok = h == want[split]
+            bad += not ok
+            print(f"{task} split {split}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[split]}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
