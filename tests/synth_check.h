@@ -29,7 +29,7 @@ static void synth_batch(sl_task *t, sl_split split, uint64_t rseed, int64_t B, i
 {
     sl_rng r;
     sl_rng_seed(&r, rseed);
-    t->vt->batch(t, split, &r, B, T, tok, tgt);
+    t->vt->batch(t, split, &r, &(sl_batch){.B = B, .T = T, .tokens = tok, .targets = tgt});
 }
 
 /* FNV-1a over a batch's tokens and targets. */

@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "mixers/recompute.h"
 #include "ops/ops.h"
+#include "ops/select_rows.h"
 #include "ops/seq_pool.h"
 
 _Static_assert((int)SL_POOL_MEAN == (int)SL_SEQ_MEAN && (int)SL_POOL_LAST == (int)SL_SEQ_LAST &&
@@ -263,7 +264,10 @@ static const sl_seqs *pack(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch
     return seqs;
 }
 
-sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows)
+/* The final norm's output of a batch's positions ([B, T, D], or [1, S, D]
+ * packed), or of its sequences pooled ([B, D], classify); *rows as
+ * sl_model_forward_batch's. */
+static sl_tensor *features(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows)
 {
     bool short_row = false;
     for (int64_t i = 0; b->lengths && i < b->B; i++) short_row |= b->lengths[i] != b->T;
@@ -274,14 +278,41 @@ sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, s
     sl_tensor *x = trunk(m, ctx, rows->tokens, rows->vectors, rows->B, rows->T, NULL, 0, false,
                          NULL, seqs);
     if (m->io.head == SL_HEAD_CLASSIFY) x = sl_seq_pool(ctx, x, (sl_seq_pool_kind)m->io.pool, seqs);
-    return head(m, ctx, x);
+    return x;
+}
+
+sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows)
+{
+    return head(m, ctx, features(m, ctx, b, rows));
+}
+
+/* Keeps only the rows of x whose target counts, and their targets in
+ * *rows, when some do not: a head over a large vocabulary then costs what
+ * the labelled positions need (MQAR labels one in sixteen). */
+static sl_tensor *counted_rows(sl_ctx *ctx, sl_tensor *x, sl_batch *rows)
+{
+    const int64_t R = sl_rows(x);
+    int64_t n = 0;
+    for (int64_t r = 0; r < R; r++) n += rows->targets[r] >= 0;
+    if (n == R || n == 0) return x;
+    int64_t *idx = sl_arena_alloc(&ctx->arena, (size_t)n * sizeof *idx);
+    int32_t *tgt = sl_arena_alloc(&ctx->arena, (size_t)n * sizeof *tgt);
+    for (int64_t r = 0, i = 0; r < R; r++)
+        if (rows->targets[r] >= 0) {
+            idx[i] = r;
+            tgt[i++] = rows->targets[r];
+        }
+    *rows = (sl_batch){.B = 1, .T = n, .targets = tgt};
+    return sl_select_rows(ctx, x, idx, n);
 }
 
 sl_tensor *sl_model_batch_loss(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_tensor **out,
                                sl_batch *rows)
 {
     sl_batch r;
-    sl_tensor *y = sl_model_forward_batch(m, ctx, b, &r);
+    sl_tensor *x = features(m, ctx, b, &r);
+    if (m->io.head == SL_HEAD_LM || m->io.head == SL_HEAD_TAG) x = counted_rows(ctx, x, &r);
+    sl_tensor *y = head(m, ctx, x);
     if (out) *out = y;
     if (rows) *rows = r;
     if (m->io.head == SL_HEAD_REGRESS) return sl_mse(ctx, y, r.values, r.mask);

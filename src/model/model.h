@@ -56,7 +56,9 @@ sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const 
 sl_tensor *sl_model_forward_batch(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch *rows);
 /* The loss of a batch ([1]): mean cross-entropy over counted targets (lm,
  * tag, classify) or MSE over counted positions' values (regress); the
- * outputs and their rows in *out and *rows when those are not NULL. */
+ * outputs and their rows in *out and *rows when those are not NULL. An lm
+ * or tag head runs only at the positions whose target counts, so *out
+ * holds those rows and *rows their targets alone. */
 sl_tensor *sl_model_batch_loss(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_tensor **out,
                                sl_batch *rows);
 

@@ -108,9 +108,11 @@ static sl_status mqar_open(sl_task *t, const sl_task_env *env)
     return sl_mqar_check(&x->o, env->seq_len);
 }
 
-static void mqar_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T,
-                       int32_t *tokens, int32_t *targets)
+/* tokens, targets: [B*T]. */
+static void mqar_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
 {
+    const int64_t B = bt->B, T = bt->T;
+    int32_t *tokens = bt->tokens, *targets = bt->targets;
     const mqar *x = t->impl;
     for (int64_t b = 0; b < B; b++)
         sl_synth_require(sl_mqar_example(&x->o, sl_synth_row_seed(&x->split, split, rng), T,

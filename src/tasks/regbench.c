@@ -247,9 +247,11 @@ static sl_status regbench_open(sl_task *t, const sl_task_env *env)
     return sl_regbench_check(&x->o, env->seq_len);
 }
 
-static void regbench_batch(sl_task *t, sl_split split, sl_rng *rng, int64_t B, int64_t T,
-                           int32_t *tokens, int32_t *targets)
+/* tokens, targets: [B*T]. */
+static void regbench_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
 {
+    const int64_t B = bt->B, T = bt->T;
+    int32_t *tokens = bt->tokens, *targets = bt->targets;
     regbench *x = t->impl;
     if (B > x->cap) {
         const size_t bytes = (size_t)B * sizeof *x->dfa;
