@@ -79,7 +79,7 @@ static const field FIELDS[] = {
     F(time_limit, T_FLOAT, "stop after this many seconds (0 = off), saving a checkpoint"),
     F(stop_step, T_INT, "stop after this many updates (-1 = off), keeping the schedule of steps"),
     F(out_dir, T_STR, "directory for checkpoint.safetensors and metrics.jsonl"),
-    F(task, T_STR, "task: text"),
+    F(task, T_STR, "task: text, mqar, selective_copy, ... (see `seqlab tasks`)"),
     F(data, T_STR, "data file of the task"),
 };
 #undef F
