@@ -10,7 +10,11 @@
  * (ops/shortconv); `long`, an explicit learned kernel of max_seq_len taps per
  * channel; `implicit`, taps from an MLP on positional features,
  * h[:, l] = W_1 relu(W_0 z(l) + b_0) + b_1 (z of mixers/longconv.h, E = 3,
- * width 16). The long forms run through ops/fftconv (mixers/longconv.h).
+ * width 16). In training (no state) the long forms run as one op,
+ * ops/base_conv.h, that keeps x, the taps by lag, W and b, and recomputes
+ * h * x and the gate block by block of channels in its backward; a
+ * forward carrying a state runs the composed ops, h * x through
+ * ops/fftconv with the history cache (mixers/longconv.h).
  * Parameters: proj.weight [D, D], proj.bias [D]; short: conv.weight [D, 3],
  * conv.bias [D]; long: filter.weight [M, D] (row l = lag l, M =
  * max_seq_len; a sequence past M sees zero taps); implicit:
@@ -20,6 +24,7 @@
  * [M, D]. */
 #include "mixers/longconv.h"
 #include "mixers/mixer.h"
+#include "ops/base_conv.h"
 #include "ops/gate_maps.h"
 #include "ops/lag_taps.h"
 #include "ops/ops.h"
@@ -77,13 +82,14 @@ static int64_t baseconv_scratch_floats(const sl_mixer *m, int64_t max_len)
     return 2 * m->dims.d_model + BC_HIDDEN;
 }
 
-/* The taps of lags 0 .. L-1: [D, L]. */
-static sl_tensor *taps(baseconv *a, sl_ctx *ctx, int64_t L)
+/* The taps by lag: [S, D], row l = lag l (long: the M stored rows;
+ * implicit: the MLP at lags 0 .. L-1). */
+static sl_tensor *lag_table(baseconv *a, sl_ctx *ctx, int64_t L)
 {
-    if (a->kind == KIND_LONG) return sl_lag_taps(ctx, a->filter, L);
+    if (a->kind == KIND_LONG) return a->filter;
     sl_tensor *z = sl_lag_feature_table(ctx, L, a->M, BC_EMB);
     sl_tensor *h = sl_relu(ctx, sl_linear(ctx, z, a->f0w, a->f0b));
-    return sl_lag_taps(ctx, sl_linear(ctx, h, a->f1w, a->f1b), L);
+    return sl_linear(ctx, h, a->f1w, a->f1b);
 }
 
 /* x: [B, T, D] -> [B, T, D]; state: [rows, state_floats] or NULL. */
@@ -94,6 +100,11 @@ static sl_tensor *baseconv_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float
     const int64_t T = x->shape[1], n = sl_seq_count(seqs, x->shape[0]);
     const int64_t sf = baseconv_state_floats(m, a->M);
     if (!state) pos = 0;
+    /* Training (no state) with a long kernel: the layer as one op that
+     * keeps only its inputs (ops/base_conv.h); the composed form below
+     * carries the state. */
+    if (a->kind != KIND_SHORT && !state && T > 0)
+        return sl_base_conv(ctx, x, lag_table(a, ctx, T), a->wp, a->bp, seqs);
     sl_tensor *hx;
     if (a->kind == KIND_SHORT) {
         const sl_state_part sp = sl_state_take(ctx, state, sf, 0, sf, n, pos);
@@ -103,7 +114,9 @@ static sl_tensor *baseconv_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float
         const sl_longconv_cache lc = {.sf = sf, .hist = 0,
                                       .taps = a->kind == KIND_IMPLICIT ? a->M * a->D : -1,
                                       .M = a->M, .C = a->D};
-        hx = sl_longconv(ctx, x, taps(a, ctx, pos + (T > 0 ? T : 1)), &lc, state, pos, seqs);
+        const int64_t L = pos + (T > 0 ? T : 1);
+        hx = sl_longconv(ctx, x, sl_lag_taps(ctx, lag_table(a, ctx, L), L), &lc, state, pos,
+                         seqs);
     }
     return sl_add(ctx, sl_mul(ctx, hx, sl_linear(ctx, x, a->wp, a->bp)), x);
 }

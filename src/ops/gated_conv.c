@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/channel_block.h"
 #include "ops/fftconv.h"
 #include "ops/gated_conv.h"
 #include "ops/internal.h"
@@ -58,32 +59,6 @@ static gc_work work_new(const sl_gated_conv_desc *d)
     return w;
 }
 
-/* Columns c0 .. c0+nc-1 of the BT rows of src (Cs floats apart) into dst:
- * [BT, nc]. */
-static void gather(const float *src, int64_t Cs, int64_t c0, int64_t nc, int64_t BT, float *dst)
-{
-#pragma omp parallel for schedule(static) if (BT * nc >= SL_PAR_MIN)
-    for (int64_t t = 0; t < BT; t++)
-        for (int64_t j = 0; j < nc; j++) dst[t * nc + j] = src[t * Cs + c0 + j];
-}
-
-/* The reverse: src: [BT, nc] written (or added, when add) to the columns. */
-static void scatter(float *dst, int64_t Cs, int64_t c0, int64_t nc, int64_t BT, const float *src,
-                    bool add)
-{
-#pragma omp parallel for schedule(static) if (BT * nc >= SL_PAR_MIN)
-    for (int64_t t = 0; t < BT; t++)
-        for (int64_t j = 0; j < nc; j++)
-            dst[t * Cs + c0 + j] = (add ? dst[t * Cs + c0 + j] : 0.0f) + src[t * nc + j];
-}
-
-/* out = a . b over n floats. */
-static void mul(const float *a, const float *b, float *out, int64_t n)
-{
-#pragma omp parallel for simd schedule(static) if (n >= SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
-}
-
 /* Block d0 (nc channels) forward: x[g] and v[o] for every g, o. */
 static void block_fwd(const sl_gated_conv_desc *d, const float *p, const float *w,
                       const float *bias, const float *h, const float *s, int64_t d0, int64_t nc,
@@ -94,13 +69,13 @@ static void block_fwd(const sl_gated_conv_desc *d, const float *p, const float *
     const sl_fftconv_desc fd = fc_desc(d, nc);
     for (int64_t g = 0; g <= N; g++) {
         const int64_t c0 = g * D + d0;
-        gather(p, P, c0, nc, BT, k->tmp);
+        cb_gather(p, P, c0, nc, BT, k->tmp);
         sl_shortconv_fwd(&sd, k->tmp, w + c0 * d->K, bias ? bias + c0 : NULL, NULL, k->x[g], NULL,
                          k->scr);
     }
     for (int64_t o = 0; o + 1 < N; o++) {
         const float *so = s + o * D + d0;
-        mul(k->v[o], k->x[N - 1 - o], k->u, n);
+        cb_mul(k->v[o], k->x[N - 1 - o], k->u, n);
         sl_fftconv_fwd(&fd, k->u, h + (o * D + d0) * d->T, k->cv);
         float *vn = k->v[o + 1];
 #pragma omp parallel for schedule(static) if (n >= SL_PAR_MIN)
@@ -119,8 +94,8 @@ void sl_gated_conv_fwd(const sl_gated_conv_desc *d, const float *p, const float 
     for (int64_t d0 = 0; d0 < D; d0 += GC_CB) {
         const int64_t nc = D - d0 < GC_CB ? D - d0 : GC_CB;
         block_fwd(d, p, w, bias, h, s, d0, nc, &k);
-        mul(k.v[N - 1], k.x[0], k.tmp, BT * nc);
-        scatter(z, D, d0, nc, BT, k.tmp, false);
+        cb_mul(k.v[N - 1], k.x[0], k.tmp, BT * nc);
+        cb_scatter(z, D, d0, nc, BT, k.tmp, false);
     }
     free(k.block);
 }
@@ -133,11 +108,11 @@ static void group_bwd(const sl_gated_conv_desc *d, const float *p, const float *
 {
     const int64_t D = d->D, BT = d->B * d->T, P = (d->N + 1) * D, c0 = g * D + d0;
     const sl_shortconv_desc sd = sc_desc(d, nc);
-    gather(p, P, c0, nc, BT, k->tmp);
+    cb_gather(p, P, c0, nc, BT, k->tmp);
     if (dp) memset(k->cv, 0, (size_t)(BT * nc) * sizeof(float));
     sl_shortconv_bwd(&sd, k->tmp, w + c0 * d->K, NULL, dxg, dp ? k->cv : NULL,
                      dw ? dw + c0 * d->K : NULL, dbias ? dbias + c0 : NULL, NULL, k->scr);
-    if (dp) scatter(dp, P, c0, nc, BT, k->cv, true);
+    if (dp) cb_scatter(dp, P, c0, nc, BT, k->cv, true);
 }
 
 void sl_gated_conv_bwd(const sl_gated_conv_desc *d, const float *p, const float *w,
@@ -152,14 +127,14 @@ void sl_gated_conv_bwd(const sl_gated_conv_desc *d, const float *p, const float 
         const int64_t nc = D - d0 < GC_CB ? D - d0 : GC_CB, n = BT * nc;
         const sl_fftconv_desc fd = fc_desc(d, nc);
         block_fwd(d, p, w, bias, h, s, d0, nc, &k);
-        gather(dz, D, d0, nc, BT, k.tmp);
-        mul(k.tmp, k.x[0], k.dv, n);
-        mul(k.tmp, k.v[N - 1], k.dx, n);
+        cb_gather(dz, D, d0, nc, BT, k.tmp);
+        cb_mul(k.tmp, k.x[0], k.dv, n);
+        cb_mul(k.tmp, k.v[N - 1], k.dx, n);
         if (dsc) group_bwd(d, p, w, 0, d0, nc, k.dx, &k, dp, dw, dbias);
         for (int64_t o = N - 2; o >= 0; o--) {
             const int64_t i = N - 1 - o, c0 = o * D + d0;
             const float *so = s + c0;
-            mul(k.v[o], k.x[i], k.u, n);
+            cb_mul(k.v[o], k.x[i], k.u, n);
             /* du into tmp (free until group_bwd). */
             memset(k.tmp, 0, (size_t)n * sizeof(float));
             sl_fftconv_bwd(&fd, k.u, h + c0 * T, k.dv, k.tmp, dh ? dh + c0 * T : NULL);
