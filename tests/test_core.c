@@ -112,12 +112,35 @@ static void test_node_holds_every_input(void)
     sl_ctx_free(&ctx);
 }
 
+/* Rows 1..2 of a [4, 3] leaf: the view points into its data and gradient,
+ * and a gradient through it (an identity node) reaches those rows only. */
+static void test_view_rows_in_place(void)
+{
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 4096);
+    sl_tensor *t = SL_NEW(&ctx, 4, 3);
+    for (int64_t i = 0; i < t->n; i++) t->data[i] = (float)i;
+    t->requires_grad = true;
+    sl_tensor *v = sl_view_rows(&ctx, t, 1, 2);
+    CHECK(v->ndim == 2 && v->shape[0] == 2 && v->shape[1] == 3 && v->data == t->data + 3 &&
+              v->grad == t->grad + 3 && v->requires_grad,
+          "rows 1..2 in place");
+    const float dy[6] = {1, 2, 3, 4, 5, 6};
+    sl_tensor *out = SL_NEW(&ctx, 2, 3);
+    SL_RECORD(&ctx, weighted_sum_backward, out, v);
+    sl_backward_with(&ctx, out, dy);
+    for (int64_t i = 0; i < t->n; i++)
+        CHECK(t->grad[i] == (i >= 3 && i < 9 ? dy[i - 3] : 0.0f), "grad[%lld]", (long long)i);
+    sl_ctx_free(&ctx);
+}
+
 int main(void)
 {
     RUN(test_arena_grows_then_stops_allocating);
     RUN(test_rng_reproducible_and_distributed);
     RUN(test_params_flat_and_aligned);
     RUN(test_view_shares_gradient);
+    RUN(test_view_rows_in_place);
     RUN(test_node_holds_every_input);
     return TEST_SUMMARY();
 }

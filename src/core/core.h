@@ -249,6 +249,10 @@ sl_tensor *sl_tensor_like(sl_ctx *ctx, const sl_tensor *t);
 sl_tensor *sl_view(sl_ctx *ctx, sl_tensor *t, int ndim, const int64_t *shape);
 #define SL_VIEW(ctx, t, ...) \
     sl_view((ctx), (t), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+/* Rows [r0, r0 + nr) of t's first dim as a view over the same data (and
+ * grad): t: [R, ...] -> [nr, ...]. One block of a packed weight, with its
+ * gradient landing in place. */
+sl_tensor *sl_view_rows(sl_ctx *ctx, sl_tensor *t, int64_t r0, int64_t nr);
 float *sl_arena_floats(sl_ctx *ctx, int64_t n);
 
 /* Records an op if gradients are on and any input needs one; sets

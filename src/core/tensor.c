@@ -107,10 +107,11 @@ sl_tensor *sl_tensor_like(sl_ctx *ctx, const sl_tensor *t)
 }
 
 /* A view shares data and, through sl_grad, the gradient buffer; recording a
- * node keeps the two gradients in sync in the backward pass. */
+ * node keeps the two gradients in sync in the backward pass. desc: NULL, or
+ * the view's first element in t (an int64_t, sl_view_rows). */
 static void view_backward(sl_ctx *ctx, const sl_node *nd)
 {
-    float *dst = sl_grad(ctx, nd->in[0]);
+    float *dst = sl_grad(ctx, nd->in[0]) + (nd->desc ? *(const int64_t *)nd->desc : 0);
     const float *src = nd->out->grad;
     if (dst == src) return;
     for (int64_t i = 0; i < nd->out->n; i++) dst[i] += src[i];
@@ -129,6 +130,22 @@ sl_tensor *sl_view(sl_ctx *ctx, sl_tensor *t, int ndim, const int64_t *shape)
     if (t->requires_grad) sl_grad(ctx, t);
     v->grad = t->grad;
     SL_RECORD(ctx, view_backward, v, t);
+    return v;
+}
+
+sl_tensor *sl_view_rows(sl_ctx *ctx, sl_tensor *t, int64_t r0, int64_t nr)
+{
+    sl_require(r0 >= 0 && nr > 0 && r0 + nr <= t->shape[0], "sl_view_rows",
+               "0 <= r0, r0 + nr <= the first dim");
+    int64_t shape[SL_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[0] = nr;
+    sl_tensor *v = header(ctx, t->ndim, shape);
+    const int64_t off = r0 * (t->n / t->shape[0]);
+    v->data = t->data + off;
+    if (t->requires_grad) v->grad = sl_grad(ctx, t) + off;
+    sl_node *nd = SL_RECORD(ctx, view_backward, v, t);
+    if (nd) SL_KEEP_DESC(ctx, nd, off);
     return v;
 }
 

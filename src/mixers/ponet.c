@@ -15,12 +15,20 @@
  * sequence's start. Every pooling stays inside its sequence of a packed
  * batch. No projection biases (as the other mixers here).
  * Parameters: in.weight [5D, D], out.weight [D, D]. No state, no step: the
- * global vector reads the whole sequence. */
+ * global vector reads the whole sequence.
+ *
+ * How it is computed: q enters only through its mean, and a mean of
+ * projections is the projection of the mean, so g = (mean_t x_t) W_q^T
+ * (W_q = rows 0..D-1 of in.weight, a view) and only the other 4D rows
+ * project the tokens ([k | o | s | l], a sixth of the input GEMM work
+ * saved each way). sl_attn_pool reads k in place and gives v per
+ * sequence; sl_pool_fusion reads o, s, l in place and writes the fusion,
+ * its backward writing their gradient straight into the projection's. */
 #include "mixers/mixer.h"
 #include "ops/attn_pool.h"
-#include "ops/columns.h"
 #include "ops/ops.h"
-#include "ops/pool.h"
+#include "ops/pool_fusion.h"
+#include "ops/seq_mean.h"
 
 typedef struct ponet {
     sl_tensor *win, *wout;
@@ -54,15 +62,11 @@ static sl_tensor *ponet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     ponet *a = m->impl;
     const int64_t D = a->D;
     sl_require(!state, "ponet", "no state: the mixer is non-causal only");
-    sl_tensor *proj = sl_linear(ctx, x, a->win, NULL); /* [B, T, 5D] */
-    sl_tensor *g = sl_attn_pool(ctx, sl_columns(ctx, proj, 0, D), sl_columns(ctx, proj, D, D),
-                                a->H, seqs);
-    sl_tensor *o = sl_columns(ctx, proj, 2 * D, D);
-    sl_tensor *s = sl_max_pool(ctx, sl_columns(ctx, proj, 3 * D, D), SL_POOL_SEGMENT, a->segment,
-                               seqs);
-    sl_tensor *l = sl_max_pool(ctx, sl_columns(ctx, proj, 4 * D, D), SL_POOL_WINDOW, a->window,
-                               seqs);
-    sl_tensor *y = sl_add(ctx, sl_mul(ctx, sl_add(ctx, g, s), o), l);
+    /* g: [N, D] from the mean; proj: [B, T, 4D] = [k | o | s | l]; v: [N, D]. */
+    sl_tensor *g = sl_linear(ctx, sl_seq_mean(ctx, x, seqs), sl_view_rows(ctx, a->win, 0, D), NULL);
+    sl_tensor *proj = sl_linear(ctx, x, sl_view_rows(ctx, a->win, D, 4 * D), NULL);
+    sl_tensor *v = sl_attn_pool(ctx, g, proj, 0, a->H, seqs);
+    sl_tensor *y = sl_pool_fusion(ctx, v, proj, D, a->segment, a->window, seqs);
     return sl_linear(ctx, y, a->wout, NULL);
 }
 

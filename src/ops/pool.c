@@ -28,26 +28,6 @@ static void group(const sl_pool_desc *d, int64_t t, int64_t len, int64_t *end, i
     *hi = t + h + 1 < len ? t + h + 1 : len;
 }
 
-/* mx[j], am[j]: the max and first argmax of rows [lo, hi) of x (rows C
- * apart, from column c0, nc columns). */
-static void range_max(const float *x, int64_t C, int64_t c0, int64_t nc, int64_t lo, int64_t hi,
-                      float *mx, int64_t *am)
-{
-    for (int64_t j = 0; j < nc; j++) {
-        mx[j] = x[lo * C + c0 + j];
-        am[j] = lo;
-    }
-    for (int64_t u = lo + 1; u < hi; u++) {
-        const float *r = x + u * C + c0;
-#pragma omp simd
-        for (int64_t j = 0; j < nc; j++) {
-            const bool gt = r[j] > mx[j];
-            mx[j] = gt ? r[j] : mx[j];
-            am[j] = gt ? u : am[j];
-        }
-    }
-}
-
 /* Work items: (sequence, block of channels). */
 static int64_t items(const sl_pool_desc *d) { return sl_seq_count(d->seqs, d->B) * blocks(d->C); }
 
@@ -72,7 +52,7 @@ void sl_max_pool_fwd(const sl_pool_desc *d, const float *x, float *y)
         item(d, w, &st, &len, &c0, &nc);
         for (int64_t t = 0; t < len; t = end) {
             group(d, t, len, &end, &lo, &hi);
-            range_max(x + st * C, C, c0, nc, lo, hi, mx, am);
+            sl_pool_range_max(x + st * C + c0, C, nc, lo, hi, mx, am);
             for (int64_t u = t; u < end; u++)
                 memcpy(y + (st + u) * C + c0, mx, (size_t)nc * sizeof(float));
         }
@@ -89,7 +69,7 @@ void sl_max_pool_bwd(const sl_pool_desc *d, const float *x, const float *dy, flo
         item(d, w, &st, &len, &c0, &nc);
         for (int64_t t = 0; t < len; t = end) {
             group(d, t, len, &end, &lo, &hi);
-            range_max(x + st * C, C, c0, nc, lo, hi, mx, am);
+            sl_pool_range_max(x + st * C + c0, C, nc, lo, hi, mx, am);
             memset(g, 0, sizeof g);
             for (int64_t u = t; u < end; u++) {
                 const float *r = dy + (st + u) * C + c0;

@@ -33,6 +33,28 @@ sl_tensor *sl_max_pool(sl_ctx *ctx, sl_tensor *x, int kind, int64_t size, const 
 void sl_max_pool_fwd(const sl_pool_desc *d, const float *x, float *y);
 void sl_max_pool_bwd(const sl_pool_desc *d, const float *x, const float *dy, float *dx);
 
+/* mx[j], am[j]: the max and first argmax of column j < nc over rows
+ * [lo, hi) (lo < hi) of x, rows ld apart: the one scan, and tie rule, of
+ * every max pooling here (also ops/pool_fusion.c). Inline: the fused
+ * fusion calls it per token and channel block. */
+static inline void sl_pool_range_max(const float *x, int64_t ld, int64_t nc, int64_t lo, int64_t hi,
+                                     float *mx, int64_t *am)
+{
+    for (int64_t j = 0; j < nc; j++) {
+        mx[j] = x[lo * ld + j];
+        am[j] = lo;
+    }
+    for (int64_t u = lo + 1; u < hi; u++) {
+        const float *r = x + u * ld;
+#pragma omp simd
+        for (int64_t j = 0; j < nc; j++) {
+            const bool gt = r[j] > mx[j];
+            mx[j] = gt ? r[j] : mx[j];
+            am[j] = gt ? u : am[j];
+        }
+    }
+}
+
 /* The definition, token by token over the whole range, in double: y; and,
  * when dy is given, its gradient (dy routed to the first argmax) added to
  * dx. */
