@@ -1,14 +1,15 @@
 /* Sequence pooling: mean, last and first against the double reference,
- * over batch rows and a packed batch (one-token sequences included), and
- * finite differences of each. */
+ * over batch rows and a packed batch (a one-token and an empty sequence
+ * included: zeros), and finite differences of each. */
 #include <stdlib.h>
 
 #include "check.h"
 #include "gradcheck.h"
 #include "ops/seq_pool.h"
 
-static const int64_t CU[] = {0, 1, 6, 13};
-static const sl_seqs PACKED = {3, CU};
+/* One token, five, empty, seven. */
+static const int64_t CU[] = {0, 1, 6, 6, 13};
+static const sl_seqs PACKED = {4, CU};
 
 typedef struct pool_arg {
     sl_seq_pool_kind kind;
@@ -28,12 +29,12 @@ static void test_matches_reference(void)
     for (int k = 0; k < 3; k++)
         for (int packed = 0; packed < 2; packed++) {
             const sl_seqs *seqs = packed ? &PACKED : NULL;
-            const int64_t B = packed ? 1 : 3, T = 13, D = 5, N = packed ? 3 : B;
+            const int64_t B = packed ? 1 : 3, T = 13, D = 5, N = packed ? 4 : B;
             sl_tensor *x = GC_LEAF(&rng, 1.0f, B, T, D);
             sl_ctx ctx;
             sl_ctx_init(&ctx, 1 << 16);
             sl_tensor *y = sl_seq_pool(&ctx, x, (sl_seq_pool_kind)k, seqs);
-            double want[3 * 5];
+            double want[4 * 5];
             sl_seq_pool_ref(x->data, B, T, D, (sl_seq_pool_kind)k, seqs, want);
             CHECK(y->ndim == 2 && y->shape[0] == N && y->shape[1] == D, "[N, D]");
             for (int64_t i = 0; i < N * D; i++)

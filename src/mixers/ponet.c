@@ -28,7 +28,7 @@
 #include "ops/attn_pool.h"
 #include "ops/ops.h"
 #include "ops/pool_fusion.h"
-#include "ops/seq_mean.h"
+#include "ops/seq_pool.h"
 
 typedef struct ponet {
     sl_tensor *win, *wout;
@@ -63,7 +63,7 @@ static sl_tensor *ponet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *s
     const int64_t D = a->D;
     sl_require(!state, "ponet", "no state: the mixer is non-causal only");
     /* g: [N, D] from the mean; proj: [B, T, 4D] = [k | o | s | l]; v: [N, D]. */
-    sl_tensor *g = sl_linear(ctx, sl_seq_mean(ctx, x, seqs), sl_view_rows(ctx, a->win, 0, D), NULL);
+    sl_tensor *g = sl_linear(ctx, sl_seq_pool(ctx, x, SL_SEQ_MEAN, seqs), sl_view_rows(ctx, a->win, 0, D), NULL);
     sl_tensor *proj = sl_linear(ctx, x, sl_view_rows(ctx, a->win, D, 4 * D), NULL);
     sl_tensor *v = sl_attn_pool(ctx, g, proj, 0, a->H, seqs);
     sl_tensor *y = sl_pool_fusion(ctx, v, proj, D, a->segment, a->window, seqs);

@@ -5,8 +5,27 @@
 #include <string.h>
 
 #include "ops/internal.h"
-#include "ops/pool.h"
 #include "ops/pool_fusion.h"
+
+/* mx[j], am[j]: the max and first argmax (a strict `>` scan) of column
+ * j < nc over rows [lo, hi) (lo < hi) of x, rows ld apart. */
+static inline void range_max(const float *x, int64_t ld, int64_t nc, int64_t lo, int64_t hi,
+                             float *mx, int64_t *am)
+{
+    for (int64_t j = 0; j < nc; j++) {
+        mx[j] = x[lo * ld + j];
+        am[j] = lo;
+    }
+    for (int64_t u = lo + 1; u < hi; u++) {
+        const float *r = x + u * ld;
+#pragma omp simd
+        for (int64_t j = 0; j < nc; j++) {
+            const bool gt = r[j] > mx[j];
+            mx[j] = gt ? r[j] : mx[j];
+            am[j] = gt ? u : am[j];
+        }
+    }
+}
 
 /* Channels per work item. */
 #define SL_FUSION_CB 64
@@ -45,11 +64,11 @@ void sl_pool_fusion_fwd(const sl_pool_fusion_desc *d, const float *v, const floa
         float *yb = y + st * D + c0;
         for (int64_t t0 = 0; t0 < len; t0 += S) {
             const int64_t t1 = t0 + S < len ? t0 + S : len;
-            sl_pool_range_max(sb, ld, nc, t0, t1, vs, am);
+            range_max(sb, ld, nc, t0, t1, vs, am);
             for (int64_t j = 0; j < nc; j++) vs[j] = vn[j] + vs[j];
             for (int64_t t = t0; t < t1; t++) {
                 window(t, h, len, &lo, &hi);
-                sl_pool_range_max(lb, ld, nc, lo, hi, lm, am);
+                range_max(lb, ld, nc, lo, hi, lm, am);
 #pragma omp simd
                 for (int64_t j = 0; j < nc; j++) yb[t * D + j] = vs[j] * ob[t * ld + j] + lm[j];
             }
@@ -76,7 +95,7 @@ void sl_pool_fusion_bwd(const sl_pool_fusion_desc *d, const float *v, const floa
             memset(dlb + u * ld, 0, (size_t)nc * sizeof(float));
         for (int64_t t0 = 0; t0 < len; t0 += S) {
             const int64_t t1 = t0 + S < len ? t0 + S : len;
-            sl_pool_range_max(sb, ld, nc, t0, t1, vs, sam);
+            range_max(sb, ld, nc, t0, t1, vs, sam);
             for (int64_t j = 0; j < nc; j++) {
                 vs[j] = vn[j] + vs[j];
                 gs[j] = 0;
@@ -93,7 +112,7 @@ void sl_pool_fusion_bwd(const sl_pool_fusion_desc *d, const float *v, const floa
                 }
                 if (set && t + h < len) memset(dlb + (t + h) * ld, 0, (size_t)nc * sizeof(float));
                 window(t, h, len, &lo, &hi);
-                sl_pool_range_max(lb, ld, nc, lo, hi, lm, lam);
+                range_max(lb, ld, nc, lo, hi, lm, lam);
                 for (int64_t j = 0; j < nc; j++) dlb[lam[j] * ld + j] += dyt[j];
             }
             if (set)

@@ -5,11 +5,12 @@
  *                                      l'_t = max_{|j - t| <= w/2} l_j
  *
  * v_n the global vector of t's sequence n; seg(t) the run of S tokens
- * holding t and the centred window of w (odd) tokens, both cut at the
- * bounds of t's sequence, as ops/pool.h's segment and window pooling. o, s
- * and l are three D-wide blocks of columns of one projection, read in
- * place. Backward, with the first (lowest) argmax of each range, as
- * ops/pool.h:
+ * [S floor(t/S), S floor(t/S) + S) of t's sequence, counted from its
+ * start; the window the w (odd) tokens centred on t (PyTorch's
+ * MaxPool1d(w, 1, w/2)); both cut at the bounds of t's sequence, never
+ * into its neighbour in a packed batch. o, s and l are three D-wide blocks
+ * of columns of one projection, read in place. Backward, each dy routed to
+ * the first (lowest) argmax of its range (on ties it takes it all):
  *   do_t = dy_t (v_n + s'_t),   dv_n = sum_t dy_t o_t,
  *   ds_j = sum of dy_t o_t over the t whose segment max is at j,
  *   dl_j = sum of dy_t over the t whose window max is at j.

@@ -10,13 +10,14 @@ typedef struct seq_pool_desc {
     const sl_seqs *seqs;
 } seq_pool_desc;
 
-/* Sequence n's pooled rows [lo, hi) over all B*T rows and their weight. */
+/* Sequence n's pooled rows [lo, hi) over all B*T rows (none when it is
+ * empty) and their weight. */
 static void pooled_rows(const seq_pool_desc *d, int64_t n, int64_t *lo, int64_t *hi, float *w)
 {
     const int64_t s = sl_seq_start(d->seqs, n, d->T), L = sl_seq_len(d->seqs, n, d->T);
-    *lo = d->kind == SL_SEQ_LAST ? s + L - 1 : s;
-    *hi = d->kind == SL_SEQ_FIRST ? s + 1 : s + L;
-    *w = 1.0f / (float)(*hi - *lo);
+    *lo = d->kind == SL_SEQ_LAST && L > 0 ? s + L - 1 : s;
+    *hi = d->kind == SL_SEQ_FIRST && L > 0 ? s + 1 : s + L;
+    *w = *hi > *lo ? 1.0f / (float)(*hi - *lo) : 0.0f;
 }
 
 /* dy: [N, D] -> dx[t] += w dy[n] for each pooled row t of sequence n. */
@@ -45,8 +46,6 @@ sl_tensor *sl_seq_pool(sl_ctx *ctx, sl_tensor *x, sl_seq_pool_kind kind, const s
                "packed bounds 0 = cu[0] <= ... <= cu[n] = T over a [1, T, D]");
     const seq_pool_desc d = {x->shape[0], x->shape[1], kind, seqs};
     const int64_t D = x->shape[2], N = sl_seq_count(seqs, d.B);
-    for (int64_t n = 0; n < N; n++)
-        sl_require(sl_seq_len(seqs, n, d.T) > 0, "sl_seq_pool", "every sequence non-empty");
     sl_tensor *y = SL_NEW(ctx, N, D);
 #pragma omp parallel for schedule(static) if (x->n >= SL_PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
@@ -73,7 +72,8 @@ void sl_seq_pool_ref(const float *x, int64_t B, int64_t T, int64_t D, sl_seq_poo
         const int64_t s = sl_seq_start(seqs, n, T), L = sl_seq_len(seqs, n, T);
         for (int64_t j = 0; j < D; j++) {
             double v = 0;
-            if (kind == SL_SEQ_FIRST) v = x[s * D + j];
+            if (L == 0) v = 0;
+            else if (kind == SL_SEQ_FIRST) v = x[s * D + j];
             else if (kind == SL_SEQ_LAST) v = x[(s + L - 1) * D + j];
             else {
                 for (int64_t t = s; t < s + L; t++) v += x[t * D + j];
