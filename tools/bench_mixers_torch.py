@@ -64,6 +64,10 @@ warmup run. The last line printed is one JSON object.
   lstm              torch.nn.LSTM's kernel (torch.lstm: hidden D, one layer, what
                     nn.LSTM.forward calls) on seqlab's weights: bias_ih = bias,
                     bias_hh = 0; the output is h
+  hgrn              i, f, g linear; forget gate sigmoid(f) (lower bound 0: the bench's
+                    one layer), h_t = f_t h_{t-1} + (1 - f_t) silu(i_t) by the
+                    chunkwise diagonal scan below (cumulative sums within chunks of
+                    16 tokens, a loop over chunks), RMSNorm, times silu(g) -> out
   aaren             k, v linear; per head a learned query q_h, scores s = x A^T with
                     A_h = q_h W_k,h / sqrt(dk) (q folded into the key projection, as
                     the C mixer does); the prefix softmax o_t = sum_{i<=t}
@@ -147,7 +151,7 @@ import time
 
 MIXERS = ("attention", "linear_attention", "retnet", "gla", "deltanet", "gated_deltanet",
           "mamba2", "transnormer", "mlstm", "ponet", "hydra", "s4d", "h3", "lstm", "aaren",
-          "mamba", "hyena", "baseconv", "lmu")
+          "mamba", "hyena", "baseconv", "lmu", "hgrn")
 S4D_MODES = 32      # s4d, h3: d_state 64 / 2 complex modes
 H3_SHIFT = 64       # h3: shift SSM taps
 SWEEP_T = (1024, 4096, 16384, 65536)
@@ -168,6 +172,7 @@ A_RANGE = {"gated_deltanet": (0.0, 16.0), "mamba2": (1.0, 16.0),
            "hydra": (1.0, 1.0)}  # A = exp(A_log) uniform
 PONET_SEGMENT, PONET_WINDOW = 32, 3  # ponet's option defaults
 HYDRA_CONV = 7      # hydra's conv_kernel default
+DIAG_CHUNK = 16     # hgrn: tokens per chunk of the cumsum scan (see diag_scan_chunked)
 N_LAYERS = 1        # out projections: std / sqrt(2 * n_layers)
 HYENA = {"order": 2, "width": 64, "emb": 5}  # hyena's defaults: gates, filter MLP width, features
 BASECONV_EMB, BASECONV_HIDDEN = 3, 16         # baseconv's implicit filter (the default kind)
@@ -237,6 +242,10 @@ def param_shapes(mixer, D, H, K):
     if mixer == "lstm":
         return {"weight_ih": ((4 * D, D), "lstm"), "weight_hh": ((4 * D, D), "lstm"),
                 "bias": ((4 * D,), "fbias")}
+    if mixer == "hgrn":
+        return {"i.weight": ((D, D), "normal"), "f.weight": ((D, D), "normal"),
+                "g.weight": ((D, D), "normal"), "norm.weight": ((D,), "ones"),
+                "out.weight": ((D, D), "out")}
     if mixer == "aaren":
         return {"query": ((H, dk), "query"), "k.weight": ((D, D), "normal"),
                 "v.weight": ((D, D), "normal"), "out.weight": ((D, D), "out")}
@@ -505,6 +514,39 @@ def recurrence_naive(q, k, v, g):
         S = S + k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
         out.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
     return torch.stack(out, 1)
+
+
+# ------------------------------------------------------------------ hgrn: diagonal scan
+
+def diag_scan_chunked(log_a, b, C):
+    """h_t = exp(log_a_t) h_{t-1} + b_t per channel in O(T D): within chunks of
+    DIAG_CHUNK tokens, h = exp(G) cumsum(b exp(-G)) with G the running sum of log_a (a
+    zero carry), then a loop over chunks adds exp(G) times the carry. The short chunk
+    bounds exp(-G) (a gate of 0.004 per token reaches float's range in 16 tokens); C,
+    the matrix mixers' chunk, is not used. log_a, b: [B, T, D] -> h: [B, T, D]."""
+    Bn, T, D = b.shape
+    C = DIAG_CHUNK
+    N = -(-T // C)
+    pad = N * C - T
+    G = F.pad(log_a, (0, 0, 0, pad)).reshape(Bn, N, C, D).cumsum(2)
+    local = G.exp() * (F.pad(b, (0, 0, 0, pad)).reshape(Bn, N, C, D) * (-G).exp()).cumsum(2)
+    h = torch.zeros(Bn, D, dtype=b.dtype)
+    outs = []
+    for n in range(N):
+        o = local[:, n] + G[:, n].exp() * h[:, None]
+        h = o[:, -1]
+        outs.append(o)
+    return torch.stack(outs, 1).reshape(Bn, N * C, D)[:, :T]
+
+
+def diag_scan_naive(log_a, b):
+    """The same recurrence token by token (the oracle)."""
+    h = torch.zeros_like(b[:, 0])
+    outs = []
+    for t in range(b.shape[1]):
+        h = log_a[:, t].exp() * h + b[:, t]
+        outs.append(h)
+    return torch.stack(outs, 1)
 
 
 # ------------------------------------------------------------------ aaren: prefix softmax
@@ -930,6 +972,14 @@ def mixer_forward(mixer, x, p, H, C, naive=False, normalize=False):
         return o[..., :D] * torch.sigmoid(o[..., D:])
     if mixer == "lstm":
         return lstm_layer(x, p, naive)
+    if mixer == "hgrn":
+        # Layer 0 of the bench's one layer: the forget gate's lower bound is 0.
+        pf = x @ p["f.weight"].t()
+        b = torch.sigmoid(-pf) * F.silu(x @ p["i.weight"].t())
+        h = diag_scan_naive(F.logsigmoid(pf), b) if naive else \
+            diag_scan_chunked(F.logsigmoid(pf), b, C)
+        h = h * torch.rsqrt((h * h).mean(-1, keepdim=True) + NORM_EPS) * p["norm.weight"]
+        return (h * F.silu(x @ p["g.weight"].t())) @ p["out.weight"].t()
     if mixer == "aaren":
         A = torch.einsum("hk,hkd->hd", p["query"], p["k.weight"].reshape(H, dk, D))
         s = x @ (A / math.sqrt(dk)).t()                                 # [B, T, H]

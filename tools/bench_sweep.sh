@@ -6,7 +6,8 @@
 # tokens (its layers need far more memory and time beyond).
 #   tools/bench_sweep.sh OUT SEQS MIXER... [-- BENCH_FLAGS...]
 #   e.g. tools/bench_sweep.sh results/bench_mixers.jsonl 1024,4096,16384 mamba s4d
-# Environment: THREADS (2), ROUNDS (3), REPS (5), COMPARE_MAX (16384).
+# Environment: THREADS (2), COMPARE_MAX (16384), ROUNDS and REPS (3 and 5
+# with PyTorch, 1 and 1 without).
 set -eu
 cd "$(dirname "$0")/.."
 out=$1
@@ -16,8 +17,6 @@ mixers=""
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do mixers="$mixers $1"; shift; done
 [ "${1:-}" = "--" ] && shift
 threads=${THREADS:-2}
-rounds=${ROUNDS:-3}
-reps=${REPS:-5}
 cmax=${COMPARE_MAX:-16384}
 mkdir -p "$(dirname "$out")"
 touch "$out"
@@ -27,11 +26,16 @@ for m in $mixers; do
             echo "$m $T: done"
             continue
         fi
+        # Ours alone: one round, one rep unless REPS says otherwise (the
+        # arena's pages are touched before the timed rep).
         cmp=""
-        [ "$T" -le "$cmax" ] && cmp=--compare
-        r=$rounds
-        n=$reps
-        [ "$T" -gt "$cmax" ] && r=1 && n=1
+        r=${ROUNDS:-1}
+        n=${REPS:-1}
+        if [ "$T" -le "$cmax" ]; then
+            cmp=--compare
+            r=${ROUNDS:-3}
+            n=${REPS:-5}
+        fi
         OMP_WAIT_POLICY=passive build/seqlab bench --mixer "$m" --seq "$T" --threads "$threads" \
             --reps "$n" --rounds "$r" $cmp "$@" 2>/dev/null | grep '^{' |
             sed "s/}\$/,\"date\":\"$(date -u +%F)\"}/" >> "$out"
