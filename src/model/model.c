@@ -226,18 +226,16 @@ sl_tensor *sl_model_loss(sl_model *m, sl_ctx *ctx, const int32_t *tokens, const 
 }
 
 /* The first lengths[i] elements (`size` bytes each) of every row i of
- * src (rows T elements apart), end to end in a new arena array; NULL for
- * NULL. */
-static void *pack_rows(sl_ctx *ctx, const void *src, size_t size, const sl_batch *b)
+ * src (rows T elements apart), end to end in a new arena array of
+ * S = cu[B] elements; NULL for NULL. */
+static void *pack_rows(sl_ctx *ctx, const void *src, size_t size, const sl_batch *b,
+                       const int64_t *cu)
 {
     if (!src) return NULL;
-    int64_t S = 0;
-    for (int64_t i = 0; i < b->B; i++) S += b->lengths[i];
-    char *dst = sl_arena_alloc(&ctx->arena, (size_t)S * size), *d = dst;
-    for (int64_t i = 0; i < b->B; i++) {
-        memcpy(d, (const char *)src + (size_t)(i * b->T) * size, (size_t)b->lengths[i] * size);
-        d += (size_t)b->lengths[i] * size;
-    }
+    char *dst = sl_arena_alloc(&ctx->arena, (size_t)cu[b->B] * size);
+    for (int64_t i = 0; i < b->B; i++)
+        memcpy(dst + (size_t)cu[i] * size, (const char *)src + (size_t)(i * b->T) * size,
+               (size_t)b->lengths[i] * size);
     return dst;
 }
 
@@ -256,11 +254,11 @@ static const sl_seqs *pack(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch
     *seqs = (sl_seqs){b->B, cu};
     const bool per_position = m->io.head != SL_HEAD_CLASSIFY;
     *p = (sl_batch){.B = 1, .T = cu[b->B]};
-    p->tokens = pack_rows(ctx, b->tokens, sizeof *b->tokens, b);
-    p->vectors = pack_rows(ctx, b->vectors, (size_t)m->cfg.n_in * sizeof(float), b);
-    p->targets = per_position ? pack_rows(ctx, b->targets, sizeof *b->targets, b) : b->targets;
-    p->values = pack_rows(ctx, b->values, (size_t)m->cfg.n_out * sizeof(float), b);
-    p->mask = pack_rows(ctx, b->mask, 1, b);
+    p->tokens = pack_rows(ctx, b->tokens, sizeof *b->tokens, b, cu);
+    p->vectors = pack_rows(ctx, b->vectors, (size_t)m->cfg.n_in * sizeof(float), b, cu);
+    p->targets = per_position ? pack_rows(ctx, b->targets, sizeof *b->targets, b, cu) : b->targets;
+    p->values = pack_rows(ctx, b->values, (size_t)m->cfg.n_out * sizeof(float), b, cu);
+    p->mask = pack_rows(ctx, b->mask, 1, b, cu);
     return seqs;
 }
 
