@@ -23,13 +23,21 @@ static sl_status synth_open(sl_task *t, const sl_task_vtable *vt, int64_t T, con
     return sl_task_open(t, vt, &env);
 }
 
-/* A batch of split drawn with an rng seeded rseed. tok, tgt: [B*T]. */
-static void synth_batch(sl_task *t, sl_split split, uint64_t rseed, int64_t B, int64_t T,
-                        int32_t *tok, int32_t *tgt)
+/* A batch of split drawn with an rng seeded rseed (training) or from
+ * example `first` on (held out). tok, tgt: [B*T]. */
+static void synth_batch_at(sl_task *t, sl_split split, uint64_t rseed, int64_t first, int64_t B,
+                           int64_t T, int32_t *tok, int32_t *tgt)
 {
     sl_rng r;
     sl_rng_seed(&r, rseed);
-    t->vt->batch(t, split, &r, &(sl_batch){.B = B, .T = T, .tokens = tok, .targets = tgt});
+    t->vt->batch(t, split, &r,
+                 &(sl_batch){.B = B, .T = T, .first = first, .tokens = tok, .targets = tgt});
+}
+
+static void synth_batch(sl_task *t, sl_split split, uint64_t rseed, int64_t B, int64_t T,
+                        int32_t *tok, int32_t *tgt)
+{
+    synth_batch_at(t, split, rseed, 0, B, T, tok, tgt);
 }
 
 /* FNV-1a over a batch's tokens and targets. */
@@ -43,11 +51,12 @@ static uint64_t synth_hash(const int32_t *tok, const int32_t *tgt, int64_t n)
     return h;
 }
 
-/* Same rng, same batch; another rng seed, another batch; a held-out batch
- * is the same after training batches, from a second instance, and made of
- * the split's indexed examples; its tokens are in [0, vocab_size) and its
- * targets -1 or in range. golden[s]: the hash of split s's batch with rng
- * seed 7 (0 prints it, to pin a new definition). */
+/* Same rng, same batch; another rng seed, another training batch; a
+ * held-out batch ignores the rng, is the same after training batches and
+ * from a second instance, and row b is example first + b (mod the set's
+ * size); tokens are in [0, vocab_size) and targets -1 or in range.
+ * golden[s]: the hash of split s's batch with rng seed 7 and first 0 (0
+ * prints it, to pin a new definition). */
 static void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *const *kv,
                                const uint64_t golden[3])
 {
@@ -70,8 +79,18 @@ static void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *
         synth_batch(&t, (sl_split)s, 7, B, T, b, bt);
         CHECK(!memcmp(a, b, sizeof(int32_t) * 2 * B * T), "same rng, same batch");
         synth_batch(&t, (sl_split)s, 8, B, T, b, bt);
-        CHECK(memcmp(a, b, sizeof(int32_t) * 2 * B * T), "another rng, another batch");
+        CHECK(!memcmp(a, b, sizeof(int32_t) * 2 * B * T) == (s != SL_SPLIT_TRAIN),
+              "split %d: the rng draws training rows alone", s);
         if (s == SL_SPLIT_TRAIN) continue;
+        /* Rows 1..B-1 of first 0 are rows 0..B-2 of first 1; first 3000
+         * wraps to 0. */
+        synth_batch_at(&t, (sl_split)s, 7, 1, B, T, b, bt);
+        for (int64_t r = 1; r < B; r++)
+            CHECK(!memcmp(a + r * T, b + (r - 1) * T, sizeof(int32_t) * T) &&
+                      !memcmp(at + r * T, bt + (r - 1) * T, sizeof(int32_t) * T),
+                  "held-out row %lld is example first + %lld", (long long)r, (long long)r);
+        synth_batch_at(&t, (sl_split)s, 9, 3000, B, T, b, bt);
+        CHECK(!memcmp(a, b, sizeof(int32_t) * 2 * B * T), "the held-out set wraps around");
         for (int k = 0; k < 3; k++) synth_batch(&t, SL_SPLIT_TRAIN, 100 + k, B, T, b, bt);
         synth_batch(&u, (sl_split)s, 7, B, T, b, bt);
         CHECK(!memcmp(a, b, sizeof(int32_t) * 2 * B * T), "held-out split fixed");

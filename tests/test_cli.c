@@ -309,6 +309,48 @@ static const char *out_text(void)
     return out_text_of(p);
 }
 
+/* seqlab eval on a synthetic task: the whole held-out set by default (the
+ * last batch short), the task's own scores, another length, task options
+ * changed, and refusals of what the model cannot take. */
+static void test_eval_tasks(void)
+{
+    CHECK(run(A("train --task=regbench --d_model=16 --n_heads=2 --n_layers=1 --seq_len=64 "
+                "--max_seq_len=64 --batch_size=4 --steps=2 --eval_batches=0 "
+                "--regbench.val_examples=10 --regbench.test_examples=10 --out_dir=%s/rb",
+                dir)) == 0,
+          "train regbench: %s", err);
+    CHECK(strstr(out_text_of(A("%s/rb/metrics.jsonl", dir)), "\"dfa_accuracy\":"),
+          "val lines carry the task's score");
+    CHECK(run(A("eval %s/rb/checkpoint.safetensors", dir)) == 0, "eval: %s", err);
+    CHECK(strstr(out_text(), "\"dfa_accuracy\":") && strstr(out_text(), "\"tokens\":640}"),
+          "10 rows of 64, one score: %s", out_text());
+    CHECK(run(A("eval %s/rb/checkpoint.safetensors --batches 1", dir)) == 0 &&
+              strstr(out_text(), "\"tokens\":256}"),
+          "one batch of 4 rows: %s", out_text());
+
+    CHECK(run(A("train --task=induction_heads --pos=rope --d_model=16 --n_heads=2 --n_layers=1 "
+                "--seq_len=32 --max_seq_len=32 --batch_size=4 --steps=2 --eval_batches=1 "
+                "--induction_heads.test_examples=6 --out_dir=%s/ih",
+                dir)) == 0,
+          "train induction_heads: %s", err);
+    CHECK(run(A("eval %s/ih/checkpoint.safetensors --seq-len 256", dir)) == 0 && strstr(out_text(), "\"tokens\":1536}"),
+          "eval past the training length: %s %s", err, out_text());
+    CHECK(run(A("eval %s/ih/checkpoint.safetensors --induction_heads.test_examples=2 --batch-size 1", dir)) == 0 &&
+              strstr(out_text(), "\"tokens\":64}"),
+          "a task option changed: %s %s", err, out_text());
+    EXPECT_FAIL(A("eval %s/ih/checkpoint.safetensors --induction_heads.vocab=64", dir), "64 token ids", "embeds 16");
+    EXPECT_FAIL(A("eval %s/ih/checkpoint.safetensors --attention.window=4", dir), "--attention.window",
+                "only the checkpoint's task options");
+    EXPECT_FAIL(A("eval %s/ih/checkpoint.safetensors --induction_heads.bogus=1", dir), "bogus");
+    CHECK(run(A("train --task=induction_heads --pos=learned --d_model=16 --n_heads=2 "
+                "--n_layers=1 --seq_len=32 --max_seq_len=32 --batch_size=4 --steps=1 "
+                "--eval_batches=1 --out_dir=%s/ihl",
+                dir)) == 0,
+          "train learned positions: %s", err);
+    EXPECT_FAIL(A("eval %s/ihl/checkpoint.safetensors --seq-len 64", dir), "--seq-len 64",
+                "max_seq_len = 32");
+}
+
 static void test_nan_loss_exits_nonzero(void)
 {
     char p[256];
@@ -622,6 +664,7 @@ int main(int argc, char **argv)
     strcpy(dir, "/tmp/seqlab-cli-XXXXXX");
     if (!mkdtemp(dir)) return 1;
     RUN(test_train_eval_generate);
+    RUN(test_eval_tasks);
     RUN(test_score);
     RUN(test_bad_checkpoints);
     RUN(test_bad_configs_and_data);

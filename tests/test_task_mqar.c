@@ -11,7 +11,7 @@ extern const sl_task_vtable sl_task_mqar;
 static void test_splits(void)
 {
     const char *const kv[] = {"num_kv_pairs", "4", NULL};
-    const uint64_t golden[3] = {0x7a2b08287326f2dfull, 0x130097c9bd7c4d3dull, 0x06c2f32fd90266d3ull};
+    const uint64_t golden[3] = {0x7a2b08287326f2dfull, 0x692e49b32aa6b76dull, 0x0214901d98da577bull};
     synth_check_splits(&sl_task_mqar, 64, kv, golden);
 }
 

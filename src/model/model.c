@@ -259,6 +259,11 @@ static const sl_seqs *pack(sl_model *m, sl_ctx *ctx, const sl_batch *b, sl_batch
     p->targets = per_position ? pack_rows(ctx, b->targets, sizeof *b->targets, b, cu) : b->targets;
     p->values = pack_rows(ctx, b->values, (size_t)m->cfg.n_out * sizeof(float), b, cu);
     p->mask = pack_rows(ctx, b->mask, 1, b, cu);
+    if (per_position) {
+        p->pos = sl_arena_alloc(&ctx->arena, (size_t)cu[b->B] * sizeof *p->pos);
+        for (int64_t i = 0; i < b->B; i++)
+            for (int64_t t = 0; t < b->lengths[i]; t++) p->pos[cu[i] + t] = i * b->T + t;
+    }
     return seqs;
 }
 
@@ -294,13 +299,15 @@ static sl_tensor *counted_rows(sl_ctx *ctx, sl_tensor *x, sl_batch *rows)
     for (int64_t r = 0; r < R; r++) n += rows->targets[r] >= 0;
     if (n == R || n == 0) return x;
     int64_t *idx = sl_arena_alloc(&ctx->arena, (size_t)n * sizeof *idx);
+    int64_t *pos = sl_arena_alloc(&ctx->arena, (size_t)n * sizeof *pos);
     int32_t *tgt = sl_arena_alloc(&ctx->arena, (size_t)n * sizeof *tgt);
     for (int64_t r = 0, i = 0; r < R; r++)
         if (rows->targets[r] >= 0) {
             idx[i] = r;
+            pos[i] = rows->pos ? rows->pos[r] : r;
             tgt[i++] = rows->targets[r];
         }
-    *rows = (sl_batch){.B = 1, .T = n, .targets = tgt};
+    *rows = (sl_batch){.B = 1, .T = n, .targets = tgt, .pos = pos};
     return sl_select_rows(ctx, x, idx, n);
 }
 

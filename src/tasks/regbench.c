@@ -262,9 +262,27 @@ static void regbench_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt
     }
     x->rows = B;
     for (int64_t b = 0; b < B; b++)
-        sl_synth_require(sl_regbench_example(&x->o, sl_synth_row_seed(&x->split, split, rng),
+        sl_synth_require(sl_regbench_example(&x->o, sl_synth_row_seed(&x->split, split, rng, bt, b),
                                              split, T, tokens + b * T, targets + b * T,
                                              &x->dfa[b]));
+}
+
+/* "dfa_accuracy": the share of counted positions whose predicted next
+ * token the row's DFA accepts (sl_regbench_accepts), the paper's metric;
+ * out: [R, V] logits of rows' counted positions. */
+static sl_status regbench_score(sl_task *t, const sl_batch *b, const sl_tensor *out,
+                                const sl_batch *rows, sl_scores *s)
+{
+    const int64_t R = sl_rows(out), V = sl_last(out);
+    sl_status st = SL_OK;
+    for (int64_t r = 0; r < R && !st; r++) {
+        if (rows->targets[r] < 0) continue;
+        const int64_t p = rows->pos ? rows->pos[r] : r, row = p / b->T;
+        const bool ok = sl_regbench_accepts(sl_regbench_row_dfa(t, row), b->tokens + row * b->T,
+                                            p % b->T, (int32_t)sl_argmax(out->data + r * V, V));
+        st = sl_scores_add(s, "dfa_accuracy", ok);
+    }
+    return st;
 }
 
 static int64_t regbench_split_size(const sl_task *t, sl_split split)
@@ -304,5 +322,6 @@ const sl_task_vtable sl_task_regbench = {
     .open = regbench_open,
     .batch = regbench_batch,
     .split_size = regbench_split_size,
+    .score = regbench_score,
     .close = regbench_close,
 };

@@ -82,7 +82,7 @@ static void selcopy_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
     int32_t *tokens = bt->tokens, *targets = bt->targets;
     const selcopy *x = t->impl;
     for (int64_t b = 0; b < B; b++)
-        sl_synth_require(sl_selcopy_example(&x->o, sl_synth_row_seed(&x->split, split, rng), T,
+        sl_synth_require(sl_selcopy_example(&x->o, sl_synth_row_seed(&x->split, split, rng, bt, b), T,
                                             tokens + b * T, targets + b * T));
 }
 

@@ -26,10 +26,11 @@ uint64_t sl_synth_example_seed(uint64_t task_seed, sl_split split, uint64_t i)
     return sl_synth_mix(sl_synth_mix(sl_synth_mix(task_seed) ^ (uint64_t)split) ^ i);
 }
 
-uint64_t sl_synth_row_seed(const sl_synth_split *s, sl_split split, sl_rng *rng)
+uint64_t sl_synth_row_seed(const sl_synth_split *s, sl_split split, sl_rng *rng,
+                           const sl_batch *bt, int64_t b)
 {
     if (split == SL_SPLIT_TRAIN) return sl_rng_u64(rng);
-    return sl_synth_example_seed(s->seed, split, sl_rng_below(rng, (uint64_t)s->n[split]));
+    return sl_synth_example_seed(s->seed, split, (uint64_t)((bt->first + b) % s->n[split]));
 }
 
 int64_t sl_synth_split_size(const sl_synth_split *s, sl_split split)

@@ -5,8 +5,9 @@
  * - train: each row's seed is the next sl_rng_u64 of the rng batch() is
  *   given, so training draws fresh examples forever;
  * - validation, test: a fixed set of n examples per task seed; example i
- *   has seed sl_synth_example_seed(task seed, split, i), and a row takes
- *   example sl_rng_below(rng, n). */
+ *   has seed sl_synth_example_seed(task seed, split, i), and row b of a
+ *   batch takes example (first + b) mod n (sl_batch's first), so an
+ *   evaluation walks the set in order. */
 #ifndef SL_TASKS_SYNTH_H
 #define SL_TASKS_SYNTH_H
 
@@ -30,8 +31,9 @@ sl_synth_split sl_synth_split_opts(const sl_opts *o);
 uint64_t sl_synth_mix(uint64_t x);
 /* The seed of example i of validation or test. */
 uint64_t sl_synth_example_seed(uint64_t task_seed, sl_split split, uint64_t i);
-/* The seed of the next batch row of a split (see above). */
-uint64_t sl_synth_row_seed(const sl_synth_split *s, sl_split split, sl_rng *rng);
+/* The seed of row b of batch bt of a split (see above). */
+uint64_t sl_synth_row_seed(const sl_synth_split *s, sl_split split, sl_rng *rng,
+                           const sl_batch *bt, int64_t b);
 /* Tokens (training: unbounded, INT64_MAX) or examples of a split. */
 int64_t sl_synth_split_size(const sl_synth_split *s, sl_split split);
 /* A uniform double in [0, 1): the top 53 bits of sl_rng_u64 times 2^-53. */

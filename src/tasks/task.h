@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "core/kv.h"
 #include "core/options.h"
+#include "tasks/scores.h"
 
 typedef enum { SL_SPLIT_TRAIN, SL_SPLIT_VAL, SL_SPLIT_TEST } sl_split;
 
@@ -39,12 +40,19 @@ typedef struct sl_task_io {
  *            sees (the model packs the rows). */
 typedef struct sl_batch {
     int64_t B, T;
+    /* Held-out splits: row b holds example first + b of the split, modulo
+     * its held_out_rows, so an evaluation walks the fixed set in order. */
+    int64_t first;
     int32_t *tokens;
     float *vectors;
     int32_t *targets;
     float *values;
     uint8_t *mask;
     int64_t *lengths;
+    /* Only in the rows a model's outputs line up with (model.h,
+     * sl_model_batch_loss's *rows): pos[r] = b * T + t, the position of
+     * the batch that output row r belongs to; NULL: r itself. */
+    int64_t *pos;
 } sl_batch;
 
 /* Allocates a batch's arrays for io (every length T); SL_ERR_OOM naming
@@ -84,6 +92,18 @@ typedef struct sl_task_vtable {
     void (*batch)(sl_task *t, sl_split split, sl_rng *rng, sl_batch *b);
     /* Tokens (or examples) available in a split. */
     int64_t (*split_size)(const sl_task *t, sl_split split);
+    /* Rows of length T in a held-out split's fixed set (what sl_batch's
+     * `first` counts); NULL: split_size, the examples of a synthetic
+     * task. */
+    int64_t (*held_out_rows)(const sl_task *t, sl_split split, int64_t T);
+    /* Optional: the task's own metrics of one evaluation batch, added to s
+     * (scores.h). b: the batch as batch() filled it, still the last one
+     * made; out [R, C]: the model's outputs at the R rows of `rows`
+     * (sl_model_batch_loss's), row r at b's position rows->pos[r], or
+     * one row per sequence for a classify head. SL_ERR_OOM when s cannot
+     * grow. */
+    sl_status (*score)(sl_task *t, const sl_batch *b, const sl_tensor *out, const sl_batch *rows,
+                       sl_scores *s);
     void (*close)(sl_task *t);
 } sl_task_vtable;
 

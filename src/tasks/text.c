@@ -169,7 +169,15 @@ static sl_status text_open(sl_task *t, const sl_task_env *env)
     return SL_OK;
 }
 
-/* tokens, targets: [B*T]. */
+/* A held-out split's fixed rows: its windows of T tokens end to end (each
+ * with the next token as the last target). */
+static int64_t text_held_out_rows(const sl_task *t, sl_split split, int64_t T)
+{
+    return (((const text *)t->impl)->len[split] - 1) / T;
+}
+
+/* tokens, targets: [B*T]. Training rows start anywhere; held-out row b is
+ * window first + b, so an evaluation reads the split in order. */
 static void text_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
 {
     const text *x = t->impl;
@@ -177,7 +185,9 @@ static void text_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
     const int64_t B = bt->B, T = bt->T;
     int32_t *tokens = bt->tokens, *targets = bt->targets;
     for (int64_t b = 0; b < B; b++) {
-        int64_t start = (int64_t)sl_rng_below(rng, (uint64_t)(x->len[split] - T));
+        int64_t start = split == SL_SPLIT_TRAIN
+                            ? (int64_t)sl_rng_below(rng, (uint64_t)(x->len[split] - T))
+                            : (bt->first + b) % text_held_out_rows(t, split, T) * T;
         for (int64_t i = 0; i < T; i++) {
             tokens[b * T + i] = ids[start + i];
             targets[b * T + i] = ids[start + i + 1];
@@ -219,5 +229,6 @@ const sl_task_vtable sl_task_text = {
     .meta = text_meta,
     .batch = text_batch,
     .split_size = text_split_size,
+    .held_out_rows = text_held_out_rows,
     .close = text_close,
 };

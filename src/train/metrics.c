@@ -8,16 +8,10 @@ void sl_metrics_init(sl_metrics *mt, sl_head_kind head)
 {
     memset(mt, 0, sizeof *mt);
     mt->head = head;
+    sl_scores_init(&mt->task);
 }
 
-/* The first index of row's largest value. */
-static int64_t argmax(const float *row, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t j = 1; j < n; j++)
-        if (row[j] > row[best]) best = j;
-    return best;
-}
+void sl_metrics_free(sl_metrics *mt) { sl_scores_free(&mt->task); }
 
 void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_batch *rows)
 {
@@ -36,7 +30,7 @@ void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_
             mt->values += C;
         } else if (rows->targets[r] >= 0) {
             mt->counted++;
-            mt->correct += argmax(o, C) == rows->targets[r];
+            mt->correct += sl_argmax(o, C) == rows->targets[r];
         }
     }
 }

@@ -12,13 +12,15 @@
 typedef struct sl_metrics {
     sl_head_kind head;
     double loss_sum; /* of the batches' mean losses */
-    int64_t batches;
+    int64_t batches, rows; /* rows: the batches' sequences */
     int64_t counted, correct; /* targets scored, argmax hits */
     double sq_sum, abs_sum;   /* regress: over counted values */
     int64_t values;
+    sl_scores task; /* the task's own (its vtable's score) */
 } sl_metrics;
 
 void sl_metrics_init(sl_metrics *mt, sl_head_kind head);
+void sl_metrics_free(sl_metrics *mt);
 /* One batch: its loss, outputs (sl_model_batch_loss's *out) and rows. */
 void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_batch *rows);
 /* The mean loss over batches. */
@@ -26,7 +28,8 @@ double sl_metrics_loss(const sl_metrics *mt);
 /* The metrics as JSON members, no braces: "loss":L,"bpc":B,... (null for
  * a non-finite value). */
 void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n);
-/* One human line: "loss 1.2345, 1.7810 bits/token, accuracy 0.9812". */
+/* One human line: "loss 1.2345, 1.7810 bits/token, accuracy 0.9812" (the
+ * task's scores are sl_scores_text's). */
 void sl_metrics_text(const sl_metrics *mt, char *buf, size_t n);
 
 #endif

@@ -14,28 +14,46 @@
 sl_status sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
                       int64_t B, int64_t T, sl_metrics *out)
 {
+    sl_metrics_init(out, m->io.head);
     sl_rng rng;
     sl_rng_seed(&rng, 0x5e91abull + (uint64_t)split);
+    int64_t rows_left = INT64_MAX;
+    if (split != SL_SPLIT_TRAIN) {
+        rows_left = task->vt->held_out_rows ? task->vt->held_out_rows(task, split, T)
+                                            : task->vt->split_size(task, split);
+        if (rows_left < 1)
+            return sl_fail(SL_ERR_CONFIG, "task '%s': the %s split holds no row of %lld positions",
+                           task->vt->name, split == SL_SPLIT_VAL ? "validation" : "test",
+                           (long long)T);
+        if (batches == 0) batches = (rows_left + B - 1) / B;
+        else rows_left = INT64_MAX;
+    } else if (batches == 0) {
+        batches = 1;
+    }
     sl_batch b;
     sl_status st = sl_batch_alloc(&b, &m->io, B, T, "an evaluation batch");
     if (st) return st;
     bool grad = ctx->grad_enabled, train = ctx->training;
     ctx->grad_enabled = false;
     ctx->training = false;
-    sl_metrics_init(out, m->io.head);
-    for (int64_t i = 0; i < batches; i++) {
+    for (int64_t i = 0; i < batches && !st; i++, rows_left -= b.B) {
+        b.first = i * B;
+        b.B = rows_left < B ? rows_left : B;
+        for (int64_t r = 0; b.lengths && r < b.B; r++) b.lengths[r] = T;
         task->vt->batch(task, split, &rng, &b);
         sl_ctx_reset(ctx);
         sl_tensor *y;
         sl_batch rows;
         const double loss = sl_model_batch_loss(m, ctx, &b, &y, &rows)->data[0];
         sl_metrics_add(out, loss, y, &rows);
+        out->rows += b.B;
+        if (task->vt->score) st = task->vt->score(task, &b, y, &rows, &out->task);
     }
     sl_ctx_reset(ctx);
     ctx->grad_enabled = grad;
     ctx->training = train;
     sl_batch_free(&b);
-    return SL_OK;
+    return st;
 }
 
 static void fmt_duration(double s, char *out, size_t n)
@@ -231,16 +249,23 @@ static double validate(run *r)
     if (sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, c->eval_batches, c->batch_size,
                     c->seq_len, &mt)) {
         fprintf(stderr, "step %lld: validation skipped: %s\n", (long long)r->ts.step, sl_errmsg());
+        sl_metrics_free(&mt);
         return NAN;
     }
     char json[256], text[160];
     sl_metrics_json(&mt, json, sizeof json);
     sl_metrics_text(&mt, text, sizeof text);
-    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",%s}\n", (long long)r->ts.step, json);
+    fprintf(r->log, "{\"step\":%lld,\"split\":\"val\",%s", (long long)r->ts.step, json);
+    sl_scores_json(&mt.task, r->log);
+    fputs("}\n", r->log);
     fflush(r->log);
     if (r->tty) fprintf(stderr, "\n");
-    fprintf(stderr, "step %lld: val %s\n", (long long)r->ts.step, text);
-    return sl_metrics_loss(&mt);
+    fprintf(stderr, "step %lld: val %s", (long long)r->ts.step, text);
+    sl_scores_text(&mt.task, stderr);
+    fputc('\n', stderr);
+    const double loss = sl_metrics_loss(&mt);
+    sl_metrics_free(&mt);
+    return loss;
 }
 
 /* Logs a skipped update; fails once max_skipped_steps were skipped in a

@@ -33,9 +33,13 @@ sl_status sl_train(const sl_config *cfg, const char *resume, double *final_val);
  * trained model the task feeds (its vocabulary), or NULL for a new model. */
 sl_status sl_task_from_config(sl_task *t, const sl_config *cfg, const sl_checkpoint *ck);
 
-/* The metrics of `batches` batches of B x T from a split (train/metrics.h),
- * drawn with a fixed seed so every evaluation of a run sees the same
- * examples. SL_ERR_OOM when the batch does not fit. */
+/* The metrics (train/metrics.h, with the task's scores) of `batches`
+ * batches of B x T from a split, so every evaluation of a run sees the
+ * same examples: a held-out split's rows in order from its first, wrapping
+ * around; training rows drawn with a fixed seed. batches = 0: a held-out
+ * split's whole fixed set once (its last batch short), or one batch of
+ * the training split. The caller frees *out (sl_metrics_free), also after
+ * a failure. SL_ERR_OOM when the batch does not fit. */
 sl_status sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, int64_t batches,
                       int64_t B, int64_t T, sl_metrics *out);
 
