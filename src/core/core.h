@@ -32,6 +32,16 @@ sl_status sl_fail(sl_status code, const char *fmt, ...)
  * estimate was short. */
 _Noreturn void sl_out_of_memory(const char *what, size_t bytes);
 
+/* A buffer of at least `bytes` (64-byte aligned, contents undefined) owned
+ * by the calling thread and kept for its next call with the same slot, so
+ * that a kernel's large per-call scratch is not faulted in anew each time
+ * (src/core/scratch.c). Valid until the thread asks again for that slot;
+ * one slot per kernel level that may hold a buffer while calling another
+ * (base_conv's channel block around fftconv's per-thread rows). Out of
+ * memory: sl_out_of_memory. */
+typedef enum { SL_SCRATCH_FFT, SL_SCRATCH_BLOCK, SL_SCRATCH_SLOTS } sl_scratch_slot;
+void *sl_scratch(sl_scratch_slot slot, size_t bytes);
+
 /* Shapes and call contracts (an op's operands, a mixer's mode) are the
  * calling code's responsibility, so a mismatch is a bug in seqlab, not bad
  * user input: report it and stop, instead of a silent out-of-bounds read. */

@@ -43,8 +43,7 @@ static bc_work work_new(const sl_base_conv_desc *d, bool bwd)
     k.nc = block_channels(d);
     const int64_t n = d->B * d->T * k.nc, nh = k.nc * d->T;
     const int64_t rows = 2 + (k.nc < d->D ? (bwd ? 3 : 1) : 0);
-    k.block = malloc((size_t)(rows * n + (bwd ? 2 : 1) * nh + 1) * sizeof(float));
-    sl_require(k.block != NULL, "sl_base_conv", "memory for one block's rows");
+    k.block = sl_scratch(SL_SCRATCH_BLOCK, (size_t)(rows * n + (bwd ? 2 : 1) * nh + 1) * sizeof(float));
     k.v = k.block;
     k.g = k.v + n;
     k.h = k.g + n;
@@ -121,7 +120,6 @@ void sl_base_conv_fwd(const sl_base_conv_desc *d, const float *x, const float *h
                 y[t * D + d0 + j] = k.v[e] * k.g[e] + xb[e];
             }
     }
-    free(k.block);
 }
 
 void sl_base_conv_bwd(const sl_base_conv_desc *d, const float *x, const float *h, const float *w,
@@ -172,7 +170,6 @@ void sl_base_conv_bwd(const sl_base_conv_desc *d, const float *x, const float *h
                     for (int64_t j = 0; j < nc; j++) dh[l * D + d0 + j] += k.dh[j * T + l];
             }
     }
-    free(k.block);
 }
 
 /* ---------------------------------------------------------------- the op */

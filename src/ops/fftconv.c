@@ -74,7 +74,8 @@ static const plan_pair *plan_get(int64_t n)
 #define SL_FC_CB 8
 
 /* One thread's buffers for sizes up to nmax: SL_FC_CB real rows, and per
- * channel of the block a kernel, a signal and a dk spectrum; one product. */
+ * channel of the block a kernel, a signal and a dk spectrum; one product.
+ * They are the thread's SL_SCRATCH_FFT scratch, kept between calls. */
 typedef struct fft_work {
     float *r;                     /* [CB, rs] */
     fftwf_complex *ks, *xs, *acc; /* [CB, ss / 2] each */
@@ -89,8 +90,7 @@ static fft_work work_new(int64_t nmax)
     w.rs = (nmax + 15) / 16 * 16;
     w.ss = spec_floats(nmax);
     const int64_t rf = SL_FC_CB * w.rs, sf = SL_FC_CB * w.ss;
-    w.block = floats_aligned(rf + 3 * sf + w.ss);
-    sl_require(w.block != NULL, "sl_fftconv", "per-thread FFT buffers");
+    w.block = sl_scratch(SL_SCRATCH_FFT, (size_t)(rf + 3 * sf + w.ss) * sizeof(float));
     w.r = w.block;
     w.ks = (fftwf_complex *)(w.block + rf);
     w.xs = (fftwf_complex *)(w.block + rf + sf);
@@ -204,7 +204,6 @@ void sl_fftconv_fwd(const sl_fftconv_desc *d, const float *u, const float *k, fl
                 scatter_add(y, C, c0, nc, st, L, &w);
             }
         }
-        free(w.block);
     }
     free(pp);
 }
@@ -277,7 +276,6 @@ void sl_fftconv_bwd(const sl_fftconv_desc *d, const float *u, const float *k, co
             }
             if (dk && pk) flush_dk(d, c0, nc, Lk, pk, &w, dk);
         }
-        free(w.block);
     }
     free(pp);
 }

@@ -44,8 +44,7 @@ static gc_work work_new(const sl_gated_conv_desc *d)
     if (sb > scr) scr = sb;
     gc_work w;
     const int64_t nbuf = (N + 1) + (N - 1) + 5;
-    w.block = malloc((size_t)(nbuf * n + scr + 1) * sizeof(float));
-    sl_require(w.block != NULL, "sl_gated_conv", "memory for one block's rows");
+    w.block = sl_scratch(SL_SCRATCH_BLOCK, (size_t)(nbuf * n + scr + 1) * sizeof(float));
     float *q = w.block;
     for (int64_t g = 0; g <= N; g++, q += n) w.x[g] = q;
     w.v[0] = w.x[N];
@@ -97,7 +96,6 @@ void sl_gated_conv_fwd(const sl_gated_conv_desc *d, const float *p, const float 
         cb_mul(k.v[N - 1], k.x[0], k.tmp, BT * nc);
         cb_scatter(z, D, d0, nc, BT, k.tmp, false);
     }
-    free(k.block);
 }
 
 /* Group g's short-conv backward from dxg: [BT, nc] (block d0) into dp, dw,
@@ -156,7 +154,6 @@ void sl_gated_conv_bwd(const sl_gated_conv_desc *d, const float *p, const float 
         }
         if (dsc) group_bwd(d, p, w, N, d0, nc, k.dv, &k, dp, dw, dbias);
     }
-    free(k.block);
 }
 
 /* ---------------------------------------------------------------- the op */

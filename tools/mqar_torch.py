@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""One MQAR cell trained both ways: seqlab and the same model in PyTorch.
+
+The PyTorch model is tools/oracle.py's (the spec's decoder, written apart
+from the C code) in float32; the data are docs/tasks.md's MQAR generator as
+tools/check_tasks_doc.py implements it: fresh training examples every step,
+and the validation set's first --val-examples examples, the same ones
+seqlab's evaluation walks. Both runs take their model, optimizer and
+schedule from one config (configs/mqar.json by default), on the same
+thread count, and log validation accuracy against wall time, so the result
+answers two questions:
+
+- do the two learn alike (same curve per step, up to the draw of the
+  training examples and the initial weights)?
+- how long does each take to reach --target accuracy (issue 11's speed
+  claim: seqlab at least 2x faster)?
+
+PyTorch's time counts its training steps and evaluations only: the Python
+generator is slow, so each step's batch is drawn before its clock starts.
+seqlab's time is its own elapsed_s (metrics.jsonl), data included.
+
+  /usr/bin/python3 tools/mqar_torch.py [--config configs/mqar.json]
+      [--lr 1e-3] [--steps N] [--threads 2] [--init seqlab|torch]
+      [--target 0.99] [--seqlab build/seqlab] [--out results/mqar_cell.jsonl]
+
+--init torch draws PyTorch's module defaults instead of seqlab's N(0, 0.02):
+nn.Embedding's N(0, 1) for the embedding and learned positions,
+nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+Without --seqlab only PyTorch runs. Each evaluation prints (and appends to
+--out) one JSON line: {"impl", "step", "examples", "seconds", "val_acc"}.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_tasks_doc as doc  # noqa: E402
+import oracle  # noqa: E402
+
+# seqlab's defaults for the config keys oracle.parse_config needs and
+# configs/mqar.json leaves out (docs/formats.md).
+DEFAULTS = {"vocab_size": 8192, "d_ff": 0, "rope_theta": 10000.0, "norm_eps": 1e-5,
+            "bias": False, "causal": True, "window": 0, "dropout": 0.0, "beta1": 0.9,
+            "beta2": 0.95, "adam_eps": 1e-8, "seq_len": 64}
+
+
+def load_config(path, lr, steps):
+    with open(path) as f:
+        raw = json.load(f)
+    opts = raw.get("task_options", {}).get("mqar", {})
+    raw = {**DEFAULTS, **raw}
+    if lr is not None:
+        raw["lr"] = lr
+    if steps is not None:
+        raw["steps"] = steps
+    mqar = {"V": int(opts.get("vocab", 8192)), "K": int(opts.get("num_kv_pairs", 8)),
+            "a": float(opts.get("power_a", 0.01))}
+    raw["vocab_size"] = mqar["V"]
+    return raw, oracle.parse_config(
+        {k: v for k, v in raw.items() if k not in ("task", "task_options")}), mqar
+
+
+def draw(seeds, T, mqar):
+    """tokens, targets: int64 [len(seeds), T] of MQAR examples."""
+    rows = [doc.mqar(s, T, mqar["V"], mqar["K"], mqar["a"]) for s in seeds]
+    return (torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows]))
+
+
+def val_seeds(n, task_seed=0):
+    """Examples 0 .. n-1 of the validation split (docs/tasks.md, Splits)."""
+    return [doc.mix(doc.mix(doc.mix(task_seed) ^ 1) ^ i) for i in range(n)]
+
+
+def torch_init(cfg, seed):
+    """PyTorch's module defaults for the same parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    params = {}
+    for name, shape in oracle.param_shapes(cfg):
+        if name in ("embed.weight", "pos.weight"):
+            params[name] = torch.randn(shape, generator=gen)
+        elif len(shape) == 2 or name.endswith(".bias") and "norm" not in name:
+            fan_in = shape[1] if len(shape) == 2 else cfg["d_model"]
+            bound = 1 / math.sqrt(fan_in)
+            params[name] = (torch.rand(shape, generator=gen) * 2 - 1) * bound
+        else:
+            params[name] = torch.zeros(shape) if name.endswith(".bias") else torch.ones(shape)
+    return params
+
+
+def accuracy(params, cfg, tokens, targets, batch):
+    correct = counted = 0
+    with torch.no_grad():
+        for i in range(0, tokens.shape[0], batch):
+            logits = oracle.forward(params, cfg, tokens[i:i + batch])
+            tgt = targets[i:i + batch]
+            keep = tgt >= 0
+            correct += (logits.argmax(-1)[keep] == tgt[keep]).sum().item()
+            counted += keep.sum().item()
+    return correct / max(counted, 1)
+
+
+def run_torch(args, cfg, mqar, val, log):
+    torch.manual_seed(args.seed)
+    init = oracle.init_params(cfg) if args.init == "seqlab" else torch_init(cfg, args.seed)
+    params = oracle.as_leaves(init, torch.float32)
+    opt = oracle.make_optimizer(params, cfg)
+    rng = doc.Rng(args.seed)
+    B, T = cfg["batch_size"], cfg["seq_len"]
+    clock = 0.0
+    for step in range(cfg["steps"] + 1):
+        if step % args.eval_every == 0 or step == cfg["steps"]:
+            t0 = time.perf_counter()
+            acc = accuracy(params, cfg, val[0], val[1], B)
+            clock += time.perf_counter() - t0
+            if log("torch", step, step * B, clock, acc):
+                return
+        if step == cfg["steps"]:
+            return
+        tokens, targets = draw([rng.u64() for _ in range(B)], T, mqar)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = oracle.loss_of(oracle.forward(params, cfg, tokens), targets)
+        loss.backward()
+        if cfg["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), cfg["grad_clip"])
+        for group in opt.param_groups:
+            group["lr"] = oracle.lr_at(step, cfg)
+        opt.step()
+        clock += time.perf_counter() - t0
+
+
+def run_seqlab(args, raw, cfg, log):
+    """seqlab train on the same config; its validation lines become log lines."""
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [args.seqlab, "train", args.config, f"--out_dir={out}/run", f"--lr={cfg['lr']}",
+               f"--steps={cfg['steps']}", f"--threads={args.threads}",
+               f"--eval_every={args.eval_every}", f"--seed={args.seed}",
+               f"--mqar.val_examples={args.val_examples}", "--eval_batches=0"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = 0.0
+        with open(f"{out}/run/metrics.jsonl") as f:
+            for line in f:
+                rec = json.loads(line)
+                elapsed = rec.get("elapsed_s", elapsed)
+                if rec.get("split") == "val" and log("seqlab", rec["step"],
+                                                     rec["step"] * cfg["batch_size"], elapsed,
+                                                     rec["accuracy"]):
+                    return
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="configs/mqar.json")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", choices=("seqlab", "torch"), default="seqlab")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--val-examples", type=int, default=1000)
+    ap.add_argument("--target", type=float, default=0.99)
+    ap.add_argument("--seqlab", help="the seqlab binary; omitted: PyTorch only")
+    ap.add_argument("--out", help="append the JSON lines here too")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    raw, cfg, mqar = load_config(args.config, args.lr, args.steps)
+    val = draw(val_seeds(args.val_examples), cfg["seq_len"], mqar)
+    reached = {}
+
+    def log(impl, step, examples, seconds, acc):
+        rec = {"impl": impl, "init": args.init if impl == "torch" else "seqlab",
+               "lr": cfg["lr"], "step": step, "examples": examples,
+               "seconds": round(seconds, 2), "val_acc": round(acc, 4)}
+        print(json.dumps(rec), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if acc >= args.target and impl not in reached:
+            reached[impl] = seconds
+        return impl in reached
+
+    if args.seqlab:
+        run_seqlab(args, raw, cfg, log)
+    run_torch(args, cfg, mqar, val, log)
+    summary = {k: reached.get(k) for k in ("seqlab", "torch")}
+    if args.seqlab and summary["seqlab"] and summary["torch"]:
+        summary["speedup"] = round(summary["torch"] / summary["seqlab"], 2)
+    print(json.dumps({"target": args.target, "seconds_to_target": summary}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
