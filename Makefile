@@ -22,7 +22,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libseqlab.a
 BIN      := $(BUILD)/seqlab
 
-.PHONY: all deps demo test check asan fuzz bench parity install clean
+.PHONY: all deps data demo test check asan fuzz bench parity install clean
 all: $(BIN) $(TESTS)
 
 deps:
@@ -53,6 +53,12 @@ data/kjv.txt:
 	@tools/install_deps.sh data
 	@mkdir -p data
 	bible -m 8192 -l100000 gen1:1-rev22:21 > $@.tmp && mv $@.tmp $@
+
+# R's sunspot.month, co2 and nottem as the timeseries task's CSVs. They are
+# committed (data/*.csv), so this only regenerates them; it installs R.
+data:
+	@tools/install_deps.sh r
+	tools/export_r_series.sh data
 
 # The main job: a character Transformer on the King James Bible, ~2 minutes.
 demo: deps data/kjv.txt
