@@ -214,6 +214,29 @@ static void test_task_entry(void)
           "period 6");
     CHECK(sl_ts_ar(s, SL_SPLIT_VAL, 3, &e) == SL_OK && e.mse == ar.mse && e.mae == ar.mae,
           "ar_order 3");
+    /* The score hook, batch by batch over the split in order (the last
+     * batch short), sums the same errors. */
+    enum { B = 5 };
+    sl_batch bt;
+    CHECK(sl_batch_alloc(&bt, &t.io, B, 48, "test") == SL_OK, "%s", sl_errmsg());
+    sl_scores sc;
+    sl_scores_init(&sc);
+    const int64_t W = sl_ts_windows(s, SL_SPLIT_VAL);
+    for (int64_t first = 0; first < W; first += B) {
+        bt.first = first;
+        bt.B = W - first < B ? W - first : B;
+        t.vt->batch(&t, SL_SPLIT_VAL, NULL, &bt);
+        CHECK(t.vt->score(&t, &bt, NULL, NULL, &sc) == SL_OK, "%s", sl_errmsg());
+    }
+    const double got[4] = {sl_scores_mean(&sc, "naive_mse", 0), sl_scores_mean(&sc, "naive_mae", 0),
+                           sl_scores_mean(&sc, "ar_mse", 0), sl_scores_mean(&sc, "ar_mae", 0)},
+                 want[4] = {naive.mse, naive.mae, ar.mse, ar.mae};
+    for (int i = 0; i < 4; i++)
+        CHECK(fabs(got[i] - want[i]) <= 1e-12 * want[i], "score %d: %.15g, whole split %.15g", i,
+              got[i], want[i]);
+    sl_scores_free(&sc);
+    bt.B = B;
+    sl_batch_free(&bt);
     sl_task_close(&t);
     const char *const big[] = {"horizon", "12", "period", "49", NULL};
     CHECK(open_ts(&t, "data/nottem.csv", 48, big) == SL_OK, "a baseline option never stops a "

@@ -19,6 +19,14 @@ typedef struct tsk {
     sl_ts s;
     int64_t period, ar_order;
     char *meta[2]; /* the scaling as metadata text: mean, std */
+    /* The last batch's split and windows [cap] (ts_score's rows). */
+    sl_split split;
+    int64_t *win, cap;
+    /* The AR baseline's fit [c, ar_order + 1], made by the first score;
+     * ar_fit: 0 not yet, 1 made, -1 refused (a warning said why). */
+    double *coef;
+    int ar_fit;
+    bool naive_warned;
 } tsk;
 
 /* [c] doubles from metadata key: comma-separated, finite (std: > 0). */
@@ -125,18 +133,90 @@ static sl_status ts_open(sl_task *t, const sl_task_env *env)
     return SL_OK;
 }
 
-/* vectors [B*T, c], values [B*T, H c], mask [B*T]: row b is window
- * below(windows of the split). */
+/* vectors [B*T, c], values [B*T, H c], mask [B*T]: training row b is
+ * window below(windows of the split), held-out row b window first + b
+ * (mod windows), so an evaluation walks the split's windows in order. */
 static void ts_batch(sl_task *t, sl_split split, sl_rng *rng, sl_batch *bt)
 {
-    const sl_ts *s = &((const tsk *)t->impl)->s;
+    tsk *x = t->impl;
+    const sl_ts *s = &x->s;
     const int64_t T = bt->T, c = s->c, H = s->H;
     sl_require(T == s->L, "timeseries batch",
                "T = the seq_len the task was opened with (the input window)");
-    const uint64_t windows = (uint64_t)sl_ts_windows(s, split);
-    for (int64_t b = 0; b < bt->B; b++)
-        sl_ts_row(s, split, (int64_t)sl_rng_below(rng, windows), bt->vectors + b * T * c,
-                  bt->values + b * T * H * c, bt->mask + b * T);
+    if (bt->B > x->cap) {
+        const size_t bytes = (size_t)bt->B * sizeof *x->win;
+        int64_t *w = realloc(x->win, bytes);
+        if (!w) sl_out_of_memory("task 'timeseries': the windows of a batch", bytes);
+        x->win = w;
+        x->cap = bt->B;
+    }
+    x->split = split;
+    const int64_t windows = sl_ts_windows(s, split);
+    for (int64_t b = 0; b < bt->B; b++) {
+        x->win[b] = split == SL_SPLIT_TRAIN ? (int64_t)sl_rng_below(rng, (uint64_t)windows)
+                                            : (bt->first + b) % windows;
+        sl_ts_row(s, split, x->win[b], bt->vectors + b * T * c, bt->values + b * T * H * c,
+                  bt->mask + b * T);
+    }
+}
+
+/* Adds forecast pred [H, c] of the window whose first target row is start
+ * to the scores `name`_mse and `name`_mae, value by value (the model's
+ * mse and mae count the same values). */
+static sl_status add_errors(sl_scores *sc, const char *name, const sl_ts *s, int64_t start,
+                            const double *pred)
+{
+    char mse[SL_SCORE_NAME], mae[SL_SCORE_NAME];
+    snprintf(mse, sizeof mse, "%s_mse", name);
+    snprintf(mae, sizeof mae, "%s_mae", name);
+    sl_status st = SL_OK;
+    for (int64_t i = 0; i < s->H * s->c && !st; i++) {
+        const double e = pred[i] - s->z[start * s->c + i];
+        st = sl_scores_add(sc, mse, e * e);
+        if (!st) st = sl_scores_add(sc, mae, fabs(e));
+    }
+    return st;
+}
+
+/* The baselines on the batch's own windows: naive_mse, naive_mae (seasonal
+ * naive, option period) and ar_mse, ar_mae (AR(ar_order) fitted on the
+ * training split), beside the model's mse and mae. A baseline the options
+ * or the data refuse is left out, with one warning. */
+static sl_status ts_score(sl_task *t, const sl_batch *b, const sl_tensor *out, const sl_batch *rows,
+                          sl_scores *sc)
+{
+    tsk *x = t->impl;
+    const sl_ts *s = &x->s;
+    if (x->ar_fit == 0) {
+        x->coef = malloc((size_t)(s->c * (x->ar_order + 1)) * sizeof *x->coef);
+        if (!x->coef) return sl_fail(SL_ERR_OOM, "task 'timeseries': out of memory");
+        x->ar_fit = sl_ts_ar_fit(s, x->ar_order, x->coef) == SL_OK ? 1 : -1;
+        if (x->ar_fit < 0) fprintf(stderr, "seqlab: warning: no AR baseline: %s\n", sl_errmsg());
+    }
+    double *pred = malloc((size_t)(s->H * s->c) * sizeof *pred);
+    if (!pred) return sl_fail(SL_ERR_OOM, "task 'timeseries': out of memory");
+    const bool naive = x->period >= 1 && x->period <= s->L;
+    if (!naive && !x->naive_warned) {
+        fprintf(stderr,
+                "seqlab: warning: no seasonal-naive baseline: timeseries.period = %lld exceeds "
+                "the input window seq_len = %lld\n",
+                (long long)x->period, (long long)s->L);
+        x->naive_warned = true;
+    }
+    sl_status st = SL_OK;
+    for (int64_t r = 0; r < b->B && !st; r++) {
+        const int64_t start = sl_ts_window_start(s, x->split, x->win[r]);
+        if (naive) {
+            sl_ts_seasonal_naive_forecast(s, start, x->period, pred);
+            st = add_errors(sc, "naive", s, start, pred);
+        }
+        if (!st && x->ar_fit > 0) {
+            sl_ts_ar_forecast(s, start, x->ar_order, x->coef, pred);
+            st = add_errors(sc, "ar", s, start, pred);
+        }
+    }
+    free(pred);
+    return st;
 }
 
 static int64_t ts_split_size(const sl_task *t, sl_split split)
@@ -157,6 +237,8 @@ static void ts_close(sl_task *t)
 {
     tsk *x = t->impl;
     sl_ts_free(&x->s);
+    free(x->win);
+    free(x->coef);
     free(x->meta[0]);
     free(x->meta[1]);
     free(x);
@@ -191,6 +273,7 @@ const sl_task_vtable sl_task_timeseries = {
     .meta = ts_meta,
     .batch = ts_batch,
     .split_size = ts_split_size,
+    .score = ts_score,
     .close = ts_close,
 };
 

@@ -15,9 +15,8 @@ void sl_metrics_free(sl_metrics *mt) { sl_scores_free(&mt->task); }
 
 void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_batch *rows)
 {
-    mt->loss_sum += loss;
     mt->batches++;
-    const int64_t R = sl_rows(out), C = sl_last(out);
+    const int64_t R = sl_rows(out), C = sl_last(out), counted = mt->counted, values = mt->values;
     for (int64_t r = 0; r < R; r++) {
         const float *o = out->data + r * C;
         if (mt->head == SL_HEAD_REGRESS) {
@@ -33,11 +32,19 @@ void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_
             mt->correct += sl_argmax(o, C) == rows->targets[r];
         }
     }
+    /* The batch's loss is a mean over its counted items: weighted by them,
+     * the split's loss is the mean over all of its items, a short last
+     * batch included. */
+    const double w = (double)(mt->head == SL_HEAD_REGRESS ? mt->values - values : mt->counted - counted);
+    if (w > 0) {
+        mt->loss_sum += loss * w;
+        mt->weight += w;
+    }
 }
 
 double sl_metrics_loss(const sl_metrics *mt)
 {
-    return mt->batches ? mt->loss_sum / (double)mt->batches : NAN;
+    return mt->weight > 0 ? mt->loss_sum / mt->weight : NAN;
 }
 
 /* One "name":value member, null when x is not finite; appended at *at. */

@@ -11,7 +11,7 @@
 
 typedef struct sl_metrics {
     sl_head_kind head;
-    double loss_sum; /* of the batches' mean losses */
+    double loss_sum, weight; /* of the batches' mean losses, each times its counted items */
     int64_t batches, rows; /* rows: the batches' sequences */
     int64_t counted, correct; /* targets scored, argmax hits */
     double sq_sum, abs_sum;   /* regress: over counted values */
@@ -23,7 +23,7 @@ void sl_metrics_init(sl_metrics *mt, sl_head_kind head);
 void sl_metrics_free(sl_metrics *mt);
 /* One batch: its loss, outputs (sl_model_batch_loss's *out) and rows. */
 void sl_metrics_add(sl_metrics *mt, double loss, const sl_tensor *out, const sl_batch *rows);
-/* The mean loss over batches. */
+/* The mean loss over every counted item (target or value) of the batches. */
 double sl_metrics_loss(const sl_metrics *mt);
 /* The metrics as JSON members, no braces: "loss":L,"bpc":B,... (null for
  * a non-finite value). */
