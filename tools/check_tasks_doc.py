@@ -2,12 +2,18 @@
 """An independent implementation of the synthetic tasks, written from
 docs/tasks.md alone, that prints the golden batch hashes the C tests pin
 (tests/synth_check.h: a batch of 4 rows, rng seed 7, each split; FNV-1a
-over the tokens, then the targets, as little-endian 32-bit words).
+over the tokens, then the targets, as little-endian 32-bit words; for
+listops and bursty_classification, tests/synth_batch_check.h: the row
+lengths, then the tokens, the vectors' float32 bits and the targets of
+each row's positions, or its one target for classify).
 
     python3 tools/check_tasks_doc.py          # prints and compares
+    python3 tools/check_tasks_doc.py --stats  # listops' label and length distributions
 
 Exits non-zero when a hash differs from the tests' goldens."""
+import bisect
 import math
+import struct
 import sys
 
 M64 = (1 << 64) - 1
@@ -16,6 +22,15 @@ GOLDEN = {  # task, T -> hashes of the train, validation and test batches
     ("selective_copy", 64): (0x6efeb0da30e019a3, 0xec6e373f9777ab33, 0xd8bfb68b2397e473),
     ("induction_heads", 256): (0x50abbcbd53f4a4a6, 0x8e35182b54423b6f, 0x6490c6c5bc332c00),
     ("regbench", 256): (0x01e7908324ee46ba, 0x74ddb69a6e7b04e0, 0xe00b6308f6a3b629),
+}
+GOLDEN_IO = {  # task, T, options -> hashes, with row lengths, vectors, per-row targets
+    ("listops", 2000, ()): (0x163d49f397df3e70, 0x4b4ba5c28b50dfd1, 0xcc8901060746765c),
+    ("bursty_classification", 17, ()): (0xa615907310a6c4cf, 0x1e4af89b6dd11f86, 0x7423f73b51b82fe7),
+    ("bursty_classification", 17, (("eval", "in_weights"),)): (
+        0xa615907310a6c4cf,
+        0xca31f5c0c698a703,
+        0xb38f08d2721f0bf0,
+    ),
 }
 
 
@@ -57,6 +72,11 @@ class Rng:
 
     def unit(self):
         return (self.u64() >> 11) * 2.0**-53
+
+    def normal(self):
+        u1 = self.unit()
+        u2 = self.unit()
+        return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
     def distinct(self, lo, n, k):
         out = []
@@ -199,14 +219,187 @@ def regbench(seed, T, split):
     return tok, tgt
 
 
-def batch(task, T, split, B=4, rseed=7, first=0, n_held=3000, task_seed=0):
+LO = dict(max_depth=10, max_args=10, leaf_p=0.75, min_length=500, max_length=2000)
+MIN, MAX, MED, SM, CLOSE, CLS = 10, 11, 12, 13, 14, 15
+
+
+class TooLong(Exception):
+    pass
+
+
+def lo_value(op, args):
+    a = sorted(args)
+    if op == MIN:
+        return a[0]
+    if op == MAX:
+        return a[-1]
+    if op == SM:
+        return sum(a) % 10
+    k = len(a)
+    return a[k // 2] if k % 2 else (a[k // 2 - 1] + a[k // 2]) // 2
+
+
+def lo_node(r, depth, out, n):
+    """Appends the node's tokens to out (n[0]: tokens with the open
+    operators' closing brackets); returns its value."""
+    if n[0] >= LO["max_length"]:
+        raise TooLong
+    if depth >= LO["max_depth"] or r.unit() < LO["leaf_p"]:
+        d = r.below(10)
+        out.append(d)
+        n[0] += 1
+        return d
+    k = 2 + r.below(LO["max_args"] - 1)
+    at = len(out)
+    out.append(None)
+    n[0] += 2
+    args = [lo_node(r, depth + 1, out, n) for _ in range(k)]
+    op = MIN + r.below(4)
+    out[at] = op
+    out.append(CLOSE)
+    return lo_value(op, args)
+
+
+def listops(seed, T):
+    r = Rng(seed)
+    while True:
+        out = []
+        try:
+            v = lo_node(r, 1, out, [0])
+        except TooLong:
+            continue
+        if LO["min_length"] < len(out) < LO["max_length"]:
+            row = [CLS] + out
+            return len(row), row, None, v
+
+
+BC = dict(classes=1600, holdout_classes=100, dim=64, noise=0.1, zipf=1.0, p_bursty=0.9, context=8, shots=3)
+
+
+def bc_tables(task_seed):
+    K, H, D = BC["classes"], BC["holdout_classes"], BC["dim"]
+    r = Rng(mix(mix(task_seed) ^ 3))
+    proto = [[r.normal() for _ in range(D)] for _ in range(K + H)]
+    cum, s = [], 0.0
+    for c in range(K):
+        s += math.pow(c + 1, -BC["zipf"])
+        cum.append(s)
+    return proto, cum
+
+
+def bc_zipf(r, cum):
+    x = r.unit() * cum[-1]
+    return min(bisect.bisect_right(cum, x), len(cum) - 1)
+
+
+def shuffle(r, a):
+    for i in range(len(a) - 1, 0, -1):
+        j = r.below(i + 1)
+        a[i], a[j] = a[j], a[i]
+
+
+def bursty(seed, T, mode, tables):
+    proto, cum = tables
+    K, H, D, N, s = BC["classes"], BC["holdout_classes"], BC["dim"], BC["context"], BC["shots"]
+    r = Rng(seed)
+    if mode == "train_dist":
+        if r.unit() < BC["p_bursty"]:
+            q = bc_zipf(r, cum)
+            o = bc_zipf(r, cum)
+            while o == q:
+                o = bc_zipf(r, cum)
+            cls = [q] * s + [o] * s + [bc_zipf(r, cum) for _ in range(N - 2 * s)]
+            shuffle(r, cls)
+            cls.append(q)
+        else:
+            cls = [bc_zipf(r, cum) for _ in range(N + 1)]
+        lab = list(cls)
+    elif mode == "in_weights":
+        q = bc_zipf(r, cum)
+        cls = []
+        for _ in range(N):
+            c = bc_zipf(r, cum)
+            while c == q:
+                c = bc_zipf(r, cum)
+            cls.append(c)
+        cls.append(q)
+        lab = list(cls)
+    else:
+        h = r.distinct(K, H, 2)
+        l = r.distinct(0, K, 2)
+        way = [0] * (N // 2) + [1] * (N // 2)
+        shuffle(r, way)
+        way.append(r.below(2))
+        cls = [h[w] for w in way]
+        lab = [l[w] for w in way]
+    L = 2 * N + 1
+    tok = []
+    for i in range(N):
+        tok += [-1, lab[i]]
+    tok.append(-1)
+    vec = [0.0] * (L * D)
+    for i in range(N + 1):
+        for j in range(D):
+            vec[2 * i * D + j] = proto[cls[i]][j] + BC["noise"] * r.normal()
+    tgt = [-1] * (L - 1) + [lab[N]]
+    return L, tok, vec, tgt
+
+
+def row_seeds(split, B, rseed, n_held, task_seed, first=0):
+    """Example seeds of a batch's rows: training from the rng, held-out row b
+    example (first + b) mod n_held (docs/tasks.md, Splits)."""
     r = Rng(rseed)
-    tok, tgt = [], []
     for row in range(B):
         if split == 0:
-            seed = r.u64()
+            yield r.u64()
         else:
-            seed = mix(mix(mix(task_seed) ^ split) ^ ((first + row) % n_held))
+            yield mix(mix(mix(task_seed) ^ split) ^ ((first + row) % n_held))
+
+
+def fnv(h, words):
+    for v in words:
+        v &= 0xFFFFFFFF
+        for k in range(4):
+            h = ((h ^ ((v >> (8 * k)) & 0xFF)) * 1099511628211) & M64
+    return h
+
+
+def f32(x):
+    return struct.unpack("<I", struct.pack("<f", x))[0]
+
+
+def batch_io(task, T, split, options, B=4, rseed=7, task_seed=0):
+    opts = dict(options)
+    if task == "listops":
+        n_held = 2000
+        make = lambda seed: listops(seed, T)
+    else:
+        n_held = 3000
+        mode = "train_dist" if split == 0 else opts.get("eval", "in_context")
+        tables = bc_tables(task_seed)
+        make = lambda seed: bursty(seed, T, mode, tables)
+    rows = [make(seed) for seed in row_seeds(split, B, rseed, n_held, task_seed)]
+    h = fnv(1469598103934665603, [row[0] for row in rows])
+    h = fnv(h, [x for row in rows for x in row[1]])
+    h = fnv(h, [f32(x) for row in rows if row[2] is not None for x in row[2]])
+    return fnv(h, [x for row in rows for x in (row[3] if isinstance(row[3], list) else [row[3]])])
+
+
+def listops_stats(n=20000):
+    count, lengths = [0] * 10, []
+    for s in range(n):
+        L, _, _, v = listops(mix((1 << 32) + s), 2000)
+        count[v] += 1
+        lengths.append(L - 1)
+    lengths.sort()
+    print(f"listops, {n} rows: label shares " + " ".join(f"{c / n:.4f}" for c in count))
+    q = [lengths[int(p * (n - 1))] for p in (0, 0.1, 0.25, 0.5, 0.75, 0.9, 1)]
+    print(f"expression tokens: mean {sum(lengths) / n:.1f}, min/10/25/50/75/90%/max {q}")
+
+
+def batch(task, T, split, B=4, rseed=7, first=0, n_held=3000, task_seed=0):
+    tok, tgt = [], []
+    for seed in row_seeds(split, B, rseed, n_held, task_seed, first):
         if task == "mqar":
             a, b = mqar(seed, T)
         elif task == "selective_copy":
@@ -217,15 +410,13 @@ def batch(task, T, split, B=4, rseed=7, first=0, n_held=3000, task_seed=0):
             a, b = regbench(seed, T, split)
         tok += a
         tgt += b
-    h = 1469598103934665603
-    for v in tok + tgt:
-        v &= 0xFFFFFFFF
-        for k in range(4):
-            h = ((h ^ ((v >> (8 * k)) & 0xFF)) * 1099511628211) & M64
-    return h
+    return fnv(1469598103934665603, tok + tgt)
 
 
 def main():
+    if sys.argv[1:] == ["--stats"]:
+        listops_stats()
+        return 0
     bad = 0
     for (task, T), want in GOLDEN.items():
         for split in range(3):
@@ -233,6 +424,13 @@ def main():
             ok = h == want[split]
             bad += not ok
             print(f"{task} split {split}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[split]}")
+    for (task, T, options), want in GOLDEN_IO.items():
+        for split in range(3):
+            h = batch_io(task, T, split, options)
+            ok = h == want[split]
+            bad += not ok
+            name = task + "".join(f" {k}={v}" for k, v in options)
+            print(f"{name} split {split}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[split]}")
     return 1 if bad else 0
 
 

@@ -159,7 +159,7 @@ int cmd_eval(int argc, char **argv)
                      who, (long long)task.vocab_size, (long long)cfg.vocab_size);
     if (!st) st = sl_evaluate(&m, &ctx, &task, sp, a.batches, cfg.batch_size, cfg.seq_len, &mt);
     if (!st) {
-        report(&mt, &a, &cfg, mt.rows * cfg.seq_len);
+        report(&mt, &a, &cfg, mt.positions);
         const double loss = sl_metrics_loss(&mt);
         if (!isfinite(loss)) {
             sl_fail(SL_ERR_NUMERIC,

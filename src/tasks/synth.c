@@ -1,4 +1,5 @@
 /* Seeds and draws shared by the synthetic tasks (synth.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -50,6 +51,12 @@ void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out
             for (int64_t i = 0; i < j && !again; i++) again = out[i] == out[j];
         } while (again);
     }
+}
+
+double sl_synth_normal(sl_rng *r)
+{
+    const double u1 = sl_synth_unit(r), u2 = sl_synth_unit(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
 }
 
 void sl_synth_require(sl_status st)

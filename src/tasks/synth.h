@@ -1,6 +1,7 @@
-/* What the synthetic tasks (mqar, selective_copy, induction_heads,
- * regbench) share: every example is a pure function of one 64-bit seed, and
- * a split says where the seeds come from (docs/tasks.md, "Splits").
+/* What the synthetic tasks (mqar, selective_copy, induction_heads, regbench,
+ * listops, bursty_classification) share: every example is a pure function
+ * of one 64-bit seed, and a split says where the seeds come from
+ * (docs/tasks.md, "Splits").
  *
  * - train: each row's seed is the next sl_rng_u64 of the rng batch() is
  *   given, so training draws fresh examples forever;
@@ -13,12 +14,15 @@
 
 #include "tasks/task.h"
 
-/* The options every synthetic task declares first, in this order. */
-#define SL_SYNTH_SPLIT_OPTIONS                                                                 \
+/* The options every synthetic task declares first, in this order; n (a
+ * string) is the default size of the validation and the test set. */
+#define SL_SYNTH_SPLIT_OPTIONS_N(n)                                                            \
     {"seed", SL_OPT_INT, "0", 0, 9007199254740991.0, NULL,                                 \
      "seed of the held-out sets (validation and test); training draws from the run's seed"}, \
-        {"val_examples", SL_OPT_INT, "3000", 1, 1e9, NULL, "examples in the validation set"},  \
-        {"test_examples", SL_OPT_INT, "3000", 1, 1e9, NULL, "examples in the test set"}
+        {"val_examples", SL_OPT_INT, n, 1, 1e9, NULL, "examples in the validation set"},       \
+        {"test_examples", SL_OPT_INT, n, 1, 1e9, NULL, "examples in the test set"}
+/* With Zoology's 3000 held-out examples. */
+#define SL_SYNTH_SPLIT_OPTIONS SL_SYNTH_SPLIT_OPTIONS_N("3000")
 
 typedef struct sl_synth_split {
     uint64_t seed;
@@ -42,6 +46,9 @@ double sl_synth_unit(sl_rng *r);
  * each is lo + sl_rng_below(r, n), drawn again while it equals an earlier
  * one. */
 void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out);
+/* A standard normal draw, Box-Muller from two uniforms, one value per
+ * call: u1 = unit, u2 = unit; sqrt(-2 ln(1 - u1)) cos(2 pi u2). */
+double sl_synth_normal(sl_rng *r);
 /* batch() returns no status (task.h): a generator's failure there (out of
  * memory: exit 3 with the message; a length open() did not check: a bug)
  * stops the program. */

@@ -12,7 +12,7 @@
 typedef struct sl_metrics {
     sl_head_kind head;
     double loss_sum, weight; /* of the batches' mean losses, each times its counted items */
-    int64_t batches, rows; /* rows: the batches' sequences */
+    int64_t batches, rows, positions; /* the batches' sequences and their positions */
     int64_t counted, correct; /* targets scored, argmax hits */
     double sq_sum, abs_sum;   /* regress: over counted values */
     int64_t values;

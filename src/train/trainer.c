@@ -47,6 +47,7 @@ sl_status sl_evaluate(sl_model *m, sl_ctx *ctx, sl_task *task, sl_split split, i
         const double loss = sl_model_batch_loss(m, ctx, &b, &y, &rows)->data[0];
         sl_metrics_add(out, loss, y, &rows);
         out->rows += b.B;
+        for (int64_t r = 0; r < b.B; r++) out->positions += b.lengths ? b.lengths[r] : T;
         if (task->vt->score) st = task->vt->score(task, &b, y, &rows, &out->task);
     }
     sl_ctx_reset(ctx);
