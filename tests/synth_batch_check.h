@@ -9,33 +9,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "synth_check.h"
 #include "tasks/synth.h"
 #include "tasks/task.h"
-
-/* Opens vt at seq_len T with its defaults and the options in kv
- * ("name", "value", ..., NULL). */
-static sl_status synth_io_open(sl_task *t, const sl_task_vtable *vt, int64_t T,
-                               const char *const *kv)
-{
-    sl_opts o;
-    CHECK(sl_opts_defaults(&o, vt->options) == SL_OK, "defaults: %s", sl_errmsg());
-    for (; kv && kv[0]; kv += 2)
-        CHECK(sl_opts_set(&o, vt->name, "test", kv[0], kv[1], SL_FROM_TEXT) == SL_OK, "%s: %s",
-              kv[0], sl_errmsg());
-    const sl_task_env env = {.data = "", .seq_len = T, .opts = &o};
-    return sl_task_open(t, vt, &env);
-}
-
-/* Opening vt at T with kv fails with SL_ERR_CONFIG naming `name`. */
-static void synth_io_rejects(const sl_task_vtable *vt, int64_t T, const char *const *kv,
-                             const char *name)
-{
-    sl_task t;
-    sl_status st = synth_io_open(&t, vt, T, kv);
-    CHECK(st == SL_ERR_CONFIG && strstr(sl_errmsg(), name) && strstr(sl_errmsg(), vt->name),
-          "%s: status %d, message: %s", name, (int)st, sl_errmsg());
-    if (!st) sl_task_close(&t);
-}
 
 /* A batch of B rows of T positions of split s, drawn with an rng seeded
  * rseed (training) or from example `first` on (held out), into b
@@ -81,7 +57,8 @@ static uint64_t synth_io_hash(const sl_batch *b, const sl_task_io *io)
             h = fnv_word(h, w);
         }
     for (int64_t i = 0; i < B; i++) {
-        if (io->head == SL_HEAD_CLASSIFY) h = fnv_word(h, (uint32_t)b->targets[i]);
+        if (io->head == SL_HEAD_CLASSIFY)
+            h = fnv_word(h, (uint32_t)b->targets[i]);
         else
             for (int64_t t = 0; t < b->lengths[i]; t++)
                 h = fnv_word(h, (uint32_t)b->targets[i * T + t]);
@@ -101,8 +78,8 @@ static void synth_check_io_splits(const sl_task_vtable *vt, int64_t T, const cha
 {
     enum { B = 4 };
     sl_task t, u, w;
-    CHECK(synth_io_open(&t, vt, T, kv) == SL_OK, "%s", sl_errmsg());
-    CHECK(synth_io_open(&u, vt, T, kv) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&t, vt, T, kv) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&u, vt, T, kv) == SL_OK, "%s", sl_errmsg());
     const int64_t classes = t.io.head == SL_HEAD_LM ? t.vocab_size : t.io.n_out;
     for (int s = 0; s < 3; s++) {
         sl_batch a, b;
@@ -160,7 +137,7 @@ static void synth_check_io_splits(const sl_task_vtable *vt, int64_t T, const cha
     }
     CHECK(t.vt->split_size(&t, SL_SPLIT_TRAIN) == INT64_MAX, "training unbounded");
     const char *const other[] = {"seed", "5", NULL};
-    CHECK(synth_io_open(&w, vt, T, other) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&w, vt, T, other) == SL_OK, "%s", sl_errmsg());
     sl_batch a, b;
     synth_io_batch(&t, SL_SPLIT_TEST, 7, B, T, &a);
     synth_io_batch(&w, SL_SPLIT_TEST, 7, B, T, &b);

@@ -12,7 +12,8 @@
 
 /* Opens vt at seq_len T with its defaults and the options in kv
  * ("name", "value", ..., NULL). */
-static sl_status synth_open(sl_task *t, const sl_task_vtable *vt, int64_t T, const char *const *kv)
+static inline sl_status synth_open(sl_task *t, const sl_task_vtable *vt, int64_t T,
+                                   const char *const *kv)
 {
     sl_opts o;
     CHECK(sl_opts_defaults(&o, vt->options) == SL_OK, "defaults: %s", sl_errmsg());
@@ -25,8 +26,8 @@ static sl_status synth_open(sl_task *t, const sl_task_vtable *vt, int64_t T, con
 
 /* A batch of split drawn with an rng seeded rseed (training) or from
  * example `first` on (held out). tok, tgt: [B*T]. */
-static void synth_batch_at(sl_task *t, sl_split split, uint64_t rseed, int64_t first, int64_t B,
-                           int64_t T, int32_t *tok, int32_t *tgt)
+static inline void synth_batch_at(sl_task *t, sl_split split, uint64_t rseed, int64_t first,
+                                  int64_t B, int64_t T, int32_t *tok, int32_t *tgt)
 {
     sl_rng r;
     sl_rng_seed(&r, rseed);
@@ -34,14 +35,14 @@ static void synth_batch_at(sl_task *t, sl_split split, uint64_t rseed, int64_t f
                  &(sl_batch){.B = B, .T = T, .first = first, .tokens = tok, .targets = tgt});
 }
 
-static void synth_batch(sl_task *t, sl_split split, uint64_t rseed, int64_t B, int64_t T,
-                        int32_t *tok, int32_t *tgt)
+static inline void synth_batch(sl_task *t, sl_split split, uint64_t rseed, int64_t B, int64_t T,
+                               int32_t *tok, int32_t *tgt)
 {
     synth_batch_at(t, split, rseed, 0, B, T, tok, tgt);
 }
 
 /* FNV-1a over a batch's tokens and targets. */
-static uint64_t synth_hash(const int32_t *tok, const int32_t *tgt, int64_t n)
+static inline uint64_t synth_hash(const int32_t *tok, const int32_t *tgt, int64_t n)
 {
     uint64_t h = 1469598103934665603ull;
     for (int64_t i = 0; i < 2 * n; i++) {
@@ -57,8 +58,8 @@ static uint64_t synth_hash(const int32_t *tok, const int32_t *tgt, int64_t n)
  * size); tokens are in [0, vocab_size) and targets -1 or in range.
  * golden[s]: the hash of split s's batch with rng seed 7 and first 0 (0
  * prints it, to pin a new definition). */
-static void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *const *kv,
-                               const uint64_t golden[3])
+static inline void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *const *kv,
+                                      const uint64_t golden[3])
 {
     enum { B = 4 };
     sl_task t, u;
@@ -69,7 +70,8 @@ static void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *
     for (int s = 0; s < 3; s++) {
         synth_batch(&t, (sl_split)s, 7, B, T, a, at);
         uint64_t h = synth_hash(a, at, B * T);
-        if (!golden[s]) printf("  %s split %d: golden 0x%016llxull\n", vt->name, s, (unsigned long long)h);
+        if (!golden[s])
+            printf("  %s split %d: golden 0x%016llxull\n", vt->name, s, (unsigned long long)h);
         CHECK(h == golden[s], "%s split %d: hash 0x%016llx, expected 0x%016llx", vt->name, s,
               (unsigned long long)h, (unsigned long long)golden[s]);
         for (int64_t i = 0; i < B * T; i++) {
@@ -111,8 +113,8 @@ static void synth_check_splits(const sl_task_vtable *vt, int64_t T, const char *
 }
 
 /* Opening vt at T with kv fails with SL_ERR_CONFIG naming `name`. */
-static void synth_check_rejects(const sl_task_vtable *vt, int64_t T, const char *const *kv,
-                                const char *name)
+static inline void synth_check_rejects(const sl_task_vtable *vt, int64_t T, const char *const *kv,
+                                       const char *name)
 {
     sl_task t;
     sl_status st = synth_open(&t, vt, T, kv);

@@ -188,7 +188,7 @@ static void test_zipf_and_noise(void)
 static void test_task_io(void)
 {
     sl_task t;
-    CHECK(synth_io_open(&t, &sl_task_bursty_classification, 17, NULL) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&t, &sl_task_bursty_classification, 17, NULL) == SL_OK, "%s", sl_errmsg());
     CHECK(t.io.input == SL_INPUT_BOTH && t.io.n_in == 64 && t.io.head == SL_HEAD_TAG &&
               t.io.n_out == 1600 && t.vocab_size == 1600,
           "io");
@@ -211,16 +211,16 @@ static void test_bad_options(void)
 {
     const sl_task_vtable *vt = &sl_task_bursty_classification;
     const char *const shots[] = {"shots", "5", NULL};
-    synth_io_rejects(vt, 17, shots, "shots");
+    synth_check_rejects(vt, 17, shots, "shots");
     const char *const odd[] = {"context", "7", NULL};
-    synth_io_rejects(vt, 17, odd, "context");
-    synth_io_rejects(vt, 16, NULL, "seq_len");
+    synth_check_rejects(vt, 17, odd, "context");
+    synth_check_rejects(vt, 16, NULL, "seq_len");
     const char *const big[] = {"classes", "1048576", "dim", "4096", NULL};
-    synth_io_rejects(vt, 17, big, "dim");
+    synth_check_rejects(vt, 17, big, "dim");
     /* An odd context is fine when validation does not draw in-context rows. */
     const char *const odd_iw[] = {"context", "7", "eval", "in_weights", NULL};
     sl_task t;
-    CHECK(synth_io_open(&t, vt, 15, odd_iw) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&t, vt, 15, odd_iw) == SL_OK, "%s", sl_errmsg());
     sl_task_close(&t);
     sl_opts o;
     sl_opts_defaults(&o, vt->options);

@@ -152,12 +152,12 @@ static void test_distributions(void)
 static void test_bad_options(void)
 {
     const char *const close[] = {"min_length", "1999", NULL};
-    synth_io_rejects(&sl_task_listops, 2000, close, "min_length");
-    synth_io_rejects(&sl_task_listops, 1999, NULL, "seq_len");
+    synth_check_rejects(&sl_task_listops, 2000, close, "min_length");
+    synth_check_rejects(&sl_task_listops, 1999, NULL, "seq_len");
     const char *const leaves[] = {"leaf_p", "1", NULL};
-    synth_io_rejects(&sl_task_listops, 2000, leaves, "leaf_p");
+    synth_check_rejects(&sl_task_listops, 2000, leaves, "leaf_p");
     const char *const shallow[] = {"max_depth", "2", "max_args", "3", NULL};
-    synth_io_rejects(&sl_task_listops, 2000, shallow, "max_depth");
+    synth_check_rejects(&sl_task_listops, 2000, shallow, "max_depth");
     sl_opts o;
     sl_opts_defaults(&o, sl_task_listops.options);
     CHECK(sl_opts_set(&o, "task 'listops'", "test", "max_args", "1", SL_FROM_TEXT) ==
@@ -169,7 +169,7 @@ static void test_bad_options(void)
     /* Short trees open and run at a short seq_len. */
     const char *const short_rows[] = {"min_length", "10", "max_length", "60", NULL};
     sl_task t;
-    CHECK(synth_io_open(&t, &sl_task_listops, 60, short_rows) == SL_OK, "%s", sl_errmsg());
+    CHECK(synth_open(&t, &sl_task_listops, 60, short_rows) == SL_OK, "%s", sl_errmsg());
     CHECK(t.io.head == SL_HEAD_CLASSIFY && t.io.n_out == 10 && t.io.pool == SL_POOL_FIRST &&
               t.vocab_size == SL_LISTOPS_VOCAB,
           "io");
