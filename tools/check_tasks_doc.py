@@ -2,12 +2,16 @@
 """An independent implementation of the synthetic tasks, written from
 docs/tasks.md alone, that prints the golden batch hashes the C tests pin
 (tests/synth_check.h: a batch of 4 rows, rng seed 7, each split; FNV-1a
-over the tokens, then the targets, as little-endian 32-bit words).
+over the tokens, then the targets, as little-endian 32-bit words; for the
+icl tasks, tests/icl_check.h: FNV-1a over the vectors and values as
+little-endian float32, the mask bytes, then the lengths as little-endian
+int64, and a fourth batch of training at step 5000).
 
     python3 tools/check_tasks_doc.py          # prints and compares
 
 Exits non-zero when a hash differs from the tests' goldens."""
 import math
+import struct
 import sys
 
 M64 = (1 << 64) - 1
@@ -16,6 +20,12 @@ GOLDEN = {  # task, T -> hashes of the train, validation and test batches
     ("selective_copy", 64): (0x6efeb0da30e019a3, 0x9b8449d3241ccb93, 0x6f667bc5a00675b3),
     ("induction_heads", 256): (0x50abbcbd53f4a4a6, 0xc07b737a5c5f6e0d, 0x428ea51d2f3c64f0),
     ("regbench", 256): (0x01e7908324ee46ba, 0x71079b930d443f00, 0x57e19dd74514e0f6),
+}
+ICL_GOLDEN = {  # task, T -> train at step 0, validation, test, train at step 5000
+    ("icl_regression", 82): (0xf762d6956354e10a, 0xf03e35908fb6fabd, 0xad7add3a22db03ef,
+                             0xe13b898fac215cd1),
+    ("icl_mixture", 82): (0xc11afa4db6906b84, 0x3260f00cee7d0f62, 0x82921786928f6096,
+                          0xccc236b1101dc67f),
 }
 
 
@@ -57,6 +67,11 @@ class Rng:
 
     def unit(self):
         return (self.u64() >> 11) * 2.0**-53
+
+    def normal(self):
+        u1 = self.unit()
+        u2 = self.unit()
+        return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2 * math.pi * u2)
 
     def distinct(self, lo, n, k):
         out = []
@@ -199,6 +214,103 @@ def regbench(seed, T, split):
     return tok, tgt
 
 
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+ICL = dict(dims=(5, 1, 20), points=(11, 2, 41), every=2000, weights=(1.0, 1.0, 1.0, 1.0),
+           sparsity=3, hidden=100)
+
+
+def icl_size(split, step):
+    def grow(start, inc, end):
+        if split != 0 or ICL["every"] == 0:
+            return end
+        return min(end, start + inc * (step // ICL["every"]))
+
+    return grow(*ICL["dims"]), grow(*ICL["points"])
+
+
+def icl_example(seed, d, p, mixture):
+    r = Rng(seed)
+    fam = 0
+    if mixture:
+        w = ICL["weights"]
+        u = r.unit() * sum(w)
+        cum = 0.0
+        for f in range(4):
+            if w[f] == 0:
+                continue
+            cum += w[f]
+            fam = f
+            if u < cum:
+                break
+    if fam == 0:
+        w = [r.normal() for _ in range(d)]
+        scale = math.sqrt(d) if mixture else 1.0
+        f = lambda x: sum(w[j] * x[j] for j in range(d)) / scale
+    elif fam == 1:
+        s = min(ICL["sparsity"], d)
+        coords = r.distinct(0, d, s)
+        w = [r.normal() for _ in range(s)]
+        f = lambda x: sum(w[t] * x[coords[t]] for t in range(s)) / math.sqrt(s)
+    elif fam == 2:
+        H = ICL["hidden"]
+        W = [[r.normal() for _ in range(d)] for _ in range(H)]
+        a = [r.normal() for _ in range(H)]
+
+        def f(x):
+            y = 0.0
+            for h in range(H):
+                z = sum(W[h][j] * x[j] for j in range(d))
+                y += a[h] * max(z, 0.0)
+            return y * math.sqrt(2.0 / (H * d))
+    else:
+        coord = [r.below(d) for _ in range(15)]
+        leaf = [r.normal() for _ in range(16)]
+
+        def f(x):
+            n = 0
+            while n < 15:
+                n = 2 * n + 1 + (x[coord[n]] > 0)
+            return leaf[n - 15]
+    xs, ys = [], []
+    for _ in range(p):
+        x = [f32(r.normal()) for _ in range(d)]
+        xs.append(x)
+        ys.append(f32(f(x)))
+    return xs, ys
+
+
+def icl_batch(task, T, split, step, B=4, rseed=7, n_held=3000, task_seed=0):
+    D = ICL["dims"][2]
+    d, p = icl_size(split, step)
+    r = Rng(rseed)
+    vec, val, mask, lengths = [], [], [], []
+    for _ in range(B):
+        if split == 0:
+            seed = r.u64()
+        else:
+            seed = mix(mix(mix(task_seed) ^ split) ^ r.below(n_held))
+        xs, ys = icl_example(seed, d, p, task == "icl_mixture")
+        for t in range(T):
+            v, y, m = [0.0] * D, 0.0, 0
+            if t < 2 * p and t % 2 == 0:
+                v[:d], y, m = xs[t // 2], ys[t // 2], 1
+            elif t < 2 * p:
+                v[0] = ys[t // 2]
+            vec += v
+            val.append(y)
+            mask.append(m)
+        lengths.append(2 * p)
+    data = struct.pack("<%df" % len(vec), *vec) + struct.pack("<%df" % len(val), *val)
+    data += bytes(mask) + struct.pack("<%dq" % B, *lengths)
+    h = 1469598103934665603
+    for byte in data:
+        h = ((h ^ byte) * 1099511628211) & M64
+    return h
+
+
 def batch(task, T, split, B=4, rseed=7, n_held=3000, task_seed=0):
     r = Rng(rseed)
     tok, tgt = [], []
@@ -233,6 +345,14 @@ def main():
             ok = h == want[split]
             bad += not ok
             print(f"{task} split {split}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[split]}")
+    for (task, T), want in ICL_GOLDEN.items():
+        for case in range(4):
+            split, step = (0, 5000) if case == 3 else (case, 0)
+            h = icl_batch(task, T, split, step)
+            ok = h == want[case]
+            bad += not ok
+            what = f"split {split} at step {step}"
+            print(f"{task} {what}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[case]}")
     return 1 if bad else 0
 
 

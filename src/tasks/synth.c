@@ -1,4 +1,5 @@
 /* Seeds and draws shared by the synthetic tasks (synth.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,6 +39,12 @@ int64_t sl_synth_split_size(const sl_synth_split *s, sl_split split)
 }
 
 double sl_synth_unit(sl_rng *r) { return (double)(sl_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double sl_synth_normal(sl_rng *r)
+{
+    const double u1 = sl_synth_unit(r), u2 = sl_synth_unit(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
 
 void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out)
 {

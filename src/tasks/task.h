@@ -36,9 +36,12 @@ typedef struct sl_task_io {
  *   values   [B*T, n_out] and mask [B*T], 1 = counted (regress)
  *   lengths  [B], each in [1, T]: row b holds positions [0, lengths[b]);
  *            the rest is padding that no mixer, pooling, loss or metric
- *            sees (the model packs the rows). */
+ *            sees (the model packs the rows).
+ * step: the optimizer updates done when batch() fills a training batch
+ * (the trainer sets it; a curriculum follows it), 0 otherwise. */
 typedef struct sl_batch {
     int64_t B, T;
+    int64_t step;
     int32_t *tokens;
     float *vectors;
     int32_t *targets;
