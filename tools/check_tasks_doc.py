@@ -5,7 +5,10 @@ docs/tasks.md alone, that prints the golden batch hashes the C tests pin
 over the tokens, then the targets, as little-endian 32-bit words; for
 listops and bursty_classification, tests/synth_batch_check.h: the row
 lengths, then the tokens, the vectors' float32 bits and the targets of
-each row's positions, or its one target for classify).
+each row's positions, or its one target for classify; for the icl tasks,
+tests/icl_check.h: FNV-1a over the vectors and values as little-endian
+float32, the mask bytes, then the lengths as little-endian int64, and a
+fourth batch of training at step 5000).
 
     python3 tools/check_tasks_doc.py          # prints and compares
     python3 tools/check_tasks_doc.py --stats  # listops' label and length distributions
@@ -31,6 +34,12 @@ GOLDEN_IO = {  # task, T, options -> hashes, with row lengths, vectors, per-row 
         0xca31f5c0c698a703,
         0xb38f08d2721f0bf0,
     ),
+}
+ICL_GOLDEN = {  # task, T -> train at step 0, validation, test, train at step 5000
+    ("icl_regression", 82): (0xf762d6956354e10a, 0x797f54ae35e9f6da, 0x099349de6564c2b1,
+                             0xe13b898fac215cd1),
+    ("icl_mixture", 82): (0xc11afa4db6906b84, 0x19f89f583d519efc, 0xe653ecd8d964903d,
+                          0xccc236b1101dc67f),
 }
 
 
@@ -385,6 +394,99 @@ def batch_io(task, T, split, options, B=4, rseed=7, task_seed=0):
     return fnv(h, [x for row in rows for x in (row[3] if isinstance(row[3], list) else [row[3]])])
 
 
+def round32(x):
+    """x rounded to the nearest float32, as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+ICL = dict(dims=(5, 1, 20), points=(11, 2, 41), every=2000, weights=(1.0, 1.0, 1.0, 1.0),
+           sparsity=3, hidden=100)
+
+
+def icl_size(split, step):
+    def grow(start, inc, end):
+        if split != 0 or ICL["every"] == 0:
+            return end
+        return min(end, start + inc * (step // ICL["every"]))
+
+    return grow(*ICL["dims"]), grow(*ICL["points"])
+
+
+def icl_example(seed, d, p, mixture):
+    r = Rng(seed)
+    fam = 0
+    if mixture:
+        w = ICL["weights"]
+        u = r.unit() * sum(w)
+        cum = 0.0
+        for f in range(4):
+            if w[f] == 0:
+                continue
+            cum += w[f]
+            fam = f
+            if u < cum:
+                break
+    if fam == 0:
+        w = [r.normal() for _ in range(d)]
+        scale = math.sqrt(d) if mixture else 1.0
+        f = lambda x: sum(w[j] * x[j] for j in range(d)) / scale
+    elif fam == 1:
+        s = min(ICL["sparsity"], d)
+        coords = r.distinct(0, d, s)
+        w = [r.normal() for _ in range(s)]
+        f = lambda x: sum(w[t] * x[coords[t]] for t in range(s)) / math.sqrt(s)
+    elif fam == 2:
+        H = ICL["hidden"]
+        W = [[r.normal() for _ in range(d)] for _ in range(H)]
+        a = [r.normal() for _ in range(H)]
+
+        def f(x):
+            y = 0.0
+            for h in range(H):
+                z = sum(W[h][j] * x[j] for j in range(d))
+                y += a[h] * max(z, 0.0)
+            return y * math.sqrt(2.0 / (H * d))
+    else:
+        coord = [r.below(d) for _ in range(15)]
+        leaf = [r.normal() for _ in range(16)]
+
+        def f(x):
+            n = 0
+            while n < 15:
+                n = 2 * n + 1 + (x[coord[n]] > 0)
+            return leaf[n - 15]
+    xs, ys = [], []
+    for _ in range(p):
+        x = [round32(r.normal()) for _ in range(d)]
+        xs.append(x)
+        ys.append(round32(f(x)))
+    return xs, ys
+
+
+def icl_batch(task, T, split, step, B=4, rseed=7, first=0, n_held=3000, task_seed=0):
+    D = ICL["dims"][2]
+    d, p = icl_size(split, step)
+    vec, val, mask, lengths = [], [], [], []
+    for seed in row_seeds(split, B, rseed, n_held, task_seed, first):
+        xs, ys = icl_example(seed, d, p, task == "icl_mixture")
+        for t in range(T):
+            v, y, m = [0.0] * D, 0.0, 0
+            if t < 2 * p and t % 2 == 0:
+                v[:d], y, m = xs[t // 2], ys[t // 2], 1
+            elif t < 2 * p:
+                v[0] = ys[t // 2]
+            vec += v
+            val.append(y)
+            mask.append(m)
+        lengths.append(2 * p)
+    data = struct.pack("<%df" % len(vec), *vec) + struct.pack("<%df" % len(val), *val)
+    data += bytes(mask) + struct.pack("<%dq" % B, *lengths)
+    h = 1469598103934665603
+    for byte in data:
+        h = ((h ^ byte) * 1099511628211) & M64
+    return h
+
+
 def listops_stats(n=20000):
     count, lengths = [0] * 10, []
     for s in range(n):
@@ -431,6 +533,14 @@ def main():
             bad += not ok
             name = task + "".join(f" {k}={v}" for k, v in options)
             print(f"{name} split {split}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[split]}")
+    for (task, T), want in ICL_GOLDEN.items():
+        for case in range(4):
+            split, step = (0, 5000) if case == 3 else (case, 0)
+            h = icl_batch(task, T, split, step)
+            ok = h == want[case]
+            bad += not ok
+            what = f"split {split} at step {step}"
+            print(f"{task} {what}: 0x{h:016x} {'ok' if ok else 'DIFFERS from 0x%016x' % want[case]}")
     return 1 if bad else 0
 
 

@@ -15,7 +15,7 @@
 
 #include "core/core.h"
 
-#define SL_MAX_OPTS 16
+#define SL_MAX_OPTS 24
 #define SL_OPT_LEN 32
 
 typedef enum { SL_OPT_INT, SL_OPT_FLOAT, SL_OPT_BOOL, SL_OPT_ENUM } sl_opt_type;

@@ -6,11 +6,18 @@
 
 extern const sl_task_vtable sl_task_text, sl_task_mqar, sl_task_selective_copy,
     sl_task_induction_heads, sl_task_regbench, sl_task_listops, sl_task_bursty_classification,
-    sl_task_timeseries;
+    sl_task_timeseries, sl_task_icl_regression, sl_task_icl_mixture;
 
-static const sl_task_vtable *const TASKS[] = {
-    &sl_task_text,     &sl_task_mqar,    &sl_task_selective_copy, &sl_task_induction_heads,
-    &sl_task_regbench, &sl_task_listops, &sl_task_bursty_classification, &sl_task_timeseries};
+static const sl_task_vtable *const TASKS[] = {&sl_task_text,
+                                              &sl_task_mqar,
+                                              &sl_task_selective_copy,
+                                              &sl_task_induction_heads,
+                                              &sl_task_regbench,
+                                              &sl_task_listops,
+                                              &sl_task_bursty_classification,
+                                              &sl_task_timeseries,
+                                              &sl_task_icl_regression,
+                                              &sl_task_icl_mixture};
 
 size_t sl_task_count(void) { return sizeof TASKS / sizeof TASKS[0]; }
 

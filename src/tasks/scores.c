@@ -63,25 +63,30 @@ static sl_status reach(sl_scores *s, const char *name, bool curve, int64_t n, sl
     return SL_OK;
 }
 
-static sl_status add(sl_scores *s, const char *name, bool curve, int64_t i, double value)
+static sl_status add(sl_scores *s, const char *name, bool curve, int64_t i, double sum, int64_t n)
 {
     sl_score *c = NULL;
     sl_status st = reach(s, name, curve, i + 1, &c);
     if (st) return st;
-    c->sum[i] += value;
-    c->count[i]++;
+    c->sum[i] += sum;
+    c->count[i] += n;
     return SL_OK;
 }
 
 sl_status sl_scores_add(sl_scores *s, const char *name, double value)
 {
-    return add(s, name, false, 0, value);
+    return add(s, name, false, 0, value, 1);
+}
+
+sl_status sl_scores_add_sum(sl_scores *s, const char *name, int64_t i, double sum, int64_t n)
+{
+    if (i < 0) return sl_fail(SL_ERR_ARG, "task score '%s': index %lld < 0", name, (long long)i);
+    return n ? add(s, name, true, i, sum, n) : SL_OK;
 }
 
 sl_status sl_scores_add_at(sl_scores *s, const char *name, int64_t i, double value)
 {
-    if (i < 0) return sl_fail(SL_ERR_ARG, "task score '%s': index %lld < 0", name, (long long)i);
-    return add(s, name, true, i, value);
+    return sl_scores_add_sum(s, name, i, value, 1);
 }
 
 double sl_scores_mean(const sl_scores *s, const char *name, int64_t i)
@@ -94,8 +99,10 @@ double sl_scores_mean(const sl_scores *s, const char *name, int64_t i)
 static void number(FILE *f, const sl_score *c, int64_t i)
 {
     const double m = c->count[i] ? c->sum[i] / (double)c->count[i] : NAN;
-    if (isfinite(m)) fprintf(f, "%.6g", m);
-    else fputs("null", f);
+    if (isfinite(m))
+        fprintf(f, "%.6g", m);
+    else
+        fputs("null", f);
 }
 
 void sl_scores_json(const sl_scores *s, FILE *f)
@@ -119,5 +126,6 @@ void sl_scores_json(const sl_scores *s, FILE *f)
 void sl_scores_text(const sl_scores *s, FILE *f)
 {
     for (size_t k = 0; k < s->n; k++)
-        if (!s->s[k].curve) fprintf(f, ", %s %.4f", s->s[k].name, sl_scores_mean(s, s->s[k].name, 0));
+        if (!s->s[k].curve)
+            fprintf(f, ", %s %.4f", s->s[k].name, sl_scores_mean(s, s->s[k].name, 0));
 }

@@ -38,6 +38,9 @@ void sl_scores_free(sl_scores *s);
 sl_status sl_scores_add(sl_scores *s, const char *name, double value);
 /* Adds value at index i >= 0 of the curve `name`. */
 sl_status sl_scores_add_at(sl_scores *s, const char *name, int64_t i, double value);
+/* Adds n values summing to sum at index i of the curve `name` (n = 0:
+ * nothing). */
+sl_status sl_scores_add_sum(sl_scores *s, const char *name, int64_t i, double sum, int64_t n);
 /* The mean of the scalar `name`, or of index i of a curve; NaN when none
  * was added. */
 double sl_scores_mean(const sl_scores *s, const char *name, int64_t i);

@@ -41,6 +41,12 @@ int64_t sl_synth_split_size(const sl_synth_split *s, sl_split split)
 
 double sl_synth_unit(sl_rng *r) { return (double)(sl_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
 
+double sl_synth_normal(sl_rng *r)
+{
+    const double u1 = sl_synth_unit(r), u2 = sl_synth_unit(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
 void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out)
 {
     for (int64_t j = 0; j < k; j++) {
@@ -51,12 +57,6 @@ void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out
             for (int64_t i = 0; i < j && !again; i++) again = out[i] == out[j];
         } while (again);
     }
-}
-
-double sl_synth_normal(sl_rng *r)
-{
-    const double u1 = sl_synth_unit(r), u2 = sl_synth_unit(r);
-    return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
 }
 
 void sl_synth_require(sl_status st)

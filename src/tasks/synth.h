@@ -1,7 +1,7 @@
 /* What the synthetic tasks (mqar, selective_copy, induction_heads, regbench,
- * listops, bursty_classification) share: every example is a pure function
- * of one 64-bit seed, and a split says where the seeds come from
- * (docs/tasks.md, "Splits").
+ * listops, bursty_classification, icl_regression, icl_mixture) share: every
+ * example is a pure function of one 64-bit seed, and a split says where the
+ * seeds come from (docs/tasks.md, "Splits").
  *
  * - train: each row's seed is the next sl_rng_u64 of the rng batch() is
  *   given, so training draws fresh examples forever;
@@ -42,13 +42,14 @@ uint64_t sl_synth_row_seed(const sl_synth_split *s, sl_split split, sl_rng *rng,
 int64_t sl_synth_split_size(const sl_synth_split *s, sl_split split);
 /* A uniform double in [0, 1): the top 53 bits of sl_rng_u64 times 2^-53. */
 double sl_synth_unit(sl_rng *r);
+/* A standard normal draw (Box-Muller, the cosine half): with u1 then u2 two
+ * sl_synth_unit draws, sqrt(-2 ln(1 - u1)) cos(2 pi u2); 1 - u1 is in
+ * (0, 1], so the log is finite. */
+double sl_synth_normal(sl_rng *r);
 /* out[0..k): k distinct integers in [lo, lo + n), k <= n, in draw order:
  * each is lo + sl_rng_below(r, n), drawn again while it equals an earlier
  * one. */
 void sl_synth_distinct(sl_rng *r, int64_t lo, int64_t n, int64_t k, int32_t *out);
-/* A standard normal draw, Box-Muller from two uniforms, one value per
- * call: u1 = unit, u2 = unit; sqrt(-2 ln(1 - u1)) cos(2 pi u2). */
-double sl_synth_normal(sl_rng *r);
 /* batch() returns no status (task.h): a generator's failure there (out of
  * memory: exit 3 with the message; a length open() did not check: a bug)
  * stops the program. */

@@ -37,12 +37,15 @@ typedef struct sl_task_io {
  *   values   [B*T, n_out] and mask [B*T], 1 = counted (regress)
  *   lengths  [B], each in [1, T]: row b holds positions [0, lengths[b]);
  *            the rest is padding that no mixer, pooling, loss or metric
- *            sees (the model packs the rows). */
+ *            sees (the model packs the rows).
+ * step: the optimizer updates done when batch() fills a training batch
+ * (the trainer sets it; a curriculum follows it), 0 otherwise. */
 typedef struct sl_batch {
     int64_t B, T;
     /* Held-out splits: row b holds example first + b of the split, modulo
      * its held_out_rows, so an evaluation walks the fixed set in order. */
     int64_t first;
+    int64_t step;
     int32_t *tokens;
     float *vectors;
     int32_t *targets;

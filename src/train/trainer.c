@@ -218,6 +218,7 @@ static step_out update(run *r)
     sl_params_zero_grad(&r->model.params);
     r->ctx.training = true;
     for (int64_t k = 0; k < c->grad_accum; k++) {
+        r->batch.step = r->ts.step;
         r->task.vt->batch(&r->task, SL_SPLIT_TRAIN, &r->ts.data_rng, &r->batch);
         sl_ctx_reset(&r->ctx);
         sl_tensor *l = sl_model_batch_loss(&r->model, &r->ctx, &r->batch, NULL, NULL);
