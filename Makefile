@@ -12,7 +12,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp 
 LDLIBS   += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lfftw3f -lcjson -lm -fopenmp
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/mixers/*.c src/model/*.c src/api/*.c \
-                              src/train/*.c src/tasks/*.c src/infer/*.c))
+                              src/train/*.c src/tasks/*.c src/infer/*.c src/report/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
@@ -22,11 +22,16 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libseqlab.a
 BIN      := $(BUILD)/seqlab
 
-.PHONY: all deps data demo test check asan fuzz bench parity install clean
+.PHONY: all deps browser data demo test check asan fuzz bench parity install clean
 all: $(BIN) $(TESTS)
 
 deps:
 	@tools/install_deps.sh build
+
+# Headless Chromium, in which tests/test_report_chromium.c opens `seqlab
+# report`'s page; that test skips, saying so, where it cannot be installed.
+browser:
+	@tools/install_deps.sh chromium || echo "seqlab: chromium not installed: the report's browser check will skip" >&2
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -71,12 +76,12 @@ demo: deps data/kjv.txt
 	$(BIN) eval runs/demo/checkpoint.safetensors --split test
 	$(BIN) generate runs/demo/checkpoint.safetensors --prompt "And God said" --max-new 400 --seed 1
 
-test: deps
+test: deps browser
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(BUILD)
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
-asan: deps
+asan: deps browser
 	@$(MAKE) --no-print-directory all BUILD=build-asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \

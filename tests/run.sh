@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test binary in BUILD/tests and ends with "N passed, N failed".
-# A binary that dies without reporting counts as one failure.
+# A binary that dies without reporting counts as one failure; its FAIL
+# lines and "skipped: why" lines are shown.
 build=${1:-build}
 pass=0
 fail=0
@@ -12,7 +13,7 @@ for t in "$build"/tests/test_*; do
     rc=$?
     p=$(printf '%s\n' "$out" | grep -c '^ok - ')
     f=$(printf '%s\n' "$out" | grep -c '^FAIL - ')
-    printf '%s\n' "$out" | grep '^FAIL - ' | sed "s|^|$name: |"
+    printf '%s\n' "$out" | grep -E '^(FAIL - |skipped: )' | sed "s|^|$name: |"
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "$name: exited with status $rc"

@@ -18,6 +18,9 @@
 #define LLVMFuzzerTestOneInput fuzz_text
 #include "fuzz/text.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_report_csv
+#include "fuzz/report_csv.c"
+#undef LLVMFuzzerTestOneInput
 
 static int cmp_name(const void *a, const void *b)
 {
@@ -60,5 +63,6 @@ int main(void)
     RUN_AS("corpus config", replay("config", fuzz_config));
     RUN_AS("corpus override", replay("override", fuzz_override));
     RUN_AS("corpus text", replay("text", fuzz_text));
+    RUN_AS("corpus report_csv", replay("report_csv", fuzz_report_csv));
     return TEST_SUMMARY();
 }

@@ -20,7 +20,8 @@ static const struct {
     {"model", "core ops mixers tasks model"},
     {"train", "core ops mixers tasks model train"},
     {"api", "core ops mixers tasks model train infer api"},
-    {"cli", "core ops mixers tasks model train infer api cli"},
+    {"report", "core report"},
+    {"cli", "core ops mixers tasks model train infer api report cli"},
 };
 #define NLAYERS (sizeof LAYERS / sizeof LAYERS[0])
 

@@ -5,6 +5,7 @@
 #   r:     R (r-base-core), whose datasets tools/export_r_series.sh exports
 #   torch: the PyTorch oracle (Debian's python3-torch)
 #   fuzz:  clang with libFuzzer and the sanitizer runtimes, for `make fuzz`
+#   chromium: headless Chromium, which tests/test_report.c opens `seqlab report`'s page in
 set -e
 case "$1" in
 build) pkgs="gcc make libc6-dev pkg-config libopenblas-openmp-dev libfftw3-dev libcjson-dev" ;;
@@ -12,7 +13,8 @@ data) pkgs="bible-kjv bible-kjv-text" ;;
 r) pkgs="r-base-core" ;;
 torch) pkgs="python3-torch python3-numpy" ;;
 fuzz) pkgs="clang libclang-rt-14-dev libomp-14-dev" ;;
-*) echo "usage: $0 build|data|r|torch|fuzz" >&2; exit 2 ;;
+chromium) pkgs="chromium" ;;
+*) echo "usage: $0 build|data|r|torch|fuzz|chromium" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do
