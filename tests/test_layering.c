@@ -20,7 +20,8 @@ static const struct {
     {"model", "core ops mixers tasks model"},
     {"train", "core ops mixers tasks model train"},
     {"api", "core ops mixers tasks model train infer api"},
-    {"cli", "core ops mixers tasks model train infer api cli"},
+    {"sweep", "core ops mixers tasks model train sweep"},
+    {"cli", "core ops mixers tasks model train infer api sweep cli"},
 };
 #define NLAYERS (sizeof LAYERS / sizeof LAYERS[0])
 
