@@ -12,7 +12,8 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp 
 LDLIBS   += -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lfftw3f -lcjson -lm -fopenmp
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/mixers/*.c src/model/*.c src/api/*.c \
-                              src/train/*.c src/tasks/*.c src/infer/*.c src/report/*.c))
+                              src/train/*.c src/tasks/*.c src/infer/*.c src/report/*.c \
+                              src/sweep/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 

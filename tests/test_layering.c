@@ -21,7 +21,8 @@ static const struct {
     {"train", "core ops mixers tasks model train"},
     {"api", "core ops mixers tasks model train infer api"},
     {"report", "core report"},
-    {"cli", "core ops mixers tasks model train infer api report cli"},
+    {"sweep", "core ops mixers tasks model train sweep"},
+    {"cli", "core ops mixers tasks model train infer api report sweep cli"},
 };
 #define NLAYERS (sizeof LAYERS / sizeof LAYERS[0])
 

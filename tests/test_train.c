@@ -388,6 +388,72 @@ static void test_out_dir_ownership(void)
     CHECK(count_lines(metrics, "\"step\"") == lines + 6, "a fresh run appends too");
 }
 
+/* Early stop: a validation line whose stop_metric reaches stop_at saves
+ * the checkpoint at that step, logs a "stopped" line and ends the run
+ * normally; a metric the head lacks is refused before any training, naming
+ * the key and the metrics there are. */
+static void test_stop_at_target(void)
+{
+    sl_config c;
+    tiny(&c, "stop");
+    c.steps = 8;
+    c.eval_every = 2;
+    snprintf(c.stop_metric, sizeof c.stop_metric, "loss");
+    c.stop_at = 100;
+    double val = 0;
+    CHECK(sl_config_validate(&c) == SL_OK && sl_train(&c, NULL, &val) == SL_OK, "run: %s",
+          sl_errmsg());
+    char ck[600], metrics[600];
+    snprintf(ck, sizeof ck, "%s/stop/checkpoint.safetensors", dir);
+    snprintf(metrics, sizeof metrics, "%s/stop/metrics.jsonl", dir);
+    sl_model m;
+    sl_train_state ts = {0};
+    CHECK(sl_checkpoint_load(ck, &m, &ts) == SL_OK && ts.step == 2, "checkpoint at step %lld",
+          (long long)ts.step);
+    if (ts.step) sl_model_free(&m);
+    CHECK(count_lines(metrics, "{\"step\":2,\"stopped\":\"target\",\"metric\":\"loss\",\"value\":") == 1 &&
+              count_lines(metrics, "\"split\":\"val\"") == 1 && val > 0 && val <= 100,
+          "one val line, then the stopped line");
+    /* Higher is better for accuracy: >= 0 holds at once; <= for bpc: 0 never. */
+    tiny(&c, "stop_acc");
+    c.steps = 4;
+    c.eval_every = 1;
+    snprintf(c.stop_metric, sizeof c.stop_metric, "accuracy");
+    c.stop_at = 0;
+    CHECK(sl_train(&c, NULL, NULL) == SL_OK, "accuracy: %s", sl_errmsg());
+    snprintf(metrics, sizeof metrics, "%s/stop_acc/metrics.jsonl", dir);
+    CHECK(count_lines(metrics, "{\"step\":1,\"stopped\":\"target\",\"metric\":\"accuracy\"") == 1,
+          "accuracy >= 0 stops at step 1");
+    tiny(&c, "stop_bpc");
+    c.steps = 4;
+    c.eval_every = 1;
+    snprintf(c.stop_metric, sizeof c.stop_metric, "bpc");
+    c.stop_at = 0;
+    CHECK(sl_train(&c, NULL, NULL) == SL_OK, "bpc: %s", sl_errmsg());
+    snprintf(metrics, sizeof metrics, "%s/stop_bpc/metrics.jsonl", dir);
+    CHECK(count_lines(metrics, "\"stopped\"") == 0 && count_lines(metrics, "\"split\":\"val\"") == 4,
+          "bpc <= 0 never stops");
+    /* Refusals: a name of no direction (validate), a metric of another head
+     * or a task score the task does not have (before any step). */
+    snprintf(c.stop_metric, sizeof c.stop_metric, "perplexity");
+    CHECK(sl_config_validate(&c) == SL_ERR_CONFIG && strstr(sl_errmsg(), "'stop_metric'") &&
+              strstr(sl_errmsg(), "perplexity"),
+          "%s", sl_errmsg());
+    snprintf(c.stop_metric, sizeof c.stop_metric, "x\"_mse");
+    CHECK(sl_config_validate(&c) == SL_ERR_CONFIG, "a name JSON would need to escape");
+    const char *absent[] = {"mse", "dfa_accuracy"};
+    for (int k = 0; k < 2; k++) {
+        tiny(&c, "stop_bad");
+        snprintf(c.stop_metric, sizeof c.stop_metric, "%s", absent[k]);
+        CHECK(sl_config_validate(&c) == SL_OK, "%s validates", absent[k]);
+        CHECK(sl_train(&c, NULL, NULL) == SL_ERR_CONFIG && strstr(sl_errmsg(), "'stop_metric'") &&
+                  strstr(sl_errmsg(), "has loss, bpc, accuracy"),
+              "%s: %s", absent[k], sl_errmsg());
+    }
+    snprintf(ck, sizeof ck, "%s/stop_bad/checkpoint.safetensors", dir);
+    CHECK(!exists(ck), "refused before training");
+}
+
 int main(void)
 {
     strcpy(dir, "/tmp/seqlab-train-XXXXXX");
@@ -406,6 +472,7 @@ int main(void)
     RUN(test_bad_moments_on_resume_stop);
     RUN(test_nonfinite_checkpoint_never_written);
     RUN(test_out_dir_ownership);
+    RUN(test_stop_at_target);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;

@@ -41,6 +41,7 @@ int cmd_tasks(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 /* bench_mixer.c: one mixer layer over the sequence lengths Ts[0..nT). */
 int bench_mixer(const char *name, const int64_t *Ts, int nT, int64_t D, int64_t H, int64_t reps,
                 int64_t rounds, int64_t recompute, bool compare);

@@ -16,6 +16,7 @@ static const struct {
     {"mixers", cmd_mixers, "list the registered sequence mixers, their papers and options"},
     {"tasks", cmd_tasks, "list the registered tasks and their options"},
     {"bench", cmd_bench, "time training steps of the nanoGPT character shape"},
+    {"sweep", cmd_sweep, "train and evaluate a grid of configs, resumable, in parallel"},
     {"report", cmd_report, "one self-contained HTML page of tables and plots from runs"},
 };
 

@@ -78,6 +78,11 @@ static const field FIELDS[] = {
     F(threads, T_INT, "threads for OpenMP and OpenBLAS; 0 = all cores"),
     F(time_limit, T_FLOAT, "stop after this many seconds (0 = off), saving a checkpoint"),
     F(stop_step, T_INT, "stop after this many updates (-1 = off), keeping the schedule of steps"),
+    F(stop_metric, T_STR,
+      "stop when a validation line's metric reaches stop_at (\"\" = off): loss, bpc, accuracy, "
+      "mse, mae or a task score (*_accuracy, *_mse, *_mae)"),
+    F(stop_at, T_FLOAT,
+      "target of stop_metric: reached at >= for accuracy and *_accuracy, at <= for the others"),
     F(out_dir, T_STR, "directory for checkpoint.safetensors and metrics.jsonl"),
     F(task, T_STR, "task: text, mqar, selective_copy, ... (see `seqlab tasks`)"),
     F(data, T_STR, "data file of the task"),
@@ -134,6 +139,8 @@ void sl_config_defaults(sl_config *c)
     c->threads = 0;
     c->time_limit = 0;
     c->stop_step = -1;
+    c->stop_metric[0] = '\0';
+    c->stop_at = 0;
     strcpy(c->out_dir, "runs/default");
     strcpy(c->task, "text");
     c->data[0] = '\0';
@@ -238,7 +245,7 @@ static bool number_tail(const char *json, const char *p)
     return p[-1] && strchr("0123456789.eE", p[-1]);
 }
 
-static sl_status check_lexemes(const char *json, const char *name)
+sl_status sl_json_check_lexemes(const char *json, const char *name)
 {
     for (const char *p = json; *p; p++) {
         if (*p == '"') {
@@ -262,7 +269,7 @@ static sl_status check_lexemes(const char *json, const char *name)
 
 static sl_status parse(sl_config *c, const char *json, const char *name, bool stored)
 {
-    sl_status st = check_lexemes(json, name);
+    sl_status st = sl_json_check_lexemes(json, name);
     if (st) return st;
     /* The whole text is one object: cJSON_Parse would stop after the first
      * value, reading "{...}} xyz" as the part before a stray brace. */
@@ -552,6 +559,14 @@ sl_status sl_config_validate(const sl_config *c)
             return sl_fail(SL_ERR_CONFIG, "config: option '%s' given for layer %lld of %lld", e->key,
                            (long long)e->layer, (long long)c->n_layers);
     }
+    if (c->stop_metric[0] && (!sl_metric_direction(c->stop_metric) ||
+                              strspn(c->stop_metric, "abcdefghijklmnopqrstuvwxyz"
+                                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                                  strlen(c->stop_metric)))
+        return sl_fail(SL_ERR_CONFIG,
+                       "config key 'stop_metric' = \"%s\": expected loss, bpc, accuracy, mse, mae or "
+                       "a task score whose name ends in _accuracy, _mse or _mae",
+                       c->stop_metric);
     const sl_mixer_vtable *vt;
     const sl_task_vtable *tv;
     sl_mixer_dims dims;

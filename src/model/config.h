@@ -75,6 +75,10 @@ typedef struct sl_config {
     int64_t warmup_steps, eval_every, eval_batches, log_every, ckpt_every, threads;
     double time_limit; /* seconds; 0 = none. Stops early and still saves. */
     int64_t stop_step; /* stop after this many updates (-1: off), keeping the schedule of `steps` */
+    /* Early stop: a validation line whose metric stop_metric ("" = off)
+     * reaches stop_at (>= or <=, sl_metric_direction) ends the run. */
+    char stop_metric[SL_SCORE_NAME];
+    double stop_at;
     char out_dir[SL_PATH_LEN];
     /* data */
     char task[SL_NAME_LEN]; /* text */
@@ -95,6 +99,10 @@ sl_status sl_config_parse_stored(sl_config *c, const char *json, const char *nam
  * "NAME.option" sets a mixer's or task's option, "layers.N.option" one
  * layer's. */
 sl_status sl_config_set(sl_config *c, const char *key, const char *value);
+/* Refuses what cJSON takes but JSON (RFC 8259) does not, or would read
+ * silently wrong: a number with a leading zero (010) and a \u0000 escape.
+ * name is used in messages. */
+sl_status sl_json_check_lexemes(const char *json, const char *name);
 /* Cross-field checks: heads divide d_model, positive sizes, known names,
  * every layer's and the task's options resolved. */
 sl_status sl_config_validate(const sl_config *c);

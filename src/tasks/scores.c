@@ -129,3 +129,20 @@ void sl_scores_text(const sl_scores *s, FILE *f)
         if (!s->s[k].curve)
             fprintf(f, ", %s %.4f", s->s[k].name, sl_scores_mean(s, s->s[k].name, 0));
 }
+
+/* Whether name is word or ends in "_" word. */
+static bool named(const char *name, const char *word)
+{
+    const size_t n = strlen(name), w = strlen(word);
+    return strcmp(name, word) == 0 ||
+           (n > w + 1 && name[n - w - 1] == '_' && strcmp(name + n - w, word) == 0);
+}
+
+int sl_metric_direction(const char *name)
+{
+    if (named(name, "accuracy")) return 1;
+    if (strcmp(name, "loss") == 0 || strcmp(name, "bpc") == 0 || named(name, "mse") ||
+        named(name, "mae"))
+        return -1;
+    return 0;
+}

@@ -51,5 +51,9 @@ void sl_scores_json(const sl_scores *s, FILE *f);
 int64_t sl_argmax(const float *x, int64_t n);
 /* Writes ", name mean" for the scalars (curves are for the JSON). */
 void sl_scores_text(const sl_scores *s, FILE *f);
+/* Which way a metric of an evaluation improves, from its name: +1 (higher
+ * is better) for accuracy and *_accuracy, -1 for loss, bpc, mse, mae and
+ * *_mse, *_mae, 0 for any other name (not known). */
+int sl_metric_direction(const char *name);
 
 #endif

@@ -84,6 +84,46 @@ void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n)
     }
 }
 
+/* The head's metric names, in the order of its JSON. */
+static const char *const *head_names(sl_head_kind head)
+{
+    static const char *const LM[] = {"loss", "bpc", "accuracy", NULL};
+    static const char *const REG[] = {"loss", "mse", "mae", NULL};
+    static const char *const CLS[] = {"loss", "accuracy", NULL};
+    return head == SL_HEAD_LM ? LM : head == SL_HEAD_REGRESS ? REG : CLS;
+}
+
+bool sl_metrics_value(const sl_metrics *mt, const char *name, double *v)
+{
+    const double loss = sl_metrics_loss(mt);
+    for (const char *const *h = head_names(mt->head); *h; h++) {
+        if (strcmp(*h, name) != 0) continue;
+        *v = strcmp(name, "loss") == 0       ? loss
+             : strcmp(name, "bpc") == 0      ? loss / M_LN2
+             : strcmp(name, "accuracy") == 0 ? accuracy(mt)
+             : strcmp(name, "mse") == 0      ? mean_err(mt, mt->sq_sum)
+                                             : mean_err(mt, mt->abs_sum);
+        return true;
+    }
+    for (size_t k = 0; k < mt->task.n; k++)
+        if (!mt->task.s[k].curve && strcmp(mt->task.s[k].name, name) == 0) {
+            *v = sl_scores_mean(&mt->task, name, 0);
+            return true;
+        }
+    return false;
+}
+
+void sl_metrics_names(const sl_metrics *mt, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *const *h = head_names(mt->head); *h && at < n; h++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? ", " : "", *h);
+    for (size_t k = 0; k < mt->task.n && at < n; k++)
+        if (!mt->task.s[k].curve)
+            at += (size_t)snprintf(buf + at, n - at, ", %s", mt->task.s[k].name);
+}
+
 void sl_metrics_text(const sl_metrics *mt, char *buf, size_t n)
 {
     const double loss = sl_metrics_loss(mt);

@@ -28,6 +28,12 @@ double sl_metrics_loss(const sl_metrics *mt);
 /* The metrics as JSON members, no braces: "loss":L,"bpc":B,... (null for
  * a non-finite value). */
 void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n);
+/* The scalar `name` of the evaluation's JSON: a metric of the head (NaN
+ * when it has none yet) or a scalar task score. False when there is none
+ * of that name (a curve does not count). */
+bool sl_metrics_value(const sl_metrics *mt, const char *name, double *v);
+/* The names sl_metrics_value finds, ", "-separated: "loss, bpc, accuracy". */
+void sl_metrics_names(const sl_metrics *mt, char *buf, size_t n);
 /* One human line: "loss 1.2345, 1.7810 bits/token, accuracy 0.9812" (the
  * task's scores are sl_scores_text's). */
 void sl_metrics_text(const sl_metrics *mt, char *buf, size_t n);

@@ -125,6 +125,36 @@ static sl_status resume_model(run *r, const sl_checkpoint *ck)
     return st ? st : sl_checkpoint_restore(ck, &r->model, &r->ts);
 }
 
+/* Fails before any training when stop_metric names no scalar of the run's
+ * validation line: the head's metrics follow from the head, a task's
+ * scores from one validation batch (evaluation draws no training or
+ * dropout randomness, so a resumed run stays bit-exact). */
+static sl_status check_stop_metric(run *r)
+{
+    const sl_config *c = &r->cfg;
+    if (!c->stop_metric[0]) return SL_OK;
+    sl_metrics mt;
+    double v;
+    sl_metrics_init(&mt, r->model.io.head);
+    if (sl_metrics_value(&mt, c->stop_metric, &v)) return SL_OK;
+    sl_status st = sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, 1, c->batch_size,
+                               c->seq_len, &mt);
+    char names[256], why[512];
+    sl_metrics_names(&mt, names, sizeof names);
+    snprintf(why, sizeof why, "%s", st ? sl_errmsg() : "");
+    if (st)
+        st = sl_fail(st, "config key 'stop_metric' = \"%s\": cannot read the validation line to "
+                         "check it: %s",
+                     c->stop_metric, why);
+    else if (!sl_metrics_value(&mt, c->stop_metric, &v))
+        st = sl_fail(SL_ERR_CONFIG,
+                     "config key 'stop_metric' = \"%s\": the validation line of task '%s' (head "
+                     "%s) has %s",
+                     c->stop_metric, c->task, sl_head_name(r->model.io.head), names);
+    sl_metrics_free(&mt);
+    return st;
+}
+
 static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool overwrite)
 {
     r->cfg = *cfg;
@@ -171,7 +201,7 @@ static sl_status setup(run *r, const sl_config *cfg, const char *resume, bool ov
     sl_ctx_init(&r->ctx, 64u << 20);
     r->ctx.rng = r->ts.drop_rng;
     r->tty = isatty(2);
-    return SL_OK;
+    return check_stop_metric(r);
 }
 
 static void teardown(run *r)
@@ -242,18 +272,30 @@ static const char *json_num(char *buf, size_t n, const char *fmt, double x)
     return buf;
 }
 
+/* Whether value reaches the config's stop_at in stop_metric's direction
+ * (NaN never does). */
+static bool reached(const sl_config *c, double value)
+{
+    return sl_metric_direction(c->stop_metric) > 0 ? value >= c->stop_at : value <= c->stop_at;
+}
+
 /* The validation metrics, logged; their mean loss returned (NaN when the
- * evaluation could not run). */
-static double validate(run *r)
+ * evaluation could not run). *target: the value of stop_metric when it
+ * reached stop_at, else NaN. */
+static double validate(run *r, double *target)
 {
     const sl_config *c = &r->cfg;
     sl_metrics mt;
+    *target = NAN;
     if (sl_evaluate(&r->model, &r->ctx, &r->task, SL_SPLIT_VAL, c->eval_batches, c->batch_size,
                     c->seq_len, &mt)) {
         fprintf(stderr, "step %lld: validation skipped: %s\n", (long long)r->ts.step, sl_errmsg());
         sl_metrics_free(&mt);
         return NAN;
     }
+    double v;
+    if (c->stop_metric[0] && sl_metrics_value(&mt, c->stop_metric, &v) && reached(c, v))
+        *target = v;
     char json[256], text[160];
     sl_metrics_json(&mt, json, sizeof json);
     sl_metrics_text(&mt, text, sizeof text);
@@ -303,6 +345,22 @@ static sl_status skipped(run *r, const step_out *o)
                    o->skip, o->lr, kept);
 }
 
+/* Ends the run at a validation whose stop_metric reached stop_at (value):
+ * the checkpoint first, then the line that says so, so a line in the log
+ * always has its checkpoint on disk. */
+static sl_status stop_at_target(run *r, double value)
+{
+    sl_status st = save(r);
+    if (st) return st;
+    const sl_config *c = &r->cfg;
+    fprintf(r->log, "{\"step\":%lld,\"stopped\":\"target\",\"metric\":\"%s\",\"value\":%.6g}\n",
+            (long long)r->ts.step, c->stop_metric, value);
+    fflush(r->log);
+    fprintf(stderr, "step %lld: %s %.6g reached stop_at %g; stopping (%s holds it)\n",
+            (long long)r->ts.step, c->stop_metric, value, c->stop_at, r->ckpt);
+    return SL_OK;
+}
+
 /* The signal that asked the run to stop, or 0. */
 static volatile sig_atomic_t stop_signal;
 
@@ -335,7 +393,14 @@ static sl_status loop(run *r, double *final_val)
         if (r->tty)
             progress(r->ts.step, end, o.loss, tok_s,
                      (t - t0) / (double)(r->ts.step - start) * (double)(end - r->ts.step));
-        if (c->eval_every && r->ts.step % c->eval_every == 0 && r->ts.step < end) val = validate(r);
+        if (c->eval_every && r->ts.step % c->eval_every == 0 && r->ts.step < end) {
+            double hit;
+            val = validate(r, &hit);
+            if (!isnan(hit)) {
+                if (final_val) *final_val = val;
+                return stop_at_target(r, hit);
+            }
+        }
         if (c->ckpt_every && r->ts.step % c->ckpt_every == 0) {
             sl_status st = save(r);
             if (st) return st;
@@ -357,7 +422,9 @@ static sl_status loop(run *r, double *final_val)
                        stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)r->ts.step,
                        r->ckpt, r->ckpt);
     }
-    if (r->ts.step > 0) val = validate(r);
+    /* A target reached here ends the run where it ended anyway: no line. */
+    double hit;
+    if (r->ts.step > 0) val = validate(r, &hit);
     if (final_val) *final_val = val;
     return save(r);
 }
