@@ -16,25 +16,14 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "cli_check.h"
 #include "core/crc32c.h"
 #include "train/checkpoint.h"
 
 static char bin[512], dir[64], err[4096];
 
-/* Runs `seqlab ARGS`, stderr captured in err; returns the exit status or
- * -1 when the process died from a signal. */
-static int run(const char *args)
-{
-    char cmd[2048], ef[128];
-    snprintf(ef, sizeof ef, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s/stdout.txt 2>%s", bin, args, dir, ef);
-    int st = system(cmd);
-    FILE *f = fopen(ef, "r");
-    size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
-    err[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Runs `seqlab ARGS`, stderr in err; the exit status, -1 on a signal. */
+static int run(const char *args) { return cli_check_run(bin, dir, false, args, err, sizeof err); }
 
 static void write_file(const char *name, const void *data, size_t n)
 {

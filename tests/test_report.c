@@ -13,23 +13,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli_check.h"
 #include "report_fixture.h"
 
 static char bin[512], dir[64], err[8192];
 
 /* Runs `seqlab ARGS`, stderr in err; the exit status, -1 on a signal. */
-static int run(const char *args)
-{
-    char cmd[2048], ef[128];
-    snprintf(ef, sizeof ef, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s/stdout.txt 2>%s", bin, args, dir, ef);
-    int st = system(cmd);
-    FILE *f = fopen(ef, "r");
-    size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
-    err[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args) { return cli_check_run(bin, dir, false, args, err, sizeof err); }
 
 static char args[2048];
 #define A(...) (snprintf(args, sizeof args, __VA_ARGS__), args)

@@ -20,25 +20,14 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "cli_check.h"
 #include "core/file.h"
 #include "sweep/spec.h"
 
 static char bin[PATH_MAX + 16], dir[64], err[8192];
 
-/* Runs `seqlab ARGS` in dir, stderr in err; the exit status, or -1 when
- * it died from a signal. */
-static int run(const char *args)
-{
-    char cmd[PATH_MAX + 2048], ef[128];
-    snprintf(ef, sizeof ef, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >stdout.txt 2>%s", dir, bin, args, ef);
-    int st = system(cmd);
-    FILE *f = fopen(ef, "r");
-    size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
-    err[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Runs `seqlab ARGS` in dir, stderr in err; the exit status, -1 on a signal. */
+static int run(const char *args) { return cli_check_run(bin, dir, true, args, err, sizeof err); }
 
 static char *slurp_in(const char *name)
 {
