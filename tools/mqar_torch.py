@@ -22,6 +22,7 @@ seqlab's time is its own elapsed_s (metrics.jsonl), data included.
   /usr/bin/python3 tools/mqar_torch.py [--config configs/mqar.json]
       [--lr 1e-3] [--steps N] [--threads 2] [--init seqlab|torch]
       [--target 0.99] [--seqlab build/seqlab] [--out results/mqar_cell.jsonl]
+      [--set seq_len=128 --set max_seq_len=128 --set mqar.num_kv_pairs=8]
 
 --init torch draws PyTorch's module defaults instead of seqlab's N(0, 0.02):
 nn.Embedding's N(0, 1) for the embedding and learned positions,
@@ -52,10 +53,25 @@ DEFAULTS = {"vocab_size": 8192, "d_ff": 0, "rope_theta": 10000.0, "norm_eps": 1e
             "beta2": 0.95, "adam_eps": 1e-8, "seq_len": 64}
 
 
-def load_config(path, lr, steps):
+def parse_value(v):
+    """A --set value as seqlab reads it: a number when it is one, else a string."""
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v, v)
+
+
+def load_config(path, lr, steps, sets=()):
     with open(path) as f:
         raw = json.load(f)
-    opts = raw.get("task_options", {}).get("mqar", {})
+    opts = dict(raw.get("task_options", {}).get("mqar", {}))
+    for key, value in sets:
+        if key.startswith("mqar."):
+            opts[key[5:]] = parse_value(value)
+        else:
+            raw[key] = parse_value(value)
     raw = {**DEFAULTS, **raw}
     if lr is not None:
         raw["lr"] = lr
@@ -152,6 +168,7 @@ def run_seqlab(args, raw, cfg, log):
                f"--steps={cfg['steps']}", f"--threads={args.threads}",
                f"--eval_every={args.eval_every}", f"--seed={args.seed}",
                f"--mqar.val_examples={args.val_examples}", "--eval_batches=0"]
+        cmd += [f"--{key}={value}" for key, value in args.set]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elapsed = 0.0
         with open(f"{out}/run/metrics.jsonl") as f:
@@ -177,9 +194,15 @@ def main():
     ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--seqlab", help="the seqlab binary; omitted: PyTorch only")
     ap.add_argument("--out", help="append the JSON lines here too")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for both runs, as seqlab train --KEY=VALUE takes "
+                         "it (mqar.num_kv_pairs=8, seq_len=128); repeatable")
     args = ap.parse_args()
+    args.set = [tuple(s.split("=", 1)) for s in args.set]
+    if any(len(s) != 2 for s in args.set):
+        ap.error("--set takes KEY=VALUE")
     torch.set_num_threads(args.threads)
-    raw, cfg, mqar = load_config(args.config, args.lr, args.steps)
+    raw, cfg, mqar = load_config(args.config, args.lr, args.steps, args.set)
     val = draw(val_seeds(args.val_examples), cfg["seq_len"], mqar)
     reached = {}
 
