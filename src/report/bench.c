@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
+#include "core/file.h"
 #include "report/read.h"
 
 /* One point from the object j of path:line. */
@@ -58,8 +59,8 @@ static sl_status add(rp_bench *b, const rp_bench_point *pt)
 sl_status rp_bench_read(rp_bench *b, const char *path)
 {
     char *text;
-    size_t len;
-    sl_status st = rp_slurp(path, "benchmark file", (size_t)256 << 20, &text, &len);
+    int64_t len;
+    sl_status st = sl_read_text(path, "benchmark file", (int64_t)256 << 20, &text, &len);
     if (st) return st;
     size_t line = 1;
     for (char *p = text; *p && !st; line++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/file.h"
 #include "report/read.h"
 
 /* A growing row of cells while one is parsed. */
@@ -133,8 +134,8 @@ sl_status rp_csv_read(rp_csv *t, const char *path)
 {
     *t = (rp_csv){0};
     char *text;
-    size_t len;
-    sl_status st = rp_slurp(path, "CSV file", (size_t)256 << 20, &text, &len);
+    int64_t len;
+    sl_status st = sl_read_text(path, "CSV file", (int64_t)256 << 20, &text, &len);
     if (st) return st;
     st = rp_csv_parse(t, text, path);
     free(text);

@@ -1,4 +1,4 @@
-/* Reading the report's inputs: whole files, JSON files whose errors name
+/* Reading the report's inputs (whole files: core/file.h's sl_read_text): JSON files whose errors name
  * the line, and the lines of a JSON Lines file. */
 #ifndef SL_REPORT_READ_H
 #define SL_REPORT_READ_H
@@ -10,11 +10,6 @@
 #include <cjson/cJSON.h>
 
 #include "core/status.h"
-
-/* Reads the regular file path (at most max bytes; a NUL byte refused)
- * into *buf, NUL-terminated, *len bytes; the caller frees *buf. Errors
- * name path and `what` ("result.json"). */
-sl_status rp_slurp(const char *path, const char *what, size_t max, char **buf, size_t *len);
 
 /* Parses path as one JSON object (nothing after it). Errors name path, the
  * line and the column where cJSON stopped. The caller deletes *out. */
