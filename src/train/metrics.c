@@ -69,21 +69,6 @@ static double mean_err(const sl_metrics *mt, double sum)
     return mt->values ? sum / (double)mt->values : NAN;
 }
 
-void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n)
-{
-    size_t at = 0;
-    buf[0] = '\0';
-    const double loss = sl_metrics_loss(mt);
-    member(buf, n, &at, "loss", loss);
-    if (mt->head == SL_HEAD_LM) member(buf, n, &at, "bpc", loss / M_LN2);
-    if (mt->head == SL_HEAD_REGRESS) {
-        member(buf, n, &at, "mse", mean_err(mt, mt->sq_sum));
-        member(buf, n, &at, "mae", mean_err(mt, mt->abs_sum));
-    } else {
-        member(buf, n, &at, "accuracy", accuracy(mt));
-    }
-}
-
 /* The head's metric names, in the order of its JSON. */
 static const char *const *head_names(sl_head_kind head)
 {
@@ -111,6 +96,17 @@ bool sl_metrics_value(const sl_metrics *mt, const char *name, double *v)
             return true;
         }
     return false;
+}
+
+void sl_metrics_json(const sl_metrics *mt, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *const *h = head_names(mt->head); *h; h++) {
+        double v;
+        sl_metrics_value(mt, *h, &v);
+        member(buf, n, &at, *h, v);
+    }
 }
 
 void sl_metrics_names(const sl_metrics *mt, char *buf, size_t n)
