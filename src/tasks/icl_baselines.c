@@ -1,14 +1,11 @@
 /* The icl baselines (icl_baselines.h): small dense solves in double,
- * written out (Householder QR with column pivoting, Cholesky). */
+ * written out (least squares: lstsq.h; ridge: Cholesky). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tasks/icl_baselines.h"
-
-/* Pivots whose remaining column norm is at most this times the largest
- * column norm are dropped (the rank of least squares). */
-#define RCOND 1e-12
+#include "tasks/lstsq.h"
 
 static double dot(const double *a, const double *b, int64_t n)
 {
@@ -17,120 +14,23 @@ static double dot(const double *a, const double *b, int64_t n)
     return s;
 }
 
-/* A Householder reflection I - tau v v^T (v[0] = 1) mapping a[0..n)
- * (stride s) to (beta, 0, ..., 0): a becomes (beta, v[1..n)); returns tau
- * (0: a was already so, and the reflection is the identity). LAPACK's
- * dlarfg. */
-static double house(double *a, int64_t n, int64_t s)
-{
-    double tail = 0;
-    for (int64_t i = 1; i < n; i++) tail += a[i * s] * a[i * s];
-    if (tail == 0) return 0;
-    const double a0 = a[0], norm = sqrt(a0 * a0 + tail), beta = a0 > 0 ? -norm : norm;
-    for (int64_t i = 1; i < n; i++) a[i * s] /= a0 - beta;
-    a[0] = beta;
-    return (beta - a0) / beta;
-}
-
-/* b[0..n) (stride bs) = (I - tau v v^T) b, v[0] = 1 and v[1..n) at stride
- * vs. */
-static void reflect(const double *v, int64_t vs, double tau, double *b, int64_t n, int64_t bs)
-{
-    if (tau == 0) return;
-    double s = b[0];
-    for (int64_t i = 1; i < n; i++) s += v[i * vs] * b[i * bs];
-    s *= tau;
-    b[0] -= s;
-    for (int64_t i = 1; i < n; i++) b[i * bs] -= s * v[i * vs];
-}
-
-/* Column-pivoted QR of a [m, n] (row-major) applied to c [m]: stops at the
- * first pivot whose column norm (rows j.. of the columns left) is at most
- * RCOND times the first's. Then a's rows 0..r-1 hold R (r x n, upper
- * trapezoidal, in pivoted column order), c = Q^T c, perm[j] = the column
- * of X in place j. Returns r. */
-static int64_t pivoted_qr(double *a, int64_t m, int64_t n, double *c, int64_t *perm)
-{
-    for (int64_t j = 0; j < n; j++) perm[j] = j;
-    double first = 0;
-    int64_t r = 0;
-    for (int64_t j = 0; j < m && j < n; j++) {
-        int64_t p = j;
-        double best = -1;
-        for (int64_t col = j; col < n; col++) {
-            double s = 0;
-            for (int64_t i = j; i < m; i++) s += a[i * n + col] * a[i * n + col];
-            if (s > best) best = s, p = col;
-        }
-        best = sqrt(best);
-        if (j == 0) first = best;
-        if (best <= RCOND * first || best == 0) break;
-        if (p != j) {
-            for (int64_t i = 0; i < m; i++) {
-                const double t = a[i * n + j];
-                a[i * n + j] = a[i * n + p];
-                a[i * n + p] = t;
-            }
-            const int64_t t = perm[j];
-            perm[j] = perm[p];
-            perm[p] = t;
-        }
-        double *v = a + j * n + j;
-        const double tau = house(v, m - j, n);
-        for (int64_t col = j + 1; col < n; col++) reflect(v, n, tau, v + (col - j), m - j, n);
-        reflect(v, n, tau, c + j, m - j, 1);
-        r = j + 1;
-    }
-    return r;
-}
-
 sl_status sl_icl_least_squares(const double *xs, const double *ys, int64_t k, int64_t d,
                                const double *x, double *y)
 {
     *y = 0;
     if (k == 0 || d == 0) return SL_OK;
-    /* a [k, d], c [k], t [d, min(k, d)], tau [min(k, d)], z [d], perm [d] */
-    const int64_t n = k < d ? k : d;
-    const size_t count = (size_t)(k * d + k + d * n + n + d), bytes = count * sizeof(double) +
-                                                                      (size_t)d * sizeof(int64_t);
+    const size_t bytes = (size_t)(k * d + k + d) * sizeof(double);
     double *a = malloc(bytes);
     if (!a) return sl_fail(SL_ERR_OOM, "least squares of %lld examples in %lld dimensions (%zu bytes)",
                            (long long)k, (long long)d, bytes);
-    double *c = a + k * d, *t = c + k, *tau = t + d * n, *z = tau + n;
-    int64_t *perm = (int64_t *)(z + d);
+    double *c = a + k * d, *w = c + k;
     memcpy(a, xs, (size_t)(k * d) * sizeof *a);
     memcpy(c, ys, (size_t)k * sizeof *c);
-    const int64_t r = pivoted_qr(a, k, d, c, perm);
-    /* R z = c[0..r) with R = [R11 R12] (r x d). Full column rank (r = d):
-     * back substitution. Otherwise the min-norm z: R^T = Z [S; 0] (QR of
-     * the d x r matrix R^T), so R = S^T Z^T and z = Z [S^-T c; 0]. */
-    memset(z, 0, (size_t)d * sizeof *z);
-    if (r == d) {
-        for (int64_t i = d - 1; i >= 0; i--) {
-            double s = c[i];
-            for (int64_t l = i + 1; l < d; l++) s -= a[i * d + l] * z[l];
-            z[i] = s / a[i * d + i];
-        }
-    } else if (r > 0) {
-        for (int64_t i = 0; i < d; i++)
-            for (int64_t j = 0; j < r; j++) t[i * r + j] = i >= j ? a[j * d + i] : 0;
-        for (int64_t j = 0; j < r; j++) {
-            double *v = t + j * r + j;
-            tau[j] = house(v, d - j, r);
-            for (int64_t col = j + 1; col < r; col++) reflect(v, r, tau[j], v + (col - j), d - j, r);
-        }
-        for (int64_t i = 0; i < r; i++) { /* S^T u = c: S^T is lower triangular */
-            double s = c[i];
-            for (int64_t l = 0; l < i; l++) s -= t[l * r + i] * z[l];
-            z[i] = s / t[i * r + i];
-        }
-        for (int64_t j = r - 1; j >= 0; j--) reflect(t + j * r + j, r, tau[j], z + j, d - j, 1);
-    }
-    double s = 0;
-    for (int64_t j = 0; j < d; j++) s += x[perm[j]] * z[j];
-    *y = s;
+    int64_t r;
+    sl_status st = sl_lstsq(a, c, k, d, w, &r);
+    if (!st) *y = dot(x, w, d);
     free(a);
-    return SL_OK;
+    return st;
 }
 
 /* Solves (L L^T) u = b in place of b for the symmetric positive definite

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tasks/lstsq.h"
 #include "tasks/ts_baselines.h"
 
 void sl_ts_seasonal_naive_forecast(const sl_ts *s, int64_t start, int64_t period, double *pred)
@@ -68,43 +69,6 @@ sl_status sl_ts_seasonal_naive(const sl_ts *s, sl_split split, int64_t period, s
     return score(s, split, &(forecaster){period, NULL}, out);
 }
 
-/* Least squares min |A b - y| by Householder QR. A: [q columns of m]
- * (column-major), y: [m], both overwritten; b: [q]. False when a column
- * is (numerically) a combination of the ones before it: its remaining
- * norm is below 1e-10 of the largest column norm. */
-static bool lstsq(double *A, int64_t m, int64_t q, double *y, double *b)
-{
-    double big = 0, *rdiag = b; /* R's diagonal shares b until back substitution */
-    for (int64_t j = 0; j < q; j++) {
-        double ss = 0;
-        for (int64_t i = 0; i < m; i++) ss += A[j * m + i] * A[j * m + i];
-        big = fmax(big, sqrt(ss));
-    }
-    for (int64_t j = 0; j < q; j++) {
-        double *v = A + j * m, ss = 0;
-        for (int64_t i = j; i < m; i++) ss += v[i] * v[i];
-        const double norm = sqrt(ss);
-        if (!(norm > 1e-10 * big)) return false;
-        /* v = a - alpha e_j with alpha of the sign opposite to a_j: no cancellation */
-        const double alpha = v[j] > 0 ? -norm : norm;
-        const double vv = 2 * norm * (norm + fabs(v[j])); /* |v|^2 */
-        v[j] -= alpha;
-        for (int64_t l = j + 1; l <= q; l++) {
-            double *a = l < q ? A + l * m : y, dot = 0;
-            for (int64_t i = j; i < m; i++) dot += v[i] * a[i];
-            const double f = 2 * dot / vv;
-            for (int64_t i = j; i < m; i++) a[i] -= f * v[i];
-        }
-        rdiag[j] = alpha;
-    }
-    for (int64_t j = q - 1; j >= 0; j--) {
-        double r = y[j];
-        for (int64_t l = j + 1; l < q; l++) r -= A[l * m + j] * b[l];
-        b[j] = r / rdiag[j];
-    }
-    return true;
-}
-
 sl_status sl_ts_ar_fit(const sl_ts *s, int64_t p, double *coef)
 {
     const int64_t c = s->c, rows = s->hi[SL_SPLIT_TRAIN], m = rows - p, q = p + 1;
@@ -118,7 +82,7 @@ sl_status sl_ts_ar_fit(const sl_ts *s, int64_t p, double *coef)
                        "AR baseline: ar_order = %lld needs at least 2 ar_order + 1 = %lld "
                        "training rows for its least-squares fit; the training split has %lld",
                        (long long)p, (long long)(2 * p + 1), (long long)rows);
-    double *A = malloc((size_t)((q + 1) * m) * sizeof *A), *y = A + q * m;
+    double *A = malloc((size_t)((q + 1) * m) * sizeof *A), *y = A + q * m; /* A [m, q] */
     if (!A)
         return sl_fail(SL_ERR_OOM, "AR baseline: out of memory for a %lld x %lld fit",
                        (long long)m, (long long)q);
@@ -126,11 +90,13 @@ sl_status sl_ts_ar_fit(const sl_ts *s, int64_t p, double *coef)
     for (int64_t k = 0; k < c && !st; k++) {
         for (int64_t i = 0; i < m; i++) {
             const int64_t t = p + i;
-            A[i] = 1;
-            for (int64_t l = 1; l <= p; l++) A[l * m + i] = s->z[(t - l) * c + k];
+            A[i * q] = 1;
+            for (int64_t l = 1; l <= p; l++) A[i * q + l] = s->z[(t - l) * c + k];
             y[i] = s->z[t * c + k];
         }
-        if (!lstsq(A, m, q, y, coef + k * q))
+        int64_t rank;
+        st = sl_lstsq(A, y, m, q, coef + k * q, &rank);
+        if (!st && rank < q)
             st = sl_fail(SL_ERR_NUMERIC,
                          "AR baseline: column %lld: the AR(%lld) least-squares problem on the "
                          "training split is rank-deficient (its rows follow a linear recurrence "
