@@ -1,6 +1,7 @@
 /* The mqar task: Zoology's layout, targets, power-law query gaps, splits,
  * bad options. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "synth_check.h"
@@ -51,7 +52,7 @@ static void test_invariants(void)
     static const struct { int64_t V, K, T; } cases[] = {
         {8192, 4, 64}, {8192, 8, 128}, {8192, 16, 256}, {8192, 64, 512}, {8, 3, 12}, {64, 8, 32}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        sl_mqar_opts o = {cases[c].V, cases[c].K, 0.01};
+        sl_mqar_opts o = {cases[c].V, cases[c].K, 0.01, false};
         for (uint64_t s = 0; s < 200; s++) check_example(&o, s * 7919 + c, cases[c].T);
     }
 }
@@ -64,7 +65,7 @@ static void test_power_law(void)
     enum { SPACE = 30, T = 2 + 2 * SPACE, N = 20000 };
     const double as[2] = {0.01, 1.0};
     for (int k = 0; k < 2; k++) {
-        sl_mqar_opts o = {8192, 1, as[k]};
+        sl_mqar_opts o = {8192, 1, as[k], false};
         int64_t count[SPACE] = {0};
         int32_t tok[T], tgt[T];
         for (uint64_t s = 0; s < N; s++) {
@@ -82,7 +83,7 @@ static void test_power_law(void)
     }
     /* Without replacement (K = 4 of 28 slots), gap 0 is still taken in
      * about 3 examples of 4, against 1 in 7 for uniform gaps. */
-    sl_mqar_opts o = {8192, 4, 0.01};
+    sl_mqar_opts o = {8192, 4, 0.01, false};
     int64_t first = 0;
     int32_t tok[64], tgt[64];
     for (uint64_t s = 0; s < 2000; s++) {
@@ -90,6 +91,36 @@ static void test_power_law(void)
         first += tgt[8] >= 0;
     }
     CHECK(first > 1300 && first < 1700, "gap 0 taken in %lld of 2000", (long long)first);
+}
+
+/* Zero filler changes nothing but the filler: the same keys, values and
+ * query slots as random filler from the same seed, and 0 wherever random
+ * filler put a token of its own. */
+static void test_zero_filler(void)
+{
+    enum { T = 128 };
+    const sl_mqar_opts rnd = {8192, 8, 0.01, false}, zero = {8192, 8, 0.01, true};
+    int32_t a[T], ta[T], z[T], tz[T];
+    for (uint64_t s = 0; s < 100; s++) {
+        CHECK(sl_mqar_example(&rnd, s, T, a, ta) == SL_OK, "%s", sl_errmsg());
+        CHECK(sl_mqar_example(&zero, s, T, z, tz) == SL_OK, "%s", sl_errmsg());
+        for (int64_t t = 0; t < T; t++) {
+            CHECK(ta[t] == tz[t], "seed %llu, t %lld: targets differ", (unsigned long long)s,
+                  (long long)t);
+            const bool filler = t >= 16 && ta[t] < 0;
+            CHECK(filler ? z[t] == 0 : z[t] == a[t], "seed %llu, t %lld: token %d vs %d",
+                  (unsigned long long)s, (long long)t, z[t], a[t]);
+        }
+    }
+    sl_opts o;
+    sl_opts_defaults(&o, sl_task_mqar.options);
+    CHECK(!strcmp(sl_opt_str(&o, "filler"), "random"), "default filler %s",
+          sl_opt_str(&o, "filler"));
+    CHECK(sl_opts_set(&o, "task 'mqar'", "test", "filler", "zero", SL_FROM_TEXT) == SL_OK, "%s",
+          sl_errmsg());
+    CHECK(sl_opts_set(&o, "task 'mqar'", "test", "filler", "none", SL_FROM_TEXT) == SL_ERR_CONFIG &&
+              strstr(sl_errmsg(), "filler"),
+          "%s", sl_errmsg());
 }
 
 static void test_bad_options(void)
@@ -113,6 +144,7 @@ int main(void)
     RUN(test_splits);
     RUN(test_invariants);
     RUN(test_power_law);
+    RUN(test_zero_filler);
     RUN(test_bad_options);
     return TEST_SUMMARY();
 }

@@ -96,7 +96,7 @@ class Rng:
         return out
 
 
-def mqar(seed, T, V=8192, K=4, a=0.01):
+def mqar(seed, T, V=8192, K=4, a=0.01, zero_filler=False):
     r = Rng(seed)
     keys = r.distinct(1, V // 2 - 1, K)
     values = r.distinct(V // 2, V - V // 2, K)
@@ -123,7 +123,7 @@ def mqar(seed, T, V=8192, K=4, a=0.01):
         tok[2 * K + 2 * pick], tgt[2 * K + 2 * pick] = keys[j], values[j]
     for t in range(2 * K, T):
         if tgt[t] < 0:
-            tok[t] = r.below(V)
+            tok[t] = 0 if zero_filler else r.below(V)
     return tok, tgt
 
 

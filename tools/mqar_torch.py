@@ -27,7 +27,11 @@ seqlab's time is its own elapsed_s (metrics.jsonl), data included.
 --init torch draws PyTorch's module defaults instead of seqlab's N(0, 0.02):
 nn.Embedding's N(0, 1) for the embedding and learned positions,
 nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
-Without --seqlab only PyTorch runs. Each evaluation prints (and appends to
+--set mixer=NAME (any mixer but attention) builds the PyTorch model from
+tools/bench_mixers_torch.py's layer of that mixer (the same layer, written
+apart from the C code, that its benchmark and --check use) inside the
+oracle's blocks; --init torch is refused there. Without --seqlab only
+PyTorch runs. Each evaluation prints (and appends to
 --out) one JSON line: {"impl", "step", "examples", "seconds", "val_acc"}.
 """
 import argparse
@@ -43,8 +47,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_mixers_torch as bmt  # noqa: E402
 import check_tasks_doc as doc  # noqa: E402
 import oracle  # noqa: E402
+
+bmt.torch, bmt.F = torch, F
 
 # seqlab's defaults for the config keys oracle.parse_config needs and
 # configs/mqar.json leaves out (docs/formats.md).
@@ -78,15 +85,54 @@ def load_config(path, lr, steps, sets=()):
     if steps is not None:
         raw["steps"] = steps
     mqar = {"V": int(opts.get("vocab", 8192)), "K": int(opts.get("num_kv_pairs", 8)),
-            "a": float(opts.get("power_a", 0.01))}
+            "a": float(opts.get("power_a", 0.01)), "zero": opts.get("filler") == "zero"}
     raw["vocab_size"] = mqar["V"]
-    return raw, oracle.parse_config(
-        {k: v for k, v in raw.items() if k not in ("task", "task_options")}), mqar
+    # The oracle models attention only; another mixer replaces its mixer
+    # parameters and call (mixer_params, trunk), the rest of the block stays.
+    cfg = oracle.parse_config({**{k: v for k, v in raw.items()
+                                  if k not in ("task", "task_options")},
+                               "mixer": "attention"}, path)
+    cfg["mixer"] = raw.get("mixer", "attention")
+    cfg["conv_size"] = int(raw.get("conv_size", 4))
+    cfg["chunk_size"] = int(raw.get("chunk_size", 64))
+    return raw, cfg, mqar
+
+
+def mixer_params(params, cfg):
+    """Swap the attention parameters of every block for cfg's mixer's, drawn as
+    bench_mixers_torch.make_params draws them (seqlab's init, out projections
+    scaled by 1/sqrt(2 n_layers))."""
+    if cfg["mixer"] == "attention":
+        return params
+    bmt.N_LAYERS = cfg["n_layers"]
+    gen = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
+    out = {k: v for k, v in params.items() if ".mixer." not in k}
+    for i in range(cfg["n_layers"]):
+        made = bmt.make_params(cfg["mixer"], cfg["d_model"], cfg["n_heads"], cfg["conv_size"],
+                               gen, torch.float32)
+        out.update({f"blocks.{i}.mixer.{k}": v.detach() for k, v in made.items()})
+    return out
+
+
+def trunk(params, cfg, x):
+    """oracle.trunk with cfg's mixer in every block."""
+    if cfg["mixer"] == "attention":
+        return oracle.trunk(params, cfg, x)
+    if cfg["pos"] == "learned":
+        x = x + params["pos.weight"][: x.shape[1]]
+    for i in range(cfg["n_layers"]):
+        b = f"blocks.{i}"
+        p = {k[len(b) + 7:]: v for k, v in params.items() if k.startswith(f"{b}.mixer.")}
+        h = oracle.norm(x, params, f"{b}.norm1", cfg)
+        x = x + bmt.mixer_forward(cfg["mixer"], h, p, cfg["n_heads"], cfg["chunk_size"])
+        if cfg["mlp"] != "none":
+            x = x + oracle.mlp(oracle.norm(x, params, f"{b}.norm2", cfg), params, f"{b}.mlp", cfg)
+    return oracle.norm(x, params, "norm", cfg)
 
 
 def draw(seeds, T, mqar):
     """tokens, targets: int64 [len(seeds), T] of MQAR examples."""
-    rows = [doc.mqar(s, T, mqar["V"], mqar["K"], mqar["a"]) for s in seeds]
+    rows = [doc.mqar(s, T, mqar["V"], mqar["K"], mqar["a"], mqar["zero"]) for s in seeds]
     return (torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows]))
 
 
@@ -115,7 +161,7 @@ def labelled_logits(params, cfg, tokens, targets):
     """Logits [N, V] at the N labelled positions only, and their targets: as seqlab
     does, the head over the 8192-id vocabulary runs where a label is (one position
     in sixteen), not at every position."""
-    h = oracle.trunk(params, cfg, oracle.read_in(params, cfg, tokens, None))
+    h = trunk(params, cfg, oracle.read_in(params, cfg, tokens, None))
     keep = targets >= 0
     return oracle.head_of(params, cfg, h[keep]), targets[keep]
 
@@ -133,6 +179,7 @@ def accuracy(params, cfg, tokens, targets, batch):
 def run_torch(args, cfg, mqar, val, log):
     torch.manual_seed(args.seed)
     init = oracle.init_params(cfg) if args.init == "seqlab" else torch_init(cfg, args.seed)
+    init = mixer_params(init, cfg)
     params = oracle.as_leaves(init, torch.float32)
     opt = oracle.make_optimizer(params, cfg)
     rng = doc.Rng(args.seed)
@@ -203,6 +250,8 @@ def main():
         ap.error("--set takes KEY=VALUE")
     torch.set_num_threads(args.threads)
     raw, cfg, mqar = load_config(args.config, args.lr, args.steps, args.set)
+    if cfg["mixer"] != "attention" and args.init == "torch":
+        ap.error("--init torch: PyTorch defaults are drawn for attention's parameters only")
     val = draw(val_seeds(args.val_examples), cfg["seq_len"], mqar)
     reached = {}
 

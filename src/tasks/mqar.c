@@ -6,9 +6,14 @@
  * without replacement with weight (g + 1)^(a - 1) (a = 0.01: mostly near
  * the context). The target at a query is its key's value (Zoology's labels
  * shifted by one: the model reads the key and predicts what follows it);
- * every other slot holds a uniform random token and no target. */
+ * every other slot holds a uniform random token (or 0, option `filler`)
+ * and no target. Zoology's generator draws random filler by default, but
+ * its paper's MQAR sweeps (Figure 2 and the Based figures) set
+ * random_non_queries = False: zero filler. Random filler is much harder
+ * for a fixed-size state, since every filler pair is written into it. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tasks/mqar.h"
 #include "tasks/synth.h"
@@ -85,7 +90,7 @@ sl_status sl_mqar_example(const sl_mqar_opts *o, uint64_t seed, int64_t T, int32
         targets[ctx + 2 * g] = values[j];
     }
     for (int64_t t = ctx; t < T; t++)
-        if (targets[t] < 0) tokens[t] = (int32_t)sl_rng_below(&r, (uint64_t)V);
+        if (targets[t] < 0) tokens[t] = o->zero_filler ? 0 : (int32_t)sl_rng_below(&r, (uint64_t)V);
     free(w);
     return SL_OK;
 }
@@ -102,7 +107,8 @@ static sl_status mqar_open(sl_task *t, const sl_task_env *env)
     t->impl = x;
     x->o = (sl_mqar_opts){.vocab = sl_opt_int(env->opts, "vocab"),
                           .num_kv_pairs = sl_opt_int(env->opts, "num_kv_pairs"),
-                          .power_a = sl_opt_float(env->opts, "power_a")};
+                          .power_a = sl_opt_float(env->opts, "power_a"),
+                          .zero_filler = !strcmp(sl_opt_str(env->opts, "filler"), "zero")};
     x->split = sl_synth_split_opts(env->opts);
     t->vocab_size = x->o.vocab;
     return sl_mqar_check(&x->o, env->seq_len);
@@ -138,6 +144,9 @@ static const sl_option OPTIONS[] = {
      "key-value pairs K per sequence, each queried once (needs 4K <= seq_len)"},
     {"power_a", SL_OPT_FLOAT, "0.01", 0, 10, NULL,
      "query gap g drawn with weight (g+1)^(a-1); 1 = uniform"},
+    {"filler", SL_OPT_ENUM, "random", 0, 0, "random|zero",
+     "positions that are neither context nor query: uniform tokens from [0, V) (Zoology's "
+     "default) or 0 (random_non_queries = False, its paper's sweeps)"},
 };
 
 const sl_task_vtable sl_task_mqar = {

@@ -9,6 +9,8 @@ typedef struct sl_mqar_opts {
     int64_t vocab;        /* V: keys in [1, V/2), values in [V/2, V) */
     int64_t num_kv_pairs; /* K */
     double power_a;       /* a: query slot i is drawn with weight (i + 1)^(a - 1) */
+    bool zero_filler;     /* positions past the context that are no query hold 0, not a
+                           * uniform token (Zoology's random_non_queries = False) */
 } sl_mqar_opts;
 
 /* SL_OK when o can make examples of length T; else SL_ERR_CONFIG naming
