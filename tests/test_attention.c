@@ -20,7 +20,7 @@ typedef struct {
 static sl_tensor *attn_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     const attn_arg *a = arg;
-    return sl_attention(ctx, in[0], a->H, a->causal, a->window, NULL);
+    return sl_attention(ctx, in[0], a->H, a->H, a->causal, a->window, NULL);
 }
 
 /* The mask variants every test runs: causal, bidirectional, and each with a
@@ -46,9 +46,9 @@ static void test_forward_matches_reference(void)
                     sl_ctx_init(&ctx, 1 << 20);
                     sl_tensor *qkv = SL_NEW(&ctx, B, T, 3 * D);
                     for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-                    sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
+                    sl_tensor *out = sl_attention(&ctx, qkv, H, H, masks[mi].causal, masks[mi].window, NULL);
                     float *ref = malloc((size_t)out->n * sizeof(float));
-                    sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window,
+                    sl_attention_ref(qkv->data, B, T, H, H, dh, masks[mi].causal, masks[mi].window,
                                      ref, NULL);
                     /* float32 dot products of N(0,1) vectors and a float32
                      * online softmax against a double reference: errors are a
@@ -72,9 +72,9 @@ static void test_uneven_head_width(void)
         sl_ctx_init(&ctx, 1 << 20);
         sl_tensor *qkv = SL_NEW(&ctx, B, T, 3 * D);
         for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-        sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, NULL);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, H, masks[mi].causal, masks[mi].window, NULL);
         float *ref = malloc((size_t)out->n * sizeof(float));
-        sl_attention_ref(qkv->data, B, T, H, dh, masks[mi].causal, masks[mi].window, ref, NULL);
+        sl_attention_ref(qkv->data, B, T, H, H, dh, masks[mi].causal, masks[mi].window, ref, NULL);
         double r = close_ratio(out->data, ref, out->n, 1e-5, 1e-5);
         CHECK(r <= 1, "mask %d: ratio %g", mi, r);
         free(ref);
@@ -131,7 +131,7 @@ static void test_backward_accumulates(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         for (int64_t i = 0; i < qkv->n; i++) qkv->grad[i] = pass ? 1.0f : 0.0f;
-        sl_backward_with(&ctx, sl_attention(&ctx, qkv, 2, true, 0, NULL), dout);
+        sl_backward_with(&ctx, sl_attention(&ctx, qkv, 2, 2, true, 0, NULL), dout);
         for (int64_t i = 0; i < qkv->n; i++) {
             if (pass)
                 CHECK_CLOSE(qkv->grad[i], g1[i] + 1.0f, 1e-6, 1e-6, "accumulated");
@@ -160,7 +160,7 @@ static void test_threads_do_not_change_results(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         memset(qkv->grad, 0, (size_t)qkv->n * sizeof(float));
-        sl_tensor *out = sl_attention(&ctx, qkv, 2, true, 0, NULL);
+        sl_tensor *out = sl_attention(&ctx, qkv, 2, 2, true, 0, NULL);
         sl_backward_with(&ctx, out, dout);
         if (threads == 1) {
             memcpy(ref_out, out->data, (size_t)out->n * sizeof(float));
@@ -189,7 +189,7 @@ static void test_decode_matches_parallel(void)
         sl_ctx_init(&ctx, 1 << 20);
         sl_tensor *qkv = SL_NEW(&ctx, 1, T, 3 * D);
         for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
-        sl_tensor *out = sl_attention(&ctx, qkv, H, true, windows[w], NULL);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, H, true, windows[w], NULL);
         float *kc = malloc((size_t)(T * D) * sizeof(float)), *vc = malloc((size_t)(T * D) * sizeof(float));
         float *scratch = malloc((size_t)T * sizeof(float)), y[3 * 16];
         for (int64_t t = 0; t < T; t++) {
@@ -197,7 +197,7 @@ static void test_decode_matches_parallel(void)
             memcpy(vc + t * D, qkv->data + t * 3 * D + 2 * D, (size_t)D * sizeof(float));
         }
         for (int64_t t = 0; t < T; t++) {
-            sl_attention_decode(kc, vc, qkv->data + t * 3 * D, t + 1, H, dh, windows[w], y,
+            sl_attention_decode(kc, vc, qkv->data + t * 3 * D, t + 1, H, H, dh, windows[w], y,
                                 scratch);
             double r = close_ratio(y, out->data + t * D, D, 1e-5, 1e-5);
             CHECK(r <= 1, "window %lld t %lld: ratio %g", (long long)windows[w], (long long)t, r);
@@ -220,7 +220,7 @@ static void test_long_sequence_memory_is_linear(void)
     sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, T, 3 * dh);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 16);
-    sl_tensor *out = sl_attention(&ctx, qkv, 1, true, 0, NULL);
+    sl_tensor *out = sl_attention(&ctx, qkv, 1, 1, true, 0, NULL);
     float *dout = malloc((size_t)out->n * sizeof(float)), scratch_row[16];
     for (int64_t i = 0; i < out->n; i++) dout[i] = sl_rng_normal(&rng);
     sl_backward_with(&ctx, out, dout);
@@ -239,7 +239,7 @@ static void test_long_sequence_memory_is_linear(void)
     static const int64_t rows[] = {0, 1, 1000, 4095};
     for (int k = 0; k < 4; k++) {
         int64_t t = rows[k];
-        sl_attention_decode(kc, vc, qkv->data + t * 3 * dh, t + 1, 1, dh, 0, scratch_row, scratch);
+        sl_attention_decode(kc, vc, qkv->data + t * 3 * dh, t + 1, 1, 1, dh, 0, scratch_row, scratch);
         double r = close_ratio(scratch_row, out->data + t * dh, dh, 1e-5, 1e-5);
         CHECK(r <= 1, "row %lld: ratio %g", (long long)t, r);
     }
@@ -280,10 +280,10 @@ static void test_packed_matches_each_sequence_alone(void)
         for (int64_t i = 0; i < T * D; i++) dout[i] = sl_rng_normal(&rng);
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
-        sl_tensor *out = sl_attention(&ctx, qkv, H, masks[mi].causal, masks[mi].window, &seqs);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, H, masks[mi].causal, masks[mi].window, &seqs);
         sl_backward_with(&ctx, out, dout);
         float *ref = malloc((size_t)(T * D) * sizeof(float));
-        sl_attention_ref(qkv->data, 1, T, H, dh, masks[mi].causal, masks[mi].window, ref, &seqs);
+        sl_attention_ref(qkv->data, 1, T, H, H, dh, masks[mi].causal, masks[mi].window, ref, &seqs);
         double r_ref = close_ratio(out->data, ref, T * D, 1e-5, 1e-5), r_y = 0, r_dx = 0;
         for (int64_t i = 0; i < NPACK; i++) {
             const int64_t len = PACK_LENS[i];
@@ -292,7 +292,7 @@ static void test_packed_matches_each_sequence_alone(void)
             sl_ctx_init(&c1, 1 << 20);
             sl_tensor *qi = GC_LEAF(&rng, 1.0f, 1, len, 3 * D);
             memcpy(qi->data, qkv->data + cu[i] * 3 * D, (size_t)(len * 3 * D) * sizeof(float));
-            sl_tensor *oi = sl_attention(&c1, qi, H, masks[mi].causal, masks[mi].window, NULL);
+            sl_tensor *oi = sl_attention(&c1, qi, H, H, masks[mi].causal, masks[mi].window, NULL);
             sl_backward_with(&c1, oi, dout + cu[i] * D);
             /* The same kernel on the same rows: equal up to nothing. */
             r_y = fmax(r_y, close_ratio(out->data + cu[i] * D, oi->data, len * D, 1e-7, 1e-7));
@@ -318,7 +318,7 @@ typedef struct {
 static sl_tensor *packed_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
     const packed_arg *p = arg;
-    return sl_attention(ctx, in[0], p->a.H, p->a.causal, p->a.window, p->seqs);
+    return sl_attention(ctx, in[0], p->a.H, p->a.H, p->a.causal, p->a.window, p->seqs);
 }
 
 /* The packed backward against finite differences (tolerances as above). */
@@ -361,7 +361,7 @@ static void test_packed_threads_do_not_change_results(void)
         sl_ctx ctx;
         sl_ctx_init(&ctx, 1 << 20);
         memset(qkv->grad, 0, (size_t)qkv->n * sizeof(float));
-        sl_tensor *out = sl_attention(&ctx, qkv, H, false, 0, &seqs);
+        sl_tensor *out = sl_attention(&ctx, qkv, H, H, false, 0, &seqs);
         sl_backward_with(&ctx, out, dout);
         if (threads == 1) {
             memcpy(ref_out, out->data, (size_t)out->n * sizeof(float));
@@ -379,6 +379,102 @@ static void test_packed_threads_do_not_change_results(void)
     gc_free(qkv);
 }
 
+/* Grouped-query and multi-query heads: the op on (q: H | k: G | v: G)
+ * rows, against the reference, finite differences (the shared k and v
+ * gather their group's gradients), decode, and thread counts. */
+typedef struct {
+    int64_t H, G;
+    bool causal;
+    int64_t window;
+} gqa_arg;
+
+static sl_tensor *gqa_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    const gqa_arg *a = arg;
+    return sl_attention(ctx, in[0], a->H, a->G, a->causal, a->window, NULL);
+}
+
+static void test_grouped_heads(void)
+{
+    static const int64_t HG[][2] = {{4, 2}, {4, 1}, {6, 3}}, Ts[] = {7, 70};
+    const int64_t dh = 8, B = 2;
+    sl_rng rng;
+    sl_rng_seed(&rng, 21);
+    for (int g = 0; g < 3; g++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int mi = 0; mi < NMASKS; mi++) {
+                const int64_t H = HG[g][0], G = HG[g][1], T = Ts[ti], W = (H + 2 * G) * dh;
+                sl_ctx ctx;
+                sl_ctx_init(&ctx, 1 << 20);
+                sl_tensor *qkv = SL_NEW(&ctx, B, T, W);
+                for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
+                sl_tensor *out =
+                    sl_attention(&ctx, qkv, H, G, masks[mi].causal, masks[mi].window, NULL);
+                CHECK(out->shape[2] == H * dh, "out width %lld", (long long)out->shape[2]);
+                float *ref = malloc((size_t)out->n * sizeof(float));
+                sl_attention_ref(qkv->data, B, T, H, G, dh, masks[mi].causal, masks[mi].window,
+                                 ref, NULL);
+                double r = close_ratio(out->data, ref, out->n, 1e-5, 1e-5);
+                CHECK(r <= 1, "H %lld G %lld T %lld mask %d: ratio %g", (long long)H, (long long)G,
+                      (long long)T, mi, r);
+                free(ref);
+                sl_ctx_free(&ctx);
+            }
+    /* Tolerances as test_gradient_finite_differences. */
+    static const gqa_arg fd[] = {{4, 2, true, 0}, {4, 1, false, 5}, {6, 3, true, 9}};
+    for (int k = 0; k < 3; k++) {
+        sl_tensor *qkv = GC_LEAF(&rng, 1.0f, 1, 70, (fd[k].H + 2 * fd[k].G) * dh);
+        char name[64];
+        snprintf(name, sizeof name, "attention H %lld G %lld", (long long)fd[k].H,
+                 (long long)fd[k].G);
+        CHECK(gradcheck(name, gqa_fn, &qkv, 1, (void *)&fd[k], 1.5e-2f, 3e-4, 3e-3, 80), "%s",
+              name);
+        gc_free(qkv);
+    }
+    /* Decode: each query against the cache of its rows' k and v. */
+    const int64_t H = 4, G = 2, T = 40, W = (H + 2 * G) * dh, Dkv = G * dh;
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    sl_tensor *qkv = SL_NEW(&ctx, 1, T, W);
+    for (int64_t i = 0; i < qkv->n; i++) qkv->data[i] = sl_rng_normal(&rng);
+    float kc[40 * 16], vc[40 * 16], y[32], scratch[40];
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(kc + t * Dkv, qkv->data + t * W + H * dh, (size_t)Dkv * sizeof(float));
+        memcpy(vc + t * Dkv, qkv->data + t * W + H * dh + Dkv, (size_t)Dkv * sizeof(float));
+    }
+    for (int64_t window = 0; window <= 9; window += 9) {
+        sl_tensor *out = sl_attention(&ctx, qkv, H, G, true, window, NULL);
+        for (int64_t t = 0; t < T; t++) {
+            sl_attention_decode(kc, vc, qkv->data + t * W, t + 1, H, G, dh, window, y, scratch);
+            double r = close_ratio(y, out->data + t * H * dh, H * dh, 1e-5, 1e-5);
+            CHECK(r <= 1, "decode window %lld t %lld: ratio %g", (long long)window, (long long)t,
+                  r);
+        }
+    }
+    sl_ctx_free(&ctx);
+    /* A group's shared gradient is summed by one thread: bit-identical. */
+    sl_tensor *x = GC_LEAF(&rng, 1.0f, 2, 131, W);
+    float *dout = malloc(2 * 131 * 32 * sizeof(float)), *g1 = malloc((size_t)x->n * sizeof(float));
+    for (int i = 0; i < 2 * 131 * 32; i++) dout[i] = sl_rng_normal(&rng);
+    int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; threads += 2) {
+        omp_set_num_threads(threads);
+        sl_ctx c;
+        sl_ctx_init(&c, 1 << 20);
+        memset(x->grad, 0, (size_t)x->n * sizeof(float));
+        sl_backward_with(&c, sl_attention(&c, x, H, G, true, 0, NULL), dout);
+        if (threads == 1)
+            memcpy(g1, x->grad, (size_t)x->n * sizeof(float));
+        else
+            CHECK(!memcmp(g1, x->grad, (size_t)x->n * sizeof(float)), "grad, %d threads", threads);
+        sl_ctx_free(&c);
+    }
+    omp_set_num_threads(saved);
+    free(dout);
+    free(g1);
+    gc_free(x);
+}
+
 int main(void)
 {
     RUN(test_forward_matches_reference);
@@ -391,5 +487,6 @@ int main(void)
     RUN(test_packed_matches_each_sequence_alone);
     RUN(test_packed_gradient_finite_differences);
     RUN(test_packed_threads_do_not_change_results);
+    RUN(test_grouped_heads);
     return TEST_SUMMARY();
 }

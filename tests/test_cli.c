@@ -392,7 +392,7 @@ static void test_options(void)
     sl_checkpoint file;
     CHECK(sl_checkpoint_open(&file, ck) == SL_OK, "open: %s", sl_errmsg());
     const char *stored = sl_st_meta_find(&file.file, "config");
-    CHECK(stored && strstr(stored, "{\"mixer\":\"attention\",\"window\":4}") &&
+    CHECK(stored && strstr(stored, "{\"mixer\":\"attention\",\"window\":4,\"n_kv_heads\":0}") &&
               strstr(stored, "{\"mixer\":\"linear_attention\",\"feature_map\":\"relu\","
                              "\"normalize\":true,\"feature_dim\":0}") &&
               strstr(stored, "\"task_options\":{\"text\":{\"holdout_every\":10}}"),

@@ -138,7 +138,7 @@ static void test_mixer_options(void)
           "task option");
     /* Stored and read back: every layer's resolved options, the same model. */
     char *s = sl_config_to_json(&c);
-    CHECK(s && strstr(s, "{\"mixer\":\"attention\",\"window\":3}") &&
+    CHECK(s && strstr(s, "{\"mixer\":\"attention\",\"window\":3,\"n_kv_heads\":0}") &&
               strstr(s, "\"holdout_every\":50"),
           "resolved: %s", s ? s : sl_errmsg());
     sl_config d;

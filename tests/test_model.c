@@ -85,6 +85,66 @@ static void test_decode_matches_forward_window(void)
     check_decode(&c, "window");
 }
 
+/* Windowed attention with RoPE (a ring cache, no learned positions) decodes
+ * past max_seq_len: a model with max_seq_len 12, prefilled and stepped (by
+ * sl_decoder_next, which keeps the last 12 ids) to 40 tokens, gives the
+ * logits of one forward over the 40 tokens of the same weights with
+ * max_seq_len 48. Grouped heads ride along. With learned positions the
+ * same model stops at max_seq_len. */
+static void test_windowed_decoder_streams_past_max_seq_len(void)
+{
+    enum { T = 40, L = 12 };
+    sl_config c;
+    tiny(&c);
+    strcpy(c.pos, "rope");
+    c.n_heads = 4;
+    CHECK(sl_config_set(&c, "attention.window", "5") == SL_OK, "%s", sl_errmsg());
+    CHECK(sl_config_set(&c, "attention.n_kv_heads", "2") == SL_OK, "%s", sl_errmsg());
+    sl_config big = c;
+    c.max_seq_len = c.seq_len = L;
+    big.max_seq_len = big.seq_len = 48;
+    sl_model m, mb;
+    CHECK(sl_model_create(&m, &c) == SL_OK && sl_model_create(&mb, &big) == SL_OK, "%s",
+          sl_errmsg());
+    sl_model_init_weights(&m, 3);
+    sl_model_init_weights(&mb, 3);
+    const int64_t V = c.vocab_size;
+    int32_t tok[T], ids[L];
+    sl_rng r;
+    sl_rng_seed(&r, 9);
+    for (int64_t t = 0; t < T; t++) tok[t] = (int32_t)sl_rng_below(&r, (uint64_t)V);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 20);
+    ctx.grad_enabled = false;
+    sl_tensor *full = sl_model_forward(&mb, &ctx, tok, 1, T);
+    sl_decoder d;
+    CHECK(sl_decoder_init(&d, &m) == SL_OK && d.streams, "streaming decoder: %s", sl_errmsg());
+    int64_t len = 3;
+    memcpy(ids, tok, sizeof(int32_t) * (size_t)len);
+    CHECK(sl_decoder_prefill(&d, ids, len) == SL_OK, "prefill: %s", sl_errmsg());
+    double worst = close_ratio(d.logits, full->data + 2 * V, V, 1e-4, 1e-4);
+    for (int64_t t = 3; t < T; t++) {
+        CHECK(sl_decoder_next(&d, ids, &len, tok[t]) == SL_OK, "t %lld: %s", (long long)t,
+              sl_errmsg());
+        double w = close_ratio(d.logits, full->data + t * V, V, 1e-4, 1e-4);
+        if (w > worst) worst = w;
+    }
+    CHECK(worst <= 1, "decoding past max_seq_len vs forward: ratio %g", worst);
+    CHECK(d.pos == T && len == L && !memcmp(ids, tok + T - L, sizeof ids), "pos %lld, len %lld",
+          (long long)d.pos, (long long)len);
+    sl_decoder_free(&d);
+    sl_model_free(&m);
+    strcpy(c.pos, "learned");
+    CHECK(sl_model_create(&m, &c) == SL_OK, "%s", sl_errmsg());
+    CHECK(sl_decoder_init(&d, &m) == SL_OK && !d.streams, "learned positions do not stream");
+    CHECK(sl_decoder_prefill(&d, tok, L) == SL_OK, "%s", sl_errmsg());
+    CHECK(sl_decoder_step(&d, tok[L]) == SL_ERR_SHAPE, "past max_seq_len with learned positions");
+    sl_decoder_free(&d);
+    sl_model_free(&m);
+    sl_model_free(&mb);
+    sl_ctx_free(&ctx);
+}
+
 /* Every registered mixer inside the whole model: prefill + steps must give
  * the forward's logits (chunk 5 makes prompts and steps cross chunk edges). */
 static void test_decode_matches_forward_every_mixer(void)
@@ -355,6 +415,7 @@ int main(void)
     RUN(test_decode_matches_forward_learned);
     RUN(test_decode_matches_forward_rope_rms_swiglu_bias);
     RUN(test_decode_matches_forward_window);
+    RUN(test_windowed_decoder_streams_past_max_seq_len);
     RUN(test_decode_matches_forward_every_mixer);
     RUN(test_recompute_matches_plain_training);
     RUN(test_packed_matches_one_by_one);

@@ -112,7 +112,7 @@ static void test_rope_qk_matches_step(void)
     sl_tensor *qkv = GC_LEAF(&rng, 1, B, T, 3 * E);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000, NULL);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, H, pos0, 10000, NULL);
     int64_t bad = 0;
     double qk_norm = 0, y_norm = 0;
     for (int64_t r = 0; r < B * T; r++) {
@@ -138,7 +138,38 @@ static void test_rope_qk_matches_step(void)
 
 static sl_tensor *rope_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
-    return sl_rope_qk(ctx, in[0], 2, 3, 100, NULL);
+    return sl_rope_qk(ctx, in[0], 2, 2, 3, 100, NULL);
+}
+
+static sl_tensor *rope_gqa_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
+{
+    return sl_rope_qk(ctx, in[0], 4, 1, 3, 100, NULL);
+}
+
+/* Grouped heads (q: 4 heads, k and v: 1): the q and k heads rotate as the
+ * step form does, v passes through. */
+static void test_rope_qk_grouped_heads(void)
+{
+    const int64_t T = 5, H = 4, G = 1, dh = 8, W = (H + 2 * G) * dh;
+    sl_rng rng;
+    sl_rng_seed(&rng, 6);
+    sl_tensor *qkv = GC_LEAF(&rng, 1, 1, T, W);
+    sl_ctx ctx;
+    sl_ctx_init(&ctx, 1 << 16);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, G, 3, 100, NULL);
+    for (int64_t t = 0; t < T; t++) {
+        float x[48];
+        memcpy(x, qkv->data + t * W, sizeof x);
+        sl_rope_apply(x, H, dh, 3 + t, 100);
+        sl_rope_apply(x + H * dh, G, dh, 3 + t, 100);
+        CHECK(!memcmp(x, y->data + t * W, (size_t)(H + G) * dh * sizeof(float)) &&
+                  !memcmp(x + (H + G) * dh, y->data + t * W + (H + G) * dh, dh * sizeof(float)),
+              "row %lld", (long long)t);
+    }
+    sl_ctx_free(&ctx);
+    CHECK(gradcheck("rope_qk grouped", rope_gqa_fn, &qkv, 1, NULL, 1e-2f, 1e-3, 1e-3, 200),
+          "rope_qk grouped");
+    gc_free(qkv);
 }
 
 /* Linear in qkv: exact up to float rounding of L over 2h (~1e-5). */
@@ -164,7 +195,7 @@ static void test_rope_qk_packed_restarts(void)
     sl_tensor *qkv = GC_LEAF(&rng, 1, 1, T, 3 * E);
     sl_ctx ctx;
     sl_ctx_init(&ctx, 1 << 20);
-    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, pos0, 10000, &ROPE_SEQS);
+    sl_tensor *y = sl_rope_qk(&ctx, qkv, H, H, pos0, 10000, &ROPE_SEQS);
     int64_t bad = 0;
     for (int64_t i = 0; i < ROPE_SEQS.n; i++)
         for (int64_t r = ROPE_CU[i]; r < ROPE_CU[i + 1]; r++) {
@@ -186,7 +217,7 @@ static void test_rope_qk_packed_restarts(void)
 
 static sl_tensor *rope_packed_fn(sl_ctx *ctx, sl_tensor **in, void *arg)
 {
-    return sl_rope_qk(ctx, in[0], 2, 3, 100, &ROPE_SEQS);
+    return sl_rope_qk(ctx, in[0], 2, 2, 3, 100, &ROPE_SEQS);
 }
 
 static void test_rope_packed_gradients(void)
@@ -208,6 +239,7 @@ int main(void)
     RUN(test_rope_convention);
     RUN(test_rope_qk_matches_step);
     RUN(test_rope_gradients);
+    RUN(test_rope_qk_grouped_heads);
     RUN(test_rope_qk_packed_restarts);
     RUN(test_rope_packed_gradients);
     return TEST_SUMMARY();

@@ -207,6 +207,7 @@ static void test_parity_gpt(void) { check_fixture("gpt"); }
 static void test_parity_llama(void) { check_fixture("llama"); }
 static void test_parity_bidir(void) { check_fixture("bidir"); }
 static void test_parity_window(void) { check_fixture("window"); }
+static void test_parity_gqa(void) { check_fixture("gqa"); }
 static void test_parity_head_regress(void) { check_io_fixture("head_regress"); }
 static void test_parity_head_tag(void) { check_io_fixture("head_tag"); }
 static void test_parity_head_classify(void) { check_io_fixture("head_classify"); }
@@ -217,6 +218,7 @@ int main(void)
     RUN(test_parity_llama);
     RUN(test_parity_bidir);
     RUN(test_parity_window);
+    RUN(test_parity_gqa);
     RUN(test_parity_head_regress);
     RUN(test_parity_head_tag);
     RUN(test_parity_head_classify);

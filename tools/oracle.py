@@ -56,21 +56,24 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # ---------------------------------------------------------------- config
 
 def flat_options(raw, where):
-    """The attention window as the flat key this oracle reads.
+    """The attention window and n_kv_heads as the flat keys this oracle reads.
 
     Checkpoints written since mixers own their options store every layer as
     {"mixer": NAME, option: value, ...} in layer_mixers (docs/formats.md);
-    older ones, and this file's own configs, have a flat "window".
+    older ones, and this file's own configs, have a flat "window" (and
+    "n_kv_heads", 0 or absent meaning n_heads).
     """
     layers = raw.get("layer_mixers") or []
     if not layers or not all(isinstance(e, dict) for e in layers):
         return raw
     windows = {e.get("window") for e in layers}
-    if any(e.get("mixer") != "attention" for e in layers) or len(windows) != 1:
+    kv_heads = {e.get("n_kv_heads", 0) for e in layers}
+    if any(e.get("mixer") != "attention" for e in layers) or len(windows) != 1 or len(kv_heads) != 1:
         raise ValueError(f"{where}: layer_mixers {layers}: the oracle has attention layers "
-                         "with one window only")
+                         "with one window and one n_kv_heads only")
     cfg = dict(raw)
     cfg["window"] = windows.pop()
+    cfg["n_kv_heads"] = kv_heads.pop()
     cfg["layer_mixers"] = [e["mixer"] for e in layers]
     return cfg
 
@@ -106,6 +109,9 @@ def parse_config(raw, where="config"):
         raise ValueError(f"{where}: input {cfg['input']} needs n_in >= 1")
     if cfg["head"] != "lm" and cfg["n_out"] < 1:
         raise ValueError(f"{where}: head {cfg['head']} needs n_out >= 1")
+    cfg["n_kv_heads"] = cfg.get("n_kv_heads", 0) or cfg["n_heads"]
+    if cfg["n_heads"] % cfg["n_kv_heads"]:
+        raise ValueError(f"{where}: n_kv_heads {cfg['n_kv_heads']} does not divide n_heads")
     cfg["d_ff"] = cfg["d_ff"] or 4 * cfg["d_model"]
     return cfg
 
@@ -141,7 +147,8 @@ def param_shapes(cfg):
     for i in range(cfg["n_layers"]):
         b = f"blocks.{i}"
         shapes += _norm_shapes(cfg, f"{b}.norm1")
-        shapes += _linear_shapes(cfg, f"{b}.mixer.qkv", 3 * d, d)
+        kv = cfg["n_kv_heads"] * (d // cfg["n_heads"])
+        shapes += _linear_shapes(cfg, f"{b}.mixer.qkv", d + 2 * kv, d)
         shapes += _linear_shapes(cfg, f"{b}.mixer.out", d, d)
         if cfg["mlp"] != "none":
             shapes += _norm_shapes(cfg, f"{b}.norm2")
@@ -244,8 +251,12 @@ def attention(h, params, prefix, cfg):
     """Multi-head softmax attention over h [B, T, D]; returns [B, T, D]."""
     b, t_len, d = h.shape
     n_heads = cfg["n_heads"]
+    n_kv, dh = cfg["n_kv_heads"], d // n_heads
     qkv = linear(h, params, f"{prefix}.qkv")
-    q, k, v = (z.reshape(b, t_len, n_heads, d // n_heads).transpose(1, 2) for z in qkv.split(d, -1))
+    q, k, v = (z.reshape(b, t_len, -1, dh).transpose(1, 2)
+               for z in qkv.split((d, n_kv * dh, n_kv * dh), -1))
+    # Grouped-query: query head h reads key/value head h // (H / G).
+    k, v = (z.repeat_interleave(n_heads // n_kv, dim=1) for z in (k, v))
     if cfg["pos"] == "rope":
         q, k = rope(q, cfg["rope_theta"]), rope(k, cfg["rope_theta"])
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // n_heads)
@@ -507,9 +518,15 @@ def naive_attention(h, params, prefix, cfg):
     qkv = linear(h, params, f"{prefix}.qkv").tolist()
     o = torch.zeros(b_len, t_len, d, dtype=h.dtype)
 
+    group = n_heads // cfg["n_kv_heads"]
+
     def head_vec(b, t, which, hh):
-        """Head hh of q (0), k (1) or v (2) at (b, t), rotated if rope and q or k."""
-        vec = qkv[b][t][which * d + hh * dh: which * d + (hh + 1) * dh]
+        """Query head hh's q (0), k (1) or v (2) at (b, t), rotated if rope and q or k:
+        rows are q's n_heads heads, then k's and v's n_kv_heads, and head hh reads
+        key/value head hh // group."""
+        base = 0 if which == 0 else d + (which - 1) * (d // group)
+        g = hh if which == 0 else hh // group
+        vec = qkv[b][t][base + g * dh: base + (g + 1) * dh]
         if cfg["pos"] != "rope" or which == 2:
             return vec
         out = list(vec)
@@ -560,6 +577,8 @@ SELFTEST_VARIANTS = {
     "bidir": {"causal": False},
     "window": {"window": 3, "pos": "rope"},
     "bidir_window": {"causal": False, "window": 2, "pos": "none", "mlp": "none"},
+    "gqa": {"n_heads": 4, "n_kv_heads": 2, "d_model": 16, "pos": "rope", "window": 3},
+    "mqa": {"n_heads": 2, "n_kv_heads": 1},
 }
 
 

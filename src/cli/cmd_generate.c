@@ -18,7 +18,9 @@ static void help(void)
            "Defaults: --max-new 200 --temperature 0.8 --top-k 0 (off) --top-p 1 (off)\n"
            "--seed 1. --temperature 0 is greedy. A prompt longer than max_seq_len keeps\n"
            "its last max_seq_len characters; when the context fills up, decoding starts\n"
-           "again from the last max_seq_len / 2 characters (one prefill) and goes on.\n");
+           "again from the last max_seq_len / 2 characters (one prefill) and goes on,\n"
+           "unless every layer streams (windowed attention's ring cache, no learned\n"
+           "positions): then it just goes on.\n");
 }
 
 int cmd_generate(int argc, char **argv)

@@ -66,6 +66,12 @@ typedef struct sl_mixer_vtable {
     /* One token of one sequence: x_t: [D] -> y_t: [D], at position pos. */
     void (*step)(sl_mixer *m, float *state, const float *x_t, float *y_t, int64_t pos,
                  float *scratch);
+    /* Whether step() and the stateful forward go on past max_seq_len
+     * tokens: the state is bounded and nothing in the mixer is indexed by
+     * position up to max_seq_len (a windowed ring cache). NULL: no. The
+     * decoder then goes on as long as every layer streams and positions
+     * are not learned. */
+    bool (*streams)(const sl_mixer *m);
     /* Human-readable state size per token or per sequence, for `seqlab mixers`. */
     const char *state_desc;
     /* Has a non-causal form (config causal = false; forward only, no state

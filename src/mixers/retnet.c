@@ -75,7 +75,7 @@ static sl_tensor *retnet_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *
     retnet *a = m->impl;
     const int64_t rows = sl_seq_count(seqs, x->shape[0]), D = a->D;
     sl_tensor *qkv =
-        sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, pos, a->theta, seqs);
+        sl_rope_qk(ctx, sl_linear(ctx, x, a->wqkv, NULL), a->H, a->H, pos, a->theta, seqs);
     const sl_rec_in in = {.q = qkv, .k = qkv, .v = qkv, .k_off = D, .v_off = 2 * D,
                           .dk = a->dk, .dv = a->dk, .q_scale = 1.0f / sqrtf((float)a->dk)};
     sl_tensor *z = sl_linear(ctx, x, a->wg, NULL);

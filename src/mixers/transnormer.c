@@ -176,7 +176,7 @@ static sl_tensor *diag_continue(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, flo
             const int64_t r = (pos + t) % a->w;
             memcpy(cache_k(a, st) + r * D, x + D, (size_t)D * sizeof(float));
             memcpy(cache_v(a, st) + r * D, x + 2 * D, (size_t)D * sizeof(float));
-            sl_attention_decode(cache_k(a, st), cache_v(a, st), x, r + 1, a->H, a->dk, 0,
+            sl_attention_decode(cache_k(a, st), cache_v(a, st), x, r + 1, a->H, a->H, a->dk, 0,
                                 o->data + (t0 + t) * D, scores);
         }
     }
@@ -206,7 +206,7 @@ static sl_tensor *diag_attention(transnormer *a, sl_ctx *ctx, sl_tensor *qkv, fl
     if (m == 0) cu[++m] = 0;
     const sl_seqs blocks = {m, cu};
     sl_tensor *flat = B > 1 ? SL_VIEW(ctx, qkv, 1, B * T, 3 * D) : qkv;
-    sl_tensor *o = sl_attention(ctx, flat, a->H, a->causal, 0, &blocks);
+    sl_tensor *o = sl_attention(ctx, flat, a->H, a->H, a->causal, 0, &blocks);
     if (B > 1) o = SL_VIEW(ctx, o, B, T, D);
     for (int64_t i = 0; state && i < n; i++) {
         float *st = state + i * 2 * w * D;
@@ -229,7 +229,7 @@ static sl_tensor *tn_forward(sl_mixer *m, sl_ctx *ctx, sl_tensor *x, float *stat
 {
     transnormer *a = m->impl;
     sl_tensor *qkv = sl_linear(ctx, x, a->wqkv, NULL);
-    if (a->rope) qkv = sl_rope_qk(ctx, qkv, a->H, pos, a->theta, seqs);
+    if (a->rope) qkv = sl_rope_qk(ctx, qkv, a->H, a->H, pos, a->theta, seqs);
     sl_tensor *o = a->diag ? diag_attention(a, ctx, qkv, state, pos, seqs)
                            : norm_attention(a, ctx, qkv, state, pos, seqs);
     return sl_linear(ctx, sl_rmsnorm(ctx, o, a->wnorm, a->eps), a->wout, NULL);
@@ -259,7 +259,7 @@ static void tn_step(sl_mixer *m, float *state, const float *x_t, float *y_t, int
         }
         memcpy(cache_k(a, state) + r * D, qkv + D, (size_t)D * sizeof(float));
         memcpy(cache_v(a, state) + r * D, qkv + 2 * D, (size_t)D * sizeof(float));
-        sl_attention_decode(cache_k(a, state), cache_v(a, state), qkv, r + 1, a->H, a->dk, 0, o,
+        sl_attention_decode(cache_k(a, state), cache_v(a, state), qkv, r + 1, a->H, a->H, a->dk, 0, o,
                             scores);
     } else {
         for (int64_t i = 0; i < 2 * D; i++) qkv[i] = sl_elu1f(qkv[i]);

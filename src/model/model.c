@@ -339,9 +339,11 @@ sl_status sl_decoder_init(sl_decoder *d, sl_model *m)
                        "generates",
                        sl_input_name(m->io.input), sl_head_name(m->io.head));
     int64_t L = m->cfg.max_seq_len, scratch = 0, floats = m->cfg.vocab_size;
+    d->streams = !m->pos;
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         const sl_mixer *mx = &m->blocks[l].mixer;
         int64_t s = mx->vt->scratch_floats(mx, L);
+        d->streams &= mx->vt->streams && mx->vt->streams(mx);
         floats = sl_size_add(floats, mx->vt->state_floats(mx, L));
         if (s > scratch) scratch = s;
     }
@@ -381,7 +383,7 @@ void sl_decoder_free(sl_decoder *d)
 static sl_status check_tokens(const sl_decoder *d, const int32_t *tokens, int64_t T)
 {
     const sl_config *c = &d->m->cfg;
-    if (d->pos + T > c->max_seq_len)
+    if (!d->streams && d->pos + T > c->max_seq_len)
         return sl_fail(SL_ERR_SHAPE, "sequence of %lld tokens exceeds max_seq_len = %lld",
                        (long long)(d->pos + T), (long long)c->max_seq_len);
     for (int64_t t = 0; t < T; t++)
@@ -434,7 +436,12 @@ void sl_decoder_reset(sl_decoder *d)
 sl_status sl_decoder_next(sl_decoder *d, int32_t *ctx_ids, int64_t *len, int32_t id)
 {
     const int64_t L = d->m->cfg.max_seq_len;
-    if (d->pos < L) {
+    if (d->streams && *len == L) {
+        memmove(ctx_ids, ctx_ids + 1, (size_t)(L - 1) * sizeof *ctx_ids);
+        ctx_ids[L - 1] = id;
+        return sl_decoder_step(d, id);
+    }
+    if (d->pos < L || d->streams) {
         ctx_ids[(*len)++] = id;
         return sl_decoder_step(d, id);
     }

@@ -76,6 +76,9 @@ typedef struct sl_decoder {
     float *scratch, *logits;
     sl_ctx ctx;  /* arena for one prefill or step, reset before each */
     int64_t pos; /* tokens consumed so far */
+    /* Decodes past max_seq_len: no learned positions, and every layer's
+     * mixer streams (mixer.h), as windowed attention's ring cache does. */
+    bool streams;
 } sl_decoder;
 
 sl_status sl_decoder_init(sl_decoder *d, sl_model *m);
@@ -87,11 +90,12 @@ sl_status sl_decoder_prefill(sl_decoder *d, const int32_t *tokens, int64_t T);
 sl_status sl_decoder_step(sl_decoder *d, int32_t token);
 /* Forgets everything consumed: every state zeroed, pos = 0. */
 void sl_decoder_reset(sl_decoder *d);
-/* Consumes a sampled id: one step() while the context has room, else a
- * restart from the last (L + 1) / 2 tokens, id included, in one prefill.
- * ctx_ids: [max_seq_len], of which [0, *len) are the tokens d holds
- * (*len == d->pos), so generation needs max_seq_len ids however long it
- * runs. */
+/* Consumes a sampled id: one step() while the context has room (always,
+ * when d->streams), else a restart from the last (L + 1) / 2 tokens, id
+ * included, in one prefill. ctx_ids: [max_seq_len], of which [0, *len)
+ * are the last tokens d holds (*len == d->pos until a streaming decoder
+ * passes max_seq_len; then *len stays max_seq_len), so generation needs
+ * max_seq_len ids however long it runs. */
 sl_status sl_decoder_next(sl_decoder *d, int32_t *ctx_ids, int64_t *len, int32_t id);
 
 #endif

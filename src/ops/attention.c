@@ -32,6 +32,12 @@
  * one Zen 3 core) spends its time packing, and they skip the masked parts of
  * a tile, which a GEMM cannot.
  *
+ * Grouped-query attention (Hkv key/value heads, Hkv dividing H): query head
+ * h reads key/value head h / (H / Hkv); qkv rows are (q: H heads | k: Hkv
+ * | v: Hkv). Work items are (sequence, key/value head), each running its
+ * group's query heads in turn, so the backward's dK, dV of a shared head
+ * are summed by one thread, in a fixed order.
+ *
  * Key blocks are the outer loop in both passes: each key block is transposed
  * once (K^T and V^T are the right-hand sides of S = Q K^T and dP = dO V^T),
  * and in the backward dK, dV of a block finish before the next one starts.
@@ -240,7 +246,7 @@ static inline void masked_exp(float *x, int n8, int a, int b, float scale, float
 /* ------------------------------------------------------------ the op */
 
 /* Multiply-adds of the whole op, for sl_chunk_team: about len^2 dh per
- * (sequence, head). */
+ * (sequence, query head). */
 static int64_t attn_work(const sl_chunk_rows *rows, int64_t H, int64_t dh)
 {
     int64_t w = 0;
@@ -306,8 +312,8 @@ static void pack_rows(const float *src, int64_t ld, int64_t n, int64_t dh, float
     for (int64_t j = 0; j < n; j++) memcpy(dst + j * dh, src + j * ld, (size_t)dh * sizeof(float));
 }
 
-/* One (b, h) of the forward. q, k, v: [T, dh] rows ld = 3D apart (views into
- * qkv); o: [T, dh] rows D apart (into out); lse: [T] or NULL. */
+/* One (b, h) of the forward. q, k, v: [T, dh] rows ld = (H + 2 Hkv) dh apart
+ * (views into qkv); o: [T, dh] rows D apart (into out); lse: [T] or NULL. */
 static void forward_head(const attn_shape *sh, const float *q, const float *k, const float *v,
                          int64_t ld, float *o, int64_t ldo, float *lse, float *scratch)
 {
@@ -364,8 +370,9 @@ static void forward_head(const attn_shape *sh, const float *q, const float *k, c
     }
 }
 
-/* One (b, h) of the backward. q, k, v, dq, dk, dv: [T, dh] rows ld = 3D apart
- * (into qkv and its gradient); o, dout: [T, dh] rows ldo = D apart; lse: [T]. */
+/* One (b, h) of the backward, added to dq, dk, dv. q, k, v, dq, dk, dv: [T,
+ * dh] rows ld = (H + 2 Hkv) dh apart (into qkv and its gradient); o, dout:
+ * [T, dh] rows ldo = D apart; lse: [T]. */
 static void backward_head(const attn_shape *sh, const float *q, const float *k, const float *v,
                           int64_t ld, const float *o, const float *dout, int64_t ldo,
                           const float *lse, float *dq, float *dk, float *dv, float *scratch)
@@ -420,39 +427,42 @@ static void backward_head(const attn_shape *sh, const float *q, const float *k, 
     }
 }
 
-/* The tensors of one run over qkv: [B*T, 3D] and out, dout: [B*T, D];
- * lse: [H, B*T] or NULL; dqkv as qkv (backward only). */
+/* The tensors of one run over qkv: [B*T, (H + 2 Hkv) dh] and out, dout:
+ * [B*T, H dh]; lse: [H, B*T] or NULL; dqkv as qkv (backward only). */
 typedef struct attn_run {
     const sl_attention_desc *d;
     const float *qkv, *dout;
     float *out, *lse, *dqkv;
 } attn_run;
 
-/* One (sequence, head) item: of the backward when r->dqkv is set, else of
- * the forward. */
+/* One (sequence, key/value head) item: its group's query heads in turn, of
+ * the backward when r->dqkv is set, else of the forward. */
 static void run_item(const void *arg, int64_t item, float *scratch)
 {
     const attn_run *r = arg;
     const sl_attention_desc *d = r->d;
-    const int64_t H = d->H, dh = d->dh, D = H * dh, s = item / H, h = item % H;
+    const int64_t H = d->H, G = d->Hkv, dh = d->dh, D = H * dh, ld = (H + 2 * G) * dh;
+    const int64_t s = item / G, g = item % G;
     const int64_t t0 = sl_chunk_start(&d->rows, s), len = sl_chunk_len(&d->rows, s);
     if (len == 0) return;
     const attn_shape sh = {len, dh, d->causal, d->window};
-    const int64_t xo = t0 * 3 * D + h * dh, oo = t0 * D + h * dh;
-    const float *x = r->qkv + xo;
-    float *lse = r->lse ? r->lse + h * d->B * d->T + t0 : NULL;
-    if (!r->dqkv) {
-        forward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, D, lse, scratch);
-        return;
+    const int64_t ko = t0 * ld + D + g * dh, vo = ko + G * dh;
+    for (int64_t h = g * (H / G); h < (g + 1) * (H / G); h++) {
+        const int64_t qo = t0 * ld + h * dh, oo = t0 * D + h * dh;
+        const float *q = r->qkv + qo, *k = r->qkv + ko, *v = r->qkv + vo;
+        float *lse = r->lse ? r->lse + h * d->B * d->T + t0 : NULL;
+        if (!r->dqkv) {
+            forward_head(&sh, q, k, v, ld, r->out + oo, D, lse, scratch);
+            continue;
+        }
+        backward_head(&sh, q, k, v, ld, r->out + oo, r->dout + oo, D, lse, r->dqkv + qo,
+                      r->dqkv + ko, r->dqkv + vo, scratch);
     }
-    float *dx = r->dqkv + xo;
-    backward_head(&sh, x, x + D, x + 2 * D, 3 * D, r->out + oo, r->dout + oo, D, lse, dx, dx + D,
-                  dx + 2 * D, scratch);
 }
 
 static int team(const sl_attention_desc *d)
 {
-    return sl_chunk_team(d->rows.n * d->H, attn_work(&d->rows, d->H, d->dh));
+    return sl_chunk_team(d->rows.n * d->Hkv, attn_work(&d->rows, d->H, d->dh));
 }
 
 int64_t sl_attention_scratch_floats(const sl_attention_desc *d, bool backward)
@@ -460,13 +470,13 @@ int64_t sl_attention_scratch_floats(const sl_attention_desc *d, bool backward)
     return scratch_floats(sl_chunk_max_len(&d->rows), d->dh, backward) * team(d);
 }
 
-/* Every (sequence, head) item of the forward (dqkv NULL) or the backward on
- * the threads sl_chunk_team gives. */
+/* Every (sequence, key/value head) item of the forward (dqkv NULL) or the
+ * backward on the threads sl_chunk_team gives. */
 static void run_all(const attn_run *r, float *scratch)
 {
     const sl_attention_desc *d = r->d;
     const int64_t per = scratch_floats(sl_chunk_max_len(&d->rows), d->dh, r->dqkv != NULL);
-    sl_chunk_for(team(d), d->rows.n * d->H, run_item, r, scratch, per);
+    sl_chunk_for(team(d), d->rows.n * d->Hkv, run_item, r, scratch, per);
 }
 
 void sl_attention_fwd(const sl_attention_desc *d, const float *qkv, float *out, float *lse,
@@ -494,22 +504,23 @@ static void attention_backward(sl_ctx *ctx, const sl_node *nd)
                      sl_arena_floats(ctx, sl_attention_scratch_floats(d, true)));
 }
 
-/* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh]. */
-sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window,
-                        const sl_seqs *seqs)
+/* qkv: [B, T, (H + 2 Hkv) dh] -> out: [B, T, H*dh]. */
+sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t Hkv, bool causal,
+                        int64_t window, const sl_seqs *seqs)
 {
-    if (qkv->ndim != 3 || H <= 0 || qkv->shape[2] % (3 * H) != 0) {
+    if (qkv->ndim != 3 || H <= 0 || Hkv <= 0 || H % Hkv || qkv->shape[2] % (H + 2 * Hkv) != 0) {
         fprintf(stderr,
-                "seqlab: internal error: attention over qkv of %d dims, last %lld, H %lld\n",
-                qkv->ndim, (long long)sl_last(qkv), (long long)H);
+                "seqlab: internal error: attention over qkv of %d dims, last %lld, H %lld, "
+                "Hkv %lld\n",
+                qkv->ndim, (long long)sl_last(qkv), (long long)H, (long long)Hkv);
         abort();
     }
     sl_require(sl_seqs_check(seqs, qkv, "sl_attention") == SL_OK, "sl_attention",
                "packed bounds that cover qkv [1, T, ...]");
-    const int64_t B = qkv->shape[0], T = qkv->shape[1], D = qkv->shape[2] / 3;
-    sl_tensor *out = SL_NEW(ctx, B, T, D);
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], dh = qkv->shape[2] / (H + 2 * Hkv);
+    sl_tensor *out = SL_NEW(ctx, B, T, H * dh);
     sl_node *nd = SL_RECORD(ctx, attention_backward, out, qkv);
-    sl_attention_desc d = {B, T, H, D / H, causal, window, sl_chunk_rows_of(seqs, B, T)};
+    sl_attention_desc d = {B, T, H, Hkv, dh, causal, window, sl_chunk_rows_of(seqs, B, T)};
     float *lse = NULL;
     if (nd) {
         /* The caller's bounds need not outlive this call; the backward
@@ -525,12 +536,12 @@ sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int
 
 /* ------------------------------------------------------------- reference */
 
-/* qkv: [B, T, 3*H*dh] -> out: [B, T, H*dh], via the full score matrix of
- * every (sequence, head) in double. */
-void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh, bool causal,
-                      int64_t window, float *out, const sl_seqs *seqs)
+/* qkv: [B, T, (H + 2 Hkv) dh] -> out: [B, T, H*dh], via the full score
+ * matrix of every (sequence, head) in double. */
+void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t dh,
+                      bool causal, int64_t window, float *out, const sl_seqs *seqs)
 {
-    const int64_t D = H * dh;
+    const int64_t D = H * dh, W = (H + 2 * Hkv) * dh;
     const double scale = 1.0 / sqrt((double)dh);
     const sl_chunk_rows rows = sl_chunk_rows_of(seqs, B, T);
     const int64_t L = sl_chunk_max_len(&rows);
@@ -542,7 +553,8 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
     for (int64_t r = 0; r < rows.n; r++) {
         const int64_t n = sl_chunk_len(&rows, r), t0 = sl_chunk_start(&rows, r);
         for (int64_t h = 0; h < H; h++) {
-            const float *x = qkv + t0 * 3 * D + h * dh;
+            const float *q = qkv + t0 * W + h * dh, *k = qkv + t0 * W + D + h / (H / Hkv) * dh;
+            const float *v = k + Hkv * dh;
             for (int64_t i = 0; i < n; i++) {
                 double mx = -INFINITY;
                 for (int64_t j = 0; j < n; j++) {
@@ -552,7 +564,7 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
                     bool visible = dist >= 0 && (window <= 0 || dist < window);
                     double dot = 0;
                     for (int64_t d = 0; d < dh; d++)
-                        dot += (double)x[i * 3 * D + d] * x[j * 3 * D + D + d];
+                        dot += (double)q[i * W + d] * k[j * W + d];
                     s[i * n + j] = visible ? dot * scale : -INFINITY;
                     if (s[i * n + j] > mx) mx = s[i * n + j];
                 }
@@ -563,7 +575,7 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
             for (int64_t i = 0; i < n; i++)
                 for (int64_t d = 0; d < dh; d++) {
                     double acc = 0;
-                    for (int64_t j = 0; j < n; j++) acc += s[i * n + j] * x[j * 3 * D + 2 * D + d];
+                    for (int64_t j = 0; j < n; j++) acc += s[i * n + j] * v[j * W + d];
                     out[(t0 + i) * D + h * dh + d] = (float)acc;
                 }
         }
@@ -573,13 +585,13 @@ void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t
 
 /* ---------------------------------------------------------------- decode */
 
-/* kc, vc: [Tk, H*dh] (the state), q: [H*dh] -> out: [H*dh]; scratch: [Tk].
- * The query sits at position Tk-1, so causality is implicit and only the
- * window cuts. */
+/* kc, vc: [Tk, Hkv*dh] (the state), q: [H*dh] -> out: [H*dh]; scratch:
+ * [Tk]. The query sits at position Tk-1, so causality is implicit and only
+ * the window cuts. */
 void sl_attention_decode(const float *kc, const float *vc, const float *q, int64_t Tk, int64_t H,
-                         int64_t dh, int64_t window, float *out, float *scratch)
+                         int64_t Hkv, int64_t dh, int64_t window, float *out, float *scratch)
 {
-    const int64_t D = H * dh;
+    const int64_t Dkv = Hkv * dh;
     const float scale = 1.0f / sqrtf((float)dh);
     int64_t lo, hi;
     keys_of(Tk - 1, Tk, true, window, &lo, &hi);
@@ -587,7 +599,7 @@ void sl_attention_decode(const float *kc, const float *vc, const float *q, int64
         const float *qh = q + h * dh;
         float *oh = out + h * dh, mx = -INFINITY, sum = 0.0f;
         for (int64_t j = lo; j < hi; j++) {
-            const float *kj = kc + j * D + h * dh;
+            const float *kj = kc + j * Dkv + h / (H / Hkv) * dh;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int64_t d = 0; d < dh; d++) dot += qh[d] * kj[d];
@@ -601,7 +613,7 @@ void sl_attention_decode(const float *kc, const float *vc, const float *q, int64
         }
         memset(oh, 0, (size_t)dh * sizeof(float));
         for (int64_t j = lo; j < hi; j++) {
-            const float *vj = vc + j * D + h * dh;
+            const float *vj = vc + j * Dkv + h / (H / Hkv) * dh;
             float w = scratch[j] / sum;
 #pragma omp simd
             for (int64_t d = 0; d < dh; d++) oh[d] += w * vj[d];

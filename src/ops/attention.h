@@ -9,7 +9,7 @@
 
 /* What one run needs to know besides its pointers. */
 typedef struct sl_attention_desc {
-    int64_t B, T, H, dh;
+    int64_t B, T, H, Hkv, dh; /* Hkv key/value heads, dividing H */
     bool causal;
     int64_t window;     /* 0: none */
     sl_chunk_rows rows; /* the sequences (C = 0) */
@@ -19,7 +19,7 @@ typedef struct sl_attention_desc {
  * one buffer per thread. */
 int64_t sl_attention_scratch_floats(const sl_attention_desc *d, bool backward);
 
-/* qkv: [B*T, 3*H*dh] -> out: [B*T, H*dh]; lse: [H, B*T] (the log-sum-exp
+/* qkv: [B*T, (H + 2 Hkv) dh] -> out: [B*T, H*dh]; lse: [H, B*T] (the log-sum-exp
  * of each query's scores, all the backward keeps) or NULL. */
 void sl_attention_fwd(const sl_attention_desc *d, const float *qkv, float *out, float *lse,
                       float *scratch);

@@ -79,35 +79,40 @@ sl_tensor *sl_dropout(sl_ctx *ctx, sl_tensor *x, float p);
  * batch) t restarts at each sequence. */
 sl_tensor *sl_add_positions(sl_ctx *ctx, sl_tensor *x, sl_tensor *pos, int64_t pos0,
                             const sl_seqs *seqs);
-/* Rotary embedding on the q and k thirds of a packed projection.
- * qkv: [B, T, 3*H*dh] laid out (q | k | v), each [H, dh]; pairs (i, i + dh/2)
- * of each head rotate by angle (pos0 + t) * theta^(-2i/dh); v passes through.
+/* Rotary embedding on the q and k parts of a packed projection.
+ * qkv: [B, T, (H + 2 Hkv) dh] laid out (q: [H, dh] | k: [Hkv, dh] | v:
+ * [Hkv, dh]); pairs (i, i + dh/2) of each q and k head rotate by angle
+ * (pos0 + t) * theta^(-2i/dh); v passes through.
  * seqs: NULL, or a packed batch (qkv [1, T, ...]) whose positions restart at
  * each sequence's start: token t of sequence i is at pos0 + t - cu[i]. */
-sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta,
-                      const sl_seqs *seqs);
+sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t Hkv, int64_t pos0,
+                      float theta, const sl_seqs *seqs);
 /* The same rotation on one vector of H heads, in place (for step()). x: [H*dh]. */
 void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta);
 
 /* ---- attention.c --------------------------------------------------------- */
 /* Fused multi-head scaled dot-product attention with an online softmax, tiled
  * so memory is O(T) per head (no T x T buffer), forward and backward.
- * qkv: [B, T, 3*H*dh] packed (q | k | v); out: [B, T, H*dh].
+ * qkv: [B, T, (H + 2 Hkv) dh] packed (q: H heads | k: Hkv | v: Hkv), Hkv
+ * dividing H (grouped-query attention: query head h reads key/value head
+ * h / (H / Hkv); Hkv = H is multi-head, 1 multi-query); out: [B, T, H*dh].
  * causal: key j visible to query i iff j <= i; window > 0 also requires
  * |i - j| < window. Scale 1/sqrt(dh). seqs: NULL, or a packed batch (qkv
  * [1, T, ...]): no query sees a key of another sequence, and i, j above
  * count within the sequence (a block-diagonal mask; an empty sequence is
  * allowed). Work is split over (batch row or sequence) x head, each item one
  * thread's, so results do not depend on the thread count. */
-sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, bool causal, int64_t window,
-                        const sl_seqs *seqs);
+sl_tensor *sl_attention(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t Hkv, bool causal,
+                        int64_t window, const sl_seqs *seqs);
 /* The obvious O(T^2)-memory reference (forward only) on the same layout. */
-void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t dh,
+void sl_attention_ref(const float *qkv, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t dh,
                       bool causal, int64_t window, float *out, const sl_seqs *seqs);
-/* One query against a KV cache, the state: kc, vc: [Tk, H*dh] (rows are the
- * positions 0..Tk-1; the query sits at position Tk-1), q: [H*dh] -> out:
+/* One query against a KV cache, the state: kc, vc: [Tk, Hkv*dh] (rows are
+ * the positions 0..Tk-1; the query sits at position Tk-1, so a row order
+ * other than by position changes only the float sums), q: [H*dh] -> out:
  * [H*dh]. scratch: at least Tk floats. */
 void sl_attention_decode(const float *kc, const float *vc, const float *q, int64_t Tk,
-                         int64_t H, int64_t dh, int64_t window, float *out, float *scratch);
+                         int64_t H, int64_t Hkv, int64_t dh, int64_t window, float *out,
+                         float *scratch);
 
 #endif

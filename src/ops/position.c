@@ -161,19 +161,26 @@ void sl_rope_apply(float *x, int64_t H, int64_t dh, int64_t pos, float theta)
     for (int64_t h = 0; h < H; h++) rotate_head(x + h * dh, x + h * dh, c, s, half);
 }
 
-/* The backward's one size: the heads of q and k. */
+/* The heads of q and k, all the backward needs besides the tables. */
 typedef struct rope_desc {
-    int64_t H;
+    int64_t H, Hkv;
 } rope_desc;
 
-/* dy: [B, T, 3*H*dh] -> dqkv: q, k thirds += the inverse rotation of dy, v
- * third += dy. desc: rope_desc; saved: cos [T, half] then sin [T, half];
+/* Rows of qkv are (q: H heads | k: Hkv heads | v: Hkv heads) of dh. */
+static int64_t rope_dh(const sl_tensor *qkv, const rope_desc *d)
+{
+    return qkv->shape[2] / (d->H + 2 * d->Hkv);
+}
+
+/* dqkv: the q and k heads of dy unrotated (the transpose of a rotation),
+ * v += dy. desc: rope_desc; saved: cos [T, half] then sin [T, half];
  * aux: the table row of each row (packed batches) or NULL. */
 static void rope_qk_backward(sl_ctx *ctx, const sl_node *nd)
 {
     sl_tensor *qkv = nd->in[0];
-    int64_t H = ((const rope_desc *)nd->desc)->H, B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
-    int64_t dh = E / H, half = dh / 2, R = B * T;
+    const rope_desc *rd = nd->desc;
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], W = qkv->shape[2], dh = rope_dh(qkv, rd);
+    const int64_t half = dh / 2, R = B * T, nrot = rd->H + rd->Hkv;
     const float *dy = nd->out->grad, *cos_t = nd->saved, *sin_t = cos_t + T * half;
     const int32_t *tpos = nd->aux;
     float *dx = sl_grad(ctx, qkv);
@@ -181,25 +188,26 @@ static void rope_qk_backward(sl_ctx *ctx, const sl_node *nd)
     for (int64_t r = 0; r < R; r++) {
         int64_t j = table_row(tpos, r, T);
         const float *c = cos_t + j * half, *s = sin_t + j * half;
-        const float *dyr = dy + r * 3 * E;
-        float *dxr = dx + r * 3 * E;
-        for (int64_t h = 0; h < 2 * H; h++) unrotate_head_add(dyr + h * dh, dxr + h * dh, c, s, half);
+        const float *dyr = dy + r * W;
+        float *dxr = dx + r * W;
+        for (int64_t h = 0; h < nrot; h++) unrotate_head_add(dyr + h * dh, dxr + h * dh, c, s, half);
 #pragma omp simd
-        for (int64_t j2 = 2 * E; j2 < 3 * E; j2++) dxr[j2] += dyr[j2];
+        for (int64_t j2 = nrot * dh; j2 < W; j2++) dxr[j2] += dyr[j2];
     }
 }
 
-/* qkv: [B, T, 3*H*dh] = (q | k | v), each [H, dh] -> the same with q and k
- * rotated at positions pos0 .. pos0 + T - 1 (restarting at pos0 at each
- * sequence of a packed batch). */
-sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, float theta,
-                      const sl_seqs *seqs)
+/* qkv: [B, T, (H + 2 Hkv) dh] = (q | k | v) -> the same with q's H and k's
+ * Hkv heads rotated at positions pos0 .. pos0 + T - 1 (restarting at pos0
+ * at each sequence of a packed batch). */
+sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t Hkv, int64_t pos0,
+                      float theta, const sl_seqs *seqs)
 {
-    sl_require(qkv->ndim == 3 && H > 0 && qkv->shape[2] % (6 * H) == 0 &&
-                   qkv->shape[2] / (6 * H) <= MAX_HALF,
-               "sl_rope_qk", "qkv [B, T, 3*H*dh] with dh even and <= 1024");
-    int64_t B = qkv->shape[0], T = qkv->shape[1], E = qkv->shape[2] / 3;
-    int64_t dh = E / H, half = dh / 2, R = B * T;
+    const rope_desc rd = {H, Hkv};
+    sl_require(qkv->ndim == 3 && H > 0 && Hkv > 0 && qkv->shape[2] % (2 * (H + 2 * Hkv)) == 0 &&
+                   rope_dh(qkv, &rd) / 2 <= MAX_HALF,
+               "sl_rope_qk", "qkv [B, T, (H + 2 Hkv) dh] with dh even and <= 1024");
+    const int64_t B = qkv->shape[0], T = qkv->shape[1], W = qkv->shape[2], dh = rope_dh(qkv, &rd);
+    const int64_t half = dh / 2, R = B * T, nrot = H + Hkv;
     double freq[MAX_HALF];
     for (int64_t i = 0; i < half; i++) freq[i] = rope_freq(i, dh, theta);
     /* The table depends on the offset t from the start only, so the rows
@@ -218,17 +226,16 @@ sl_tensor *sl_rope_qk(sl_ctx *ctx, sl_tensor *qkv, int64_t H, int64_t pos0, floa
     for (int64_t r = 0; r < R; r++) {
         int64_t j = table_row(tpos, r, T);
         const float *c = cos_t + j * half, *s = sin_t + j * half;
-        const float *xr = qkv->data + r * 3 * E;
-        float *yr = y->data + r * 3 * E;
-        for (int64_t h = 0; h < 2 * H; h++) rotate_head(xr + h * dh, yr + h * dh, c, s, half);
-        memcpy(yr + 2 * E, xr + 2 * E, (size_t)E * sizeof(float));
+        const float *xr = qkv->data + r * W;
+        float *yr = y->data + r * W;
+        for (int64_t h = 0; h < nrot; h++) rotate_head(xr + h * dh, yr + h * dh, c, s, half);
+        memcpy(yr + nrot * dh, xr + nrot * dh, (size_t)(W - nrot * dh) * sizeof(float));
     }
     sl_node *nd = SL_RECORD(ctx, rope_qk_backward, y, qkv);
     if (nd) {
-        const rope_desc d = {H};
         nd->saved = cos_t;
         nd->aux = tpos;
-        SL_KEEP_DESC(ctx, nd, d);
+        SL_KEEP_DESC(ctx, nd, rd);
     }
     return y;
 }
